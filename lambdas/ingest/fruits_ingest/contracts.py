@@ -1,0 +1,195 @@
+"""The pipeline's contracts, defined once (see DESIGN.md).
+
+Both halves import this module: the ingest Lambda writes what it describes and
+the streaming job reads it. It is stdlib-only on purpose, so the Lambda package
+stays slim; the streaming job turns the field lists into Spark schemas.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timezone
+from enum import Enum
+
+MANIFEST_SCHEMA_VERSION = 1
+QUARANTINE_SCHEMA_VERSION = 1
+FEATURES_SCHEMA_VERSION = 1
+
+# --- Key layout -------------------------------------------------------------
+
+UPLOADS_PREFIX = "uploads/"
+CLEAN_PREFIX = "clean/"
+MANIFESTS_PREFIX = "manifests/"
+QUARANTINE_PREFIX = "quarantine/"
+FEATURES_PREFIX = "features/"
+ERRORS_PREFIX = "errors/"
+CHECKPOINTS_PREFIX = "checkpoints/"
+STATUS_PREFIX = "status/"
+MODELS_PREFIX = "models/"
+CODE_PREFIX = "code/"
+EMR_LOGS_PREFIX = "emr-logs/"
+# Where the stream's cleanSource moves processed manifests: outside manifests/ on purpose.
+MANIFESTS_ARCHIVE_PREFIX = "archive/manifests/"
+FEATURIZER_KEY = f"{MODELS_PREFIX}featurizer.keras"
+PCA_KEY = f"{MODELS_PREFIX}pca"
+
+ACCEPTED_UPLOAD_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+CLEAN_IMAGE_FORMAT = "JPEG"
+CLEAN_IMAGE_CONTENT_TYPE = "image/jpeg"
+
+
+def partition_date(moment: datetime) -> str:
+    """The `dt` partition (UTC calendar day) of a moment."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d")
+
+
+def clean_image_key(dt: str, image_id: str) -> str:
+    return f"{CLEAN_PREFIX}dt={dt}/{image_id}.jpg"
+
+
+def manifest_key(dt: str, image_id: str) -> str:
+    return f"{MANIFESTS_PREFIX}dt={dt}/{image_id}.json"
+
+
+def quarantine_key(dt: str, image_id: str) -> str:
+    return f"{QUARANTINE_PREFIX}dt={dt}/{image_id}.json"
+
+
+# --- Identity ---------------------------------------------------------------
+
+
+def image_id(bucket: str, key: str, version: str) -> str:
+    """Deterministic id of one uploaded object version: re-deliveries map to the same keys.
+
+    `key` is the decoded object key; `version` is the S3 version id when the
+    bucket is versioned, otherwise the ETag (quotes stripped).
+    """
+    unquoted_version = version.strip('"')
+    token = f"{bucket}/{key}#{unquoted_version}"
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()[:32]
+
+
+def iso_utc(moment: datetime) -> str:
+    """ISO 8601 UTC string with a `Z` suffix and millisecond precision, as in every record."""
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+# --- Upload metadata (x-amz-meta-*) ----------------------------------------
+
+META_USER_ID = "user-id"
+META_DEVICE_ID = "device-id"
+META_CAPTURED_AT = "captured-at"
+META_LAT = "lat"
+META_LON = "lon"
+META_LABEL = "label"
+META_APP_VERSION = "app-version"
+UPLOAD_METADATA_KEYS = (
+    META_USER_ID,
+    META_DEVICE_ID,
+    META_CAPTURED_AT,
+    META_LAT,
+    META_LON,
+    META_LABEL,
+    META_APP_VERSION,
+)
+# Fields that identify a person: never copied into any output, log or metric.
+PERSONAL_METADATA_KEYS = (META_USER_ID, META_DEVICE_ID, META_CAPTURED_AT, META_LAT, META_LON)
+
+GEOHASH_PRECISION = 4
+
+# --- Manifest v1 --------------------------------------------------------------
+# (name, type) with type one of: string, long, int, float, array<float>.
+# A trailing "?" marks a nullable field.
+
+MANIFEST_FIELDS: tuple[tuple[str, str], ...] = (
+    ("schema_version", "int"),
+    ("image_id", "string"),
+    ("image_uri", "string"),
+    ("content_sha256", "string"),
+    ("width", "int"),
+    ("height", "int"),
+    ("format", "string"),
+    ("bytes", "long"),
+    ("label", "string?"),
+    ("subject_id", "string?"),
+    ("region", "string?"),
+    ("captured_hour", "string?"),
+    ("uploaded_at", "string"),
+    ("ingested_at", "string"),
+    ("app_version", "string?"),
+    ("dt", "string"),
+)
+
+# --- Quarantine record v1 ------------------------------------------------------
+
+
+class QuarantineReason(str, Enum):
+    """Stable reason codes: dashboards and alarms key on these strings."""
+
+    NOT_AN_IMAGE = "not_an_image"
+    UNSUPPORTED_FORMAT = "unsupported_format"
+    TOO_LARGE = "too_large"
+    TOO_MANY_PIXELS = "too_many_pixels"
+    TOO_SMALL = "too_small"
+    CORRUPT_IMAGE = "corrupt_image"
+    INVALID_METADATA = "invalid_metadata"
+    EMPTY_FILE = "empty_file"
+    UNSUPPORTED_KEY = "unsupported_key"
+
+
+QUARANTINE_FIELDS: tuple[tuple[str, str], ...] = (
+    ("schema_version", "int"),
+    ("image_id", "string"),
+    ("reason", "string"),
+    ("detail", "string"),
+    ("uploaded_at", "string"),
+    ("rejected_at", "string"),
+    ("dt", "string"),
+)
+
+# --- Features output v1 (Parquet under features/, partitioned by dt) -----------
+
+FEATURES_FIELDS: tuple[tuple[str, str], ...] = (
+    ("image_id", "string"),
+    ("subject_id", "string?"),
+    ("label", "string?"),
+    ("region", "string?"),
+    ("captured_hour", "string?"),
+    ("uploaded_at", "string"),
+    ("ingested_at", "string"),
+    ("processed_at", "string"),
+    ("features", "array<float>"),
+    ("pca_residual", "float"),
+    ("model_version", "string"),
+    ("pca_version", "string"),
+    ("dt", "string"),
+)
+FEATURES_PARTITION_COLUMN = "dt"
+
+# Rows the stream could not featurize (Parquet under errors/, partitioned by dt).
+ERROR_FIELDS: tuple[tuple[str, str], ...] = (
+    ("image_id", "string?"),
+    ("image_uri", "string?"),
+    ("reason", "string"),
+    ("detail", "string"),
+    ("processed_at", "string"),
+    ("dt", "string"),
+)
+
+
+class FeaturizeErrorReason(str, Enum):
+    """Why the stream could not featurize a manifest row."""
+
+    MALFORMED_MANIFEST = "malformed_manifest"
+    UNSUPPORTED_SCHEMA_VERSION = "unsupported_schema_version"
+    IMAGE_NOT_FOUND = "image_not_found"
+    IMAGE_READ_FAILED = "image_read_failed"
+    IMAGE_DECODE_FAILED = "image_decode_failed"
+
+
+def field_names(fields: tuple[tuple[str, str], ...]) -> list[str]:
+    return [name for name, _ in fields]
+
+
+def required_field_names(fields: tuple[tuple[str, str], ...]) -> list[str]:
+    return [name for name, kind in fields if not kind.endswith("?")]

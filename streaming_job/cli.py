@@ -1,0 +1,51 @@
+"""`fruits`: the command line of the pipeline.
+
+Usage: fruits <command> [options]   (fruits <command> --help for details)
+
+Each command lives in its own module exposing `add_arguments(parser)` and
+`run(args) -> int`. Command modules import TensorFlow, pyspark and boto3
+inside `run`, so `fruits cost` or `fruits --help` start instantly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from streaming_job.config import ConfigError
+
+COMMANDS: tuple[tuple[str, str, str], ...] = (
+    ("demo", "streaming_job.commands.demo", "local end-to-end demo on real images"),
+    ("stream", "streaming_job.commands.stream", "run the streaming featurizer (same flags as main.py)"),
+    ("fit-pca", "streaming_job.commands.fit_pca", "fit the PCA model on a sample of images"),
+    ("model", "streaming_job.commands.model", "featurizer artifact commands (export)"),
+    ("status", "streaming_job.commands.status", "print the stream's health"),
+    ("deploy", "streaming_job.commands.deploy", "deploy and operate the stream on Amazon EMR"),
+    ("cost", "streaming_job.commands.cost", "estimate the monthly AWS cost"),
+    ("bench", "benchmarks.bench", "measure stream throughput against TensorFlow alone"),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fruits", description=__doc__.splitlines()[0])
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="<command>")
+    for name, module_name, help_text in COMMANDS:
+        module = importlib.import_module(module_name)
+        command_parser = subparsers.add_parser(name, help=help_text, description=help_text)
+        module.add_arguments(command_parser)
+        command_parser.set_defaults(run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except ConfigError as error:
+        print(f"fruits {args.command}: configuration error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

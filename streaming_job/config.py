@@ -1,0 +1,161 @@
+"""Configuration of the streaming job: one definition of its flags.
+
+`fruits stream`, `streaming_job/main.py` (spark-submit) and `fruits deploy`
+(which builds the EMR step's argument list) all use `StreamConfig`, so the
+flags cannot drift apart. Every flag has an environment-variable default
+(`FRUITS_<NAME>`) and is validated once, at start-up, with a clear message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+from fruits_ingest import contracts
+
+CLEAN_SOURCE_MODES = ("off", "archive", "delete")
+
+
+class ConfigError(ValueError):
+    """A setting is missing or invalid; the message says which and why."""
+
+
+def join_uri(base: str, *parts: str) -> str:
+    """Join a lake URI and relative keys without doubling or losing slashes."""
+    joined = base.rstrip("/")
+    for part in parts:
+        joined = f"{joined}/{part.strip('/')}"
+    return joined
+
+
+def validate_lake_uri(uri: str) -> str:
+    """Accept `s3://bucket[/prefix]` or `file:///absolute/path`; return it without a trailing slash."""
+    parsed = urlparse(uri)
+    if parsed.scheme == "s3" and parsed.netloc:
+        return uri.rstrip("/")
+    if parsed.scheme == "file" and parsed.path.startswith("/") and not parsed.netloc:
+        return uri.rstrip("/")
+    raise ConfigError(f"lake URI must be s3://bucket[/prefix] or file:///absolute/path, got {uri!r}")
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    lake: str
+    checkpoint: str
+    featurizer: str
+    pca: str
+    trigger_seconds: float = 10.0
+    available_now: bool = False
+    max_files_per_trigger: int = 512
+    clean_source: str = "off"
+    inference_batch_size: int = 64
+    metrics_namespace: str = "Fruits/Stream"
+
+    @property
+    def manifests_uri(self) -> str:
+        return join_uri(self.lake, contracts.MANIFESTS_PREFIX)
+
+    @property
+    def features_uri(self) -> str:
+        return join_uri(self.lake, contracts.FEATURES_PREFIX)
+
+    @property
+    def errors_uri(self) -> str:
+        return join_uri(self.lake, contracts.ERRORS_PREFIX)
+
+    @property
+    def status_uri(self) -> str:
+        return join_uri(self.lake, contracts.STATUS_PREFIX)
+
+    @property
+    def archive_uri(self) -> str:
+        return join_uri(self.lake, contracts.MANIFESTS_ARCHIVE_PREFIX)
+
+    def to_cli_args(self) -> list[str]:
+        """The flags that rebuild this config: what an EMR step passes to main.py."""
+        args = [
+            "--lake", self.lake,
+            "--checkpoint", self.checkpoint,
+            "--featurizer", self.featurizer,
+            "--pca", self.pca,
+            "--trigger", _format_number(self.trigger_seconds),
+            "--max-files-per-trigger", str(self.max_files_per_trigger),
+            "--clean-source", self.clean_source,
+            "--inference-batch-size", str(self.inference_batch_size),
+            "--metrics-namespace", self.metrics_namespace,
+        ]
+        if self.available_now:
+            args.append("--available-now")
+        return args
+
+
+def _format_number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(f"FRUITS_{name}", default)
+
+
+def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register the stream's flags on a parser (defaults come from FRUITS_* env vars)."""
+    parser.add_argument("--lake", default=_env("LAKE"),
+                        help="lake root: s3://bucket[/prefix] or file:///abs/path (env FRUITS_LAKE)")
+    parser.add_argument("--checkpoint", default=_env("CHECKPOINT"),
+                        help="checkpoint location (default <lake>/checkpoints/features)")
+    parser.add_argument("--featurizer", default=_env("FEATURIZER"),
+                        help=f"featurizer artifact (default <lake>/{contracts.FEATURIZER_KEY})")
+    parser.add_argument("--pca", default=_env("PCA"),
+                        help=f"fitted PCA directory (default <lake>/{contracts.PCA_KEY})")
+    parser.add_argument("--trigger", dest="trigger_seconds", type=float,
+                        default=float(_env("TRIGGER_SECONDS", "10")),
+                        help="processing-time trigger interval in seconds (default 10)")
+    parser.add_argument("--available-now", action="store_true",
+                        default=_env("AVAILABLE_NOW", "false").lower() == "true",
+                        help="process the backlog, then stop (backfills)")
+    parser.add_argument("--max-files-per-trigger", type=int,
+                        default=int(_env("MAX_FILES_PER_TRIGGER", "512")),
+                        help="manifests read per micro-batch (default 512)")
+    parser.add_argument("--clean-source", choices=CLEAN_SOURCE_MODES,
+                        default=_env("CLEAN_SOURCE", "off"),
+                        help="what to do with processed manifests: off, archive (to "
+                             f"<lake>/{contracts.MANIFESTS_ARCHIVE_PREFIX}) or delete")
+    parser.add_argument("--inference-batch-size", type=int,
+                        default=int(_env("INFERENCE_BATCH_SIZE", "64")),
+                        help="images per TensorFlow forward pass (default 64)")
+    parser.add_argument("--metrics-namespace", default=_env("METRICS_NAMESPACE", "Fruits/Stream"),
+                        help="CloudWatch namespace of the stream's metrics")
+
+
+def config_from_args(args: argparse.Namespace) -> StreamConfig:
+    """Build and validate the config; raise ConfigError with a clear message."""
+    if not args.lake:
+        raise ConfigError("--lake (or FRUITS_LAKE) is required")
+    lake = validate_lake_uri(args.lake)
+    if args.trigger_seconds <= 0:
+        raise ConfigError(f"--trigger must be > 0 seconds, got {args.trigger_seconds}")
+    if args.max_files_per_trigger < 1:
+        raise ConfigError(f"--max-files-per-trigger must be >= 1, got {args.max_files_per_trigger}")
+    if not 1 <= args.inference_batch_size <= 1024:
+        raise ConfigError(f"--inference-batch-size must be in 1..1024, got {args.inference_batch_size}")
+    if args.clean_source not in CLEAN_SOURCE_MODES:
+        raise ConfigError(f"--clean-source must be one of {CLEAN_SOURCE_MODES}, got {args.clean_source!r}")
+    config = StreamConfig(
+        lake=lake,
+        checkpoint=args.checkpoint or join_uri(lake, contracts.CHECKPOINTS_PREFIX, "features"),
+        featurizer=args.featurizer or join_uri(lake, contracts.FEATURIZER_KEY),
+        pca=args.pca or join_uri(lake, contracts.PCA_KEY),
+        trigger_seconds=args.trigger_seconds,
+        available_now=args.available_now,
+        max_files_per_trigger=args.max_files_per_trigger,
+        clean_source=args.clean_source,
+        inference_batch_size=args.inference_batch_size,
+        metrics_namespace=args.metrics_namespace,
+    )
+    for uri_field in ("checkpoint", "featurizer", "pca"):
+        validate_lake_uri(getattr(config, uri_field))
+    return config
+
+

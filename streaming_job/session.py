@@ -1,0 +1,45 @@
+"""The one place a SparkSession is built, for the CLI, spark-submit and the tests."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from pyspark.sql import SparkSession
+
+# Settings every run needs. Python workers are reused so the featurizer model, cached
+# per worker process, survives across tasks and micro-batches (see DESIGN.md pitfalls).
+BASE_CONF: dict[str, str] = {
+    "spark.python.worker.reuse": "true",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.streaming.stateStore.providerClass":
+        "org.apache.spark.sql.execution.streaming.state.HDFSBackedStateStoreProvider",
+}
+# Only in local mode: on EMR the cluster's spark-defaults decide.
+LOCAL_CONF: dict[str, str] = {
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.sql.shuffle.partitions": "2",
+    "spark.driver.memory": "2g",
+}
+
+
+def build_spark_session(app_name: str, master: str | None = None,
+                        extra_conf: dict[str, str] | None = None) -> SparkSession:
+    """Build (or reuse) the session; `master=None` lets spark-submit decide."""
+    builder = SparkSession.builder.appName(app_name)
+    conf = dict(BASE_CONF)
+    if master is not None:
+        builder = builder.master(master)
+        if master.startswith("local"):
+            # Workers must run the same interpreter (and venv) as the driver.
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+            os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+            conf.update(LOCAL_CONF)
+    conf.update(extra_conf or {})
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    return spark
