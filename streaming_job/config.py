@@ -52,6 +52,8 @@ class StreamConfig:
     clean_source: str = "off"
     inference_batch_size: int = 64
     metrics_namespace: str = "Fruits/Stream"
+    stage: str = "local"
+    cloudwatch_log_group: str | None = None
 
     @property
     def manifests_uri(self) -> str:
@@ -73,6 +75,10 @@ class StreamConfig:
     def archive_uri(self) -> str:
         return join_uri(self.lake, contracts.MANIFESTS_ARCHIVE_PREFIX)
 
+    @property
+    def stop_marker_uri(self) -> str:
+        return join_uri(self.lake, contracts.STOP_MARKER_KEY)
+
     def to_cli_args(self) -> list[str]:
         """The flags that rebuild this config: what an EMR step passes to main.py."""
         args = [
@@ -85,7 +91,10 @@ class StreamConfig:
             "--clean-source", self.clean_source,
             "--inference-batch-size", str(self.inference_batch_size),
             "--metrics-namespace", self.metrics_namespace,
+            "--stage", self.stage,
         ]
+        if self.cloudwatch_log_group:
+            args += ["--cloudwatch-log-group", self.cloudwatch_log_group]
         if self.available_now:
             args.append("--available-now")
         return args
@@ -127,6 +136,11 @@ def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
                         help="images per TensorFlow forward pass (default 64)")
     parser.add_argument("--metrics-namespace", default=_env("METRICS_NAMESPACE", "Fruits/Stream"),
                         help="CloudWatch namespace of the stream's metrics")
+    parser.add_argument("--stage", default=_env("STAGE", "local"),
+                        help="deployment stage, the Stage dimension of every metric (default local)")
+    parser.add_argument("--cloudwatch-log-group", default=_env("CLOUDWATCH_LOG_GROUP"),
+                        help="send each progress event as a CloudWatch embedded-metric-format record to this "
+                             "log group (on AWS; unset locally)")
 
 
 def config_from_args(args: argparse.Namespace) -> StreamConfig:
@@ -140,6 +154,8 @@ def config_from_args(args: argparse.Namespace) -> StreamConfig:
         raise ConfigError(f"--max-files-per-trigger must be >= 1, got {args.max_files_per_trigger}")
     if not 1 <= args.inference_batch_size <= 1024:
         raise ConfigError(f"--inference-batch-size must be in 1..1024, got {args.inference_batch_size}")
+    if not args.stage or not args.stage.replace("-", "").isalnum():
+        raise ConfigError(f"--stage must be alphanumeric (dashes allowed), got {args.stage!r}")
     if args.clean_source not in CLEAN_SOURCE_MODES:
         raise ConfigError(f"--clean-source must be one of {CLEAN_SOURCE_MODES}, got {args.clean_source!r}")
     config = StreamConfig(
@@ -153,6 +169,8 @@ def config_from_args(args: argparse.Namespace) -> StreamConfig:
         clean_source=args.clean_source,
         inference_batch_size=args.inference_batch_size,
         metrics_namespace=args.metrics_namespace,
+        stage=args.stage,
+        cloudwatch_log_group=args.cloudwatch_log_group or None,
     )
     for uri_field in ("checkpoint", "featurizer", "pca"):
         validate_lake_uri(getattr(config, uri_field))

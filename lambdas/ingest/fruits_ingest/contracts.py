@@ -32,6 +32,8 @@ EMR_LOGS_PREFIX = "emr-logs/"
 MANIFESTS_ARCHIVE_PREFIX = "archive/manifests/"
 FEATURIZER_KEY = f"{MODELS_PREFIX}featurizer.keras"
 PCA_KEY = f"{MODELS_PREFIX}pca"
+# Written by `fruits deploy stop`: the running stream stops cleanly after its current micro-batch.
+STOP_MARKER_KEY = "control/stop-stream"
 
 ACCEPTED_UPLOAD_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 CLEAN_IMAGE_FORMAT = "JPEG"

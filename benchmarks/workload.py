@@ -1,0 +1,191 @@
+"""The benchmark's lake: a featurizer, a fitted PCA and N manifests of real images.
+
+Built once per (images, N, input size, k) in the bench workdir and reused:
+
+    <workdir>/seed/            the real ingest (LocalIngest) run once on each distinct sample image
+    <workdir>/lake/models/     featurizer.keras (seeded, at the input size) and pca/ (Spark ML, fixed k)
+    <workdir>/lake/clean/      N clean images: the ingested ones, repeated (copied) up to N
+    <workdir>/lake/manifests/  N manifest v1 documents, one per clean image, each its own image_id
+    <workdir>/workload.json    what was built, to decide whether a later run can reuse it
+
+Each mode (benchmarks/modes.py) reads the same N images: tf_alone from the
+manifests' image URIs, the stream and the backfill through the manifests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from fruits_ingest import contracts
+
+from streaming_job import uris
+from streaming_job.config import join_uri
+
+WORKLOAD_FILE = "workload.json"
+WORKLOAD_VERSION = 1
+PCA_SAMPLE_SIZE = 64
+BENCH_UPLOADS_BUCKET = "fruits-bench-uploads"
+# Local benchmark only: the real key comes from SSM (AWS) or FRUITS_PSEUDONYM_KEY.
+BENCH_PSEUDONYM_KEY = b"fruits-bench-pseudonym-key-not-for-production"
+BENCH_METADATA = {contracts.META_USER_ID: "bench-farmer@example.org", contracts.META_APP_VERSION: "2.4.1"}
+# Output areas a stream run writes: cleared before each run so every run starts from scratch.
+RUN_OUTPUT_PREFIXES = (contracts.FEATURES_PREFIX, contracts.ERRORS_PREFIX, contracts.CHECKPOINTS_PREFIX,
+                       contracts.STATUS_PREFIX, "control/")
+
+
+@dataclass(frozen=True)
+class WorkloadSpec:
+    images_dir: str
+    n: int
+    input_size: int
+    k: int
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A built benchmark lake (what workload.json holds)."""
+
+    spec: WorkloadSpec
+    workdir: str
+    model_version: str
+    pca_version: str
+    distinct_images: int
+    images_fingerprint: str
+    version: int = WORKLOAD_VERSION
+
+    @property
+    def lake(self) -> Path:
+        return Path(self.workdir) / "lake"
+
+    @property
+    def lake_uri(self) -> str:
+        return self.lake.as_uri()
+
+    @property
+    def featurizer_uri(self) -> str:
+        return join_uri(self.lake_uri, contracts.FEATURIZER_KEY)
+
+    @property
+    def pca_uri(self) -> str:
+        return join_uri(self.lake_uri, contracts.PCA_KEY)
+
+    def image_uris(self) -> list[str]:
+        """The N clean images' URIs, in manifest-name order (the images every mode processes)."""
+        manifests = sorted((self.lake / contracts.MANIFESTS_PREFIX).glob("dt=*/*.json"))
+        return [json.loads(path.read_text())["image_uri"] for path in manifests]
+
+    def clear_run_outputs(self) -> None:
+        for prefix in RUN_OUTPUT_PREFIXES:
+            shutil.rmtree(self.lake / prefix, ignore_errors=True)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Workload:
+        data = json.loads(text)
+        return cls(**{**data, "spec": WorkloadSpec(**data["spec"])})
+
+
+def sample_images(images_dir: Path) -> list[Path]:
+    """The real `<label>/<n>.jpg` images of a folder, sorted."""
+    from streaming_job.demo_uploads import find_images
+
+    return find_images(images_dir)
+
+
+def fingerprint(images: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in images:
+        digest.update(f"{path.parent.name}/{path.name}:{path.stat().st_size}|".encode())
+    return digest.hexdigest()[:16]
+
+
+def load_workload(workdir: Path) -> Workload | None:
+    try:
+        return Workload.from_json((workdir / WORKLOAD_FILE).read_text())
+    except (FileNotFoundError, KeyError, TypeError, ValueError):
+        return None
+
+
+def reusable(workload: Workload | None, spec: WorkloadSpec, images: list[Path]) -> bool:
+    return (workload is not None and workload.version == WORKLOAD_VERSION and workload.spec == spec
+            and workload.images_fingerprint == fingerprint(images))
+
+
+def build_workload(workdir: Path, spec: WorkloadSpec, spark) -> Workload:
+    """Export the featurizer, ingest the images, replicate their manifests to N, fit the PCA."""
+    from streaming_job.model import export_featurizer
+    from streaming_job.pca import fit_pca
+
+    images = sample_images(Path(spec.images_dir))
+    if len(images) < 2:
+        raise ValueError(f"--images {spec.images_dir}: need >= 2 <label>/<image> files, found {len(images)}")
+    workdir = workdir.resolve()
+    for stale in ("seed", "lake", WORKLOAD_FILE):
+        target = workdir / stale
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+    lake = workdir / "lake"
+    lake.mkdir(parents=True)
+    partial = Workload(spec=spec, workdir=str(workdir), model_version="", pca_version="",
+                       distinct_images=len(images), images_fingerprint=fingerprint(images))
+    model_version = export_featurizer(partial.featurizer_uri, input_size=spec.input_size,
+                                      calibration_images=images)
+    seed_manifests = ingest_sample(images, workdir / "seed")
+    replicate_manifests(seed_manifests, lake, spec.n)
+    pca_sample = [json.loads(path.read_text())["image_uri"] for path in seed_manifests][:PCA_SAMPLE_SIZE]
+    sidecar = fit_pca(spark, pca_sample, partial.featurizer_uri, partial.pca_uri, k=spec.k)
+    workload = Workload(spec=spec, workdir=str(workdir), model_version=model_version,
+                        pca_version=sidecar["pca_version"], distinct_images=len(images),
+                        images_fingerprint=partial.images_fingerprint)
+    (workdir / WORKLOAD_FILE).write_text(workload.to_json())
+    return workload
+
+
+def ingest_sample(images: list[Path], seed_dir: Path) -> list[Path]:
+    """Run the real ingest (LocalIngest) once per image; return the accepted manifests' paths."""
+    from fruits_ingest.local import LocalIngest
+
+    seed_lake = seed_dir / "lake"
+    ingest = LocalIngest(seed_dir / "uploads", seed_lake.as_uri(), BENCH_PSEUDONYM_KEY)
+    manifests = []
+    for index, path in enumerate(images):
+        metadata = {**BENCH_METADATA, contracts.META_LABEL: path.parent.name}
+        outcome = ingest.process(ingest.upload(path.read_bytes(), metadata, f"bench-{index:06d}.jpg"))
+        if outcome.status == "accepted":
+            manifests.append(uris.local_path(outcome.manifest_uri))
+    if not manifests:
+        raise ValueError("the ingest accepted none of the benchmark images")
+    return manifests
+
+
+def replicate_manifests(seed_manifests: list[Path], lake: Path, n: int) -> None:
+    """N manifests (and clean images) in `lake`: copy j of seed image i gets its own image_id.
+
+    Each replica is what the ingest would have written for the same photo uploaded
+    again under another name; manifests are written under a hidden name and renamed,
+    as the local ingest does (the file source never sees a half-written manifest).
+    """
+    seeds = [json.loads(path.read_text()) for path in seed_manifests]
+    for index in range(n):
+        seed = seeds[index % len(seeds)]
+        source = uris.local_path(seed["image_uri"])
+        image_id = contracts.image_id(BENCH_UPLOADS_BUCKET, f"{contracts.UPLOADS_PREFIX}bench-{index:06d}.jpg",
+                                      seed["content_sha256"])
+        clean = lake / contracts.clean_image_key(seed["dt"], image_id)
+        clean.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, clean)
+        manifest = {**seed, "image_id": image_id, "image_uri": clean.as_uri()}
+        target = lake / contracts.manifest_key(seed["dt"], image_id)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        hidden = target.with_name(f".{target.name}.tmp")
+        hidden.write_text(json.dumps(manifest))
+        os.replace(hidden, target)

@@ -1,0 +1,148 @@
+"""IngestFunction: Powertools wiring around `fruits_ingest.processor.process_upload`.
+
+Accepts an SQS batch of S3 notifications (partial batch failures reported, so
+only the failed messages return to the queue and, after the redrive limit, to
+the DLQ) or a direct S3 event (`sam local invoke -e events/s3-put.json`).
+Settings are read and validated here, at cold start: a bad environment fails
+the INIT phase with a message naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.config import Config
+from fruits_ingest.config import ConfigError, load_config
+from fruits_ingest.events import (
+    ObjectRef,
+    PoisonMessage,
+    UnsupportedEvent,
+    classify_event,
+    refs_from_s3_event,
+    refs_from_sqs_body,
+)
+from fruits_ingest.imaging import install_pillow_guards
+from fruits_ingest.processor import IngestOutcome, UploadMissing, process_upload
+from fruits_ingest.pseudonym_key import PseudonymKeySource
+from fruits_ingest.storage import FileObjectStore, ObjectNotFound, RoutingStore, S3ObjectStore, StorageError
+
+SERVICE = "ingest"
+METRICS_NAMESPACE = "Fruits/Ingest"
+# Short timeouts: a stuck call should fail the message (SQS redelivers it), not the whole batch's time.
+# Attempts and retry mode come from AWS_MAX_ATTEMPTS / AWS_RETRY_MODE when set.
+_BOTO_CONFIG = Config(connect_timeout=5, read_timeout=20, retries={"mode": "standard"})
+
+SANITIZED_ERRORS = (StorageError, ObjectNotFound, UploadMissing, PoisonMessage, UnsupportedEvent, ConfigError)
+
+logger = Logger(service=SERVICE)
+tracer = Tracer(service=SERVICE)
+metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE)
+
+CONFIG = load_config(os.environ)
+install_pillow_guards(CONFIG.max_image_pixels)
+S3_CLIENT = boto3.client("s3", config=_BOTO_CONFIG)
+STORE = RoutingStore(s3=S3ObjectStore(S3_CLIENT), file=FileObjectStore())
+PSEUDONYM_KEY = PseudonymKeySource(CONFIG, lambda: boto3.client("ssm", config=_BOTO_CONFIG))
+batch_processor = BatchProcessor(event_type=EventType.SQS, model=SqsRecordModel)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    # Fetch the key before touching any record: a misconfiguration fails the invocation loudly
+    # and leaves every message in the queue, rather than quarantining or half-processing them.
+    PSEUDONYM_KEY.get()
+    if classify_event(event) == "sqs":
+        response = process_partial_response(
+            event=event, record_handler=sqs_record_handler, processor=batch_processor, context=context
+        )
+        logger.info(
+            "batch done",
+            extra={"records": len(event["Records"]), "failed": len(response.get("batchItemFailures", []))},
+        )
+        return response
+    return _handle_direct_s3_event(event)
+
+
+def sqs_record_handler(record: SqsRecordModel) -> None:
+    """One SQS message; any exception puts its messageId in batchItemFailures (retry, then DLQ)."""
+    logger.set_correlation_id(record.messageId)
+    with _counting_failures():
+        refs = refs_from_sqs_body(record.body)
+        for ref in refs:
+            ingest(ref)
+    if not refs:
+        metrics.add_metric(name="IgnoredMessages", unit=MetricUnit.Count, value=1)
+        logger.info("message without ObjectCreated record ignored (s3:TestEvent or other event type)")
+
+
+@tracer.capture_method(capture_response=False)
+def ingest(ref: ObjectRef) -> IngestOutcome:
+    started = time.perf_counter()
+    outcome = process_upload(ref, CONFIG, STORE, PSEUDONYM_KEY.get())
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    tracer.put_annotation("image_id", outcome.image_id)
+    tracer.put_annotation("status", outcome.status)
+    _emit_outcome_metrics(outcome, elapsed_ms)
+    return outcome
+
+
+def _handle_direct_s3_event(event: dict[str, Any]) -> dict[str, Any]:
+    """A direct S3 event has no partial-failure protocol: an exception fails the invocation (retried)."""
+    request_id = (event["Records"][0].get("responseElements") or {}).get("x-amz-request-id")
+    if request_id:
+        logger.set_correlation_id(request_id)
+    with _counting_failures():
+        outcomes = [ingest(ref) for ref in refs_from_s3_event(event)]
+    return {
+        "accepted": sum(outcome.status == "accepted" for outcome in outcomes),
+        "quarantined": sum(outcome.status == "quarantined" for outcome in outcomes),
+        "image_ids": [outcome.image_id for outcome in outcomes],
+    }
+
+
+@contextmanager
+def _counting_failures() -> Iterator[None]:
+    """Count and log a failed message or event, then let the error travel on (it means: retry)."""
+    try:
+        yield
+    except Exception as error:
+        metrics.add_metric(name="Failed", unit=MetricUnit.Count, value=1)
+        logger.warning(
+            "processing failed; the message will be redelivered",
+            extra={"error": type(error).__name__, "detail": _safe_detail(error)},
+        )
+        raise
+
+
+def _safe_detail(error: Exception) -> str | None:
+    """Our own exceptions carry no key or personal value by construction; others may, so omit them."""
+    return str(error) if isinstance(error, SANITIZED_ERRORS) else None
+
+
+def _emit_outcome_metrics(outcome: IngestOutcome, elapsed_ms: float) -> None:
+    metrics.add_metric(name="ProcessingTime", unit=MetricUnit.Milliseconds, value=elapsed_ms)
+    if outcome.status == "accepted":
+        metrics.add_metric(name="Accepted", unit=MetricUnit.Count, value=1)
+        return
+    metrics.add_metric(name="Quarantined", unit=MetricUnit.Count, value=1)
+    # A second metric of the same name, per reason: dashboards split on it, alarms use the total.
+    with single_metric(
+        name="Quarantined",
+        unit=MetricUnit.Count,
+        value=1,
+        namespace=METRICS_NAMESPACE,
+        default_dimensions={"service": SERVICE},
+    ) as metric:
+        metric.add_dimension(name="Reason", value=outcome.reason or "unknown")

@@ -1,0 +1,165 @@
+"""Validation of the upload's S3 user metadata (x-amz-meta-*) against the table in DESIGN.md.
+
+A present but malformed field rejects the upload. Error details name the field
+and the rule, never the submitted value: they end up in quarantine records.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.header import decode_header, make_header
+from typing import Any
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from fruits_ingest import contracts
+from fruits_ingest.anonymize import normalize_label
+
+S3_METADATA_PREFIX = "x-amz-meta-"
+OPAQUE_ID_MAX_CHARS = 128
+EARLIEST_CAPTURE = datetime(2000, 1, 1, tzinfo=UTC)
+# Phone clocks drift and time zones are misconfigured: tolerate a day, not more.
+CAPTURE_FUTURE_TOLERANCE = timedelta(hours=24)
+_DECIMAL_DEGREES = re.compile(r"[+-]?\d{1,3}(\.\d{1,12})?")
+_SEMVER_LIKE = re.compile(r"v?\d{1,6}(\.\d{1,6}){0,3}([-+][0-9A-Za-z.\-+]{1,32})?")
+_RFC2047_WORD = re.compile(r"=\?[^?]+\?[bBqQ]\?[^?]*\?=")
+
+
+class UploadMetadata(BaseModel):
+    """Validated upload metadata; `label` is already normalized to a slug."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    user_id: str | None = Field(default=None, alias=contracts.META_USER_ID)
+    device_id: str | None = Field(default=None, alias=contracts.META_DEVICE_ID)
+    captured_at: datetime | None = Field(default=None, alias=contracts.META_CAPTURED_AT)
+    lat: float | None = Field(default=None, alias=contracts.META_LAT)
+    lon: float | None = Field(default=None, alias=contracts.META_LON)
+    label: str | None = Field(default=None, alias=contracts.META_LABEL)
+    app_version: str | None = Field(default=None, alias=contracts.META_APP_VERSION)
+
+    @field_validator("user_id", "device_id", mode="before")
+    @classmethod
+    def _opaque_id(cls, value: Any) -> str:
+        text = _require_text(value)
+        if not 1 <= len(text) <= OPAQUE_ID_MAX_CHARS:
+            raise ValueError(f"must be 1 to {OPAQUE_ID_MAX_CHARS} characters")
+        return text
+
+    @field_validator("captured_at", mode="before")
+    @classmethod
+    def _capture_time(cls, value: Any, info: ValidationInfo) -> datetime:
+        text = _require_text(value)
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            raise ValueError("must be an ISO 8601 timestamp") from None
+        if moment.tzinfo is None:
+            raise ValueError("must carry a UTC offset (e.g. Z or +02:00)")
+        now = (info.context or {}).get("now") or datetime.now(UTC)
+        if moment < EARLIEST_CAPTURE:
+            raise ValueError("is before 2000-01-01")
+        if moment > now + CAPTURE_FUTURE_TOLERANCE:
+            raise ValueError("is more than 24 hours in the future")
+        return moment
+
+    @field_validator("lat", mode="before")
+    @classmethod
+    def _latitude(cls, value: Any) -> float:
+        return _degrees(value, limit=90.0)
+
+    @field_validator("lon", mode="before")
+    @classmethod
+    def _longitude(cls, value: Any) -> float:
+        return _degrees(value, limit=180.0)
+
+    @field_validator("label", mode="before")
+    @classmethod
+    def _label(cls, value: Any) -> str:
+        return normalize_label(_require_text(value))
+
+    @field_validator("app_version", mode="before")
+    @classmethod
+    def _app_version(cls, value: Any) -> str:
+        text = _require_text(value)
+        if not _SEMVER_LIKE.fullmatch(text):
+            raise ValueError("must look like a version number (e.g. 1.4.2 or 2.0.0-beta.1)")
+        return text
+
+    @model_validator(mode="after")
+    def _both_coordinates_or_neither(self) -> UploadMetadata:
+        if (self.lat is None) != (self.lon is None):
+            raise ValueError("lat and lon must be given together")
+        return self
+
+
+@dataclass(frozen=True)
+class InvalidMetadata:
+    """Why the metadata was refused: field names and rules only, no submitted values."""
+
+    detail: str
+
+
+def parse_upload_metadata(raw: Mapping[str, Any], now: datetime) -> UploadMetadata | InvalidMetadata:
+    """Validate S3 user metadata (keys with or without the x-amz-meta- prefix, any case)."""
+    normalized: dict[str, Any] = {}
+    for key, value in raw.items():
+        name = key.lower().removeprefix(S3_METADATA_PREFIX)
+        if name in normalized:
+            return InvalidMetadata(f"{name}: given more than once")
+        normalized[name] = _decode_mime_words(value) if isinstance(value, str) else value
+    try:
+        return UploadMetadata.model_validate(normalized, context={"now": now})
+    except ValidationError as error:
+        return InvalidMetadata(_describe(error))
+
+
+def _require_text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    if any(unicodedata.category(char) == "Cc" for char in value):
+        raise ValueError("contains control characters")
+    return value
+
+
+def _degrees(value: Any, limit: float) -> float:
+    text = _require_text(value)
+    if not _DECIMAL_DEGREES.fullmatch(text):
+        raise ValueError("must be decimal degrees (e.g. -12.5)")
+    degrees = float(text)
+    if not -limit <= degrees <= limit:
+        raise ValueError(f"must be between -{limit:g} and {limit:g}")
+    return degrees
+
+
+def _decode_mime_words(value: str) -> str:
+    """S3 returns non-ASCII metadata as RFC 2047 encoded words (=?UTF-8?B?...?=): decode them."""
+    if not _RFC2047_WORD.search(value):
+        return value
+    try:
+        return str(make_header(decode_header(value)))
+    except (LookupError, ValueError, UnicodeDecodeError):
+        return value
+
+
+def _describe(error: ValidationError) -> str:
+    """One line per problem, `field: rule`, built from our own messages only (never `input`)."""
+    problems = []
+    for item in error.errors(include_input=False, include_url=False):
+        field = ".".join(str(part) for part in item["loc"]) or "metadata"
+        context_error = (item.get("ctx") or {}).get("error")
+        message = str(context_error) if context_error is not None else item["msg"]
+        problems.append(f"{field}: {message}")
+    return "; ".join(sorted(problems))

@@ -1,0 +1,232 @@
+"""The one processing function of an upload, shared by the Lambda and local mode.
+
+Order of checks (the first failure is the recorded reason): key, size (from a
+HEAD, before any download), metadata, then the decoded image. A rejection is a
+normal outcome (a quarantine record); storage failures propagate so the caller
+retries the whole message. The clean image is written before the manifest, so a
+manifest never points to a missing image.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from fruits_ingest import contracts
+from fruits_ingest.anonymize import geohash, subject_id, truncate_to_hour
+from fruits_ingest.config import IngestConfig
+from fruits_ingest.events import ObjectRef
+from fruits_ingest.imaging import CleanImage, ImageRejected, normalize_image
+from fruits_ingest.metadata import InvalidMetadata, UploadMetadata, parse_upload_metadata
+from fruits_ingest.storage import ObjectNotFound, ObjectStore, UnreadableMetadata, join_uri
+
+# A child of the Powertools logger "ingest": JSON lines in Lambda, plain logging in local mode.
+logger = logging.getLogger("ingest.processor")
+JSON_CONTENT_TYPE = "application/json"
+_ACCEPTED_SUFFIXES_TEXT = ", ".join(contracts.ACCEPTED_UPLOAD_SUFFIXES)
+
+Status = Literal["accepted", "quarantined"]
+
+
+@dataclass(frozen=True)
+class IngestOutcome:
+    status: Status
+    image_id: str
+    reason: str | None
+    dt: str
+    manifest_uri: str | None
+
+
+class UploadMissing(Exception):
+    """The announced object is gone before it was processed: retry, then keep the message in the DLQ."""
+
+
+class _Rejected(Exception):
+    def __init__(self, reason: contracts.QuarantineReason, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def process_upload(
+    ref: ObjectRef,
+    config: IngestConfig,
+    store: ObjectStore,
+    pseudonym_key: bytes,
+    clock: Callable[[], datetime] = utc_now,
+) -> IngestOutcome:
+    """Validate, anonymize and store one upload; the same object version always yields the same keys."""
+    started = time.perf_counter()
+    image_id = ref.image_id
+    dt = contracts.partition_date(ref.event_time)
+    try:
+        upload_bytes, metadata = _fetch_valid_upload(ref, config, store, clock())
+        clean = _normalize(upload_bytes, config.max_image_pixels)
+    except _Rejected as rejection:
+        _write_quarantine(store, config, image_id, dt, ref.event_time, rejection, clock())
+        logger.info(
+            "upload quarantined",
+            extra={
+                "image_id": image_id,
+                "reason": rejection.reason.value,
+                "detail": rejection.detail,
+                "duration_ms": _elapsed_ms(started),
+            },
+        )
+        return IngestOutcome("quarantined", image_id, rejection.reason.value, dt, None)
+
+    image_uri = join_uri(config.lake_uri, contracts.clean_image_key(dt, image_id))
+    store.put(image_uri, clean.jpeg, contracts.CLEAN_IMAGE_CONTENT_TYPE)
+    manifest = manifest_record(
+        image_id, image_uri, clean, metadata, pseudonym_key, ref.event_time, clock(), dt
+    )
+    manifest_uri = join_uri(config.lake_uri, contracts.manifest_key(dt, image_id))
+    store.put(manifest_uri, _json_bytes(manifest), JSON_CONTENT_TYPE)
+    logger.info(
+        "upload accepted",
+        extra={
+            "image_id": image_id,
+            "bytes_in": len(upload_bytes),
+            "bytes_out": len(clean.jpeg),
+            "width": clean.width,
+            "height": clean.height,
+            "source_format": clean.source_format,
+            "duration_ms": _elapsed_ms(started),
+        },
+    )
+    return IngestOutcome("accepted", image_id, None, dt, manifest_uri)
+
+
+def manifest_record(
+    image_id: str,
+    image_uri: str,
+    clean: CleanImage,
+    metadata: UploadMetadata,
+    pseudonym_key: bytes,
+    uploaded_at: datetime,
+    ingested_at: datetime,
+    dt: str,
+) -> dict[str, Any]:
+    """Manifest v1, in contract field order; only anonymized values derived from the metadata."""
+    has_position = metadata.lat is not None and metadata.lon is not None
+    values = {
+        "schema_version": contracts.MANIFEST_SCHEMA_VERSION,
+        "image_id": image_id,
+        "image_uri": image_uri,
+        "content_sha256": hashlib.sha256(clean.jpeg).hexdigest(),
+        "width": clean.width,
+        "height": clean.height,
+        "format": clean.source_format,
+        "bytes": len(clean.jpeg),
+        "label": metadata.label,
+        "subject_id": subject_id(pseudonym_key, metadata.user_id) if metadata.user_id else None,
+        "region": geohash(metadata.lat, metadata.lon) if has_position else None,
+        "captured_hour": (
+            contracts.iso_utc(truncate_to_hour(metadata.captured_at)) if metadata.captured_at else None
+        ),
+        "uploaded_at": contracts.iso_utc(uploaded_at),
+        "ingested_at": contracts.iso_utc(ingested_at),
+        "app_version": metadata.app_version,
+        "dt": dt,
+    }
+    return {name: values[name] for name in contracts.field_names(contracts.MANIFEST_FIELDS)}
+
+
+def quarantine_record(
+    image_id: str,
+    reason: contracts.QuarantineReason,
+    detail: str,
+    uploaded_at: datetime,
+    rejected_at: datetime,
+    dt: str,
+) -> dict[str, Any]:
+    values = {
+        "schema_version": contracts.QUARANTINE_SCHEMA_VERSION,
+        "image_id": image_id,
+        "reason": reason.value,
+        "detail": detail,
+        "uploaded_at": contracts.iso_utc(uploaded_at),
+        "rejected_at": contracts.iso_utc(rejected_at),
+        "dt": dt,
+    }
+    return {name: values[name] for name in contracts.field_names(contracts.QUARANTINE_FIELDS)}
+
+
+def is_accepted_key(key: str) -> bool:
+    return key.startswith(contracts.UPLOADS_PREFIX) and key.lower().endswith(
+        contracts.ACCEPTED_UPLOAD_SUFFIXES
+    )
+
+
+def _fetch_valid_upload(
+    ref: ObjectRef, config: IngestConfig, store: ObjectStore, now: datetime
+) -> tuple[bytes, UploadMetadata]:
+    if not is_accepted_key(ref.key):
+        raise _Rejected(
+            contracts.QuarantineReason.UNSUPPORTED_KEY,
+            f"key is not under {contracts.UPLOADS_PREFIX} with a suffix in {_ACCEPTED_SUFFIXES_TEXT}",
+        )
+    try:
+        info = store.head(ref.uri, version_id=ref.version_id)
+    except ObjectNotFound:
+        raise UploadMissing("the announced upload no longer exists") from None
+    except UnreadableMetadata as error:
+        raise _Rejected(contracts.QuarantineReason.INVALID_METADATA, str(error)) from None
+    _check_size(info.size, config.max_upload_bytes)
+    metadata = parse_upload_metadata(info.metadata, now)
+    if isinstance(metadata, InvalidMetadata):
+        raise _Rejected(contracts.QuarantineReason.INVALID_METADATA, metadata.detail)
+    try:
+        data = store.get(ref.uri, max_bytes=config.max_upload_bytes, version_id=ref.version_id)
+    except ObjectNotFound:
+        raise UploadMissing("the announced upload no longer exists") from None
+    _check_size(len(data), config.max_upload_bytes)
+    return data, metadata
+
+
+def _check_size(size: int, max_bytes: int) -> None:
+    if size == 0:
+        raise _Rejected(contracts.QuarantineReason.EMPTY_FILE, "the upload has zero bytes")
+    if size > max_bytes:
+        raise _Rejected(
+            contracts.QuarantineReason.TOO_LARGE, f"the upload is over the {max_bytes} byte limit"
+        )
+
+
+def _normalize(data: bytes, max_image_pixels: int) -> CleanImage:
+    try:
+        return normalize_image(data, max_image_pixels)
+    except ImageRejected as rejection:
+        raise _Rejected(rejection.reason, rejection.detail) from None
+
+
+def _write_quarantine(
+    store: ObjectStore,
+    config: IngestConfig,
+    image_id: str,
+    dt: str,
+    uploaded_at: datetime,
+    rejection: _Rejected,
+    rejected_at: datetime,
+) -> None:
+    record = quarantine_record(image_id, rejection.reason, rejection.detail, uploaded_at, rejected_at, dt)
+    uri = join_uri(config.lake_uri, contracts.quarantine_key(dt, image_id))
+    store.put(uri, _json_bytes(record), JSON_CONTENT_TYPE)
+
+
+def _json_bytes(record: dict[str, Any]) -> bytes:
+    return json.dumps(record, separators=(",", ":")).encode("utf-8")
+
+
+def _elapsed_ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)

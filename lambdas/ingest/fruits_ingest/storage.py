@@ -1,0 +1,220 @@
+"""Object storage behind one small interface: S3 (boto3) in the cloud, the filesystem in local mode.
+
+Errors are re-raised as `ObjectNotFound` or `StorageError` with messages that
+never contain the object key or path: botocore and OSError messages do (an
+EndpointConnectionError prints the full URL), and these exceptions end up in
+logs and traces.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+S3_SCHEME = "s3://"
+FILE_SCHEME = "file://"
+_NOT_FOUND_CODES = {"404", "NoSuchKey", "NotFound", "NoSuchVersion"}
+
+
+class ObjectNotFound(Exception):
+    """The object does not exist (deleted, expired, or never written)."""
+
+
+class StorageError(Exception):
+    """A storage call failed, possibly transiently; retrying the whole message is the remedy."""
+
+
+class UnreadableMetadata(Exception):
+    """A local upload's metadata sidecar is not a JSON object."""
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    size: int
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    etag: str | None = None
+    version_id: str | None = None
+
+
+class ObjectStore(Protocol):
+    def head(self, uri: str, version_id: str | None = None) -> ObjectInfo: ...
+
+    def get(self, uri: str, max_bytes: int, version_id: str | None = None) -> bytes: ...
+
+    def put(
+        self, uri: str, data: bytes, content_type: str, metadata: Mapping[str, str] | None = None
+    ) -> None: ...
+
+
+def join_uri(base: str, key: str) -> str:
+    """`s3://bucket/prefix` + `clean/x.jpg` -> `s3://bucket/prefix/clean/x.jpg` (no doubled slash)."""
+    return f"{base.rstrip('/')}/{key.lstrip('/')}"
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    """`s3://bucket/any key` -> (bucket, key); the key is taken verbatim, not URL-decoded."""
+    if not uri.startswith(S3_SCHEME):
+        raise ValueError("not an s3:// URI")
+    bucket, _, key = uri[len(S3_SCHEME) :].partition("/")
+    return bucket, key
+
+
+def file_uri_path(uri: str) -> Path:
+    if not uri.startswith(FILE_SCHEME):
+        raise ValueError("not a file:// URI")
+    return Path(uri[len(FILE_SCHEME) :])
+
+
+def sidecar_path(path: Path) -> Path:
+    """Where local mode keeps an upload's user metadata: hidden, so no listing takes it for an upload."""
+    return path.with_name(f".{path.name}.metadata.json")
+
+
+class RoutingStore:
+    """Dispatches each call by URI scheme, so uploads in S3 and a file:// lake (sam local) can meet."""
+
+    def __init__(self, s3: ObjectStore | None = None, file: ObjectStore | None = None) -> None:
+        self._stores = {S3_SCHEME: s3, FILE_SCHEME: file}
+
+    def head(self, uri: str, version_id: str | None = None) -> ObjectInfo:
+        return self._store(uri).head(uri, version_id=version_id)
+
+    def get(self, uri: str, max_bytes: int, version_id: str | None = None) -> bytes:
+        return self._store(uri).get(uri, max_bytes=max_bytes, version_id=version_id)
+
+    def put(
+        self, uri: str, data: bytes, content_type: str, metadata: Mapping[str, str] | None = None
+    ) -> None:
+        self._store(uri).put(uri, data, content_type, metadata=metadata)
+
+    def _store(self, uri: str) -> ObjectStore:
+        for scheme, store in self._stores.items():
+            if uri.startswith(scheme) and store is not None:
+                return store
+        raise ValueError("no store configured for this URI scheme (expected s3:// or file://)")
+
+
+class S3ObjectStore:
+    """S3 through a boto3 client (retries per AWS_MAX_ATTEMPTS / AWS_RETRY_MODE, botocore's own settings)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def head(self, uri: str, version_id: str | None = None) -> ObjectInfo:
+        response = self._call("HeadObject", self.client.head_object, uri, version_id)
+        return ObjectInfo(
+            size=int(response["ContentLength"]),
+            metadata=dict(response.get("Metadata") or {}),
+            etag=(response.get("ETag") or "").strip('"') or None,
+            version_id=response.get("VersionId"),
+        )
+
+    def get(self, uri: str, max_bytes: int, version_id: str | None = None) -> bytes:
+        response = self._call("GetObject", self.client.get_object, uri, version_id)
+        from botocore.exceptions import BotoCoreError
+
+        try:
+            # One byte more than allowed: enough to notice an object that grew after the HEAD.
+            return response["Body"].read(max_bytes + 1)
+        except BotoCoreError as error:
+            raise StorageError(f"S3 GetObject body read failed ({type(error).__name__})") from None
+        finally:
+            response["Body"].close()
+
+    def put(
+        self, uri: str, data: bytes, content_type: str, metadata: Mapping[str, str] | None = None
+    ) -> None:
+        bucket, key = split_s3_uri(uri)
+        extra = {"Metadata": dict(metadata)} if metadata else {}
+        self._call_raw(
+            "PutObject",
+            lambda: self.client.put_object(
+                Bucket=bucket, Key=key, Body=data, ContentType=content_type, **extra
+            ),
+        )
+
+    def _call(self, operation: str, method: Any, uri: str, version_id: str | None) -> dict:
+        bucket, key = split_s3_uri(uri)
+        version = {"VersionId": version_id} if version_id else {}
+        return self._call_raw(operation, lambda: method(Bucket=bucket, Key=key, **version))
+
+    @staticmethod
+    def _call_raw(operation: str, call: Any) -> Any:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return call()
+        except ClientError as error:
+            code = str(error.response.get("Error", {}).get("Code", "unknown"))
+            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if code in _NOT_FOUND_CODES:
+                raise ObjectNotFound(f"S3 {operation}: object not found") from None
+            raise StorageError(f"S3 {operation} failed ({code}, HTTP {status})") from None
+        except BotoCoreError as error:
+            raise StorageError(f"S3 {operation} failed ({type(error).__name__})") from None
+
+
+class FileObjectStore:
+    """The filesystem as an object store; writes are atomic (hidden temp file, then os.replace)."""
+
+    def head(self, uri: str, version_id: str | None = None) -> ObjectInfo:
+        path = file_uri_path(uri)
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            raise ObjectNotFound("file not found") from None
+        except OSError as error:
+            raise StorageError(f"file stat failed ({error.strerror})") from None
+        return ObjectInfo(size=size, metadata=_read_sidecar(sidecar_path(path)))
+
+    def get(self, uri: str, max_bytes: int, version_id: str | None = None) -> bytes:
+        path = file_uri_path(uri)
+        try:
+            with path.open("rb") as handle:
+                return handle.read(max_bytes + 1)
+        except FileNotFoundError:
+            raise ObjectNotFound("file not found") from None
+        except OSError as error:
+            raise StorageError(f"file read failed ({error.strerror})") from None
+
+    def put(
+        self, uri: str, data: bytes, content_type: str, metadata: Mapping[str, str] | None = None
+    ) -> None:
+        path = file_uri_path(uri)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if metadata is not None:
+                # The sidecar lands first, so whoever sees the file also sees its metadata.
+                _write_atomically(
+                    sidecar_path(path), json.dumps(dict(metadata), sort_keys=True).encode("utf-8")
+                )
+            _write_atomically(path, data)
+        except OSError as error:
+            raise StorageError(f"file write failed ({error.strerror})") from None
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Readers (the Spark file source) skip names starting with '.', and os.replace is atomic."""
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        temporary.write_bytes(data)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _read_sidecar(path: Path) -> dict[str, Any]:
+    try:
+        parsed = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError):
+        raise UnreadableMetadata("metadata sidecar is unreadable or not JSON") from None
+    if not isinstance(parsed, dict):
+        raise UnreadableMetadata("metadata sidecar is not a JSON object")
+    return parsed

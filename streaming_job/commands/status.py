@@ -1,0 +1,29 @@
+"""`fruits status`: the stream's health from its status log (exit 0 when healthy, 1 otherwise)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from datetime import UTC, datetime
+
+from streaming_job.config import validate_lake_uri
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--lake", default=os.environ.get("FRUITS_LAKE"),
+                        help="lake root: s3://bucket[/prefix] or file:///abs/path (env FRUITS_LAKE)")
+    parser.add_argument("--json", action="store_true", help="print the status as one JSON object")
+
+
+def run(args: argparse.Namespace) -> int:
+    from streaming_job.config import ConfigError
+    from streaming_job.status import assess, load_status, render_table
+
+    if not args.lake:
+        raise ConfigError("--lake (or FRUITS_LAKE) is required")
+    lake = validate_lake_uri(args.lake)
+    latest, recent = load_status(lake)
+    report = assess(latest, recent, datetime.now(UTC))
+    print(json.dumps(report.to_dict(), sort_keys=True) if args.json else render_table(report, lake))
+    return 0 if report.health == "healthy" else 1

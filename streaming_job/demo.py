@@ -1,0 +1,312 @@
+"""`fruits demo`: the whole pipeline, offline, on real images, in one process.
+
+1. export the featurizer and fit the PCA (both reused on the next run when still valid);
+2. start the stream (local Spark, 1 s trigger) on `<workdir>/lake`;
+3. play the mobile app: every image is uploaded with personal metadata and GPS EXIF,
+   plus two bad uploads, and the real ingest code (LocalIngest) processes each;
+4. wait until every accepted image is in `<workdir>/lake/features/`, stop cleanly;
+5. summarise (throughput, latency, k, explained variance) and draw the plots.
+
+Re-running resets the lake's data (uploads, manifests, clean images, features,
+errors, checkpoints, status) and keeps `<workdir>/lake/models/`, so the model
+export and the PCA fit are skipped when the images and the input size are unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from fruits_ingest import contracts
+
+from streaming_job import uris
+from streaming_job.config import ConfigError, StreamConfig, join_uri
+from streaming_job.demo_uploads import AppUpload, app_uploads, bad_uploads, find_images
+
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+BUNDLED_IMAGES = PACKAGE_ROOT / "data" / "fruits360-sample"
+DEFAULT_WORKDIR = Path("work") / "demo"
+DEFAULT_INPUT_SIZE = 224
+TRIGGER_SECONDS = 1.0
+MAX_FILES_PER_TRIGGER = 32
+INGEST_THREADS = 4
+DEFAULT_TIMEOUT_SECONDS = 900.0
+# Local demo only: the real key comes from SSM (AWS) or FRUITS_PSEUDONYM_KEY.
+DEMO_PSEUDONYM_KEY = b"fruits-demo-pseudonym-key-not-for-production"
+# What a re-run deletes: the lake's data areas (never models/), the uploads and the plots.
+LAKE_DATA_PREFIXES = (
+    contracts.UPLOADS_PREFIX, contracts.CLEAN_PREFIX, contracts.MANIFESTS_PREFIX, contracts.QUARANTINE_PREFIX,
+    contracts.FEATURES_PREFIX, contracts.ERRORS_PREFIX, contracts.CHECKPOINTS_PREFIX, contracts.STATUS_PREFIX,
+    "archive/", "control/",
+)
+PCA_SOURCE_NAME = "pca-images.json"
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    images: Path
+    workdir: Path
+    input_size: int = DEFAULT_INPUT_SIZE
+    master: str = "local[*]"
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
+
+
+@dataclass(frozen=True)
+class DemoPaths:
+    workdir: Path
+    lake: Path
+    uploads: Path
+    plots: Path
+
+    @property
+    def lake_uri(self) -> str:
+        return self.lake.as_uri()
+
+
+def default_images_dir() -> Path:
+    """The bundled sample (found next to the package), else ./data/fruits360-sample."""
+    return BUNDLED_IMAGES if BUNDLED_IMAGES.is_dir() else Path("data") / "fruits360-sample"
+
+
+def say(message: str) -> None:
+    print(f"[demo] {message}", file=sys.stderr, flush=True)
+
+
+def prepare_workdir(workdir: Path) -> DemoPaths:
+    """Create the workdir, deleting only what an earlier demo run wrote there (models kept)."""
+    workdir = workdir.resolve()
+    paths = DemoPaths(workdir=workdir, lake=workdir / "lake", uploads=workdir / "uploads",
+                      plots=workdir / "plots")
+    for prefix in LAKE_DATA_PREFIXES:
+        shutil.rmtree(paths.lake / prefix, ignore_errors=True)
+    shutil.rmtree(paths.uploads, ignore_errors=True)
+    shutil.rmtree(paths.plots, ignore_errors=True)
+    for directory in (paths.lake, paths.uploads, paths.plots):
+        directory.mkdir(parents=True, exist_ok=True)
+    return paths
+
+
+def demo_stream_config(lake_uri: str) -> StreamConfig:
+    return StreamConfig(
+        lake=lake_uri,
+        checkpoint=join_uri(lake_uri, contracts.CHECKPOINTS_PREFIX, "features"),
+        featurizer=join_uri(lake_uri, contracts.FEATURIZER_KEY),
+        pca=join_uri(lake_uri, contracts.PCA_KEY),
+        trigger_seconds=TRIGGER_SECONDS,
+        max_files_per_trigger=MAX_FILES_PER_TRIGGER,
+        stage="demo",
+    )
+
+
+def ensure_featurizer(featurizer_uri: str, input_size: int, calibration_images: list[Path]) -> str:
+    """Export the featurizer unless one with this input size is already there; return its version."""
+    from streaming_job.model import FeaturizerError, export_featurizer, load_featurizer_spec
+
+    if uris.exists(featurizer_uri):
+        try:
+            spec = load_featurizer_spec(featurizer_uri)
+            if spec.input_size == input_size:
+                say(f"featurizer {spec.model_version} reused")
+                return spec.model_version
+        except FeaturizerError:
+            say("the existing featurizer cannot be loaded: exporting a new one")
+    say(f"exporting the featurizer (MobileNetV2, input {input_size}x{input_size})")
+    return export_featurizer(featurizer_uri, input_size=input_size, calibration_images=calibration_images)
+
+
+def images_fingerprint(images: list[Path], model_version: str) -> str:
+    digest = hashlib.sha256(model_version.encode())
+    for path in images:
+        digest.update(f"|{path.parent.name}/{path.name}:{path.stat().st_size}".encode())
+    return digest.hexdigest()
+
+
+def ensure_pca(spark, config: StreamConfig, images: list[Path], model_version: str,
+               source_file: Path) -> None:
+    """Fit the PCA on the images unless the saved one was fitted on the same images and model."""
+    from streaming_job.pca import PcaError, fit_pca, read_sidecar
+
+    fingerprint = images_fingerprint(images, model_version)
+    try:
+        sidecar = read_sidecar(config.pca)
+        saved = json.loads(source_file.read_text()) if source_file.exists() else {}
+        if sidecar["model_version"] == model_version and saved.get("fingerprint") == fingerprint:
+            say(f"PCA {sidecar['pca_version']} reused")
+            return
+    except PcaError:
+        pass
+    say(f"fitting the PCA on {len(images)} images")
+    fit_pca(spark, [path.resolve().as_uri() for path in images], config.featurizer, config.pca)
+    source_file.write_text(json.dumps({"fingerprint": fingerprint, "images": len(images)}))
+
+
+def play_app(paths: DemoPaths, uploads: list[AppUpload], progress) -> list:
+    """Upload everything as the app would and run the real ingest on each, a few at a time."""
+    from fruits_ingest.local import LocalIngest
+
+    key = os.environ.get("FRUITS_PSEUDONYM_KEY", "").encode() or DEMO_PSEUDONYM_KEY
+    ingest = LocalIngest(paths.uploads, paths.lake_uri, key)
+
+    def upload_and_ingest(upload: AppUpload):
+        outcome = ingest.process(ingest.upload(upload.data, upload.metadata, upload.name))
+        progress.update(1)
+        return outcome
+
+    with ThreadPoolExecutor(max_workers=INGEST_THREADS, thread_name_prefix="demo-app") as pool:
+        return list(pool.map(upload_and_ingest, uploads))
+
+
+def parquet_rows(output_uri: str) -> int:
+    """Rows published under an output (staging areas are hidden, so never counted)."""
+    import pyarrow.parquet as pq
+
+    return sum(pq.ParquetFile(uris.local_path(uri)).metadata.num_rows
+               for uri in uris.list_uris(output_uri, suffix=".parquet"))
+
+
+def wait_until_done(config: StreamConfig, expected: int, timeout_seconds: float, progress) -> bool:
+    """Poll the outputs until every accepted image is featurized (or failed) or the time is up."""
+    deadline = time.monotonic() + timeout_seconds
+    done = 0
+    while time.monotonic() < deadline:
+        done = parquet_rows(config.features_uri) + parquet_rows(config.errors_uri)
+        progress.update(done - progress.n)
+        if done >= expected:
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def steady_throughput(records: list[dict]) -> tuple[float | None, int]:
+    """Images/s over the batches after the first (the first one pays the model build); batches used."""
+    steady = records[1:] if len(records) > 1 else records
+    rows = sum(record["input_rows"] for record in steady)
+    milliseconds = sum(record["batch_duration_ms"] for record in steady)
+    return (round(rows * 1000.0 / milliseconds, 2) if milliseconds else None), len(steady)
+
+
+def read_features(features_uri: str):
+    """The published features as a pandas DataFrame (dt read as a plain string partition)."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    partitioning = ds.partitioning(pa.schema([(contracts.FEATURES_PARTITION_COLUMN, pa.string())]),
+                                   flavor="hive")
+    dataset = ds.dataset(str(uris.local_path(features_uri)), format="parquet", partitioning=partitioning)
+    return dataset.to_table().to_pandas()
+
+
+def latency_percentiles(features) -> dict[str, float | None]:
+    """End-to-end latency (ingested_at -> processed_at) over every featurized image."""
+    import pandas as pd
+
+    if features.empty:
+        return {"p50": None, "p95": None}
+    latency = (pd.to_datetime(features["processed_at"]) - pd.to_datetime(features["ingested_at"]))
+    milliseconds = latency.dt.total_seconds().to_numpy() * 1000.0
+    return {"p50": round(float(np.percentile(milliseconds, 50)), 1),
+            "p95": round(float(np.percentile(milliseconds, 95)), 1)}
+
+
+def run_demo(options: DemoOptions) -> tuple[dict, bool]:
+    """Run the demo; return (summary, whether every accepted image came out)."""
+    from tqdm import tqdm
+
+    from streaming_job.plots import explained_variance_plot, pca_scatter_plot
+    from streaming_job.runner import await_stream, start_stream
+    from streaming_job.session import build_spark_session
+
+    images = find_images(options.images)
+    if len(images) < 3:
+        raise ConfigError(f"--images {options.images}: need at least 3 <label>/<image> files, "
+                          f"found {len(images)}")
+    timings: dict[str, float] = {}
+    started = time.monotonic()
+    paths = prepare_workdir(options.workdir)
+    config = demo_stream_config(paths.lake_uri)
+
+    clock = time.monotonic()
+    model_version = ensure_featurizer(config.featurizer, options.input_size, images)
+    timings["featurizer"] = round(time.monotonic() - clock, 1)
+    spark = build_spark_session("fruits-demo", master=options.master)
+    clock = time.monotonic()
+    ensure_pca(spark, config, images, model_version, paths.workdir / PCA_SOURCE_NAME)
+    timings["pca"] = round(time.monotonic() - clock, 1)
+
+    say("starting the stream")
+    running = start_stream(spark, config)
+    uploads = [*app_uploads(images), *bad_uploads(images[0])]
+    clock = time.monotonic()
+    with tqdm(total=len(uploads), desc="app uploads + ingest", unit="img", file=sys.stderr,
+              disable=None) as progress:
+        outcomes = play_app(paths, uploads, progress)
+    timings["ingest"] = round(time.monotonic() - clock, 1)
+    accepted = [outcome for outcome in outcomes if outcome.status == "accepted"]
+    with tqdm(total=len(accepted), desc="featurized", unit="img", file=sys.stderr, disable=None) as progress:
+        complete = wait_until_done(config, len(accepted), options.timeout_seconds, progress)
+    timings["stream"] = round(time.monotonic() - clock, 1)
+    stop = threading.Event()
+    stop.set()
+    await_stream(spark, running, config, stop)
+
+    features = read_features(config.features_uri)
+    throughput, steady_batches = steady_throughput(running.listener.records)
+    plots = [
+        explained_variance_plot(running.explained_variance, paths.plots / "explained_variance.png"),
+        pca_scatter_plot(np.stack(features["features"].to_numpy()) if len(features) else np.zeros((0, 2)),
+                         features["label"].fillna("unlabelled").tolist(), paths.plots / "pca_scatter.png"),
+    ]
+    timings["total"] = round(time.monotonic() - started, 1)
+    summary = {
+        "images_dir": str(options.images),
+        "workdir": str(paths.workdir),
+        "uploads": len(uploads),
+        "accepted": len(accepted),
+        "quarantined": dict(sorted(Counter(outcome.reason for outcome in outcomes
+                                           if outcome.status != "accepted").items())),
+        "featurized": len(features),
+        "errors": parquet_rows(config.errors_uri),
+        "batches": len(running.listener.records),
+        "throughput_images_per_s": throughput,
+        "throughput_batches": steady_batches,
+        "latency_ms": latency_percentiles(features),
+        "k": running.k,
+        "explained_variance": round(float(sum(running.explained_variance)), 4),
+        "model_version": running.model_version,
+        "pca_version": running.pca_version,
+        "features_uri": config.features_uri,
+        "plots": [str(path) for path in plots],
+        "timings_s": timings,
+    }
+    return summary, complete
+
+
+def render_summary(summary: dict) -> str:
+    quarantined = ", ".join(f"{reason} {count}" for reason, count in summary["quarantined"].items()) or "none"
+    latency = summary["latency_ms"]
+    lines = [
+        "Fruits! demo summary",
+        f"  uploads            {summary['uploads']} ({summary['accepted']} accepted; "
+        f"quarantined: {quarantined})",
+        f"  featurized         {summary['featurized']} images, {summary['errors']} stream errors, "
+        f"{summary['batches']} micro-batches",
+        f"  throughput         {summary['throughput_images_per_s']} images/s (steady state, "
+        f"{summary['throughput_batches']} batches)",
+        f"  latency p50 / p95  {latency['p50']} ms / {latency['p95']} ms (ingested -> featurized)",
+        f"  PCA                k={summary['k']}, explained variance {summary['explained_variance']:.1%}",
+        f"  model              {summary['model_version']} / {summary['pca_version']}",
+        f"  output             {summary['features_uri']}",
+        f"  plots              {', '.join(summary['plots'])}",
+        f"  timings (s)        {summary['timings_s']}",
+    ]
+    return "\n".join(lines)

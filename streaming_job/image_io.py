@@ -1,0 +1,70 @@
+"""Fetching image bytes by URI inside a worker: parallel GETs on one reused S3 client.
+
+One `ImageReader` lives per Python worker process (see worker_cache), so its
+S3 client, connection pool and threads are built once, not per batch.
+Failures come back as values, one per URI: a bad image never fails a batch.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+import numpy as np
+
+from streaming_job import uris
+from streaming_job.preprocess import decode_and_resize
+
+DEFAULT_READ_THREADS = 16
+T = TypeVar("T")
+
+
+class ImageReader:
+    """Reads many images concurrently; `s3://` through one client, `file://` from disk."""
+
+    def __init__(self, threads: int = DEFAULT_READ_THREADS):
+        if threads < 1:
+            raise ValueError(f"threads must be >= 1, got {threads}")
+        self.threads = threads
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="image-read")
+        self._client = None
+        self._client_lock = threading.Lock()
+
+    def read_many(self, image_uris: list[str]) -> list[bytes | Exception]:
+        """The bytes of each URI, or the exception that reading it raised, in input order."""
+        return self._map(self.read, image_uris)
+
+    def load_many(self, image_uris: list[str], input_size: int) -> list[np.ndarray | Exception]:
+        """Read and decode each URI to uint8 [S, S, 3] in the pool (Pillow releases the GIL)."""
+        return self._map(lambda uri: decode_and_resize(self.read(uri), input_size), image_uris)
+
+    def read(self, uri: str) -> bytes:
+        if uris.is_s3(uri):
+            bucket, key = uris.split_s3(uri)
+            try:
+                return self._s3().get_object(Bucket=bucket, Key=key)["Body"].read()
+            except Exception as error:
+                if uris.is_missing_object_error(error):
+                    raise FileNotFoundError(f"no such object: {uri}") from error
+                raise
+        return uris.local_path(uri).read_bytes()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _map(self, task: Callable[[str], T], image_uris: list[str]) -> list[T | Exception]:
+        def guarded(uri: str) -> T | Exception:
+            try:
+                return task(uri)
+            except Exception as error:
+                return error
+
+        return list(self._pool.map(guarded, image_uris))
+
+    def _s3(self):
+        with self._client_lock:
+            if self._client is None:
+                self._client = uris.s3_client(max_pool_connections=self.threads)
+            return self._client

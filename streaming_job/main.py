@@ -1,0 +1,39 @@
+"""The streaming featurizer, as `spark-submit` runs it (on EMR: one step of the cluster).
+
+Usage:
+    spark-submit [spark options] streaming_job/main.py --lake s3://bucket[/prefix] [options]
+    spark-submit --master 'local[*]' streaming_job/main.py --lake file:///abs/lake --available-now
+
+The options are exactly those of `fruits stream` (see `fruits stream --help`),
+except `--master`, which spark-submit decides. The query reads
+<lake>/manifests/, writes <lake>/features/ and <lake>/errors/ exactly once,
+and stops cleanly on SIGTERM or when <lake>/control/stop-stream appears.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from streaming_job.config import ConfigError, add_stream_arguments, config_from_args
+from streaming_job.runner import run_stream
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="main.py", description=__doc__.splitlines()[0])
+    add_stream_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        config = config_from_args(args)
+    except ConfigError as error:
+        print(f"main.py: configuration error: {error}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    return run_stream(config)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""The demo's PNG plots (matplotlib, Agg backend: no display needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def explained_variance_plot(explained_variance: list[float], out: Path) -> Path:
+    """Bars: each component's share of the variance; line: the cumulative share."""
+    plt = _pyplot()
+    ratios = np.asarray(explained_variance, dtype=float)
+    components = np.arange(1, len(ratios) + 1)
+    figure, axis = plt.subplots(figsize=(7, 4))
+    axis.bar(components, ratios, color="#8fbc8f", label="per component")
+    axis.plot(components, np.cumsum(ratios), color="#2e5e2e", marker="o", markersize=3, label="cumulative")
+    axis.set_xlabel("principal component")
+    axis.set_ylabel("share of the feature variance")
+    axis.set_ylim(0, 1.02)
+    axis.set_title(f"PCA explained variance (k={len(ratios)}, total {ratios.sum():.1%})")
+    axis.legend(loc="center right")
+    figure.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out, dpi=110)
+    plt.close(figure)
+    return out
+
+
+def pca_scatter_plot(scores: np.ndarray, labels: list[str], out: Path) -> Path:
+    """The images on the first two principal components, one colour per label."""
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(6, 5))
+    for label in sorted(set(labels)):
+        chosen = np.asarray([value == label for value in labels])
+        axis.scatter(scores[chosen, 0], scores[chosen, 1], s=18, alpha=0.8, label=label)
+    axis.set_xlabel("PC 1")
+    axis.set_ylabel("PC 2")
+    axis.set_title(f"{len(labels)} featurized images on the first two components")
+    axis.legend(loc="best", fontsize="small")
+    figure.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out, dpi=110)
+    plt.close(figure)
+    return out

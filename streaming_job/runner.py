@@ -1,0 +1,198 @@
+"""Starting the featurizing query and stopping it cleanly.
+
+`start_stream` loads the model artifacts on the driver, broadcasts them, wires
+the listener and starts the query; `await_stream` waits for it and stops it
+between two micro-batches when SIGTERM arrives or the stop marker
+(`<lake>/control/stop-stream`, written by `fruits deploy stop`) appears.
+A batch cut short anyway (a stop that times out, a kill) is re-run on the next
+start and republished under the same names (sink.py): still exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass
+
+from pyspark.sql import SparkSession
+
+from streaming_job import uris
+from streaming_job.config import StreamConfig
+from streaming_job.monitoring import BatchStatsBoard, EmfPublisher, ProgressListener
+from streaming_job.stream import QUERY_NAME, MicroBatchWriter, WorkerContext, read_manifests
+
+log = logging.getLogger(__name__)
+
+STOP_POLL_SECONDS = 2.0
+# How long a stop waits for the running micro-batch to finish before interrupting it.
+STOP_GRACE_SECONDS = 600.0
+LISTENER_DRAIN_SECONDS = 30.0
+
+
+@dataclass
+class RunningStream:
+    query: object
+    listener: ProgressListener
+    model_version: str
+    pca_version: str
+    k: int
+    explained_variance: list[float]
+
+
+class HadoopFiles:
+    """The few file operations the driver needs on the lake, through Hadoop (file:// and s3://)."""
+
+    def __init__(self, spark: SparkSession) -> None:
+        self._jvm = spark._jvm
+        self._conf = spark._jsc.hadoopConfiguration()
+
+    def mkdirs(self, uri: str) -> None:
+        path = self._path(uri)
+        path.getFileSystem(self._conf).mkdirs(path)
+
+    def delete(self, uri: str) -> bool:
+        path = self._path(uri)
+        return bool(path.getFileSystem(self._conf).delete(path, False))
+
+    def count_manifests_newer_than(self, root_uri: str, newest_ms: int | None) -> int | None:
+        """Manifests under `root_uri` modified after `newest_ms`: not read by the stream yet.
+
+        The file source takes the oldest files first, so everything newer than the
+        newest manifest of the last batch is backlog (files with an equal time may
+        be counted as done: an approximation by at most a handful of files).
+        """
+        if newest_ms is None:
+            return None
+        path = self._path(root_uri)
+        fs = path.getFileSystem(self._conf)
+        if not fs.exists(path):
+            return 0
+        files = fs.listFiles(path, True)
+        backlog = 0
+        while files.hasNext():
+            status = files.next()
+            name = status.getPath().getName()
+            if name.endswith(".json") and not name.startswith((".", "_")) \
+                    and status.getModificationTime() > newest_ms:
+                backlog += 1
+        return backlog
+
+    def _path(self, uri: str):
+        return self._jvm.org.apache.hadoop.fs.Path(uri)
+
+
+def start_stream(spark: SparkSession, config: StreamConfig) -> RunningStream:
+    """Load and broadcast the model artifacts, register the listener, start the query."""
+    from streaming_job.model import load_featurizer_spec
+    from streaming_job.pca import load_pca
+
+    spec = load_featurizer_spec(config.featurizer)
+    projection = load_pca(spark, config.pca, spec.model_version)
+    sc = spark.sparkContext
+    context = WorkerContext(
+        spec_broadcast=sc.broadcast(spec),
+        projection_broadcast=sc.broadcast(projection),
+        inference_batch_size=config.inference_batch_size,
+        cores_per_task=int(spark.conf.get("spark.task.cpus", "1")),
+        model_builds=sc.accumulator(0),
+    )
+    files = HadoopFiles(spark)
+    files.mkdirs(config.manifests_uri)
+    board = BatchStatsBoard()
+    emf = EmfPublisher(config.cloudwatch_log_group, config.metrics_namespace, config.stage) \
+        if config.cloudwatch_log_group else None
+    listener = ProgressListener(
+        config, board, emf=emf,
+        backlog_counter=lambda newest_ms: files.count_manifests_newer_than(config.manifests_uri, newest_ms))
+    spark.streams.addListener(listener)
+    writer = (
+        read_manifests(spark, config).writeStream.queryName(QUERY_NAME)
+        .foreachBatch(MicroBatchWriter(spark, config, context, board))
+        .option("checkpointLocation", config.checkpoint)
+    )
+    writer = writer.trigger(availableNow=True) if config.available_now \
+        else writer.trigger(processingTime=f"{config.trigger_seconds} seconds")
+    query = writer.start()
+    log.info("query %s started: featurizer %s, PCA %s (k=%d)", QUERY_NAME, spec.model_version,
+             projection.pca_version, projection.k)
+    return RunningStream(query=query, listener=listener, model_version=spec.model_version,
+                         pca_version=projection.pca_version, k=projection.k,
+                         explained_variance=list(projection.explained_variance))
+
+
+def install_stop_signals(stop_requested: threading.Event) -> None:
+    """SIGTERM (and Ctrl-C) ask for a clean stop after the current micro-batch."""
+    def request_stop(signum, _frame) -> None:
+        log.warning("signal %d received: stopping after the current micro-batch", signum)
+        stop_requested.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+
+
+def await_stream(spark: SparkSession, running: RunningStream, config: StreamConfig,
+                 stop_requested: threading.Event, poll_seconds: float = STOP_POLL_SECONDS) -> str:
+    """Wait until the query ends by itself (available-now) or a stop is asked; return why it ended.
+
+    Raises the query's exception when it failed.
+    """
+    query = running.query
+    reason = "finished"
+    while query.isActive:
+        if stop_requested.is_set():
+            reason = "stop requested"
+        elif uris.exists(config.stop_marker_uri):
+            reason = "stop marker"
+        else:
+            query.awaitTermination(poll_seconds)
+            continue
+        stop_between_batches(query)
+        if reason == "stop marker":
+            HadoopFiles(spark).delete(config.stop_marker_uri)
+        break
+    failure = query.exception()
+    drain_listener(spark, running.listener)
+    if failure is not None:
+        raise RuntimeError(f"the streaming query failed: {failure}")
+    log.info("query %s ended: %s", QUERY_NAME, reason)
+    return reason
+
+
+def stop_between_batches(query, grace_seconds: float = STOP_GRACE_SECONDS) -> None:
+    """Stop the query when no micro-batch is running (interrupting one only after the grace period)."""
+    deadline = time.monotonic() + grace_seconds
+    while query.isActive and query.status["isTriggerActive"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    query.stop()
+
+
+def drain_listener(spark: SparkSession, listener: ProgressListener,
+                   timeout_seconds: float = LISTENER_DRAIN_SECONDS) -> None:
+    """Wait for the listener to see the query's end (events arrive asynchronously), then remove it."""
+    if not listener.terminated.wait(timeout_seconds):
+        log.warning("the query's termination event did not arrive within %.0f s", timeout_seconds)
+    spark.streams.removeListener(listener)
+
+
+def run_stream(config: StreamConfig, master: str | None = None) -> int:
+    """Build the session, start the query and wait: the body of `fruits stream` and main.py.
+
+    Returns 0 after a clean stop (stop marker, SIGTERM, available-now backlog done),
+    2 when the model artifacts are missing or inconsistent.
+    """
+    from streaming_job.model import FeaturizerError
+    from streaming_job.pca import PcaError
+    from streaming_job.session import build_spark_session
+
+    spark = build_spark_session("fruits-stream", master=master)
+    stop_requested = threading.Event()
+    install_stop_signals(stop_requested)
+    try:
+        running = start_stream(spark, config)
+    except (FeaturizerError, PcaError) as error:
+        log.error("cannot start the stream: %s", error)
+        return 2
+    await_stream(spark, running, config, stop_requested)
+    return 0

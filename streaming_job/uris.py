@@ -1,0 +1,160 @@
+"""Read, write and list objects by URI: `file://` locally, `s3://` on AWS.
+
+The job never branches on where the lake lives: every component goes through
+these few functions, so local mode and the cloud differ only by URI.
+A bare filesystem path is accepted wherever a `file://` URI is.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+S3_SCHEME = "s3"
+FILE_SCHEME = "file"
+# Names that writers use for in-flight files (and Spark ignores): never listed.
+HIDDEN_NAME_PREFIXES = (".", "_")
+
+
+class UnsupportedUriError(ValueError):
+    """The URI is neither `file://`, a local path nor `s3://bucket/key`."""
+
+
+def to_uri(path_or_uri: str | Path) -> str:
+    """`s3://` and `file://` URIs unchanged; a local path becomes an absolute `file://` URI."""
+    text = str(path_or_uri)
+    if text.startswith(("s3://", "file://")):
+        return text
+    if "://" in text:
+        raise UnsupportedUriError(f"unsupported URI scheme in {text!r}: use file:// or s3://")
+    return Path(text).expanduser().resolve().as_uri()
+
+
+def is_s3(uri: str) -> bool:
+    return urlparse(uri).scheme == S3_SCHEME
+
+
+def local_path(uri: str | Path) -> Path:
+    """The filesystem path of a `file://` URI (or bare path); raises for `s3://`."""
+    text = str(uri)
+    parsed = urlparse(text)
+    if parsed.scheme == FILE_SCHEME:
+        if parsed.netloc not in ("", "localhost"):
+            raise UnsupportedUriError(f"file URI with a host is not supported: {text!r}")
+        return Path(unquote(parsed.path))
+    if parsed.scheme == "":
+        return Path(text).expanduser()
+    raise UnsupportedUriError(f"not a local URI: {text!r}")
+
+
+def split_s3(uri: str) -> tuple[str, str]:
+    """`s3://bucket/some/key` -> ("bucket", "some/key")."""
+    parsed = urlparse(uri)
+    if parsed.scheme != S3_SCHEME or not parsed.netloc:
+        raise UnsupportedUriError(f"not an s3://bucket/key URI: {uri!r}")
+    return parsed.netloc, unquote(parsed.path.lstrip("/"))
+
+
+def s3_client(max_pool_connections: int = 10):
+    """A new S3 client (region and endpoint from the usual AWS environment variables).
+
+    Long-lived readers (`image_io.ImageReader`) keep theirs; these helpers make
+    one per call, which keeps them correct under moto and across forks.
+    """
+    import boto3
+    from botocore.config import Config
+
+    config = Config(retries={"max_attempts": 5, "mode": "standard"},
+                    max_pool_connections=max_pool_connections)
+    return boto3.client("s3", config=config)
+
+
+def is_missing_object_error(error: BaseException) -> bool:
+    """True for the S3 errors that mean "no such object" (404 / NoSuchKey)."""
+    response = getattr(error, "response", None)
+    if not isinstance(response, dict):
+        return False
+    code = str(response.get("Error", {}).get("Code", ""))
+    return code in ("404", "NoSuchKey", "NotFound")
+
+
+def read_bytes(uri: str) -> bytes:
+    """The object's bytes; FileNotFoundError when it does not exist (both schemes)."""
+    if is_s3(uri):
+        bucket, key = split_s3(uri)
+        try:
+            return s3_client().get_object(Bucket=bucket, Key=key)["Body"].read()
+        except Exception as error:
+            if is_missing_object_error(error):
+                raise FileNotFoundError(f"no such object: {uri}") from error
+            raise
+    return local_path(uri).read_bytes()
+
+
+def write_bytes(uri: str, data: bytes) -> None:
+    """Write an object whole. Locally: to a hidden temp name, then an atomic rename."""
+    if is_s3(uri):
+        bucket, key = split_s3(uri)
+        s3_client().put_object(Bucket=bucket, Key=key, Body=data)
+        return
+    target = local_path(uri)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with open(temporary, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def exists(uri: str) -> bool:
+    """Whether an object (or, locally, a file or directory) exists at the URI."""
+    if is_s3(uri):
+        bucket, key = split_s3(uri)
+        try:
+            s3_client().head_object(Bucket=bucket, Key=key)
+        except Exception as error:
+            if is_missing_object_error(error):
+                return False
+            raise
+        return True
+    return local_path(uri).exists()
+
+
+def list_uris(prefix_uri: str, suffix: str = "") -> list[str]:
+    """Sorted URIs of the objects under a directory-like prefix whose names end with `suffix`.
+
+    Hidden names (starting with `.` or `_`: files being written, Spark markers) are skipped.
+    """
+    if is_s3(prefix_uri):
+        return _list_s3(prefix_uri, suffix)
+    root = local_path(prefix_uri)
+    if not root.is_dir():
+        return []
+    found = []
+    for directory, subdirectories, files in os.walk(root):
+        subdirectories[:] = [name for name in subdirectories if not name.startswith(HIDDEN_NAME_PREFIXES)]
+        for name in files:
+            if name.endswith(suffix) and not name.startswith(HIDDEN_NAME_PREFIXES):
+                found.append(Path(directory, name).as_uri())
+    return sorted(found)
+
+
+def _list_s3(prefix_uri: str, suffix: str) -> list[str]:
+    bucket, prefix = split_s3(prefix_uri)
+    if prefix and not prefix.endswith("/"):
+        prefix += "/"
+    paginator = s3_client().get_paginator("list_objects_v2")
+    found = []
+    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", []):
+            key = item["Key"]
+            name = key.rsplit("/", 1)[-1]
+            if key.endswith(suffix) and name and not name.startswith(HIDDEN_NAME_PREFIXES):
+                found.append(f"s3://{bucket}/{key}")
+    return sorted(found)

@@ -1,0 +1,142 @@
+"""`fruits cost`: the monthly estimate from the repository's dated price table."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from dataclasses import replace
+from datetime import date
+
+import pytest
+
+from streaming_job.commands import cost as cost_command
+from streaming_job.config import ConfigError
+from streaming_job.cost import Assumptions, UnknownPriceError, estimate, format_table, load_price_table
+
+SERVICES = ("lambda", "sqs", "s3", "kms", "cloudwatch", "xray", "ebs", "vpc")
+
+
+def item(result, prefix: str):
+    [found] = [line for line in result.items if line.component.startswith(prefix)]
+    return found
+
+
+def fruits_cost(*argv: str) -> int:
+    parser = argparse.ArgumentParser(prog="fruits cost")
+    cost_command.add_arguments(parser)
+    return cost_command.run(parser.parse_args(list(argv)))
+
+
+def test_price_table_is_dated_and_sourced_for_paris_and_ireland():
+    # GIVEN the price table shipped with the package
+    table = load_price_table()
+    # THEN it has a date, and for both regions every service's prices cite an AWS pricing page
+    assert date.fromisoformat(table["as_of"])
+    for region in ("eu-west-3", "eu-west-1"):
+        prices = table["regions"][region]
+        for service in SERVICES:
+            assert prices[service]["source"].startswith("https://aws.amazon.com/"), (region, service)
+        assert prices["emr_instances"]["source_emr"] == "https://aws.amazon.com/emr/pricing/"
+        for spec in prices["emr_instances"]["types"].values():
+            assert spec["vcpu"] > 0 and spec["ec2_on_demand_hour"] > spec["emr_hour"] > 0
+
+
+def test_lambda_line_is_images_times_duration_times_memory_at_the_table_price():
+    # GIVEN one million images a day at the default 600 ms and 1024 MB
+    table = load_price_table()
+    result = estimate(1_000_000, "eu-west-3", table)
+    # WHEN the Lambda compute line is read
+    line = item(result, "Lambda compute")
+    # THEN it is images x seconds x GB at the arm64 GB-second price
+    images = 1_000_000 * table["hours_per_month"] / 24
+    assert line.quantity == pytest.approx(images * 0.6 * 1.0)
+    gb_second = table["regions"]["eu-west-3"]["lambda"]["arm64_gb_second"]
+    assert line.usd == pytest.approx(images * 0.6 * gb_second)
+
+
+def test_cost_and_fleet_grow_with_the_image_rate():
+    # GIVEN the three scales of the README
+    small, medium, large = (estimate(n) for n in (10_000, 1_000_000, 100_000_000))
+    # THEN the total grows with the rate
+    assert small.total_usd < medium.total_usd < large.total_usd
+    # AND the always-on primary + core nodes do not change, while spot task nodes absorb the load
+    for prefix in ("EMR primary", "EMR core"):
+        assert item(small, prefix).usd == item(large, prefix).usd
+    assert small.fleet.task_nodes_peak == 1
+    assert large.fleet.task_nodes_peak > 20
+    assert large.fleet.task_nodes_average < large.fleet.task_nodes_peak
+    assert large.fleet.scaling_maximum_units == 2 + large.fleet.task_nodes_peak
+
+
+def test_task_nodes_are_billed_at_the_spot_factor_plus_the_full_emr_fee():
+    # GIVEN the default task instance type's prices
+    spec = load_price_table()["regions"]["eu-west-3"]["emr_instances"]["types"]["m7i.2xlarge"]
+    # WHEN the estimate runs at two spot factors
+    cheap = item(estimate(100_000_000, assumptions=replace(Assumptions(), spot_price_factor=0.3)), "EMR task")
+    # THEN the hourly price is the discounted EC2 price plus the undiscounted EMR fee
+    assert cheap.unit_price == pytest.approx(spec["ec2_on_demand_hour"] * 0.3 + spec["emr_hour"])
+
+
+def test_a_shorter_trigger_costs_more_s3_listing():
+    # GIVEN a quiet pipeline (10,000 images a day)
+    fast = estimate(10_000, assumptions=replace(Assumptions(), trigger_seconds=1))
+    slow = estimate(10_000, assumptions=replace(Assumptions(), trigger_seconds=60))
+    # THEN a 1 s trigger lists the source 60x more often than a 60 s one
+    assert item(fast, "S3 LIST").quantity == pytest.approx(60 * item(slow, "S3 LIST").quantity)
+    assert item(fast, "S3 PUT/COPY (stream").usd > item(slow, "S3 PUT/COPY (stream").usd
+
+
+def test_image_storage_grows_linearly_with_retention():
+    month = estimate(1_000_000, assumptions=replace(Assumptions(), retention_days=30))
+    year = estimate(1_000_000, assumptions=replace(Assumptions(), retention_days=360))
+    assert item(year, "S3 storage: clean").usd == pytest.approx(12 * item(month, "S3 storage: clean").usd)
+
+
+def test_ireland_and_paris_use_their_own_prices():
+    paris, ireland = estimate(1_000_000, "eu-west-3"), estimate(1_000_000, "eu-west-1")
+    assert item(ireland, "S3 storage: clean").usd < item(paris, "S3 storage: clean").usd
+
+
+def test_unknown_region_or_instance_type_is_a_clear_error():
+    with pytest.raises(UnknownPriceError, match="eu-west-3"):
+        estimate(1000, "us-east-1")
+    with pytest.raises(UnknownPriceError, match=r"m7i\.2xlarge"):
+        estimate(1000, assumptions=replace(Assumptions(), task_type="x9.huge"))
+
+
+def test_command_prints_a_table_with_total_and_fleet(capsys):
+    # WHEN the command runs for 1 million images a day
+    assert fruits_cost("--images-per-day", "1000000") == 0
+    out = capsys.readouterr().out
+    # THEN it prints the dated header, one row per component, the total and the fleet
+    assert "1,000,000 images/day in eu-west-3" in out and "prices as of" in out
+    assert re.search(r"^total\s+[\d,]+\.\d\d$", out, re.MULTILINE)
+    assert "fleet: primary 1 x m7i.xlarge on-demand" in out
+    for component in ("Lambda requests", "SQS requests", "S3 GET/HEAD (ingest)", "KMS requests", "EMR task"):
+        assert component in out
+
+
+def test_command_json_totals_its_items_and_takes_overrides(capsys):
+    assert fruits_cost("--images-per-day", "100000000", "--region", "eu-west-1", "--json",
+                       "--trigger-seconds", "30", "--core-count", "3") == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["region"] == "eu-west-1"
+    assert document["assumptions"]["trigger_seconds"] == 30
+    assert document["assumptions"]["core_count"] == 3
+    assert document["total_usd"] == pytest.approx(sum(line["usd"] for line in document["items"]), abs=0.05)
+
+
+def test_command_refuses_bad_input():
+    with pytest.raises(ConfigError, match="images-per-day"):
+        fruits_cost("--images-per-day", "0")
+    with pytest.raises(ConfigError, match="no prices for region"):
+        fruits_cost("--images-per-day", "10", "--region", "us-east-1")
+
+
+def test_table_format_lines_up():
+    lines = format_table(estimate(10_000)).splitlines()
+    header = next(line for line in lines if line.startswith("component"))
+    rows = lines[lines.index(header) + 2:]
+    width = len(header)
+    assert all(len(row) == width for row in rows if row.startswith(("Lambda", "SQS", "S3 ", "EMR")))

@@ -1,0 +1,492 @@
+"""`fruits deploy` against moto: real boto3 calls to mocked S3, EMR, KMS and CloudFormation."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import boto3
+import pytest
+from fruits_ingest import contracts
+from moto import mock_aws
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.emr.models import emr_backends
+
+from streaming_job import deploy
+from streaming_job.aws_calls import ApiCall, Boto3Executor
+from streaming_job.commands import deploy as deploy_command
+from streaming_job.config import ConfigError, StreamConfig
+from streaming_job.monitoring import StatusLog
+from streaming_job.packaging import build_job_package
+
+REGION = "eu-west-3"
+BUCKET = "fruits-test-lake"
+STAGE = "test"
+
+
+def fruits_deploy(*argv: str) -> int:
+    """Run `fruits deploy ...` through the command's own parser."""
+    parser = argparse.ArgumentParser(prog="fruits deploy")
+    deploy_command.add_arguments(parser)
+    args = parser.parse_args(list(argv))
+    args.command = "deploy"
+    return deploy_command.run(args)
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": REGION}.items():
+        monkeypatch.setenv(name, value)
+    for name in ("FRUITS_LAKE", "FRUITS_STAGE", "FRUITS_STACK_NAME", "FRUITS_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    with mock_aws():
+        yield
+
+
+@pytest.fixture
+def s3(aws):
+    client = boto3.client("s3", region_name=REGION)
+    client.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+    return client
+
+
+@pytest.fixture
+def kms_key(aws) -> str:
+    return boto3.client("kms", region_name=REGION).create_key(Description="lake key")["KeyMetadata"]["Arn"]
+
+
+@pytest.fixture
+def emr(aws):
+    return boto3.client("emr", region_name=REGION)
+
+
+@pytest.fixture
+def cluster_id(emr) -> str:
+    return emr.run_job_flow(
+        Name="fruits-test", ReleaseLabel="emr-7.0.0", JobFlowRole="EMR_EC2_DefaultRole",
+        ServiceRole="EMR_DefaultRole", StepConcurrencyLevel=2,
+        Instances={"MasterInstanceType": "m7g.xlarge", "SlaveInstanceType": "m7g.xlarge", "InstanceCount": 3,
+                   "KeepJobFlowAliveWhenNoSteps": True},
+    )["JobFlowId"]
+
+
+@pytest.fixture
+def artifacts(tmp_path: Path) -> tuple[Path, Path]:
+    """A featurizer file and a PCA directory laid out as `fruits fit-pca` saves it (Spark ML + sidecar)."""
+    featurizer = tmp_path / "featurizer.keras"
+    featurizer.write_bytes(b"PK\x03\x04 keras archive bytes")
+    pca = tmp_path / "pca"
+    (pca / "spark_model" / "metadata").mkdir(parents=True)
+    (pca / "pca.json").write_text(json.dumps({"k": 8, "model_version": "mobilenetv2-seeded-96-abc"}))
+    (pca / "spark_model" / "metadata" / "part-00000").write_text('{"class": "PipelineModel"}')
+    (pca / "spark_model" / "metadata" / ".part-00000.crc").write_bytes(b"crc")
+    return featurizer, pca
+
+
+def target_flags(cluster_id: str, kms_key: str) -> list[str]:
+    return ["--region", REGION, "--cluster-id", cluster_id, "--lake", f"s3://{BUCKET}",
+            "--kms-key-id", kms_key]
+
+
+def upload_all(cluster_id: str, kms_key: str, artifacts: tuple[Path, Path]) -> int:
+    featurizer, pca = artifacts
+    return fruits_deploy("upload", *target_flags(cluster_id, kms_key), "--stage", STAGE,
+                         "--featurizer", str(featurizer), "--pca", str(pca))
+
+
+def keys(s3) -> set[str]:
+    return {item["Key"] for item in s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])}
+
+
+def steps(emr, cluster_id: str) -> list[dict]:
+    return emr.list_steps(ClusterId=cluster_id)["Steps"]
+
+
+def test_upload_puts_code_and_artifacts_encrypted_with_the_lake_key(s3, kms_key, cluster_id, artifacts):
+    # GIVEN a lake bucket, its KMS key and local artifacts
+    version = build_job_package().version
+    # WHEN the code and artifacts are uploaded
+    assert upload_all(cluster_id, kms_key, artifacts) == 0
+    # THEN the versioned code, the bootstrap script and the models are in place (no local checksum files)
+    assert keys(s3) == {
+        f"code/{version}/fruits_job.zip", f"code/{version}/main.py", f"code/{version}/fruits_cli.py",
+        "code/bootstrap/install-python-deps.sh", contracts.FEATURIZER_KEY,
+        f"{contracts.PCA_KEY}/pca.json", f"{contracts.PCA_KEY}/spark_model/metadata/part-00000",
+    }
+    # AND every object is SSE-KMS with the lake's key
+    for key in keys(s3):
+        head = s3.head_object(Bucket=BUCKET, Key=key)
+        assert head["ServerSideEncryption"] == "aws:kms", key
+        assert head["SSEKMSKeyId"] == kms_key, key
+    # AND the zip is the locally built package, byte for byte
+    body = s3.get_object(Bucket=BUCKET, Key=f"code/{version}/fruits_job.zip")["Body"].read()
+    assert body == build_job_package().data
+
+
+def test_a_new_pca_replaces_every_file_of_the_old_one(s3, kms_key, cluster_id, artifacts):
+    # GIVEN a PCA uploaded earlier whose Spark ML part file has another name than the new one's
+    old_part = f"{contracts.PCA_KEY}/spark_model/data/part-00000-old.parquet"
+    s3.put_object(Bucket=BUCKET, Key=old_part, Body=b"x")
+    # WHEN the new PCA is uploaded
+    assert upload_all(cluster_id, kms_key, artifacts) == 0
+    # THEN only the new PCA's files remain (Spark ML would read a stale part file with the new ones)
+    pca_keys = {key for key in keys(s3) if key.startswith(f"{contracts.PCA_KEY}/")}
+    assert pca_keys == {f"{contracts.PCA_KEY}/pca.json",
+                        f"{contracts.PCA_KEY}/spark_model/metadata/part-00000"}
+
+
+def expected_stream_args(version: str) -> list[str]:
+    config = StreamConfig(
+        lake=f"s3://{BUCKET}", checkpoint=f"s3://{BUCKET}/checkpoints/features",
+        featurizer=f"s3://{BUCKET}/{contracts.FEATURIZER_KEY}", pca=f"s3://{BUCKET}/{contracts.PCA_KEY}",
+        clean_source="archive", stage=STAGE, cloudwatch_log_group=f"/fruits/{STAGE}/stream",
+    )
+    return ["spark-submit", "--deploy-mode", "cluster", "--name", f"fruits-stream-{STAGE}",
+            "--conf", "spark.yarn.submit.waitAppCompletion=true",
+            "--py-files", f"s3://{BUCKET}/code/{version}/fruits_job.zip",
+            f"s3://{BUCKET}/code/{version}/main.py", *config.to_cli_args()]
+
+
+def test_start_adds_a_stream_step_with_the_stream_flags(s3, emr, kms_key, cluster_id, artifacts):
+    # GIVEN uploaded code and artifacts, and a stop marker left by an earlier stop
+    assert upload_all(cluster_id, kms_key, artifacts) == 0
+    s3.put_object(Bucket=BUCKET, Key=contracts.STOP_MARKER_KEY, Body=b"{}")
+    # WHEN the stream is started
+    assert fruits_deploy("start", *target_flags(cluster_id, kms_key), "--stage", STAGE) == 0
+    # THEN one step runs spark-submit with exactly the flags StreamConfig gives `fruits stream`
+    [step] = steps(emr, cluster_id)
+    assert step["Name"] == f"fruits-stream-{STAGE}"
+    assert step["ActionOnFailure"] == "CONTINUE"
+    assert step["Config"]["Jar"] == "command-runner.jar"
+    assert step["Config"]["Args"] == expected_stream_args(build_job_package().version)
+    # AND the stale stop marker is gone, so the new stream does not stop at once
+    assert contracts.STOP_MARKER_KEY not in keys(s3)
+
+
+def test_stream_flags_given_to_start_reach_the_step(s3, emr, kms_key, cluster_id, artifacts):
+    # GIVEN uploaded code
+    assert upload_all(cluster_id, kms_key, artifacts) == 0
+    # WHEN start gets stream flags
+    flags = {"--trigger": "30", "--max-files-per-trigger": "2048", "--clean-source": "delete"}
+    assert fruits_deploy("start", *target_flags(cluster_id, kms_key), "--stage", STAGE,
+                         *[item for pair in flags.items() for item in pair]) == 0
+    # THEN they are in the step's arguments
+    args = steps(emr, cluster_id)[0]["Config"]["Args"]
+    for flag, value in flags.items():
+        assert args[args.index(flag) + 1] == value
+
+
+def test_second_start_is_refused_while_the_stream_runs(s3, emr, kms_key, cluster_id, artifacts, capsys):
+    # GIVEN a running stream step
+    assert upload_all(cluster_id, kms_key, artifacts) == 0
+    assert fruits_deploy("start", *target_flags(cluster_id, kms_key), "--stage", STAGE) == 0
+    # WHEN it is started again
+    code = fruits_deploy("start", *target_flags(cluster_id, kms_key), "--stage", STAGE)
+    # THEN the command fails with a clear message and adds no step
+    assert code == 1
+    assert "already RUNNING" in capsys.readouterr().err
+    assert len(steps(emr, cluster_id)) == 1
+
+
+def test_start_refuses_code_that_was_not_uploaded(s3, emr, kms_key, cluster_id, capsys):
+    # GIVEN an empty lake
+    # WHEN the stream is started
+    code = fruits_deploy("start", *target_flags(cluster_id, kms_key), "--stage", STAGE)
+    # THEN it names what is missing and how to fix it, and adds no step
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "fruits_job.zip" in err and "fruits deploy upload" in err
+    assert steps(emr, cluster_id) == []
+
+
+def test_status_reports_cluster_and_stream_step(s3, emr, kms_key, cluster_id, artifacts, capsys):
+    # GIVEN a started stream
+    assert upload_all(cluster_id, kms_key, artifacts) == 0
+    assert fruits_deploy("start", *target_flags(cluster_id, kms_key), "--stage", STAGE) == 0
+    capsys.readouterr()
+    # WHEN the status is asked for as JSON
+    assert fruits_deploy("status", *target_flags(cluster_id, kms_key), "--stage", STAGE, "--json") == 0
+    report = json.loads(capsys.readouterr().out)
+    # THEN it shows the cluster's and the step's states
+    assert report["cluster_id"] == cluster_id
+    assert report["cluster_state"] in ("RUNNING", "WAITING", "STARTING")
+    assert report["step_id"] == steps(emr, cluster_id)[0]["Id"]
+    assert report["step_state"] == "RUNNING"
+    # AND the stream's own health, which needs its status log: none yet
+    assert report["stream_health"]["health"] == "stalled"
+    assert "no status yet" in report["stream_health"]["reason"]
+
+
+def test_status_reads_the_stream_health_from_the_lake(s3, emr, kms_key, cluster_id, capsys):
+    # GIVEN a status log the stream's listener wrote a moment ago
+    latest = {"state": "running", "updated_at": contracts.iso_utc(datetime.now(UTC)), "trigger_seconds": 10}
+    StatusLog(f"s3://{BUCKET}/{contracts.STATUS_PREFIX}").write_latest(latest)
+    # WHEN the status is asked for
+    assert fruits_deploy("status", *target_flags(cluster_id, kms_key), "--stage", STAGE) == 0
+    out = capsys.readouterr().out
+    # THEN the table shows the cluster and the stream's health from that log
+    assert f"cluster        {cluster_id}" in out
+    assert "stream health  HEALTHY" in out
+
+
+class FakeClock:
+    """Time that only moves when the code under test sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+class CancelRecorder:
+    """moto has no EMR CancelSteps: record that call, pass every other one to moto."""
+
+    dry_run = False
+
+    def __init__(self, inner: Boto3Executor) -> None:
+        self.inner = inner
+        self.cancels: list[ApiCall] = []
+
+    def __call__(self, call: ApiCall):
+        if call.operation == "cancel_steps":
+            self.cancels.append(call)
+            return {"CancelStepsInfoList": [{"StepId": call.params["StepIds"][0], "Status": "SUBMITTED"}]}
+        return self.inner(call)
+
+    def note(self, text: str) -> None:
+        pass
+
+
+def started_stream(cluster_id: str, kms_key: str, artifacts) -> deploy.Target:
+    assert upload_all(cluster_id, kms_key, artifacts) == 0
+    assert fruits_deploy("start", *target_flags(cluster_id, kms_key), "--stage", STAGE) == 0
+    return deploy.Target(lake=deploy.Lake(BUCKET), stage=STAGE, cluster_id=cluster_id, kms_key_id=kms_key)
+
+
+def test_stop_writes_the_marker_and_waits_for_the_stream_to_finish(s3, emr, kms_key, cluster_id, artifacts):
+    # GIVEN a running stream that finishes its batch and exits after seeing the marker
+    target = started_stream(cluster_id, kms_key, artifacts)
+    clock = FakeClock()
+    moto_step = emr_backends[DEFAULT_ACCOUNT_ID][REGION].clusters[cluster_id].steps[0]
+
+    def sleep(seconds: float) -> None:
+        clock.sleep(seconds)
+        if len(clock.sleeps) == 2:
+            moto_step.state = "COMPLETED"
+
+    executor = CancelRecorder(Boto3Executor(REGION))
+    # WHEN it is stopped
+    result = deploy.stop(executor, target, timeout_s=300, poll_s=15, sleep=sleep, clock=clock)
+    # THEN the encrypted stop marker was written, the step ended by itself and nothing was cancelled
+    head = s3.head_object(Bucket=BUCKET, Key=contracts.STOP_MARKER_KEY)
+    assert head["ServerSideEncryption"] == "aws:kms"
+    marker = json.loads(s3.get_object(Bucket=BUCKET, Key=contracts.STOP_MARKER_KEY)["Body"].read())
+    assert set(marker) == {"requested_at", "requested_by"}
+    assert result == deploy.StopResult("stopped", moto_step.id, "COMPLETED")
+    assert clock.sleeps == [15, 15]
+    assert executor.cancels == []
+
+
+def test_stop_cancels_the_step_when_it_outlives_the_timeout(s3, emr, kms_key, cluster_id, artifacts):
+    # GIVEN a running stream that never stops by itself
+    target = started_stream(cluster_id, kms_key, artifacts)
+    clock = FakeClock()
+    executor = CancelRecorder(Boto3Executor(REGION))
+    # WHEN it is stopped with a 60 s timeout
+    result = deploy.stop(executor, target, timeout_s=60, poll_s=25, sleep=clock.sleep, clock=clock)
+    # THEN it waited exactly the timeout, then sent SEND_INTERRUPT to that step
+    step_id = steps(emr, cluster_id)[0]["Id"]
+    assert clock.sleeps == [25, 25, 10]
+    assert [call.params for call in executor.cancels] == [
+        {"ClusterId": cluster_id, "StepIds": [step_id], "StepCancellationOption": "SEND_INTERRUPT"}]
+    assert result.outcome == "cancelled"
+    assert contracts.STOP_MARKER_KEY in keys(s3)
+
+
+def test_stop_without_a_running_stream_writes_nothing(s3, kms_key, cluster_id):
+    # GIVEN a cluster with no stream step
+    target = deploy.Target(lake=deploy.Lake(BUCKET), stage=STAGE, cluster_id=cluster_id, kms_key_id=kms_key)
+    # WHEN it is stopped
+    result = deploy.stop(Boto3Executor(REGION), target, sleep=pytest.fail)
+    # THEN there is nothing to do, and no marker is left to stop a future stream
+    assert result.outcome == "not_running"
+    assert keys(s3) == set()
+
+
+def test_fit_pca_adds_a_batch_step_running_the_cli_launcher(s3, emr, kms_key, cluster_id, artifacts):
+    # GIVEN uploaded code and featurizer
+    assert upload_all(cluster_id, kms_key, artifacts) == 0
+    version = build_job_package().version
+    # WHEN a fit is requested with a fixed k
+    assert fruits_deploy("fit-pca", *target_flags(cluster_id, kms_key), "--stage", STAGE,
+                         "--k", "16", "--sample-size", "500") == 0
+    # THEN the step runs `fruits fit-pca` on YARN from the zip, writing the lake's models/pca
+    [step] = steps(emr, cluster_id)
+    assert step["Name"] == f"fruits-fit-pca-{STAGE}"
+    assert step["ActionOnFailure"] == "CONTINUE"
+    assert step["Config"]["Args"] == [
+        "spark-submit", "--deploy-mode", "cluster", "--name", f"fruits-fit-pca-{STAGE}",
+        "--conf", "spark.yarn.submit.waitAppCompletion=true",
+        "--py-files", f"s3://{BUCKET}/code/{version}/fruits_job.zip",
+        f"s3://{BUCKET}/code/{version}/fruits_cli.py",
+        "fit-pca", "--lake", f"s3://{BUCKET}", "--featurizer", f"s3://{BUCKET}/{contracts.FEATURIZER_KEY}",
+        "--out", f"s3://{BUCKET}/{contracts.PCA_KEY}", "--master", "yarn",
+        "--k", "16", "--sample-size", "500",
+    ]
+
+
+# The outputs and parameter `fruits deploy` reads from infra/emr-cluster.yaml and template.yaml.
+EMR_STACK_TEMPLATE = """
+AWSTemplateFormatVersion: "2010-09-09"
+Parameters:
+  ClusterIdValue: {Type: String}
+  IngestStackName: {Type: String}
+Resources:
+  Placeholder: {Type: "AWS::SQS::Queue"}
+Outputs:
+  ClusterId: {Value: !Ref ClusterIdValue}
+  LakeBucketName: {Value: fruits-test-lake}
+  StreamLogGroupName: {Value: /fruits/test/stream-from-stack}
+"""
+INGEST_STACK_TEMPLATE = """
+AWSTemplateFormatVersion: "2010-09-09"
+Parameters:
+  KeyArn: {Type: String}
+Resources:
+  LakeBucket:
+    Type: AWS::S3::Bucket
+    Properties: {BucketName: fruits-test-lake}
+Outputs:
+  LakeBucketName: {Value: !Ref LakeBucket}
+  LakeKmsKeyArn: {Value: !Ref KeyArn}
+"""
+
+
+@pytest.fixture
+def stacks(aws, kms_key, cluster_id) -> None:
+    """The ingest stack (lake bucket, KMS key) and the EMR stack naming it in IngestStackName."""
+    cloudformation = boto3.client("cloudformation", region_name=REGION)
+    cloudformation.create_stack(StackName="fruits-ingest-test", TemplateBody=INGEST_STACK_TEMPLATE,
+                                Parameters=[{"ParameterKey": "KeyArn", "ParameterValue": kms_key}])
+    cloudformation.create_stack(StackName="fruits-emr-test", TemplateBody=EMR_STACK_TEMPLATE, Parameters=[
+        {"ParameterKey": "ClusterIdValue", "ParameterValue": cluster_id},
+        {"ParameterKey": "IngestStackName", "ParameterValue": "fruits-ingest-test"}])
+
+
+def test_stack_outputs_give_the_cluster_lake_key_and_log_group(stacks, kms_key, cluster_id):
+    # GIVEN the two stacks
+    executor = Boto3Executor(REGION)
+    # WHEN the target is resolved from the EMR stack's name alone
+    target = deploy.resolve_target(executor, stage=STAGE, stack_name="fruits-emr-test")
+    # THEN the cluster, lake and log group come from its outputs, the key from the ingest stack's
+    assert target == deploy.Target(lake=deploy.Lake(BUCKET), stage=STAGE, cluster_id=cluster_id,
+                                   kms_key_id=kms_key, stream_log_group="/fruits/test/stream-from-stack")
+    assert [call.params["StackName"] for call in executor.calls] == ["fruits-emr-test", "fruits-ingest-test"]
+
+
+def test_an_emr_stack_repeating_the_lake_outputs_is_read_alone(aws, kms_key, cluster_id):
+    # GIVEN an EMR stack whose outputs repeat the lake bucket and key (as infra/emr-cluster.yaml does)
+    template = EMR_STACK_TEMPLATE + "  LakeKmsKeyArn: {Value: !Ref KeyArn}\n"
+    template = template.replace("  IngestStackName: {Type: String}\n",
+                                "  IngestStackName: {Type: String}\n  KeyArn: {Type: String}\n")
+    boto3.client("cloudformation", region_name=REGION).create_stack(
+        StackName="fruits-emr-test", TemplateBody=template, Parameters=[
+            {"ParameterKey": "ClusterIdValue", "ParameterValue": cluster_id},
+            {"ParameterKey": "IngestStackName", "ParameterValue": "no-such-stack"},
+            {"ParameterKey": "KeyArn", "ParameterValue": kms_key}])
+    executor = Boto3Executor(REGION)
+    # WHEN the target is resolved
+    target = deploy.resolve_target(executor, stage=STAGE, stack_name="fruits-emr-test")
+    # THEN one describe_stacks call gave everything
+    assert (target.cluster_id, target.lake.bucket, target.kms_key_id) == (cluster_id, BUCKET, kms_key)
+    assert len(executor.calls) == 1
+
+
+def test_upload_needs_only_the_ingest_stack(stacks, kms_key):
+    # GIVEN the ingest stack (the EMR stack's bootstrap action needs the upload before it exists)
+    # WHEN upload is given the ingest stack's name (code only)
+    code = fruits_deploy("upload", "--stack-name", "fruits-ingest-test", "--skip-featurizer", "--skip-pca")
+    # THEN the code lands, encrypted with the stack's key, in the stack's lake bucket
+    s3 = boto3.client("s3", region_name=REGION)
+    assert code == 0
+    bootstrap_key = "code/bootstrap/install-python-deps.sh"
+    assert bootstrap_key in keys(s3)
+    assert s3.head_object(Bucket=BUCKET, Key=bootstrap_key)["SSEKMSKeyId"] == kms_key
+
+
+def test_start_with_the_stack_name_uses_the_stack_log_group(stacks, kms_key, cluster_id, artifacts, emr):
+    # GIVEN uploaded code
+    assert upload_all(cluster_id, kms_key, artifacts) == 0
+    # WHEN the stream is started with only the EMR stack's name
+    assert fruits_deploy("start", "--stack-name", "fruits-emr-test", "--stage", STAGE) == 0
+    # THEN the step sends its metrics to the stack's log group
+    args = steps(emr, cluster_id)[0]["Config"]["Args"]
+    assert args[args.index("--cloudwatch-log-group") + 1] == "/fruits/test/stream-from-stack"
+
+
+def test_dry_run_prints_every_call_and_makes_none(s3, emr, kms_key, cluster_id, artifacts, capsys):
+    featurizer, pca = artifacts
+    flags = target_flags(cluster_id, kms_key)
+    # GIVEN an empty lake and an idle cluster
+    # WHEN upload, start, stop and fit-pca run with --dry-run
+    assert fruits_deploy("upload", *flags, "--featurizer", str(featurizer), "--pca", str(pca),
+                         "--dry-run") == 0
+    assert fruits_deploy("start", *flags, "--stage", STAGE, "--dry-run") == 0
+    assert fruits_deploy("stop", *flags, "--stage", STAGE, "--dry-run") == 0
+    assert fruits_deploy("fit-pca", *flags, "--stage", STAGE, "--dry-run") == 0
+    lines = capsys.readouterr().out.splitlines()
+    calls = [line for line in lines if not line.startswith("#")]
+    # THEN each call is printed as service.operation({...}) with its real parameters
+    operations = [line.split("(", 1)[0] for line in calls]
+    assert operations.count("s3.put_object") == 7 + 1  # 7 uploads + the stop marker
+    for operation in ("emr.list_steps", "s3.head_object", "s3.delete_object", "emr.add_job_flow_steps",
+                      "emr.describe_step", "emr.cancel_steps"):
+        assert operation in operations
+    add_step = json.loads(next(line for line in calls if line.startswith("emr.add_job_flow_steps"))
+                          [len("emr.add_job_flow_steps("):-1])
+    assert add_step["Steps"][0]["HadoopJarStep"]["Args"] == expected_stream_args(build_job_package().version)
+    assert any('"SSEKMSKeyId": "' + kms_key in line for line in calls)
+    # AND nothing was created
+    assert keys(s3) == set()
+    assert steps(emr, cluster_id) == []
+
+
+def test_dry_run_with_a_stack_shows_what_it_would_read(aws, capsys):
+    # GIVEN no AWS resources at all
+    # WHEN start is dry-run with a stack name
+    assert fruits_deploy("start", "--stack-name", "fruits-prod-emr", "--stage", "prod", "--dry-run") == 0
+    out = capsys.readouterr().out
+    # THEN the stack read and the placeholders for its outputs are printed
+    assert 'cloudformation.describe_stacks({"StackName": "fruits-prod-emr"})' in out
+    assert "<ClusterId output of stack fruits-prod-emr>" in out
+    assert "s3://<LakeBucketName output of stack fruits-prod-emr>/code/" in out
+
+
+@pytest.mark.parametrize("region", ["us-east-1", "eu-west-2", "eu-central-2"])
+def test_regions_outside_the_eu_are_refused(aws, region):
+    # GIVEN a region outside the EU member states (London and Zurich included)
+    # WHEN any deploy command targets it
+    # THEN it is refused before any call
+    with pytest.raises(ConfigError, match="EU"):
+        fruits_deploy("status", "--region", region, "--cluster-id", "j-1", "--lake", "s3://b", "--dry-run")
+
+
+def test_a_target_needs_a_stack_or_explicit_ids(aws):
+    with pytest.raises(ConfigError, match="--stack-name"):
+        fruits_deploy("status", "--cluster-id", "j-1", "--dry-run")
+
+
+def test_upload_needs_the_lake_kms_key(s3, cluster_id, artifacts):
+    featurizer, pca = artifacts
+    with pytest.raises(ConfigError, match="--kms-key-id"):
+        fruits_deploy("upload", "--cluster-id", cluster_id, "--lake", f"s3://{BUCKET}",
+                      "--featurizer", str(featurizer), "--pca", str(pca))

@@ -1,0 +1,641 @@
+"""The SAM (ingest) and EMR (stream) templates: linters, a real `sam build`, and the binding rules.
+
+Linter tests run the real cfn-lint, checkov and SAM CLI from their own environments (`iac`).
+The structural tests read the templates with a CloudFormation-tag-aware YAML loader and check the
+rules the issue makes binding (EU only, least privilege, retention, encryption), cross-checked
+against the code that has to agree with them (contracts.py, the ingest config, the stream's metrics).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import tomllib
+from fnmatch import fnmatch
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cfn_template import (
+    BOOTSTRAP_SCRIPT,
+    EMR_TEMPLATE,
+    INGEST_TEMPLATE,
+    REPO_ROOT,
+    as_list,
+    load_template,
+    resources_of_type,
+    role_statements,
+    sub_text,
+)
+from fruits_ingest import config as ingest_config
+from fruits_ingest import contracts
+
+from streaming_job import deploy as stream_deploy
+from streaming_job import monitoring
+from streaming_job.config import StreamConfig
+
+# GDPR: EU member-state regions only. London and Zurich are outside the EU.
+EU_REGIONS = {"eu-west-1", "eu-west-3", "eu-central-1", "eu-north-1", "eu-south-1", "eu-south-2"}
+STREAM_METRIC_NAMESPACE = StreamConfig.__dataclass_fields__["metrics_namespace"].default
+# The only actions for which AWS offers no resource narrower than "*".
+ACTIONS_WITHOUT_RESOURCE_LEVEL = {
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    "cloudwatch:PutMetricData",
+}
+
+
+def _prefix_dir(key: str) -> str:
+    return key.split("/", 1)[0] + "/"
+
+
+# What each stream (EMR instance role) S3 object action may touch, as lake prefixes.
+EXPECTED_STREAM_OBJECT_ACCESS = {
+    "s3:GetObject": {
+        contracts.CLEAN_PREFIX,
+        contracts.MANIFESTS_PREFIX,
+        contracts.MODELS_PREFIX,
+        contracts.CODE_PREFIX,
+        contracts.FEATURES_PREFIX,
+        contracts.ERRORS_PREFIX,
+        contracts.CHECKPOINTS_PREFIX,
+        _prefix_dir(contracts.MANIFESTS_ARCHIVE_PREFIX),
+        _prefix_dir(contracts.STOP_MARKER_KEY),
+    },
+    "s3:PutObject": {
+        contracts.FEATURES_PREFIX,
+        contracts.ERRORS_PREFIX,
+        contracts.CHECKPOINTS_PREFIX,
+        contracts.STATUS_PREFIX,
+        contracts.EMR_LOGS_PREFIX,
+        _prefix_dir(contracts.MANIFESTS_ARCHIVE_PREFIX),
+        f"{contracts.PCA_KEY}/",
+    },
+    "s3:DeleteObject": {
+        contracts.FEATURES_PREFIX,
+        contracts.ERRORS_PREFIX,
+        contracts.CHECKPOINTS_PREFIX,
+        contracts.MANIFESTS_PREFIX,
+        _prefix_dir(contracts.MANIFESTS_ARCHIVE_PREFIX),
+        _prefix_dir(contracts.STOP_MARKER_KEY),
+        f"{contracts.PCA_KEY}/",
+    },
+}
+# What the ingest function may touch: (bucket, prefix) per S3 object action.
+EXPECTED_INGEST_OBJECT_ACCESS = {
+    "s3:GetObject": {("UploadsBucket", contracts.UPLOADS_PREFIX)},
+    "s3:GetObjectVersion": {("UploadsBucket", contracts.UPLOADS_PREFIX)},
+    "s3:PutObject": {
+        ("LakeBucket", contracts.CLEAN_PREFIX),
+        ("LakeBucket", contracts.MANIFESTS_PREFIX),
+        ("LakeBucket", contracts.QUARANTINE_PREFIX),
+    },
+}
+
+
+def _run(
+    command: list[Any], env: dict[str, str] | None = None, timeout: int = 120
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(part) for part in command],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def _allow_statements(template: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    return [
+        (role_name, statement)
+        for role_name in resources_of_type(template, "AWS::IAM::Role")
+        for statement in role_statements(template, role_name)
+        if statement["Effect"] == "Allow"
+    ]
+
+
+def _object_access(statements: list[dict[str, Any]], arn_pattern: str) -> dict[str, set[tuple[str, str]]]:
+    """action -> {(bucket variable, key prefix)} for every S3 object ARN of the statements."""
+    access: dict[str, set[tuple[str, str]]] = {}
+    for statement in statements:
+        for resource in as_list(statement["Resource"]):
+            if isinstance(resource, dict) and "Fn::Sub" not in resource:
+                continue  # !GetAtt / !ImportValue: a bucket, key, queue or log group ARN, not an object ARN
+            text = sub_text(resource)
+            match = re.fullmatch(arn_pattern, text)
+            if match is None:
+                continue
+            for action in as_list(statement["Action"]):
+                if action.startswith("s3:"):
+                    access.setdefault(action, set()).add((match["bucket"], match["prefix"]))
+    return access
+
+
+def _parameter_default(template: dict[str, Any], value: Any) -> Any:
+    if isinstance(value, dict) and "Ref" in value:
+        return template["Parameters"][value["Ref"]]["Default"]
+    return value
+
+
+def _alarms(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        name: res["Properties"] for name, res in resources_of_type(template, "AWS::CloudWatch::Alarm").items()
+    }
+
+
+def _alarm_metrics(alarm: dict[str, Any]) -> list[dict[str, Any]]:
+    """(namespace, name, dimensions) of a simple alarm or of each metric of a metric-math alarm."""
+    if "MetricName" in alarm:
+        return [
+            {
+                "Namespace": alarm["Namespace"],
+                "MetricName": alarm["MetricName"],
+                "Dimensions": alarm.get("Dimensions", []),
+            }
+        ]
+    return [query["MetricStat"]["Metric"] for query in alarm["Metrics"] if "MetricStat" in query]
+
+
+# --- The real linters and the real build ---------------------------------------------------------
+
+
+@pytest.mark.iac
+def test_cfn_lint_reports_nothing_on_either_template(cfn_lint):
+    # GIVEN both templates WHEN cfn-lint checks them (errors and warnings) THEN it reports nothing
+    result = _run([cfn_lint, INGEST_TEMPLATE, EMR_TEMPLATE])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == ""
+
+
+@pytest.mark.iac
+def test_checkov_finds_no_failed_check_and_every_skip_has_a_reason(checkov):
+    # GIVEN both templates WHEN checkov scans them in one call, offline
+    result = _run(
+        [
+            checkov,
+            "-f",
+            INGEST_TEMPLATE,
+            "-f",
+            EMR_TEMPLATE,
+            "--framework",
+            "cloudformation",
+            "--compact",
+            "--skip-download",
+            "--output",
+            "json",
+        ]
+    )
+    report = json.loads(result.stdout)
+    failed = [(check["check_id"], check["resource"]) for check in report["results"]["failed_checks"]]
+    # THEN no check fails, both files were really scanned, and each suppression says why
+    assert failed == [], failed
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert report["summary"]["parsing_errors"] == 0
+    scanned = {Path(check["file_path"]).name for check in report["results"]["passed_checks"]}
+    assert scanned == {INGEST_TEMPLATE.name, EMR_TEMPLATE.name}
+    assert report["summary"]["passed"] >= 60
+    for check in report["results"]["skipped_checks"]:
+        reason = (check.get("check_result") or {}).get("suppress_comment") or ""
+        assert len(reason) >= 40, f"{check['check_id']} on {check['resource']} is skipped without a reason"
+
+
+@pytest.mark.iac
+def test_sam_validate_lint_accepts_the_ingest_template(sam, offline_aws_env):
+    # GIVEN the SAM template and samconfig.toml WHEN `sam validate --lint` runs offline
+    result = _run(
+        [sam, "validate", "--lint", "--region", "eu-west-3", "--template-file", INGEST_TEMPLATE],
+        env=offline_aws_env,
+    )
+    # THEN the template is valid
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "is a valid SAM Template" in result.stdout + result.stderr
+
+
+@pytest.mark.iac
+@pytest.mark.slow
+def test_sam_build_packages_the_ingest_function_for_arm64(sam, offline_aws_env, tmp_path):
+    # GIVEN the SAM template WHEN `sam build` resolves the function's requirements for arm64 / python3.11
+    build_dir = tmp_path / "build"
+    result = _run(
+        [
+            sam,
+            "build",
+            "--template-file",
+            INGEST_TEMPLATE,
+            "--build-dir",
+            build_dir,
+            "--no-cached",
+            "--cache-dir",
+            tmp_path / "cache",
+            "--region",
+            "eu-west-3",
+        ],
+        env=offline_aws_env,
+        timeout=300,
+    )
+    # THEN the artifact holds the handler, the contracts and the pinned dependencies
+    assert result.returncode == 0, (
+        "sam build failed (a pin without a manylinux2014 aarch64 wheel cannot run on the python3.11 "
+        f"Lambda runtime, Amazon Linux 2):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    )
+    artifact = build_dir / "IngestFunction"
+    assert (artifact / "app.py").is_file()
+    assert (artifact / "fruits_ingest" / "contracts.py").is_file()
+    assert (artifact / "PIL").is_dir()
+    assert (artifact / "aws_lambda_powertools").is_dir()
+    assert not (artifact / "numpy").exists(), "the Lambda package must stay slim"
+
+
+# --- Binding rules, read from the templates -------------------------------------------------------
+
+
+@pytest.mark.parametrize("template_path", [INGEST_TEMPLATE, EMR_TEMPLATE], ids=["sam", "emr"])
+def test_both_templates_refuse_every_region_outside_the_eu(template_path):
+    # GIVEN a template WHEN its Rules are read
+    rules = load_template(template_path)["Rules"]
+    assertions = [assertion for rule in rules.values() for assertion in rule["Assertions"]]
+    # THEN one assertion requires AWS::Region to be one of the EU member-state regions, nothing more
+    region_checks = [
+        assertion["Assert"]["Fn::Contains"]
+        for assertion in assertions
+        if assertion["Assert"].get("Fn::Contains", [None, None])[1] == {"Ref": "AWS::Region"}
+    ]
+    assert len(region_checks) == 1
+    allowed = set(region_checks[0][0])
+    assert allowed == EU_REGIONS
+    assert not allowed & {"eu-west-2", "eu-central-2", "us-east-1"}
+    assert set(stream_deploy.EU_REGIONS) == EU_REGIONS, "`fruits deploy` and the templates disagree"
+
+
+def test_ingest_queue_redrives_to_the_dlq_after_five_receives(ingest_template):
+    # GIVEN the ingest queue WHEN its redrive policy is read THEN 5 receives send a message to the DLQ
+    redrive = ingest_template["Resources"]["IngestQueue"]["Properties"]["RedrivePolicy"]
+    assert redrive["maxReceiveCount"] == 5
+    assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": ["IngestDeadLetterQueue", "Arn"]}
+
+
+def test_queue_visibility_timeout_is_at_least_six_function_timeouts(ingest_template):
+    # GIVEN the queue and the function WHEN their timeouts are compared THEN visibility >= 6x timeout
+    resources = ingest_template["Resources"]
+    visibility = resources["IngestQueue"]["Properties"]["VisibilityTimeout"]
+    timeout = resources["IngestFunction"]["Properties"]["Timeout"]
+    assert visibility >= 6 * timeout
+
+
+def test_both_queues_and_the_topic_are_encrypted_with_the_lake_key(ingest_template):
+    resources = ingest_template["Resources"]
+    # GIVEN the queues and the alert topic WHEN their encryption is read THEN they use the CMK
+    for name in ("IngestQueue", "IngestDeadLetterQueue"):
+        assert resources[name]["Properties"]["KmsMasterKeyId"] == {"Fn::GetAtt": ["LakeKey", "Arn"]}
+    assert resources["AlertTopic"]["Properties"]["KmsMasterKeyId"] == {"Fn::GetAtt": ["LakeKey", "Arn"]}
+    assert resources["LakeKey"]["Properties"]["EnableKeyRotation"] is True
+
+
+def test_ingest_function_is_python311_arm64_with_partial_batch_failures(ingest_template):
+    # GIVEN the function WHEN its definition is read
+    function = ingest_template["Resources"]["IngestFunction"]["Properties"]
+    # THEN runtime, architecture, code, handler, tracing and the SQS event source are as required
+    assert function["Runtime"] == "python3.11"
+    assert function["Architectures"] == ["arm64"]
+    assert function["CodeUri"] == "lambdas/ingest/"
+    assert function["Handler"] == "app.lambda_handler"
+    assert function["Tracing"] == "Active"
+    assert function["ReservedConcurrentExecutions"] == {"Ref": "ReservedConcurrency"}
+    module, handler = function["Handler"].split(".")
+    assert f"def {handler}(" in (REPO_ROOT / function["CodeUri"] / f"{module}.py").read_text()
+    event = function["Events"]["Uploads"]
+    assert event["Type"] == "SQS"
+    assert event["Properties"]["Queue"] == {"Fn::GetAtt": ["IngestQueue", "Arn"]}
+    assert event["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+
+def test_ingest_function_environment_matches_what_the_function_reads(ingest_template):
+    # GIVEN the function's environment WHEN compared with the ingest config's variable names
+    variables = ingest_template["Resources"]["IngestFunction"]["Properties"]["Environment"]["Variables"]
+    # THEN every required variable is set, with the Powertools settings the alarms depend on
+    assert set(variables) == {
+        ingest_config.ENV_LAKE_URI,
+        ingest_config.ENV_PSEUDONYM_KEY_PARAMETER,
+        ingest_config.ENV_MAX_UPLOAD_BYTES,
+        ingest_config.ENV_MAX_IMAGE_PIXELS,
+        "POWERTOOLS_SERVICE_NAME",
+        "POWERTOOLS_METRICS_NAMESPACE",
+        "POWERTOOLS_LOG_LEVEL",
+    }
+    assert ingest_config.ENV_PSEUDONYM_KEY not in variables, "the key itself never sits in the environment"
+    assert variables["POWERTOOLS_SERVICE_NAME"] == "ingest"
+    assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "Fruits/Ingest"
+    # AND the limits' defaults and ceilings are the ones the function validates at start-up
+    parameters = ingest_template["Parameters"]
+    assert parameters["MaxUploadBytes"]["Default"] == ingest_config.DEFAULT_MAX_UPLOAD_BYTES
+    assert parameters["MaxUploadBytes"]["MaxValue"] == ingest_config.MAX_UPLOAD_BYTES_CEILING
+    assert parameters["MaxImagePixels"]["Default"] == ingest_config.DEFAULT_MAX_IMAGE_PIXELS
+    assert parameters["MaxImagePixels"]["MaxValue"] == ingest_config.MAX_IMAGE_PIXELS_CEILING
+
+
+@pytest.mark.parametrize("template_path", [INGEST_TEMPLATE, EMR_TEMPLATE], ids=["sam", "emr"])
+def test_no_role_allows_a_wildcard_action_or_an_unneeded_wildcard_resource(template_path):
+    template = load_template(template_path)
+    # GIVEN every Allow statement of every role
+    statements = _allow_statements(template)
+    assert statements
+    for role_name, statement in statements:
+        actions = as_list(statement["Action"])
+        # THEN no action is a wildcard ("*", "s3:*", "kms:Get*" ...)
+        assert not [action for action in actions if "*" in action], (role_name, statement.get("Sid"))
+        # AND "*" resources appear only for actions without resource-level permissions
+        if "*" in as_list(statement["Resource"]):
+            assert set(actions) <= ACTIONS_WITHOUT_RESOURCE_LEVEL, (role_name, statement.get("Sid"))
+        if "cloudwatch:PutMetricData" in actions:
+            assert statement["Condition"]["StringEquals"]["cloudwatch:namespace"] == STREAM_METRIC_NAMESPACE
+
+
+def test_ingest_function_reaches_only_its_prefixes(ingest_template):
+    # GIVEN the function role's statements
+    statements = [s for _, s in _allow_statements(ingest_template)]
+    access = _object_access(statements, r"\$\{(?P<bucket>\w+)\.Arn\}/(?P<prefix>[a-z-]+/)\*")
+    # THEN object access is exactly: read uploads/, write clean/ manifests/ quarantine/ in the lake
+    assert access == EXPECTED_INGEST_OBJECT_ACCESS
+    # AND every other S3 grant is the bucket-level ListBucket on the uploads bucket (404 vs 403)
+    s3_statements = [s for s in statements if any(a.startswith("s3:") for a in as_list(s["Action"]))]
+    s3_resources = [r for s in s3_statements for r in as_list(s["Resource"])]
+    object_arns = [sub_text(r) for r in s3_resources if "Fn::Sub" in r]
+    assert len(object_arns) == 4 and all(
+        re.fullmatch(r"\$\{\w+\.Arn\}/[a-z-]+/\*", arn) for arn in object_arns
+    ), object_arns
+    bucket_level = [s for s in s3_statements if s["Resource"] == {"Fn::GetAtt": ["UploadsBucket", "Arn"]}]
+    assert [s["Action"] for s in bucket_level] == ["s3:ListBucket"]
+    assert len(s3_resources) == len(object_arns) + len(bucket_level)
+    # AND it reads only its own SSM parameter and uses only the lake key
+    by_action = {action: s for s in statements for action in as_list(s["Action"])}
+    assert sub_text(by_action["ssm:GetParameter"]["Resource"]).endswith(
+        ":parameter${PseudonymKeyParameterName}"
+    )
+    assert by_action["kms:Decrypt"]["Resource"] == {"Fn::GetAtt": ["LakeKey", "Arn"]}
+
+
+def test_stream_instance_role_reaches_only_the_stream_prefixes(emr_template):
+    # GIVEN the EMR instance role
+    statements = role_statements(emr_template, "InstanceRole")
+    access = _object_access(statements, r"\$\{(?P<bucket>LakeBucketArn)\}/(?P<prefix>[a-z/_-]+/)\*")
+    # THEN each S3 object action touches exactly the expected lake prefixes
+    assert {action: {prefix for _, prefix in pairs} for action, pairs in access.items()} == (
+        EXPECTED_STREAM_OBJECT_ACCESS
+    )
+    by_sid = {statement["Sid"]: statement for statement in statements}
+    assert set(by_sid["UseLakeKey"]["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey"}
+    assert by_sid["UseLakeKey"]["Resource"] == {
+        "Fn::ImportValue": {"Fn::Sub": "${IngestStackName}-LakeKmsKeyArn"}
+    }
+    assert by_sid["WriteStreamLogGroup"]["Resource"] == {"Fn::GetAtt": ["StreamLogGroup", "Arn"]}
+
+
+def test_emr_service_role_uses_the_v2_policy_and_passes_only_the_instance_role(emr_template):
+    role = emr_template["Resources"]["EmrServiceRole"]["Properties"]
+    # GIVEN the service role WHEN its policies are read
+    managed = [sub_text(arn) for arn in role["ManagedPolicyArns"]]
+    statements = role_statements(emr_template, "EmrServiceRole")
+    # THEN it has the managed v2 policy and a single PassRole on the instance role, to EC2 only
+    assert managed == ["arn:${AWS::Partition}:iam::aws:policy/service-role/AmazonEMRServicePolicy_v2"]
+    assert len(statements) == 1
+    assert statements[0]["Action"] == "iam:PassRole"
+    assert statements[0]["Resource"] == {"Fn::GetAtt": ["InstanceRole", "Arn"]}
+    assert statements[0]["Condition"]["StringEquals"]["iam:PassedToService"] == "ec2.amazonaws.com"
+
+
+def test_buckets_are_kms_encrypted_private_owner_enforced_and_tls_only(ingest_template):
+    buckets = resources_of_type(ingest_template, "AWS::S3::Bucket")
+    policies = {
+        policy["Properties"]["Bucket"]["Ref"]: policy["Properties"]["PolicyDocument"]["Statement"]
+        for policy in resources_of_type(ingest_template, "AWS::S3::BucketPolicy").values()
+    }
+    for name in ("UploadsBucket", "LakeBucket"):
+        # GIVEN a data bucket
+        bucket = buckets[name]["Properties"]
+        encryption = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+        # THEN it is SSE-KMS with the CMK, owner-enforced, fully private, TLS-only
+        assert encryption["ServerSideEncryptionByDefault"] == {
+            "SSEAlgorithm": "aws:kms",
+            "KMSMasterKeyID": {"Fn::GetAtt": ["LakeKey", "Arn"]},
+        }
+        assert bucket["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
+        assert all(bucket["PublicAccessBlockConfiguration"].values())
+        assert len(bucket["PublicAccessBlockConfiguration"]) == 4
+    for name in buckets:
+        deny_plain_http = [
+            s
+            for s in policies[name]
+            if s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        ]
+        assert len(deny_plain_http) == 1, name
+    assert buckets["LakeBucket"]["Properties"]["VersioningConfiguration"]["Status"] == "Enabled"
+
+
+def test_lifecycle_expires_uploads_after_one_day_and_quarantine_after_thirty(ingest_template):
+    resources = ingest_template["Resources"]
+
+    def expiry_days(bucket: str, prefix: str) -> int:
+        rules = resources[bucket]["Properties"]["LifecycleConfiguration"]["Rules"]
+        return next(rule["ExpirationInDays"] for rule in rules if rule.get("Prefix") == prefix)
+
+    # GIVEN the lifecycle rules THEN raw uploads live 1 day and quarantine records 30 days
+    assert expiry_days("UploadsBucket", contracts.UPLOADS_PREFIX) == 1
+    assert expiry_days("LakeBucket", contracts.QUARANTINE_PREFIX) == 30
+
+
+def test_uploads_notify_the_ingest_queue_for_the_uploads_prefix_only(ingest_template):
+    config = ingest_template["Resources"]["UploadsBucket"]["Properties"]["NotificationConfiguration"]
+    # GIVEN the uploads bucket's notifications THEN object creations under uploads/ go to the queue
+    (queue_config,) = config["QueueConfigurations"]
+    assert queue_config["Event"] == "s3:ObjectCreated:*"
+    assert queue_config["Queue"] == {"Fn::GetAtt": ["IngestQueue", "Arn"]}
+    assert queue_config["Filter"]["S3Key"]["Rules"] == [{"Name": "prefix", "Value": contracts.UPLOADS_PREFIX}]
+
+
+def test_kms_key_lets_cloudwatch_logs_encrypt_both_pipeline_log_groups(ingest_template, emr_template):
+    # GIVEN the key policy's CloudWatch Logs statement, for stage dev
+    statements = ingest_template["Resources"]["LakeKey"]["Properties"]["KeyPolicy"]["Statement"]
+    (logs,) = [s for s in statements if sub_text(s["Principal"].get("Service", "")).startswith("logs.")]
+    patterns = [sub_text(p) for p in logs["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"]]
+
+    def arn_of(log_group_name: str) -> str:
+        name = sub_text(log_group_name).replace("${Stage}", "dev")
+        return f"arn:${{AWS::Partition}}:logs:${{AWS::Region}}:${{AWS::AccountId}}:log-group:{name}"
+
+    ingest_group = arn_of(ingest_template["Resources"]["IngestLogGroup"]["Properties"]["LogGroupName"])
+    stream_group = arn_of(emr_template["Resources"]["StreamLogGroup"]["Properties"]["LogGroupName"])
+    # THEN both log groups (and the name `fruits deploy` passes to the stream) match, another stage's do not
+    dev_patterns = [p.replace("${Stage}", "dev") for p in patterns]
+    assert any(fnmatch(ingest_group, p) for p in dev_patterns)
+    assert any(fnmatch(stream_group, p) for p in dev_patterns)
+    assert stream_group.endswith(stream_deploy.STREAM_LOG_GROUP_TEMPLATE.format(stage="dev"))
+    assert not any(fnmatch(stream_group.replace("/dev/", "/prod/"), p) for p in dev_patterns)
+
+
+def test_ingest_alarms_cover_dlq_errors_throttles_and_quarantine_rate(ingest_template):
+    alarms = _alarms(ingest_template)
+    watched = {(m["Namespace"], m["MetricName"]) for alarm in alarms.values() for m in _alarm_metrics(alarm)}
+    # GIVEN the ingest alarms THEN they watch the DLQ, errors, throttles and both outcome counts
+    assert {
+        ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
+        ("AWS/Lambda", "Errors"),
+        ("AWS/Lambda", "Throttles"),
+        ("Fruits/Ingest", "Quarantined"),
+        ("Fruits/Ingest", "Accepted"),
+    } <= watched
+    rate = alarms["QuarantineRateAlarm"]
+    for metric in _alarm_metrics(rate):
+        assert metric["Dimensions"] == [{"Name": "service", "Value": "ingest"}]
+    assert "quarantined" in next(q["Expression"] for q in rate["Metrics"] if q.get("ReturnData"))
+    dlq = alarms["DeadLetterQueueNotEmptyAlarm"]
+    assert dlq["Threshold"] == 0 and dlq["ComparisonOperator"] == "GreaterThanThreshold"
+    # AND every alarm notifies the alert topic
+    for name, alarm in alarms.items():
+        assert alarm["AlarmActions"] == [{"Ref": "AlertTopic"}], name
+
+
+def test_stream_alarms_watch_the_metrics_the_stream_emits(emr_template):
+    alarms = _alarms(emr_template)
+    emitted = {name for name, _, _ in monitoring.EMF_METRICS}
+    topic = {"Fn::ImportValue": {"Fn::Sub": "${IngestStackName}-AlertTopicArn"}}
+    watched = set()
+    for name, alarm in alarms.items():
+        # GIVEN each stream alarm THEN it alerts the imported topic
+        assert alarm["AlarmActions"] == [topic], name
+        for metric in _alarm_metrics(alarm):
+            watched.add(metric["MetricName"])
+            if metric["Namespace"] == STREAM_METRIC_NAMESPACE:
+                # AND a stream metric is one the job emits, with the Stage dimension it emits
+                assert metric["MetricName"] in emitted
+                assert metric["Dimensions"] == [{"Name": monitoring.EMF_DIMENSION, "Value": {"Ref": "Stage"}}]
+            else:
+                assert metric["Namespace"] == "AWS/ElasticMapReduce"
+                assert metric["Dimensions"] == [{"Name": "JobFlowId", "Value": {"Ref": "Cluster"}}]
+    assert {
+        "LatencyP95Ms",
+        "BacklogManifests",
+        "ErrorRows",
+        "IsIdle",
+        "AppsFailed",
+        "MRUnhealthyNodes",
+    } <= watched
+
+
+@pytest.mark.parametrize("template_path", [INGEST_TEMPLATE, EMR_TEMPLATE], ids=["sam", "emr"])
+def test_dashboards_are_valid_json_once_substituted(template_path):
+    # GIVEN a dashboard body WHEN its ${...} placeholders are filled like CloudFormation would
+    for dashboard in resources_of_type(load_template(template_path), "AWS::CloudWatch::Dashboard").values():
+        body = sub_text(dashboard["Properties"]["DashboardBody"])
+        filled = re.sub(r"\$\{[^}]+\}", "1", body)
+        # THEN it parses, and every widget has metrics
+        widgets = json.loads(filled)["widgets"]
+        assert widgets and all(widget["properties"]["metrics"] for widget in widgets)
+
+
+def test_emr_cluster_runs_spark_4_on_fleets_with_spot_tasks_and_imdsv2(emr_template):
+    resources = emr_template["Resources"]
+    cluster = resources["Cluster"]["Properties"]
+    # GIVEN the cluster THEN it is emr-spark-8.0.0 with Spark only and on-demand primary/core fleets
+    assert cluster["ReleaseLabel"] == "emr-spark-8.0.0"
+    assert cluster["Applications"] == [{"Name": "Spark"}]
+    assert cluster["Instances"]["MasterInstanceFleet"]["TargetOnDemandCapacity"] == 1
+    assert "TargetSpotCapacity" not in cluster["Instances"]["CoreInstanceFleet"]
+    assert _parameter_default(emr_template, cluster["StepConcurrencyLevel"]) >= 2
+    assert emr_template["Parameters"]["StepConcurrencyLevel"]["MinValue"] >= 2
+    assert set(cluster["ManagedScalingPolicy"]["ComputeLimits"]) >= {
+        "MinimumCapacityUnits",
+        "MaximumCapacityUnits",
+        "MaximumOnDemandCapacityUnits",
+    }
+    # AND the task fleet is spot only
+    task = resources["TaskFleet"]["Properties"]
+    assert resources["TaskFleet"]["Type"] == "AWS::EMR::InstanceFleetConfig"
+    assert task["InstanceFleetType"] == "TASK"
+    assert task["TargetOnDemandCapacity"] == 0
+    assert _parameter_default(emr_template, task["TargetSpotCapacity"]) >= 1
+    # AND the security configuration enforces IMDSv2, KMS at rest (S3 and local disks) and TLS in transit
+    security = resources["SecurityConfiguration"]["Properties"]["SecurityConfiguration"]
+    assert security["InstanceMetadataServiceConfiguration"] == {
+        "MinimumInstanceMetadataServiceVersion": 2,
+        "HttpPutResponseHopLimit": 1,
+    }
+    encryption = security["EncryptionConfiguration"]
+    assert encryption["EnableAtRestEncryption"] is True and encryption["EnableInTransitEncryption"] is True
+    at_rest = encryption["AtRestEncryptionConfiguration"]
+    assert at_rest["S3EncryptionConfiguration"]["EncryptionMode"] == "SSE-KMS"
+    assert at_rest["LocalDiskEncryptionConfiguration"]["EncryptionKeyProviderType"] == "AwsKms"
+    assert (
+        encryption["InTransitEncryptionConfiguration"]["TLSCertificateConfiguration"][
+            "CertificateProviderType"
+        ]
+        == "PEM"
+    )
+    # AND the nodes sit in the private subnet parameter
+    assert cluster["Instances"]["Ec2SubnetIds"] == [{"Ref": "PrivateSubnetId"}]
+
+
+def test_emr_uses_the_bootstrap_interpreter_and_the_lake_layout(emr_template):
+    cluster = emr_template["Resources"]["Cluster"]["Properties"]
+    interpreter = emr_template["Mappings"]["JobPython"]["Paths"]["Interpreter"]
+    venv_default = re.search(r'FRUITS_VENV_DIR:-([^}"]+)\}', BOOTSTRAP_SCRIPT.read_text())[1]
+    # GIVEN the Spark configuration THEN Python is the environment the bootstrap script builds
+    assert interpreter == f"{venv_default}/bin/python"
+    classifications = {c["Classification"]: c for c in cluster["Configurations"]}
+    defaults = classifications["spark-defaults"]["ConfigurationProperties"]
+    assert defaults["spark.python.worker.reuse"] == "true"
+    assert defaults["spark.sql.execution.arrow.pyspark.enabled"] == "true"
+    assert defaults["spark.pyspark.python"] == {"Fn::FindInMap": ["JobPython", "Paths", "Interpreter"]}
+    exports = classifications["spark-env"]["Configurations"][0]["ConfigurationProperties"]
+    assert exports["PYSPARK_PYTHON"] == {"Fn::FindInMap": ["JobPython", "Paths", "Interpreter"]}
+    # AND the bootstrap script and the logs are where contracts.py and `fruits deploy` put them
+    (action,) = cluster["BootstrapActions"]
+    expected_key = f"{stream_deploy.BOOTSTRAP_PREFIX}{stream_deploy.BOOTSTRAP_SCRIPT_NAME}"
+    assert sub_text(action["ScriptBootstrapAction"]["Path"]) == f"s3://${{LakeBucketName}}/{expected_key}"
+    assert expected_key.startswith(contracts.CODE_PREFIX)
+    assert sub_text(cluster["LogUri"]) == f"s3://${{LakeBucketName}}/{contracts.EMR_LOGS_PREFIX}"
+
+
+def test_stack_outputs_are_the_names_fruits_deploy_reads(ingest_template, emr_template):
+    sam_outputs = ingest_template["Outputs"]
+    emr_outputs = emr_template["Outputs"]
+    # GIVEN both stacks' outputs THEN the names the deploy command and the EMR stack rely on exist
+    assert {
+        "LakeBucketName",
+        "UploadsBucketName",
+        "LakeKmsKeyArn",
+        "AlertTopicArn",
+        "IngestQueueUrl",
+        "IngestDeadLetterQueueUrl",
+        "IngestFunctionName",
+    } <= set(sam_outputs)
+    assert {
+        stream_deploy.CLUSTER_ID_OUTPUT,
+        stream_deploy.LAKE_BUCKET_OUTPUT,
+        stream_deploy.KMS_KEY_OUTPUT,
+        "StreamLogGroupName",
+        "InstanceProfileRoleArn",
+    } <= set(emr_outputs)
+    assert stream_deploy.INGEST_STACK_PARAMETER in emr_template["Parameters"]
+    # AND every export is prefixed with the stack name, and each import names an existing export
+    exports = {name: sub_text(out["Export"]["Name"]) for name, out in sam_outputs.items() if "Export" in out}
+    assert all(export == f"${{AWS::StackName}}-{name}" for name, export in exports.items())
+    imported = set(re.findall(r"\$\{IngestStackName\}-(\w+)", EMR_TEMPLATE.read_text()))
+    assert imported and imported <= set(exports)
+
+
+def test_samconfig_defines_eu_environments_with_reviewed_changesets():
+    # GIVEN samconfig.toml
+    config = tomllib.loads((REPO_ROOT / "samconfig.toml").read_text())
+    assert config["version"] == 0.1
+    # THEN default, dev and prod deploy to eu-west-3 with change-set review and their own stage
+    for env, stage in (("default", "dev"), ("dev", "dev"), ("prod", "prod")):
+        assert config[env]["global"]["parameters"]["region"] == "eu-west-3"
+        assert config[env]["global"]["parameters"]["stack_name"] == f"fruits-ingest-{stage}"
+        deploy = config[env]["deploy"]["parameters"]
+        assert deploy["confirm_changeset"] is True
+        assert "CAPABILITY_IAM" in deploy["capabilities"]
+        assert f'Stage="{stage}"' in deploy["parameter_overrides"]
+        assert f'PseudonymKeyParameterName="/fruits/{stage}/pseudonym-key"' in deploy["parameter_overrides"]

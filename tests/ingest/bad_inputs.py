@@ -1,0 +1,211 @@
+"""The bad-input corpus: uploads derived from a real sample JPEG, each with its expected outcome.
+
+Every case must end accepted-and-normalized or quarantined with its reason;
+none may crash the handler or fail the batch.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email.header import Header
+
+from fruits_ingest.contracts import QuarantineReason as R
+from PIL import Image, ImageCms
+
+MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+EXIF_ORIENTATION_TAG = 0x0112
+EXIF_GPS_IFD = 0x8825
+
+
+def pixels(real_jpeg: bytes) -> Image.Image:
+    return Image.open(io.BytesIO(real_jpeg)).convert("RGB")
+
+
+def encode(image: Image.Image, image_format: str, **options: object) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, image_format, **options)
+    return buffer.getvalue()
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG announcing `width` x `height` pixels with almost no data: the classic decompression bomb."""
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", header)
+        + png_chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + png_chunk(b"IEND", b"")
+    )
+
+
+def png_48_bit(real_jpeg: bytes) -> bytes:
+    """16 bits per channel RGB PNG (Pillow cannot write one, so it is assembled by hand)."""
+    image = pixels(real_jpeg)
+    rows = b"".join(
+        b"\x00"
+        + b"".join(
+            struct.pack(">HHH", *(c * 257 for c in image.getpixel((x, y)))) for x in range(image.width)
+        )
+        for y in range(image.height)
+    )
+    header = struct.pack(">IIBBBBB", image.width, image.height, 16, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", header)
+        + png_chunk(b"IDAT", zlib.compress(rows))
+        + png_chunk(b"IEND", b"")
+    )
+
+
+def png_16_bit_grey(real_jpeg: bytes) -> bytes:
+    grey16 = pixels(real_jpeg).convert("L").convert("I").point(lambda value: value * 257).convert("I;16")
+    return encode(grey16, "PNG")
+
+
+def png_with_alpha(real_jpeg: bytes) -> bytes:
+    """Left half fully transparent: it must come out white, not black."""
+    rgba = pixels(real_jpeg).convert("RGBA")
+    alpha = Image.new("L", rgba.size, 255)
+    alpha.paste(0, (0, 0, rgba.width // 2, rgba.height))
+    rgba.putalpha(alpha)
+    return encode(rgba, "PNG")
+
+
+def palette_png_with_transparency(real_jpeg: bytes) -> bytes:
+    palette = pixels(real_jpeg).convert("P", palette=Image.Palette.ADAPTIVE, colors=64)
+    return encode(palette, "PNG", transparency=0)
+
+
+def jpeg_with_personal_metadata(real_jpeg: bytes) -> bytes:
+    """A 100x60 photo rotated by EXIF (orientation 6), with GPS, an ICC profile and a comment."""
+    image = pixels(real_jpeg).crop((0, 20, 100, 80))
+    exif = Image.Exif()
+    exif[EXIF_ORIENTATION_TAG] = 6
+    exif[0x010F] = "PhoneMaker"  # Make
+    exif[0x0131] = "Camera 1.0 owner Jane Doe"  # Software
+    exif.get_ifd(EXIF_GPS_IFD).update({1: "N", 2: (48.0, 51.0, 23.8), 3: "E", 4: (2.0, 21.0, 7.9)})
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    return encode(image, "JPEG", exif=exif.tobytes(), icc_profile=icc, comment=b"shot by Jane Doe")
+
+
+def multi_picture_jpeg(real_jpeg: bytes) -> bytes:
+    """What many phone cameras write: a JPEG with a second picture (MPO); Pillow names it "MPO"."""
+    frame = pixels(real_jpeg)
+    return encode(frame, "MPO", save_all=True, append_images=[frame.rotate(180)])
+
+
+def animated_gif(real_jpeg: bytes) -> bytes:
+    frame = pixels(real_jpeg)
+    return encode(frame, "GIF", save_all=True, append_images=[frame.rotate(90)], loop=0)
+
+
+def corrupt_png_data(real_jpeg: bytes) -> bytes:
+    data = bytearray(encode(pixels(real_jpeg), "PNG"))
+    start = data.index(b"IDAT") + 20
+    for position in range(start, start + 40):
+        data[position] ^= 0x5A
+    return bytes(data)
+
+
+def oversize_jpeg(real_jpeg: bytes) -> bytes:
+    """A valid JPEG padded past the upload limit (trailing bytes after EOI are legal)."""
+    return real_jpeg + b"\x00" * (MAX_UPLOAD_BYTES + 1 - len(real_jpeg))
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    make: Callable[[bytes], bytes]
+    reason: R | None = None  # None: accepted
+    key: str = "uploads/photo.jpg"
+    metadata: dict[str, str] = field(default_factory=dict)
+    expected_format: str = "jpeg"
+    expected_size: tuple[int, int] = (100, 100)
+    expected_label: str | None = None
+
+
+def rfc2047(text: str) -> str:
+    return Header(text, "utf-8").encode()
+
+
+def same(real_jpeg: bytes) -> bytes:
+    return real_jpeg
+
+
+CORPUS: tuple[Case, ...] = (
+    # --- bytes that are not an acceptable image ---
+    Case("zero-bytes", lambda _: b"", R.EMPTY_FILE),
+    Case("text-named-jpg", lambda _: b"GET /admin HTTP/1.1\r\nnot a picture\r\n", R.NOT_AN_IMAGE),
+    Case("jpeg-magic-then-garbage", lambda _: b"\xff\xd8\xff" + bytes(range(256)) * 4, R.NOT_AN_IMAGE),
+    Case("truncated-jpeg", lambda real: real[: len(real) * 6 // 10], R.CORRUPT_IMAGE),
+    Case("png-corrupt-pixel-data", corrupt_png_data, R.CORRUPT_IMAGE, key="uploads/photo.png"),
+    Case("animated-gif-named-jpg", animated_gif, R.UNSUPPORTED_FORMAT),
+    Case(
+        "bmp-named-png", lambda real: encode(pixels(real), "BMP"), R.UNSUPPORTED_FORMAT, key="uploads/p.png"
+    ),
+    Case(
+        "heic-named-jpg",
+        lambda _: b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 64,
+        R.UNSUPPORTED_FORMAT,
+    ),
+    Case(
+        "bomb-2500-megapixels",
+        lambda _: png_header_only(50_000, 50_000),
+        R.TOO_MANY_PIXELS,
+        key="uploads/b.png",
+    ),
+    Case(
+        "bomb-49-megapixels", lambda _: png_header_only(7_000, 7_000), R.TOO_MANY_PIXELS, key="uploads/b.png"
+    ),
+    Case("over-10-mib", oversize_jpeg, R.TOO_LARGE),
+    Case("16x16-thumbnail", lambda real: encode(pixels(real).resize((16, 16)), "PNG"), R.TOO_SMALL),
+    Case("gif-suffix", same, R.UNSUPPORTED_KEY, key="uploads/photo.gif"),
+    Case("outside-uploads-prefix", same, R.UNSUPPORTED_KEY, key="incoming/photo.jpg"),
+    # --- unusual but acceptable images: normalized to RGB JPEG ---
+    Case("png-with-alpha", png_with_alpha, key="uploads/alpha.png", expected_format="png"),
+    Case(
+        "palette-png-transparency", palette_png_with_transparency, key="uploads/p.png", expected_format="png"
+    ),
+    Case("cmyk-jpeg", lambda real: encode(pixels(real).convert("CMYK"), "JPEG")),
+    Case("mpo-multi-picture-jpeg", multi_picture_jpeg),
+    Case("greyscale-jpeg", lambda real: encode(pixels(real).convert("L"), "JPEG")),
+    Case("16-bit-grey-png", png_16_bit_grey, key="uploads/g16.png", expected_format="png"),
+    Case("48-bit-rgb-png", png_48_bit, key="uploads/rgb48.png", expected_format="png"),
+    Case("webp", lambda real: encode(pixels(real), "WEBP"), key="uploads/photo.webp", expected_format="webp"),
+    Case("png-content-named-jpg", lambda real: encode(pixels(real), "PNG"), expected_format="png"),
+    Case("exif-rotated-with-gps-icc", jpeg_with_personal_metadata, expected_size=(60, 100)),
+    Case("space-and-upper-suffix-key", same, key="uploads/My Photo (1).JPG"),
+    Case("unicode-key", same, key="uploads/pêche été 🍑 +%20.jpeg"),
+    # --- metadata ---
+    Case("label-normalized", same, metadata={"label": "  Red   Apple "}, expected_label="red-apple"),
+    # S3 hands non-ASCII metadata back RFC 2047-encoded.
+    Case(
+        "label-accented", same, metadata={"label": rfc2047("Pêche de vigne")}, expected_label="peche-de-vigne"
+    ),
+    Case("label-markup", same, R.INVALID_METADATA, metadata={"label": "<script>alert(1)</script>"}),
+    Case("label-path", same, R.INVALID_METADATA, metadata={"label": "../../etc/passwd"}),
+    Case("label-template", same, R.INVALID_METADATA, metadata={"label": "${jndi:ldap://x/a}"}),
+    Case("label-sql", same, R.INVALID_METADATA, metadata={"label": "apple'; DROP TABLE labels;--"}),
+    Case("label-only-dashes", same, R.INVALID_METADATA, metadata={"label": "---"}),
+    Case("user-id-too-long", same, R.INVALID_METADATA, metadata={"user-id": "u" * 129}),
+    Case("device-id-too-long", same, R.INVALID_METADATA, metadata={"device-id": "d" * 129}),
+    Case("captured-at-not-a-date", same, R.INVALID_METADATA, metadata={"captured-at": "yesterday"}),
+    Case("captured-at-no-offset", same, R.INVALID_METADATA, metadata={"captured-at": "2025-06-13T18:47:53"}),
+    Case(
+        "captured-at-far-future", same, R.INVALID_METADATA, metadata={"captured-at": "2999-01-01T00:00:00Z"}
+    ),
+    Case("captured-at-1999", same, R.INVALID_METADATA, metadata={"captured-at": "1999-12-31T23:00:00Z"}),
+    Case("lat-without-lon", same, R.INVALID_METADATA, metadata={"lat": "48.85"}),
+    Case("lat-out-of-range", same, R.INVALID_METADATA, metadata={"lat": "91.5", "lon": "2.35"}),
+    Case("lon-not-a-number", same, R.INVALID_METADATA, metadata={"lat": "48.85", "lon": "east"}),
+    Case("lat-nan", same, R.INVALID_METADATA, metadata={"lat": "nan", "lon": "2.35"}),
+    Case("app-version-injection", same, R.INVALID_METADATA, metadata={"app-version": "1.0; rm -rf /"}),
+)

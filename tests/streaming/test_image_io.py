@@ -1,0 +1,122 @@
+"""Reading image bytes by URI: `file://` and `s3://` (moto), one reused client, errors as values."""
+
+from __future__ import annotations
+
+import pytest
+from moto import mock_aws
+
+from streaming_job import uris
+from streaming_job.image_io import ImageReader
+from streaming_job.preprocess import ImageDecodeError
+
+REGION = "eu-west-3"
+BUCKET = "fruits-test-lake"
+
+
+@pytest.fixture
+def s3_bucket(monkeypatch):
+    """A moto S3 bucket; fake credentials so nothing can reach AWS."""
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        uris.s3_client().create_bucket(Bucket=BUCKET,
+                                       CreateBucketConfiguration={"LocationConstraint": REGION})
+        yield BUCKET
+
+
+# --- uris ---------------------------------------------------------------------
+
+
+def test_local_write_is_atomic_and_leaves_no_temporary_file(tmp_path):
+    # GIVEN a target in a directory that does not exist yet
+    target = (tmp_path / "models" / "pca" / "pca.json").as_uri()
+    # WHEN bytes are written, then overwritten
+    uris.write_bytes(target, b"first")
+    uris.write_bytes(target, b"second")
+    # THEN the file holds the last write and no hidden temporary file is left beside it
+    assert uris.read_bytes(target) == b"second"
+    assert [path.name for path in (tmp_path / "models" / "pca").iterdir()] == ["pca.json"]
+
+
+def test_local_listing_is_sorted_filtered_and_skips_in_flight_names(tmp_path):
+    # GIVEN images in dt= folders, a non-image, a hidden in-flight file and a Spark marker
+    for name in ("dt=2024-01-02/b.jpg", "dt=2024-01-01/a.jpg", "dt=2024-01-01/notes.txt",
+                 "dt=2024-01-01/.c.jpg.tmp", "dt=2024-01-01/_SUCCESS", "_staging/d.jpg"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+    # WHEN listing the prefix for .jpg
+    listed = uris.list_uris(tmp_path.as_uri(), ".jpg")
+    # THEN only the visible images come back, sorted, as file:// URIs
+    assert listed == [(tmp_path / "dt=2024-01-01/a.jpg").as_uri(),
+                      (tmp_path / "dt=2024-01-02/b.jpg").as_uri()]
+    assert uris.list_uris((tmp_path / "missing").as_uri()) == []
+
+
+def test_local_paths_uris_and_their_errors(tmp_path):
+    assert uris.to_uri(tmp_path) == tmp_path.as_uri()
+    assert uris.local_path(uris.to_uri(tmp_path / "a b.jpg")) == tmp_path / "a b.jpg"
+    assert uris.exists(tmp_path.as_uri()) and not uris.exists((tmp_path / "nope").as_uri())
+    with pytest.raises(FileNotFoundError):
+        uris.read_bytes((tmp_path / "nope").as_uri())
+    with pytest.raises(uris.UnsupportedUriError, match="not a local URI"):
+        uris.local_path("s3://bucket/key")
+    with pytest.raises(uris.UnsupportedUriError, match="unsupported URI scheme"):
+        uris.to_uri("https://example.com/a.jpg")
+
+
+def test_s3_write_read_exists_and_list(s3_bucket):
+    # GIVEN objects written through the URI helpers
+    uris.write_bytes(f"s3://{s3_bucket}/lake/clean/dt=2024-01-01/a.jpg", b"A")
+    uris.write_bytes(f"s3://{s3_bucket}/lake/clean/dt=2024-01-01/b.json", b"B")
+    uris.write_bytes(f"s3://{s3_bucket}/lake/clean-other/c.jpg", b"C")
+    # THEN they read back, exist, and a prefix lists only its own folder's matching keys
+    assert uris.read_bytes(f"s3://{s3_bucket}/lake/clean/dt=2024-01-01/a.jpg") == b"A"
+    assert uris.exists(f"s3://{s3_bucket}/lake/clean/dt=2024-01-01/a.jpg")
+    assert not uris.exists(f"s3://{s3_bucket}/lake/clean/missing.jpg")
+    assert uris.list_uris(f"s3://{s3_bucket}/lake/clean", ".jpg") == [
+        f"s3://{s3_bucket}/lake/clean/dt=2024-01-01/a.jpg"]
+    with pytest.raises(FileNotFoundError, match="no such object"):
+        uris.read_bytes(f"s3://{s3_bucket}/lake/clean/missing.jpg")
+
+
+# --- ImageReader --------------------------------------------------------------
+
+
+def test_reader_returns_bytes_and_errors_in_input_order_for_local_files(sample_image_paths, tmp_path):
+    # GIVEN two real images around a missing one
+    good = [path.as_uri() for path in sample_image_paths[:2]]
+    missing = (tmp_path / "gone.jpg").as_uri()
+    reader = ImageReader(threads=4)
+    # WHEN read together
+    results = reader.read_many([good[0], missing, good[1]])
+    # THEN each position holds that URI's bytes or its exception; nothing raised
+    assert results[0] == sample_image_paths[0].read_bytes()
+    assert isinstance(results[1], FileNotFoundError)
+    assert results[2] == sample_image_paths[1].read_bytes()
+
+
+def test_reader_loads_real_s3_images_with_one_reused_client(s3_bucket, sample_image_paths):
+    # GIVEN real images uploaded to (moto) S3 and a missing key among them
+    client = uris.s3_client()
+    keys = [f"clean/dt=2024-01-01/{index}.jpg" for index in range(6)]
+    for key, path in zip(keys, sample_image_paths[::17], strict=False):
+        client.put_object(Bucket=s3_bucket, Key=key, Body=path.read_bytes())
+    image_uris = [f"s3://{s3_bucket}/{key}" for key in keys] + [f"s3://{s3_bucket}/clean/none.jpg"]
+    reader = ImageReader(threads=4)
+    # WHEN loaded (read + decode) twice, as two batches would be
+    first = reader.load_many(image_uris, 96)
+    client_after_first = reader._s3()
+    second = reader.load_many(image_uris, 96)
+    # THEN the images decode, the missing key is a FileNotFoundError, and the client was reused
+    assert all(item.shape == (96, 96, 3) for item in first[:6])
+    assert isinstance(first[6], FileNotFoundError) and isinstance(second[6], FileNotFoundError)
+    assert reader._s3() is client_after_first
+
+
+def test_undecodable_bytes_come_back_as_a_decode_error(tmp_path):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    assert isinstance(ImageReader(threads=1).load_many([bad.as_uri()], 96)[0], ImageDecodeError)
