@@ -82,16 +82,26 @@ class StreamConfig:
     def to_cli_args(self) -> list[str]:
         """The flags that rebuild this config: what an EMR step passes to main.py."""
         args = [
-            "--lake", self.lake,
-            "--checkpoint", self.checkpoint,
-            "--featurizer", self.featurizer,
-            "--pca", self.pca,
-            "--trigger", _format_number(self.trigger_seconds),
-            "--max-files-per-trigger", str(self.max_files_per_trigger),
-            "--clean-source", self.clean_source,
-            "--inference-batch-size", str(self.inference_batch_size),
-            "--metrics-namespace", self.metrics_namespace,
-            "--stage", self.stage,
+            "--lake",
+            self.lake,
+            "--checkpoint",
+            self.checkpoint,
+            "--featurizer",
+            self.featurizer,
+            "--pca",
+            self.pca,
+            "--trigger",
+            _format_number(self.trigger_seconds),
+            "--max-files-per-trigger",
+            str(self.max_files_per_trigger),
+            "--clean-source",
+            self.clean_source,
+            "--inference-batch-size",
+            str(self.inference_batch_size),
+            "--metrics-namespace",
+            self.metrics_namespace,
+            "--stage",
+            self.stage,
         ]
         if self.cloudwatch_log_group:
             args += ["--cloudwatch-log-group", self.cloudwatch_log_group]
@@ -110,37 +120,72 @@ def _env(name: str, default: str | None = None) -> str | None:
 
 def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the stream's flags on a parser (defaults come from FRUITS_* env vars)."""
-    parser.add_argument("--lake", default=_env("LAKE"),
-                        help="lake root: s3://bucket[/prefix] or file:///abs/path (env FRUITS_LAKE)")
-    parser.add_argument("--checkpoint", default=_env("CHECKPOINT"),
-                        help="checkpoint location (default <lake>/checkpoints/features)")
-    parser.add_argument("--featurizer", default=_env("FEATURIZER"),
-                        help=f"featurizer artifact (default <lake>/{contracts.FEATURIZER_KEY})")
-    parser.add_argument("--pca", default=_env("PCA"),
-                        help=f"fitted PCA directory (default <lake>/{contracts.PCA_KEY})")
-    parser.add_argument("--trigger", dest="trigger_seconds", type=float,
-                        default=float(_env("TRIGGER_SECONDS", "10")),
-                        help="processing-time trigger interval in seconds (default 10)")
-    parser.add_argument("--available-now", action="store_true",
-                        default=_env("AVAILABLE_NOW", "false").lower() == "true",
-                        help="process the backlog, then stop (backfills)")
-    parser.add_argument("--max-files-per-trigger", type=int,
-                        default=int(_env("MAX_FILES_PER_TRIGGER", "512")),
-                        help="manifests read per micro-batch (default 512)")
-    parser.add_argument("--clean-source", choices=CLEAN_SOURCE_MODES,
-                        default=_env("CLEAN_SOURCE", "off"),
-                        help="what to do with processed manifests: off, archive (to "
-                             f"<lake>/{contracts.MANIFESTS_ARCHIVE_PREFIX}) or delete")
-    parser.add_argument("--inference-batch-size", type=int,
-                        default=int(_env("INFERENCE_BATCH_SIZE", "64")),
-                        help="images per TensorFlow forward pass (default 64)")
-    parser.add_argument("--metrics-namespace", default=_env("METRICS_NAMESPACE", "Fruits/Stream"),
-                        help="CloudWatch namespace of the stream's metrics")
-    parser.add_argument("--stage", default=_env("STAGE", "local"),
-                        help="deployment stage, the Stage dimension of every metric (default local)")
-    parser.add_argument("--cloudwatch-log-group", default=_env("CLOUDWATCH_LOG_GROUP"),
-                        help="send each progress event as a CloudWatch embedded-metric-format record to this "
-                             "log group (on AWS; unset locally)")
+    parser.add_argument(
+        "--lake",
+        default=_env("LAKE"),
+        help="lake root: s3://bucket[/prefix] or file:///abs/path (env FRUITS_LAKE)",
+    )
+    parser.add_argument(
+        "--checkpoint",
+        default=_env("CHECKPOINT"),
+        help="checkpoint location (default <lake>/checkpoints/features)",
+    )
+    parser.add_argument(
+        "--featurizer",
+        default=_env("FEATURIZER"),
+        help=f"featurizer artifact (default <lake>/{contracts.FEATURIZER_KEY})",
+    )
+    parser.add_argument(
+        "--pca", default=_env("PCA"), help=f"fitted PCA directory (default <lake>/{contracts.PCA_KEY})"
+    )
+    parser.add_argument(
+        "--trigger",
+        dest="trigger_seconds",
+        type=float,
+        default=float(_env("TRIGGER_SECONDS", "10")),
+        help="processing-time trigger interval in seconds (default 10)",
+    )
+    parser.add_argument(
+        "--available-now",
+        action="store_true",
+        default=_env("AVAILABLE_NOW", "false").lower() == "true",
+        help="process the backlog, then stop (backfills)",
+    )
+    parser.add_argument(
+        "--max-files-per-trigger",
+        type=int,
+        default=int(_env("MAX_FILES_PER_TRIGGER", "512")),
+        help="manifests read per micro-batch (default 512)",
+    )
+    parser.add_argument(
+        "--clean-source",
+        choices=CLEAN_SOURCE_MODES,
+        default=_env("CLEAN_SOURCE", "off"),
+        help="what to do with processed manifests: off, archive (to "
+        f"<lake>/{contracts.MANIFESTS_ARCHIVE_PREFIX}) or delete",
+    )
+    parser.add_argument(
+        "--inference-batch-size",
+        type=int,
+        default=int(_env("INFERENCE_BATCH_SIZE", "64")),
+        help="images per TensorFlow forward pass (default 64)",
+    )
+    parser.add_argument(
+        "--metrics-namespace",
+        default=_env("METRICS_NAMESPACE", "Fruits/Stream"),
+        help="CloudWatch namespace of the stream's metrics",
+    )
+    parser.add_argument(
+        "--stage",
+        default=_env("STAGE", "local"),
+        help="deployment stage, the Stage dimension of every metric (default local)",
+    )
+    parser.add_argument(
+        "--cloudwatch-log-group",
+        default=_env("CLOUDWATCH_LOG_GROUP"),
+        help="send each progress event as a CloudWatch embedded-metric-format record to this "
+        "log group (on AWS; unset locally)",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> StreamConfig:
@@ -175,5 +220,3 @@ def config_from_args(args: argparse.Namespace) -> StreamConfig:
     for uri_field in ("checkpoint", "featurizer", "pca"):
         validate_lake_uri(getattr(config, uri_field))
     return config
-
-

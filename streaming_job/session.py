@@ -13,8 +13,7 @@ BASE_CONF: dict[str, str] = {
     "spark.python.worker.reuse": "true",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     "spark.sql.session.timeZone": "UTC",
-    "spark.sql.streaming.stateStore.providerClass":
-        "org.apache.spark.sql.execution.streaming.state.HDFSBackedStateStoreProvider",
+    "spark.sql.streaming.stateStore.providerClass": "org.apache.spark.sql.execution.streaming.state.HDFSBackedStateStoreProvider",
 }
 # Only in local mode: on EMR the cluster's spark-defaults decide.
 LOCAL_CONF: dict[str, str] = {
@@ -25,8 +24,9 @@ LOCAL_CONF: dict[str, str] = {
 }
 
 
-def build_spark_session(app_name: str, master: str | None = None,
-                        extra_conf: dict[str, str] | None = None) -> SparkSession:
+def build_spark_session(
+    app_name: str, master: str | None = None, extra_conf: dict[str, str] | None = None
+) -> SparkSession:
     """Build (or reuse) the session; `master=None` lets spark-submit decide."""
     builder = SparkSession.builder.appName(app_name)
     conf = dict(BASE_CONF)

@@ -162,10 +162,6 @@ def sqs_event(uploads: list[tuple[str, str, int]]) -> dict[str, Any]:
     return {"Records": records}
 
 
-def message_ids(event: dict[str, Any]) -> list[str]:
-    return [record["messageId"] for record in event["Records"]]
-
-
 def failed_ids(response: dict[str, Any]) -> list[str]:
     return [item["itemIdentifier"] for item in response["batchItemFailures"]]
 

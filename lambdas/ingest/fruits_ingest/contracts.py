@@ -8,8 +8,8 @@ stays slim; the streaming job turns the field lists into Spark schemas.
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timezone
-from enum import Enum
+from datetime import UTC, datetime
+from enum import StrEnum
 
 MANIFEST_SCHEMA_VERSION = 1
 QUARANTINE_SCHEMA_VERSION = 1
@@ -42,7 +42,7 @@ CLEAN_IMAGE_CONTENT_TYPE = "image/jpeg"
 
 def partition_date(moment: datetime) -> str:
     """The `dt` partition (UTC calendar day) of a moment."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d")
+    return moment.astimezone(UTC).strftime("%Y-%m-%d")
 
 
 def clean_image_key(dt: str, image_id: str) -> str:
@@ -73,7 +73,7 @@ def image_id(bucket: str, key: str, version: str) -> str:
 
 def iso_utc(moment: datetime) -> str:
     """ISO 8601 UTC string with a `Z` suffix and millisecond precision, as in every record."""
-    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 # --- Upload metadata (x-amz-meta-*) ----------------------------------------
@@ -125,7 +125,7 @@ MANIFEST_FIELDS: tuple[tuple[str, str], ...] = (
 # --- Quarantine record v1 ------------------------------------------------------
 
 
-class QuarantineReason(str, Enum):
+class QuarantineReason(StrEnum):
     """Stable reason codes: dashboards and alarms key on these strings."""
 
     NOT_AN_IMAGE = "not_an_image"
@@ -179,7 +179,7 @@ ERROR_FIELDS: tuple[tuple[str, str], ...] = (
 )
 
 
-class FeaturizeErrorReason(str, Enum):
+class FeaturizeErrorReason(StrEnum):
     """Why the stream could not featurize a manifest row."""
 
     MALFORMED_MANIFEST = "malformed_manifest"

@@ -1,0 +1,214 @@
+"""One benchmark measurement per process: `python -m benchmarks.modes <mode> --workdir W [...]`.
+
+`fruits bench` runs every mode in a fresh interpreter, one after the other, so
+no mode inherits another's TensorFlow thread pools, JVM or warm caches, and the
+stream's wall-clock honestly includes JVM and Python worker start-up. Each
+prints its result as one JSON object on the last line of stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+from benchmarks.stats import batch_end, steady_state
+from benchmarks.workload import Workload, WorkloadSpec, build_workload, load_workload, reusable, sample_images
+
+MODES = ("prepare", "tf_alone", "stream", "batch_backfill", "ingest")
+TF_ALONE_BATCH = 64
+STREAM_POLL_SECONDS = 0.2
+
+
+def prepare(workdir: Path, spec: WorkloadSpec) -> dict:
+    """Build the benchmark lake, unless the one in `workdir` was built from the same inputs."""
+    existing = load_workload(workdir)
+    if reusable(existing, spec, sample_images(Path(spec.images_dir))):
+        return {"reused": True, **json.loads(existing.to_json())}
+    from streaming_job.session import build_spark_session
+
+    spark = build_spark_session("fruits-bench-prepare", master="local[*]")
+    try:
+        workload = build_workload(workdir, spec, spark)
+    finally:
+        spark.stop()
+    return {"reused": False, **json.loads(workload.to_json())}
+
+
+def tf_alone(workload: Workload, batch_size: int = TF_ALONE_BATCH) -> dict:
+    """Read + decode + resize + scale + forward pass in this one process, TensorFlow on all cores.
+
+    The limit the stream is compared with: the same images and model, a fixed-shape
+    traced forward pass, decoding in a thread pool overlapping the forward pass of the
+    previous chunk, TensorFlow's default thread pools (one thread per core). The model
+    build and the first trace (one warm-up batch) are not timed.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+
+    from streaming_job import uris
+    from streaming_job.featurize import Featurizer
+    from streaming_job.model import build_model, load_featurizer_spec
+    from streaming_job.preprocess import decode_and_resize
+
+    image_uris = workload.image_uris()
+    spec = load_featurizer_spec(workload.featurizer_uri)
+    featurizer = Featurizer(build_model(spec), spec.model_version, batch_size=batch_size)
+    size = spec.input_size
+    decoders = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="decode")
+
+    def load(chunk: list[str]) -> np.ndarray:
+        return np.stack(list(decoders.map(lambda uri: decode_and_resize(uris.local_path(uri).read_bytes(),
+                                                                         size), chunk)))
+
+    featurizer.features(load(image_uris[:batch_size]))
+    chunks = [image_uris[start:start + batch_size] for start in range(0, len(image_uris), batch_size)]
+    produced = 0
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch") as prefetch:
+        pending = prefetch.submit(load, chunks[0])
+        for position in range(len(chunks)):
+            images = pending.result()
+            if position + 1 < len(chunks):
+                pending = prefetch.submit(load, chunks[position + 1])
+            produced += len(featurizer.features(images))
+    seconds = time.perf_counter() - started
+    decoders.shutdown()
+    import tensorflow as tf
+
+    return {"images": produced, "seconds": round(seconds, 3), "images_per_s": round(produced / seconds, 2),
+            "batch_size": batch_size, "traces": featurizer.traces,
+            "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count()}
+
+
+def stream(workload: Workload, master: str, available_now: bool, max_files_per_trigger: int,
+           trigger_seconds: float, timeout_seconds: float) -> dict:
+    """The real streaming job (runner.start_stream) over the workload's N manifests.
+
+    Steady-state images/s comes from the query's progress events (batches after the
+    first); wall-clock runs from this function's start (JVM start included) to the
+    end of the last micro-batch.
+    """
+    started_epoch = time.time()
+    from fruits_ingest import contracts
+
+    from streaming_job.config import StreamConfig, join_uri
+    from streaming_job.runner import await_stream, start_stream
+    from streaming_job.session import build_spark_session
+
+    expected = workload.spec.n
+    workload.clear_run_outputs()
+    spark = build_spark_session("fruits-bench-stream", master=master)
+    config = StreamConfig(
+        lake=workload.lake_uri,
+        checkpoint=join_uri(workload.lake_uri, contracts.CHECKPOINTS_PREFIX, "features"),
+        featurizer=workload.featurizer_uri,
+        pca=workload.pca_uri,
+        trigger_seconds=trigger_seconds,
+        available_now=available_now,
+        max_files_per_trigger=max_files_per_trigger,
+        stage="bench",
+    )
+    running = start_stream(spark, config)
+    stop = threading.Event()
+    if not available_now:
+        _wait_for_rows(running.listener, expected, timeout_seconds)
+        stop.set()
+    await_stream(spark, running, config, stop)
+    records = sorted(running.listener.records, key=lambda record: record["batch_id"])
+    cores = spark.sparkContext.defaultParallelism
+    spark.stop()
+    outputs = _published_rows(workload)
+    processed = sum(record["feature_rows"] + record["error_rows"] for record in records)
+    wall = batch_end(records[-1]) - started_epoch if records else None
+    return {
+        "master": master,
+        "cores": cores,
+        "available_now": available_now,
+        "images": processed,
+        "feature_rows": outputs["features"],
+        "error_rows": outputs["errors"],
+        "complete": outputs["features"] + outputs["errors"] == expected,
+        "max_files_per_trigger": max_files_per_trigger,
+        "steady": steady_state(records),
+        "wall_s": round(wall, 2) if wall is not None else None,
+        "wall_images_per_s": round(processed / wall, 2) if wall else None,
+        "first_batch_end_s": round(batch_end(records[0]) - started_epoch, 2) if records else None,
+        "model_builds": sum(record["model_builds"] for record in records),
+        "batches": [{"rows": record["input_rows"], "duration_ms": record["batch_duration_ms"]}
+                    for record in records],
+    }
+
+
+def _wait_for_rows(listener, expected: int, timeout_seconds: float) -> None:
+    deadline = time.monotonic() + timeout_seconds
+    while time.monotonic() < deadline:
+        done = sum(record["feature_rows"] + record["error_rows"] for record in list(listener.records))
+        if done >= expected:
+            return
+        time.sleep(STREAM_POLL_SECONDS)
+    raise TimeoutError(f"the stream did not process {expected} images within {timeout_seconds:.0f} s")
+
+
+def _published_rows(workload: Workload) -> dict[str, int]:
+    from fruits_ingest import contracts
+
+    from streaming_job.demo import parquet_rows
+    from streaming_job.config import join_uri
+
+    return {"features": parquet_rows(join_uri(workload.lake_uri, contracts.FEATURES_PREFIX)),
+            "errors": parquet_rows(join_uri(workload.lake_uri, contracts.ERRORS_PREFIX))}
+
+
+def ingest(images_dir: Path, n: int) -> dict:
+    from benchmarks.ingest_bench import measure_ingest
+
+    return measure_ingest(sample_images(images_dir), n)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.modes", description=__doc__.splitlines()[0])
+    parser.add_argument("mode", choices=MODES)
+    parser.add_argument("--workdir", type=Path, required=True)
+    parser.add_argument("--images", type=Path)
+    parser.add_argument("--n", type=int)
+    parser.add_argument("--input-size", type=int)
+    parser.add_argument("--k", type=int)
+    parser.add_argument("--master", default="local[*]")
+    parser.add_argument("--max-files-per-trigger", type=int, default=256)
+    parser.add_argument("--trigger", type=float, default=1.0)
+    parser.add_argument("--timeout", type=float, default=1800.0)
+    parser.add_argument("--ingest-n", type=int, default=200)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.mode == "prepare":
+        spec = WorkloadSpec(images_dir=str(args.images.resolve()), n=args.n, input_size=args.input_size,
+                            k=args.k)
+        result = prepare(args.workdir, spec)
+    elif args.mode == "ingest":
+        result = ingest(args.images, args.ingest_n)
+    else:
+        workload = load_workload(args.workdir)
+        if workload is None:
+            print(f"no benchmark workload in {args.workdir}: run the prepare mode first", file=sys.stderr)
+            return 2
+        if args.mode == "tf_alone":
+            result = tf_alone(workload)
+        else:
+            result = stream(workload, args.master, available_now=args.mode == "batch_backfill",
+                            max_files_per_trigger=args.max_files_per_trigger, trigger_seconds=args.trigger,
+                            timeout_seconds=args.timeout)
+    print(json.dumps(result, sort_keys=True), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
