@@ -121,6 +121,8 @@ def stream(workload: Workload, master: str, available_now: bool, max_files_per_t
         stop.set()
     await_stream(spark, running, config, stop)
     records = sorted(running.listener.records, key=lambda record: record["batch_id"])
+    phases = phase_medians([progress.durationMs for progress in running.query.recentProgress
+                            if progress.numInputRows > 0][1:])
     cores = spark.sparkContext.defaultParallelism
     spark.stop()
     outputs = _published_rows(workload)
@@ -140,9 +142,18 @@ def stream(workload: Workload, master: str, available_now: bool, max_files_per_t
         "wall_images_per_s": round(processed / wall, 2) if wall else None,
         "first_batch_end_s": round(batch_end(records[0]) - started_epoch, 2) if records else None,
         "model_builds": sum(record["model_builds"] for record in records),
+        "phase_ms": phases,
         "batches": [{"rows": record["input_rows"], "duration_ms": record["batch_duration_ms"]}
                     for record in records],
     }
+
+
+def phase_medians(durations: list[dict]) -> dict[str, float]:
+    """Median time of each phase Spark reports in a progress event (addBatch, queryPlanning, ...)."""
+    import statistics
+
+    names = sorted({name for phases in durations for name in phases})
+    return {name: statistics.median(phases.get(name, 0) for phases in durations) for name in names}
 
 
 def _wait_for_rows(listener, expected: int, timeout_seconds: float) -> None:
@@ -158,8 +169,8 @@ def _wait_for_rows(listener, expected: int, timeout_seconds: float) -> None:
 def _published_rows(workload: Workload) -> dict[str, int]:
     from fruits_ingest import contracts
 
-    from streaming_job.demo import parquet_rows
     from streaming_job.config import join_uri
+    from streaming_job.demo import parquet_rows
 
     return {"features": parquet_rows(join_uri(workload.lake_uri, contracts.FEATURES_PREFIX)),
             "errors": parquet_rows(join_uri(workload.lake_uri, contracts.ERRORS_PREFIX))}

@@ -178,8 +178,8 @@ def replicate_manifests(seed_manifests: list[Path], lake: Path, n: int) -> None:
     for index in range(n):
         seed = seeds[index % len(seeds)]
         source = uris.local_path(seed["image_uri"])
-        image_id = contracts.image_id(BENCH_UPLOADS_BUCKET, f"{contracts.UPLOADS_PREFIX}bench-{index:06d}.jpg",
-                                      seed["content_sha256"])
+        upload_key = f"{contracts.UPLOADS_PREFIX}bench-{index:06d}.jpg"
+        image_id = contracts.image_id(BENCH_UPLOADS_BUCKET, upload_key, seed["content_sha256"])
         clean = lake / contracts.clean_image_key(seed["dt"], image_id)
         clean.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, clean)

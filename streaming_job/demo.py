@@ -45,9 +45,16 @@ DEFAULT_TIMEOUT_SECONDS = 900.0
 DEMO_PSEUDONYM_KEY = b"fruits-demo-pseudonym-key-not-for-production"
 # What a re-run deletes: the lake's data areas (never models/), the uploads and the plots.
 LAKE_DATA_PREFIXES = (
-    contracts.UPLOADS_PREFIX, contracts.CLEAN_PREFIX, contracts.MANIFESTS_PREFIX, contracts.QUARANTINE_PREFIX,
-    contracts.FEATURES_PREFIX, contracts.ERRORS_PREFIX, contracts.CHECKPOINTS_PREFIX, contracts.STATUS_PREFIX,
-    "archive/", "control/",
+    contracts.UPLOADS_PREFIX,
+    contracts.CLEAN_PREFIX,
+    contracts.MANIFESTS_PREFIX,
+    contracts.QUARANTINE_PREFIX,
+    contracts.FEATURES_PREFIX,
+    contracts.ERRORS_PREFIX,
+    contracts.CHECKPOINTS_PREFIX,
+    contracts.STATUS_PREFIX,
+    "archive/",
+    "control/",
 )
 PCA_SOURCE_NAME = "pca-images.json"
 
@@ -85,8 +92,9 @@ def say(message: str) -> None:
 def prepare_workdir(workdir: Path) -> DemoPaths:
     """Create the workdir, deleting only what an earlier demo run wrote there (models kept)."""
     workdir = workdir.resolve()
-    paths = DemoPaths(workdir=workdir, lake=workdir / "lake", uploads=workdir / "uploads",
-                      plots=workdir / "plots")
+    paths = DemoPaths(
+        workdir=workdir, lake=workdir / "lake", uploads=workdir / "uploads", plots=workdir / "plots"
+    )
     for prefix in LAKE_DATA_PREFIXES:
         shutil.rmtree(paths.lake / prefix, ignore_errors=True)
     shutil.rmtree(paths.uploads, ignore_errors=True)
@@ -131,8 +139,9 @@ def images_fingerprint(images: list[Path], model_version: str) -> str:
     return digest.hexdigest()
 
 
-def ensure_pca(spark, config: StreamConfig, images: list[Path], model_version: str,
-               source_file: Path) -> None:
+def ensure_pca(
+    spark, config: StreamConfig, images: list[Path], model_version: str, source_file: Path
+) -> None:
     """Fit the PCA on the images unless the saved one was fitted on the same images and model."""
     from streaming_job.pca import PcaError, fit_pca, read_sidecar
 
@@ -170,8 +179,10 @@ def parquet_rows(output_uri: str) -> int:
     """Rows published under an output (staging areas are hidden, so never counted)."""
     import pyarrow.parquet as pq
 
-    return sum(pq.ParquetFile(uris.local_path(uri)).metadata.num_rows
-               for uri in uris.list_uris(output_uri, suffix=".parquet"))
+    return sum(
+        pq.ParquetFile(uris.local_path(uri)).metadata.num_rows
+        for uri in uris.list_uris(output_uri, suffix=".parquet")
+    )
 
 
 def wait_until_done(config: StreamConfig, expected: int, timeout_seconds: float, progress) -> bool:
@@ -200,8 +211,9 @@ def read_features(features_uri: str):
     import pyarrow as pa
     import pyarrow.dataset as ds
 
-    partitioning = ds.partitioning(pa.schema([(contracts.FEATURES_PARTITION_COLUMN, pa.string())]),
-                                   flavor="hive")
+    partitioning = ds.partitioning(
+        pa.schema([(contracts.FEATURES_PARTITION_COLUMN, pa.string())]), flavor="hive"
+    )
     dataset = ds.dataset(str(uris.local_path(features_uri)), format="parquet", partitioning=partitioning)
     return dataset.to_table().to_pandas()
 
@@ -212,10 +224,12 @@ def latency_percentiles(features) -> dict[str, float | None]:
 
     if features.empty:
         return {"p50": None, "p95": None}
-    latency = (pd.to_datetime(features["processed_at"]) - pd.to_datetime(features["ingested_at"]))
+    latency = pd.to_datetime(features["processed_at"]) - pd.to_datetime(features["ingested_at"])
     milliseconds = latency.dt.total_seconds().to_numpy() * 1000.0
-    return {"p50": round(float(np.percentile(milliseconds, 50)), 1),
-            "p95": round(float(np.percentile(milliseconds, 95)), 1)}
+    return {
+        "p50": round(float(np.percentile(milliseconds, 50)), 1),
+        "p95": round(float(np.percentile(milliseconds, 95)), 1),
+    }
 
 
 def run_demo(options: DemoOptions) -> tuple[dict, bool]:
@@ -228,8 +242,9 @@ def run_demo(options: DemoOptions) -> tuple[dict, bool]:
 
     images = find_images(options.images)
     if len(images) < 3:
-        raise ConfigError(f"--images {options.images}: need at least 3 <label>/<image> files, "
-                          f"found {len(images)}")
+        raise ConfigError(
+            f"--images {options.images}: need at least 3 <label>/<image> files, found {len(images)}"
+        )
     timings: dict[str, float] = {}
     started = time.monotonic()
     paths = prepare_workdir(options.workdir)
@@ -247,8 +262,9 @@ def run_demo(options: DemoOptions) -> tuple[dict, bool]:
     running = start_stream(spark, config)
     uploads = [*app_uploads(images), *bad_uploads(images[0])]
     clock = time.monotonic()
-    with tqdm(total=len(uploads), desc="app uploads + ingest", unit="img", file=sys.stderr,
-              disable=None) as progress:
+    with tqdm(
+        total=len(uploads), desc="app uploads + ingest", unit="img", file=sys.stderr, disable=None
+    ) as progress:
         outcomes = play_app(paths, uploads, progress)
     timings["ingest"] = round(time.monotonic() - clock, 1)
     accepted = [outcome for outcome in outcomes if outcome.status == "accepted"]
@@ -263,8 +279,11 @@ def run_demo(options: DemoOptions) -> tuple[dict, bool]:
     throughput, steady_batches = steady_throughput(running.listener.records)
     plots = [
         explained_variance_plot(running.explained_variance, paths.plots / "explained_variance.png"),
-        pca_scatter_plot(np.stack(features["features"].to_numpy()) if len(features) else np.zeros((0, 2)),
-                         features["label"].fillna("unlabelled").tolist(), paths.plots / "pca_scatter.png"),
+        pca_scatter_plot(
+            np.stack(features["features"].to_numpy()) if len(features) else np.zeros((0, 2)),
+            features["label"].fillna("unlabelled").tolist(),
+            paths.plots / "pca_scatter.png",
+        ),
     ]
     timings["total"] = round(time.monotonic() - started, 1)
     summary = {
@@ -272,8 +291,9 @@ def run_demo(options: DemoOptions) -> tuple[dict, bool]:
         "workdir": str(paths.workdir),
         "uploads": len(uploads),
         "accepted": len(accepted),
-        "quarantined": dict(sorted(Counter(outcome.reason for outcome in outcomes
-                                           if outcome.status != "accepted").items())),
+        "quarantined": dict(
+            sorted(Counter(outcome.reason for outcome in outcomes if outcome.status != "accepted").items())
+        ),
         "featurized": len(features),
         "errors": parquet_rows(config.errors_uri),
         "batches": len(running.listener.records),

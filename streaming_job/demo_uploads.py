@@ -46,8 +46,9 @@ class AppUpload:
 
 def find_images(images_dir: Path) -> list[Path]:
     """`<label>/<image>` files under a folder, sorted (the label is the parent folder's name)."""
-    return sorted(path for path in images_dir.glob("*/*")
-                  if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES)
+    return sorted(
+        path for path in images_dir.glob("*/*") if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
+    )
 
 
 def app_uploads(images: list[Path], seed: int = 7, now: datetime | None = None) -> list[AppUpload]:
@@ -58,8 +59,10 @@ def app_uploads(images: list[Path], seed: int = 7, now: datetime | None = None) 
     for index, path in enumerate(images):
         user = index % USERS
         lat, lon = rng.choice(EU_PLACES)
-        lat, lon = round(lat + rng.uniform(-JITTER_DEGREES, JITTER_DEGREES), 6), \
-            round(lon + rng.uniform(-JITTER_DEGREES, JITTER_DEGREES), 6)
+        lat, lon = (
+            round(lat + rng.uniform(-JITTER_DEGREES, JITTER_DEGREES), 6),
+            round(lon + rng.uniform(-JITTER_DEGREES, JITTER_DEGREES), 6),
+        )
         captured_at = (now - timedelta(minutes=rng.randint(5, 600))).replace(microsecond=0)
         metadata = {
             contracts.META_USER_ID: f"demo-farmer-{user:02d}@example.org",
@@ -71,20 +74,24 @@ def app_uploads(images: list[Path], seed: int = 7, now: datetime | None = None) 
             contracts.META_APP_VERSION: APP_VERSION,
         }
         data = path.read_bytes()
-        uploads.append(AppUpload(
-            name=f"IMG_{index:05d}_{path.parent.name}_{path.name}",
-            data=with_gps_exif(data, lat, lon, captured_at),
-            metadata=metadata,
-        ))
+        uploads.append(
+            AppUpload(
+                name=f"IMG_{index:05d}_{path.parent.name}_{path.name}",
+                data=with_gps_exif(data, lat, lon, captured_at),
+                metadata=metadata,
+            )
+        )
     return uploads
 
 
 def bad_uploads(sample: Path, now: datetime | None = None) -> list[AppUpload]:
     """Uploads the ingest must quarantine: a truncated photo and a text file named like a photo."""
     now = now or datetime.now(UTC)
-    metadata = {contracts.META_USER_ID: "demo-farmer-99@example.org",
-                contracts.META_CAPTURED_AT: now.replace(microsecond=0).isoformat(),
-                contracts.META_APP_VERSION: APP_VERSION}
+    metadata = {
+        contracts.META_USER_ID: "demo-farmer-99@example.org",
+        contracts.META_CAPTURED_AT: now.replace(microsecond=0).isoformat(),
+        contracts.META_APP_VERSION: APP_VERSION,
+    }
     photo = sample.read_bytes()
     return [
         AppUpload("IMG_truncated.jpg", photo[: len(photo) // 3], dict(metadata)),
@@ -101,8 +108,9 @@ def with_gps_exif(data: bytes, lat: float, lon: float, captured_at: datetime) ->
             exif = image.getexif()
             exif[ExifTags.Base.Make] = "DemoPhone"
             exif[ExifTags.Base.Model] = "Fruits! app camera"
-            exif.get_ifd(ExifTags.IFD.Exif)[ExifTags.Base.DateTimeOriginal] = \
-                captured_at.strftime("%Y:%m:%d %H:%M:%S")
+            exif.get_ifd(ExifTags.IFD.Exif)[ExifTags.Base.DateTimeOriginal] = captured_at.strftime(
+                "%Y:%m:%d %H:%M:%S"
+            )
             gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
             gps[ExifTags.GPS.GPSVersionID] = b"\x02\x03\x00\x00"
             gps[ExifTags.GPS.GPSLatitudeRef] = "N" if lat >= 0 else "S"
@@ -137,5 +145,7 @@ def read_gps_exif(data: bytes) -> tuple[float, float] | None:
         value = float(dms[0]) + float(dms[1]) / 60 + float(dms[2]) / 3600
         return -value if ref in ("S", "W") else value
 
-    return (decimal(gps[ExifTags.GPS.GPSLatitude], gps[ExifTags.GPS.GPSLatitudeRef]),
-            decimal(gps[ExifTags.GPS.GPSLongitude], gps[ExifTags.GPS.GPSLongitudeRef]))
+    return (
+        decimal(gps[ExifTags.GPS.GPSLatitude], gps[ExifTags.GPS.GPSLatitudeRef]),
+        decimal(gps[ExifTags.GPS.GPSLongitude], gps[ExifTags.GPS.GPSLongitudeRef]),
+    )

@@ -13,13 +13,19 @@ and stops cleanly on SIGTERM or when <lake>/control/stop-stream appears.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
+from pathlib import Path
+
+if __name__ == "__main__":
+    # Run as a script, Python puts streaming_job/ itself first on sys.path, where its modules
+    # would shadow installed packages of the same name (packaging.py shadows `packaging`,
+    # which TensorFlow imports). Import the package from its parent instead.
+    _HERE = Path(__file__).resolve().parent
+    sys.path = [entry for entry in sys.path if Path(entry or ".").resolve() != _HERE]
+    sys.path.insert(0, str(_HERE.parent))
 
 from streaming_job.config import ConfigError, add_stream_arguments, config_from_args
-from streaming_job.runner import run_stream
-
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+from streaming_job.runner import configure_logging, run_stream
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"main.py: configuration error: {error}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    configure_logging()
     return run_stream(config)
 
 

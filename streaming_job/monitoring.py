@@ -115,11 +115,13 @@ def emf_record(record: dict, namespace: str, stage: str) -> dict:
     document: dict = {
         "_aws": {
             "Timestamp": _epoch_ms(record["timestamp"]),
-            "CloudWatchMetrics": [{
-                "Namespace": namespace,
-                "Dimensions": [[EMF_DIMENSION]],
-                "Metrics": [{"Name": name, "Unit": unit} for name, _, unit in metrics],
-            }],
+            "CloudWatchMetrics": [
+                {
+                    "Namespace": namespace,
+                    "Dimensions": [[EMF_DIMENSION]],
+                    "Metrics": [{"Name": name, "Unit": unit} for name, _, unit in metrics],
+                }
+            ],
         },
         EMF_DIMENSION: stage,
         "BatchId": record["batch_id"],
@@ -136,8 +138,10 @@ def _epoch_ms(iso_timestamp: str) -> int:
 def progress_key(record: dict) -> str:
     """`progress/<date>/<batchId:010d>-<epoch ms>.json`: sorts by time within a day."""
     moment = datetime.fromisoformat(record["timestamp"].replace("Z", "+00:00"))
-    return (f"{PROGRESS_DIR}/{contracts.partition_date(moment)}/"
-            f"{record['batch_id']:010d}-{_epoch_ms(record['timestamp'])}.json")
+    return (
+        f"{PROGRESS_DIR}/{contracts.partition_date(moment)}/"
+        f"{record['batch_id']:010d}-{_epoch_ms(record['timestamp'])}.json"
+    )
 
 
 class StatusLog:
@@ -243,8 +247,14 @@ class ProgressListener(StreamingQueryListener):
     status object is logged and swallowed, it must never stop the stream.
     """
 
-    def __init__(self, config: StreamConfig, board: BatchStatsBoard, backlog_counter=None,
-                 emf: EmfPublisher | None = None, status_log: StatusLog | None = None) -> None:
+    def __init__(
+        self,
+        config: StreamConfig,
+        board: BatchStatsBoard,
+        backlog_counter=None,
+        emf: EmfPublisher | None = None,
+        status_log: StatusLog | None = None,
+    ) -> None:
         self.config = config
         self.board = board
         self.backlog_counter = backlog_counter
@@ -288,15 +298,24 @@ class ProgressListener(StreamingQueryListener):
     def _progress(self, event) -> None:
         progress = json.loads(event.progress.json)
         stats = self.board.take(int(progress["batchId"]))
-        backlog = self.backlog_counter(stats.newest_manifest_ms if stats else None) \
-            if self.backlog_counter else None
+        backlog = (
+            self.backlog_counter(stats.newest_manifest_ms if stats else None)
+            if self.backlog_counter
+            else None
+        )
         record = progress_record(progress, stats, backlog)
         self.records.append(record)
         self.status_log.write_progress(record)
         self._totals.add(record)
         self._update_latest(last_progress=record, totals=asdict(self._totals))
-        log.info("batch %d: %d rows, %.1f rows/s, %d errors, backlog %s", record["batch_id"],
-                 record["input_rows"], record["rows_per_second"], record["error_rows"], backlog)
+        log.info(
+            "batch %d: %d rows, %.1f rows/s, %d errors, backlog %s",
+            record["batch_id"],
+            record["input_rows"],
+            record["rows_per_second"],
+            record["error_rows"],
+            backlog,
+        )
         if self.emf is not None:
             self.emf.publish(record)
 
@@ -305,8 +324,10 @@ class ProgressListener(StreamingQueryListener):
 
     def _terminated(self, event) -> None:
         failed = event.exception is not None
-        self._update_latest(state="failed" if failed else "stopped",
-                            error_class=(event.errorClassOnException or "query failed") if failed else None)
+        self._update_latest(
+            state="failed" if failed else "stopped",
+            error_class=(event.errorClassOnException or "query failed") if failed else None,
+        )
 
     def _update_latest(self, **changes) -> None:
         self._latest.update(changes, updated_at=contracts.iso_utc(utc_now()))

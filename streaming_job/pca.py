@@ -122,12 +122,14 @@ def fit_pca(spark, image_uris: list[str], featurizer_uri: str, out_uri: str, k: 
                                 inputCol=VECTOR_COLUMN, outputCol=CENTRED_COLUMN)
         max_k = k or min(spec.feature_dim, sample_size - 1)
         pca = PCA(k=max_k, inputCol=CENTRED_COLUMN, outputCol=SCORES_COLUMN)
-        model = Pipeline(stages=[scaler, pca]).fit(vectors)
+        model = _checked(spark, Pipeline(stages=[scaler, pca]).fit(vectors), vectors)
         chosen_k = k or choose_k(model.stages[-1].explainedVariance.toArray(), target_variance)
         if chosen_k != max_k:
-            model = Pipeline(stages=[scaler, pca.copy({pca.k: chosen_k})]).fit(vectors)
+            model = _checked(spark, Pipeline(stages=[scaler, pca.copy({pca.k: chosen_k})]).fit(vectors),
+                             vectors)
     finally:
         featurized.unpersist()
+        spec_broadcast.unpersist()
     model.write().overwrite().save(join_uri(out_uri, SPARK_MODEL_DIR))
     mean, components, explained = _pipeline_arrays(model)
     sidecar = {
@@ -144,7 +146,6 @@ def fit_pca(spark, image_uris: list[str], featurizer_uri: str, out_uri: str, k: 
         "spark_model": SPARK_MODEL_DIR,
     }
     uris.write_bytes(join_uri(out_uri, SIDECAR_NAME), json.dumps(sidecar, indent=2).encode())
-    spec_broadcast.unpersist()
     log.info("PCA %s fitted: k=%d explains %.3f of the variance over %d images",
              sidecar["pca_version"], chosen_k, sidecar["cumulative_explained_variance"][-1], sample_size)
     return sidecar
@@ -168,7 +169,12 @@ def load_pca(spark, pca_uri: str, expected_model_version: str) -> PcaProjection:
             f"the PCA at {pca_uri} ({sidecar['pca_version']}) was fitted on featurizer "
             f"{sidecar['model_version']}, but the featurizer is {expected_model_version}: "
             "refit it with `fruits fit-pca` after changing the model")
-    model = PipelineModel.load(join_uri(pca_uri, sidecar.get("spark_model", SPARK_MODEL_DIR)))
+    model_uri = join_uri(pca_uri, sidecar.get("spark_model", SPARK_MODEL_DIR))
+    try:
+        model = PipelineModel.load(model_uri)
+    except Exception as error:
+        raise PcaError(f"cannot load the Spark ML model at {model_uri}: {error}; "
+                       "refit it with `fruits fit-pca`") from error
     mean, components, explained = _pipeline_arrays(model)
     if components.shape[1] != sidecar["k"]:
         raise PcaError(f"{pca_uri}: sidecar says k={sidecar['k']}, the saved model has {components.shape[1]}")
@@ -183,6 +189,66 @@ def pca_version_of(model_version: str, mean: np.ndarray, components: np.ndarray)
     digest.update(np.ascontiguousarray(mean, dtype=np.float64).tobytes())
     digest.update(np.ascontiguousarray(components, dtype=np.float64).tobytes())
     return f"pca-k{components.shape[1]}-{digest.hexdigest()[:12]}"
+
+
+def components_are_valid(components: np.ndarray, explained: np.ndarray, tolerance: float = 1e-6) -> bool:
+    """Orthonormal columns and non-increasing explained variance: what any correct PCA returns."""
+    gram = components.T @ components
+    orthonormal = np.abs(gram - np.eye(components.shape[1])).max() <= tolerance
+    return bool(orthonormal and np.all(np.diff(explained) <= tolerance))
+
+
+def _checked(spark, model, vectors):
+    """The fitted pipeline, its PCA stage recomputed with NumPy if Spark's is numerically broken.
+
+    Spark 4.0's PCA takes a LAPACK SVD (pure-Java fallback) of the D x D covariance.
+    With fewer images than features that matrix is rank-deficient, and we saw the
+    SVD intermittently return duplicated, non-orthonormal columns (depending on the
+    summation order of the covariance). The covariance itself is right, so the
+    eigen-decomposition is redone with numpy.linalg.eigh and put back into a
+    Spark ML PCAModel: the saved pipeline stays a Spark ML model either way.
+    """
+    _, components, explained = _pipeline_arrays(model)
+    if components_are_valid(components, explained):
+        return model
+    log.warning("Spark's PCA returned non-orthonormal components (an unstable SVD of a rank-deficient "
+                "covariance); recomputing them with numpy.linalg.eigh from Spark's covariance")
+    scaler_model, pca_model = model.stages
+    centred = scaler_model.transform(vectors).select(CENTRED_COLUMN)
+    components, explained = _eigh_components(spark, centred, pca_model.getOrDefault("k"))
+    return _replace_pca_stage(spark, model, components, explained)
+
+
+def _eigh_components(spark, centred, k: int) -> tuple[np.ndarray, np.ndarray]:
+    from pyspark.mllib.linalg import Vectors as MLlibVectors
+    from pyspark.mllib.linalg.distributed import RowMatrix
+
+    rows = centred.rdd.map(lambda row: MLlibVectors.fromML(row[0]))
+    covariance = RowMatrix(rows).computeCovariance().toArray()
+    eigenvalues, eigenvectors = np.linalg.eigh(covariance)
+    order = np.argsort(eigenvalues)[::-1]
+    eigenvalues = np.clip(eigenvalues[order], 0.0, None)
+    return eigenvectors[:, order[:k]], eigenvalues[:k] / eigenvalues.sum()
+
+
+def _replace_pca_stage(spark, model, components: np.ndarray, explained: np.ndarray):
+    """A PipelineModel whose PCA stage holds these arrays (same uid and columns as the fitted one)."""
+    from pyspark.ml import PipelineModel
+    from pyspark.ml.common import _py2java
+    from pyspark.ml.feature import PCAModel
+    from pyspark.ml.linalg import DenseMatrix, DenseVector
+
+    scaler_model, fitted = model.stages
+    context = spark.sparkContext
+    dimension, k = components.shape
+    java_pc = _py2java(context, DenseMatrix(dimension, k, components.ravel(order="F").tolist()))
+    java_variance = _py2java(context, DenseVector(explained.tolist()))
+    java_model = context._jvm.org.apache.spark.ml.feature.PCAModel(
+        fitted.uid, java_pc, java_variance)
+    replacement = PCAModel._from_java(java_model)
+    replacement._set(k=k, inputCol=fitted.getInputCol(), outputCol=fitted.getOutputCol())
+    replacement._transfer_params_to_java()
+    return PipelineModel(stages=[scaler_model, replacement])
 
 
 def _pipeline_arrays(model) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

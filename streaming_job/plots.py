@@ -39,6 +39,12 @@ def explained_variance_plot(explained_variance: list[float], out: Path) -> Path:
 def pca_scatter_plot(scores: np.ndarray, labels: list[str], out: Path) -> Path:
     """The images on the first two principal components, one colour per label."""
     plt = _pyplot()
+    if scores.ndim != 2 or scores.shape[1] < 2:
+        scores = (
+            np.zeros((len(labels), 2))
+            if scores.size == 0
+            else np.column_stack([scores.reshape(len(labels), -1)[:, 0], np.zeros(len(labels))])
+        )
     figure, axis = plt.subplots(figsize=(6, 5))
     for label in sorted(set(labels)):
         chosen = np.asarray([value == label for value in labels])

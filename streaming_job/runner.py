@@ -74,8 +74,11 @@ class HadoopFiles:
         while files.hasNext():
             status = files.next()
             name = status.getPath().getName()
-            if name.endswith(".json") and not name.startswith((".", "_")) \
-                    and status.getModificationTime() > newest_ms:
+            if (
+                name.endswith(".json")
+                and not name.startswith((".", "_"))
+                and status.getModificationTime() > newest_ms
+            ):
                 backlog += 1
         return backlog
 
@@ -101,29 +104,50 @@ def start_stream(spark: SparkSession, config: StreamConfig) -> RunningStream:
     files = HadoopFiles(spark)
     files.mkdirs(config.manifests_uri)
     board = BatchStatsBoard()
-    emf = EmfPublisher(config.cloudwatch_log_group, config.metrics_namespace, config.stage) \
-        if config.cloudwatch_log_group else None
+    emf = (
+        EmfPublisher(config.cloudwatch_log_group, config.metrics_namespace, config.stage)
+        if config.cloudwatch_log_group
+        else None
+    )
     listener = ProgressListener(
-        config, board, emf=emf,
-        backlog_counter=lambda newest_ms: files.count_manifests_newer_than(config.manifests_uri, newest_ms))
+        config,
+        board,
+        emf=emf,
+        backlog_counter=lambda newest_ms: files.count_manifests_newer_than(config.manifests_uri, newest_ms),
+    )
     spark.streams.addListener(listener)
     writer = (
-        read_manifests(spark, config).writeStream.queryName(QUERY_NAME)
+        read_manifests(spark, config)
+        .writeStream.queryName(QUERY_NAME)
         .foreachBatch(MicroBatchWriter(spark, config, context, board))
         .option("checkpointLocation", config.checkpoint)
     )
-    writer = writer.trigger(availableNow=True) if config.available_now \
+    writer = (
+        writer.trigger(availableNow=True)
+        if config.available_now
         else writer.trigger(processingTime=f"{config.trigger_seconds} seconds")
+    )
     query = writer.start()
-    log.info("query %s started: featurizer %s, PCA %s (k=%d)", QUERY_NAME, spec.model_version,
-             projection.pca_version, projection.k)
-    return RunningStream(query=query, listener=listener, model_version=spec.model_version,
-                         pca_version=projection.pca_version, k=projection.k,
-                         explained_variance=list(projection.explained_variance))
+    log.info(
+        "query %s started: featurizer %s, PCA %s (k=%d)",
+        QUERY_NAME,
+        spec.model_version,
+        projection.pca_version,
+        projection.k,
+    )
+    return RunningStream(
+        query=query,
+        listener=listener,
+        model_version=spec.model_version,
+        pca_version=projection.pca_version,
+        k=projection.k,
+        explained_variance=list(projection.explained_variance),
+    )
 
 
 def install_stop_signals(stop_requested: threading.Event) -> None:
     """SIGTERM (and Ctrl-C) ask for a clean stop after the current micro-batch."""
+
     def request_stop(signum, _frame) -> None:
         log.warning("signal %d received: stopping after the current micro-batch", signum)
         stop_requested.set()
@@ -132,8 +156,13 @@ def install_stop_signals(stop_requested: threading.Event) -> None:
     signal.signal(signal.SIGINT, request_stop)
 
 
-def await_stream(spark: SparkSession, running: RunningStream, config: StreamConfig,
-                 stop_requested: threading.Event, poll_seconds: float = STOP_POLL_SECONDS) -> str:
+def await_stream(
+    spark: SparkSession,
+    running: RunningStream,
+    config: StreamConfig,
+    stop_requested: threading.Event,
+    poll_seconds: float = STOP_POLL_SECONDS,
+) -> str:
     """Wait until the query ends by itself (available-now) or a stop is asked; return why it ended.
 
     Raises the query's exception when it failed.
@@ -168,12 +197,22 @@ def stop_between_batches(query, grace_seconds: float = STOP_GRACE_SECONDS) -> No
     query.stop()
 
 
-def drain_listener(spark: SparkSession, listener: ProgressListener,
-                   timeout_seconds: float = LISTENER_DRAIN_SECONDS) -> None:
+def drain_listener(
+    spark: SparkSession, listener: ProgressListener, timeout_seconds: float = LISTENER_DRAIN_SECONDS
+) -> None:
     """Wait for the listener to see the query's end (events arrive asynchronously), then remove it."""
     if not listener.terminated.wait(timeout_seconds):
         log.warning("the query's termination event did not arrive within %.0f s", timeout_seconds)
     spark.streams.removeListener(listener)
+
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def configure_logging() -> None:
+    """INFO for the pipeline's own loggers; py4j's per-call chatter stays out."""
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    logging.getLogger("py4j").setLevel(logging.WARNING)
 
 
 def run_stream(config: StreamConfig, master: str | None = None) -> int:
@@ -191,8 +230,10 @@ def run_stream(config: StreamConfig, master: str | None = None) -> int:
     install_stop_signals(stop_requested)
     try:
         running = start_stream(spark, config)
+        await_stream(spark, running, config, stop_requested)
     except (FeaturizerError, PcaError) as error:
         log.error("cannot start the stream: %s", error)
         return 2
-    await_stream(spark, running, config, stop_requested)
+    finally:
+        spark.stop()
     return 0

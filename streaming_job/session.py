@@ -21,6 +21,10 @@ LOCAL_CONF: dict[str, str] = {
     "spark.ui.showConsoleProgress": "false",
     "spark.sql.shuffle.partitions": "2",
     "spark.driver.memory": "2g",
+    # The file source resolves each micro-batch's manifests as a list of paths; above the
+    # threshold (default 32) Spark stats them in a Spark job of one task per file, which
+    # cost ~1.6 s per 200-manifest batch locally against ~60 ms listed in the driver.
+    "spark.sql.sources.parallelPartitionDiscovery.threshold": "100000",
 }
 
 

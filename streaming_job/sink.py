@@ -64,8 +64,9 @@ def _partition_dir(relative_path: str) -> str:
     parts = relative_path.split("/")
     partition_dirs = [part for part in parts[:-1] if part.startswith(PARTITION_PREFIX)]
     if len(partition_dirs) != 1:
-        raise ValueError(f"staged file is not inside exactly one {PARTITION_PREFIX}<value> directory: "
-                         f"{relative_path!r}")
+        raise ValueError(
+            f"staged file is not inside exactly one {PARTITION_PREFIX}<value> directory: {relative_path!r}"
+        )
     return partition_dirs[0]
 
 
@@ -127,7 +128,7 @@ class BatchPublisher:
         path_text = self._fs.makeQualified(path).toString()
         if not path_text.startswith(root_text + "/"):
             raise ValueError(f"{path_text} is not under {root_text}")
-        return path_text[len(root_text) + 1:]
+        return path_text[len(root_text) + 1 :]
 
     def _path(self, uri: str):
         return self._jvm.org.apache.hadoop.fs.Path(uri)

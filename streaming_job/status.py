@@ -51,8 +51,18 @@ def stall_after_seconds(latest: dict) -> float:
 def assess(latest: dict | None, recent: list[dict], now: datetime) -> StreamHealth:
     """Apply the health rule to latest.json and the recent progress records."""
     if not latest:
-        return StreamHealth("stalled", "no status yet: the stream has never run on this lake",
-                            None, None, None, None, None, None, 0, {})
+        return StreamHealth(
+            "stalled",
+            "no status yet: the stream has never run on this lake",
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            0,
+            {},
+        )
     last = latest.get("last_progress")
     since_update = (now - _parse(latest["updated_at"])).total_seconds() if latest.get("updated_at") else None
     health, reason = _rule(latest, last, since_update)
@@ -115,19 +125,43 @@ def render_table(report: StreamHealth, lake: str) -> str:
     rows = [
         ("health", f"{report.health.upper()}  ({report.reason})"),
         ("query", f"{report.query_state or '-'} (started {report.started_at or '-'})"),
-        ("last event", "-" if report.seconds_since_update is None
-            else f"{report.updated_at} ({report.seconds_since_update:.0f} s ago)"),
-        ("last batch", f"#{last['batch_id']} at {last['timestamp']}, {last['input_rows']} manifests in "
-                       f"{_seconds(last['batch_duration_ms'])}" if last else "-"),
-        ("rows/s", f"{last.get('rows_per_second', 0):.1f} last batch, "
-                   + (f"{report.recent_rows_per_second:.1f} over the last {report.recent_batches} batches"
-                      if report.recent_rows_per_second is not None else "-") if last else "-"),
-        ("latency p50/p95", f"{_seconds(last.get('latency_p50_ms'))} / {_seconds(last.get('latency_p95_ms'))}"
-            if last else "-"),
+        (
+            "last event",
+            "-"
+            if report.seconds_since_update is None
+            else f"{report.updated_at} ({report.seconds_since_update:.0f} s ago)",
+        ),
+        (
+            "last batch",
+            f"#{last['batch_id']} at {last['timestamp']}, {last['input_rows']} manifests in "
+            f"{_seconds(last['batch_duration_ms'])}"
+            if last
+            else "-",
+        ),
+        (
+            "rows/s",
+            f"{last.get('rows_per_second', 0):.1f} last batch, "
+            + (
+                f"{report.recent_rows_per_second:.1f} over the last {report.recent_batches} batches"
+                if report.recent_rows_per_second is not None
+                else "-"
+            )
+            if last
+            else "-",
+        ),
+        (
+            "latency p50/p95",
+            f"{_seconds(last.get('latency_p50_ms'))} / {_seconds(last.get('latency_p95_ms'))}"
+            if last
+            else "-",
+        ),
         ("backlog", f"{last.get('backlog_manifests')} manifests" if last else "-"),
         ("errors", f"{last.get('error_rows', 0)} last batch, {totals.get('error_rows', 0)} total"),
-        ("totals", f"{totals.get('input_rows', 0)} manifests, {totals.get('feature_rows', 0)} featurized, "
-                   f"{totals.get('batches', 0)} batches, {totals.get('model_builds', 0)} model builds"),
+        (
+            "totals",
+            f"{totals.get('input_rows', 0)} manifests, {totals.get('feature_rows', 0)} featurized, "
+            f"{totals.get('batches', 0)} batches, {totals.get('model_builds', 0)} model builds",
+        ),
     ]
     width = max(len(name) for name, _ in rows)
     lines = [f"Fruits stream status - {lake}"]

@@ -46,17 +46,23 @@ PASS_THROUGH = [name for name in FEATURE_NAMES if name in contracts.field_names(
 # --- Source ------------------------------------------------------------------------------------
 
 
-def read_manifests(spark: SparkSession, config: StreamConfig) -> DataFrame:
-    """The manifest stream: explicit schema, malformed files kept as corrupt records, never inferred.
+# How manifests are parsed, by the stream and by anyone re-reading them in batch.
+MANIFEST_READ_OPTIONS = {
+    "mode": "PERMISSIVE",
+    "columnNameOfCorruptRecord": CORRUPT_RECORD_COLUMN,
+    # One JSON document per file: a pretty-printed manifest parses too, a broken file is one corrupt record.
+    "multiLine": "true",
+    # dt comes from the manifest itself, not from the dt=... directories: partition inference is decided
+    # once, when the query starts, and a query started on an empty manifests/ would misalign columns.
+    "recursiveFileLookup": "true",
+}
 
-    Each manifest is one JSON document per file (`multiLine`, so a pretty-printed
-    manifest parses too and a broken file is exactly one corrupt record).
-    """
+
+def read_manifests(spark: SparkSession, config: StreamConfig) -> DataFrame:
+    """The manifest stream: explicit schema, malformed files kept as corrupt records, never inferred."""
     reader = (
         spark.readStream.schema(manifest_read_schema())
-        .option("mode", "PERMISSIVE")
-        .option("columnNameOfCorruptRecord", CORRUPT_RECORD_COLUMN)
-        .option("multiLine", "true")
+        .options(**MANIFEST_READ_OPTIONS)
         .option("maxFilesPerTrigger", config.max_files_per_trigger)
     )
     if config.clean_source != "off":
@@ -68,10 +74,12 @@ def read_manifests(spark: SparkSession, config: StreamConfig) -> DataFrame:
 
 def with_manifest_file(manifests: DataFrame) -> DataFrame:
     """Add the manifest's file name (`<image_id>.json`) and modification time from `_metadata`."""
-    return manifests.withColumns({
-        MANIFEST_NAME_COLUMN: F.col("_metadata.file_name"),
-        MANIFEST_MTIME_COLUMN: F.unix_millis(F.col("_metadata.file_modification_time")),
-    })
+    return manifests.withColumns(
+        {
+            MANIFEST_NAME_COLUMN: F.col("_metadata.file_name"),
+            MANIFEST_MTIME_COLUMN: F.unix_millis(F.col("_metadata.file_modification_time")),
+        }
+    )
 
 
 # --- Validation ----------------------------------------------------------------------------------
@@ -97,8 +105,12 @@ def classify_manifests(manifests: DataFrame) -> DataFrame:
     )
     detail = (
         F.when(corrupt, F.lit(UNPARSEABLE_DETAIL))
-        .when(foreign_version, F.format_string(
-            f"schema_version %d is not supported (expected {contracts.MANIFEST_SCHEMA_VERSION})", version))
+        .when(
+            foreign_version,
+            F.format_string(
+                f"schema_version %d is not supported (expected {contracts.MANIFEST_SCHEMA_VERSION})", version
+            ),
+        )
         .when(missing != "", F.concat(F.lit("missing required field(s): "), missing))
     )
     return manifests.withColumns({REASON_COLUMN: reason, DETAIL_COLUMN: detail})
@@ -136,13 +148,15 @@ def featurized_schema():
     from pyspark.sql.types import LongType, StringType, StructField, StructType
 
     features = {field.name: field for field in features_schema().fields}
-    return StructType([
-        *(StructField(name, features[name].dataType, nullable=True) for name in FEATURE_NAMES),
-        StructField("image_uri", StringType(), nullable=True),
-        StructField(REASON_COLUMN, StringType(), nullable=True),
-        StructField(DETAIL_COLUMN, StringType(), nullable=True),
-        StructField(MANIFEST_MTIME_COLUMN, LongType(), nullable=True),
-    ])
+    return StructType(
+        [
+            *(StructField(name, features[name].dataType, nullable=True) for name in FEATURE_NAMES),
+            StructField("image_uri", StringType(), nullable=True),
+            StructField(REASON_COLUMN, StringType(), nullable=True),
+            StructField(DETAIL_COLUMN, StringType(), nullable=True),
+            StructField(MANIFEST_MTIME_COLUMN, LongType(), nullable=True),
+        ]
+    )
 
 
 @dataclass(frozen=True)
@@ -170,8 +184,9 @@ def featurize_partition(context: WorkerContext):
         )
 
         builds_before = model_builds_in_this_process()
-        featurizer = cached_featurizer(context.spec_broadcast, context.inference_batch_size,
-                                       context.cores_per_task)
+        featurizer = cached_featurizer(
+            context.spec_broadcast, context.inference_batch_size, context.cores_per_task
+        )
         context.model_builds.add(model_builds_in_this_process() - builds_before)
         projection = context.projection_broadcast.value
         reader = cached_image_reader()
@@ -215,8 +230,9 @@ def latency_ms(start_column: str, end_column: str) -> Column:
 class MicroBatchWriter:
     """The foreachBatch function: classify, featurize, publish features and errors, record stats."""
 
-    def __init__(self, spark: SparkSession, config: StreamConfig, context: WorkerContext,
-                 board: BatchStatsBoard) -> None:
+    def __init__(
+        self, spark: SparkSession, config: StreamConfig, context: WorkerContext, board: BatchStatsBoard
+    ) -> None:
         self.context = context
         self.board = board
         self.features = BatchPublisher(spark, config.features_uri)
@@ -230,8 +246,9 @@ class MicroBatchWriter:
         outcome = None
         try:
             manifest_rows = classified.count()
-            featurized = featurize_manifests(classified.where(F.col(REASON_COLUMN).isNull()), self.context,
-                                             self.partitions)
+            featurized = featurize_manifests(
+                classified.where(F.col(REASON_COLUMN).isNull()), self.context, self.partitions
+            )
             invalid = manifest_error_rows(classified, contracts.iso_utc(now), contracts.partition_date(now))
             outcome = featurized.unionByName(invalid, allowMissingColumns=True).persist()
             stats = self._measure(outcome, manifest_rows)
@@ -241,8 +258,13 @@ class MicroBatchWriter:
                 outcome.unpersist()
             classified.unpersist()
         self.board.record(batch_id, stats)
-        log.info("batch %d published: %d manifests, %d feature rows, %d error rows", batch_id,
-                 stats.manifest_rows, stats.feature_rows, stats.error_rows)
+        log.info(
+            "batch %d published: %d manifests, %d feature rows, %d error rows",
+            batch_id,
+            stats.manifest_rows,
+            stats.feature_rows,
+            stats.error_rows,
+        )
 
     def _publish(self, outcome: DataFrame, batch_id: int, stats: BatchStats) -> None:
         """Write (or, for an empty side, just clear) both outputs of the batch."""
@@ -253,8 +275,13 @@ class MicroBatchWriter:
             self.features.publish(batch_id)
         if stats.error_rows:
             errors = outcome.where(~is_feature).select(
-                "image_id", "image_uri", F.col(REASON_COLUMN).alias("reason"),
-                F.col(DETAIL_COLUMN).alias("detail"), "processed_at", "dt")
+                "image_id",
+                "image_uri",
+                F.col(REASON_COLUMN).alias("reason"),
+                F.col(DETAIL_COLUMN).alias("detail"),
+                "processed_at",
+                "dt",
+            )
             self.errors.write(errors.coalesce(1), batch_id)
         else:
             self.errors.publish(batch_id)
@@ -266,8 +293,10 @@ class MicroBatchWriter:
         row = outcome.agg(
             F.count(F.when(is_feature, 1)).alias("feature_rows"),
             F.count(F.when(~is_feature, 1)).alias("error_rows"),
-            F.percentile_approx(F.when(is_feature, latency_ms("ingested_at", "processed_at")),
-                                F.array(F.lit(0.5), F.lit(0.95))).alias("latency"),
+            F.percentile_approx(
+                F.when(is_feature, latency_ms("ingested_at", "processed_at")),
+                F.array(F.lit(0.5), F.lit(0.95)),
+            ).alias("latency"),
             F.max(MANIFEST_MTIME_COLUMN).alias("newest_manifest_ms"),
         ).first()
         latency = row["latency"] or [None, None]

@@ -10,17 +10,31 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--images", type=Path, default=None,
-                        help="folder of <label>/<image> files (default: the bundled sample images)")
-    parser.add_argument("--workdir", type=Path, default=Path("work") / "demo",
-                        help="where the lake, uploads and plots go (default ./work/demo; models are reused)")
-    parser.add_argument("--input-size", type=int, default=224,
-                        help="featurizer input size in pixels (default 224)")
+    parser.add_argument(
+        "--images",
+        type=Path,
+        default=None,
+        help="folder of <label>/<image> files (default: the bundled sample images)",
+    )
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=Path("work") / "demo",
+        help="where the lake, uploads and plots go (default ./work/demo; models are reused)",
+    )
+    parser.add_argument(
+        "--input-size", type=int, default=224, help="featurizer input size in pixels (default 224)"
+    )
     parser.add_argument("--master", default="local[*]", help="Spark master (default local[*])")
-    parser.add_argument("--timeout", type=float, default=900.0,
-                        help="give up waiting for the stream after this many seconds (default 900)")
-    parser.add_argument("--json", action="store_true",
-                        help="print the summary as one JSON object (last line)")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=900.0,
+        help="give up waiting for the stream after this many seconds (default 900)",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print the summary as one JSON object (last line)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,8 +48,13 @@ def run(args: argparse.Namespace) -> int:
     if args.timeout <= 0:
         raise ConfigError(f"--timeout must be > 0, got {args.timeout}")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    options = DemoOptions(images=images, workdir=args.workdir, input_size=args.input_size,
-                          master=args.master, timeout_seconds=args.timeout)
+    options = DemoOptions(
+        images=images,
+        workdir=args.workdir,
+        input_size=args.input_size,
+        master=args.master,
+        timeout_seconds=args.timeout,
+    )
     summary, complete = run_demo(options)
     print(json.dumps(summary, sort_keys=True) if args.json else render_summary(summary))
     return 0 if complete else 1

@@ -11,8 +11,11 @@ from streaming_job.config import validate_lake_uri
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--lake", default=os.environ.get("FRUITS_LAKE"),
-                        help="lake root: s3://bucket[/prefix] or file:///abs/path (env FRUITS_LAKE)")
+    parser.add_argument(
+        "--lake",
+        default=os.environ.get("FRUITS_LAKE"),
+        help="lake root: s3://bucket[/prefix] or file:///abs/path (env FRUITS_LAKE)",
+    )
     parser.add_argument("--json", action="store_true", help="print the status as one JSON object")
 
 

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 
 from streaming_job.config import add_stream_arguments, config_from_args
 
 LOCAL_MASTER = "local[*]"
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_stream_arguments(parser)
-    parser.add_argument("--master", default=os.environ.get("FRUITS_MASTER"),
-                        help=f"Spark master (default {LOCAL_MASTER}; under spark-submit, spark-submit's)")
+    parser.add_argument(
+        "--master",
+        default=os.environ.get("FRUITS_MASTER"),
+        help=f"Spark master (default {LOCAL_MASTER}; under spark-submit, spark-submit's)",
+    )
 
 
 def default_master() -> str | None:
@@ -24,8 +25,8 @@ def default_master() -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from streaming_job.runner import run_stream
+    from streaming_job.runner import configure_logging, run_stream
 
     config = config_from_args(args)
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    configure_logging()
     return run_stream(config, master=args.master or default_master())

@@ -14,6 +14,7 @@ from streaming_job.pca import (
     PcaError,
     PcaVersionMismatch,
     choose_k,
+    components_are_valid,
     fit_pca,
     load_pca,
 )
@@ -59,7 +60,7 @@ def test_target_variance_out_of_range_is_refused():
 
 @pytest.mark.spark
 @pytest.mark.tf
-def test_fit_writes_model_and_sidecar_with_k_chosen_by_explained_variance(fitted):
+def test_fit_writes_model_and_sidecar_with_k_chosen_by_explained_variance(fitted, sample_image_paths):
     # GIVEN the fit on 100 real images and 2 broken ones
     sidecar, out = fitted["sidecar"], fitted["out"]
     # THEN the sidecar describes the fit: k reaching 95%, per-component and cumulative variance,
@@ -72,6 +73,13 @@ def test_fit_writes_model_and_sidecar_with_k_chosen_by_explained_variance(fitted
     assert k == 1 or sidecar["cumulative_explained_variance"][-2] < 0.95
     assert sidecar["pca_version"].startswith(f"pca-k{k}-")
     assert sidecar["target_variance"] == 0.95 and sidecar["fitted_at"].endswith("Z")
+    # AND Spark's explained variance is that of a centred PCA of the same real features (NumPy SVD)
+    features = seeded_model_featurizer().features(
+        np.stack([decode_and_resize(path.read_bytes(), TEST_INPUT_SIZE) for path in sample_image_paths]))
+    centred = features.astype(np.float64) - features.astype(np.float64).mean(axis=0)
+    singular = np.linalg.svd(centred, compute_uv=False)
+    ratios = singular ** 2 / (singular ** 2).sum()
+    np.testing.assert_allclose(sidecar["explained_variance"], ratios[:k], atol=1e-3)
     # AND both artifacts are on disk, the sidecar being what was returned
     assert json.loads(uris.read_bytes(f"{out}/pca.json")) == sidecar
     assert uris.exists(f"{out}/spark_model/metadata")
@@ -110,6 +118,46 @@ def test_worker_projection_equals_the_saved_spark_pipeline_transform(spark, fitt
 def test_a_pca_fitted_on_another_model_version_is_refused(spark, fitted):
     with pytest.raises(PcaVersionMismatch, match=r"fitted on featurizer mobilenetv2-seeded-96-.* refit"):
         load_pca(spark, fitted["out"], "mobilenetv2-imagenet-224-0123456789ab")
+
+
+@pytest.mark.spark
+@pytest.mark.tf
+def test_a_broken_spark_svd_is_replaced_by_numpy_eigh_in_a_spark_ml_model(spark, sample_image_paths, tmp_path,
+                                                                         monkeypatch):
+    # GIVEN Spark's PCA result judged broken (as its SVD intermittently returns on rank-deficient data)
+    from pyspark.ml import PipelineModel
+    from pyspark.ml.functions import array_to_vector
+
+    from streaming_job import pca as pca_module
+
+    monkeypatch.setattr(pca_module, "components_are_valid", lambda *args, **kwargs: False)
+    paths = sample_image_paths[::4]
+    out = (tmp_path / "pca").as_uri()
+    # WHEN fitting k=5 on 25 real images
+    sidecar = fit_pca(spark, [path.as_uri() for path in paths], seeded_featurizer()[0], out, k=5)
+    # THEN the saved Spark ML pipeline holds orthonormal components with NumPy's explained variance
+    projection = load_pca(spark, out, seeded_featurizer()[1])
+    np.testing.assert_allclose(projection.components.T @ projection.components, np.eye(5), atol=1e-9)
+    features = seeded_model_featurizer().features(
+        np.stack([decode_and_resize(path.read_bytes(), TEST_INPUT_SIZE) for path in paths]))
+    centred = features.astype(np.float64) - features.astype(np.float64).mean(axis=0)
+    singular = np.linalg.svd(centred, compute_uv=False)
+    np.testing.assert_allclose(sidecar["explained_variance"], (singular ** 2 / (singular ** 2).sum())[:5],
+                               atol=1e-3)
+    # AND Spark's own transform of that saved pipeline agrees with the worker projection
+    frame = spark.createDataFrame([(row.tolist(),) for row in features], "features array<float>")
+    transformed = PipelineModel.load(f"{out}/spark_model").transform(
+        frame.select(array_to_vector("features").alias("features_vector")))
+    spark_scores = np.array([row.pca_features.toArray() for row in transformed.collect()])
+    np.testing.assert_allclose(projection.project(features)[0], spark_scores, atol=1e-4)
+
+
+def test_component_validity_check():
+    basis, _ = np.linalg.qr(np.random.default_rng(0).normal(size=(6, 3)))
+    assert components_are_valid(basis, np.array([0.5, 0.3, 0.1]))
+    assert not components_are_valid(np.column_stack([basis[:, 0], basis[:, 0], basis[:, 1]]),
+                                    np.array([0.5, 0.3, 0.1]))
+    assert not components_are_valid(basis, np.array([0.1, 0.3, 0.5]))
 
 
 def test_loading_a_pca_that_was_never_fitted_says_what_to_do(tmp_path):

@@ -1,0 +1,61 @@
+"""`fruits bench` end to end on a tiny real workload: structure and sanity, never speed."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmarks import bench
+from streaming_job.cli import main as fruits_main
+from streaming_job.config import ConfigError
+from tests.benchmarks.conftest import TINY_INPUT_SIZE, TINY_K, TINY_N
+
+
+@pytest.mark.spark
+@pytest.mark.tf
+@pytest.mark.slow
+def test_bench_json_reports_every_mode_and_the_ratio_last(tiny_workload, tiny_images, capsys):
+    # GIVEN the tiny benchmark lake already built in the bench workdir (the command reuses it)
+    argv = ["bench", "--images", str(tiny_images), "--n", str(TINY_N), "--input-size", str(TINY_INPUT_SIZE),
+            "--k", str(TINY_K), "--workdir", tiny_workload.workdir, "--max-files-per-trigger", "8",
+            "--trigger", "0.5", "--ingest-n", "4", "--json"]
+
+    # WHEN `fruits bench --json` runs every mode
+    exit_code = fruits_main(argv)
+    lines = capsys.readouterr().out.strip().splitlines()
+    report = json.loads(lines[-1])
+
+    # THEN it succeeds, the human table ends with the ratio, and the JSON holds every figure
+    assert exit_code == 0
+    assert lines[-2].startswith("  ratio stream/tf_alone:")
+    assert report["config"]["n"] == TINY_N and report["config"]["input_size"] == TINY_INPUT_SIZE
+    assert report["tf_alone"]["runs"][0]["images"] == TINY_N
+    for mode in ("stream", "batch_backfill"):
+        run = report[mode]["runs"][0]
+        assert run["complete"] and run["feature_rows"] == TINY_N and run["error_rows"] == 0
+        assert run["images"] == TINY_N
+        assert report[mode]["steady_images_per_s"] > 0
+        assert report[mode]["wall_s"] >= run["first_batch_end_s"] > 0
+        assert run["model_builds"] >= 1
+    assert report["batch_backfill"]["runs"][0]["available_now"] is True
+    assert report["ingest"]["per_image_ms_p95"] >= report["ingest"]["per_image_ms_median"] > 0
+    assert report["ingest"]["cold_import_s"] > 0
+    assert report["ratio_stream_vs_tf_alone"] > 0 and report["ratio_backfill_vs_tf_alone"] > 0
+    assert report["machine"]["cores"] >= 1
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--modes", "tf_alone,warp"], "--modes must be"),
+    (["--n", "1"], "--n must be >= 2"),
+    (["--input-size", "8"], "--input-size must be in"),
+    (["--repeat", "0"], "--repeat must be >= 1"),
+    (["--k", "64"], "--k must be in"),
+])
+def test_bad_flags_are_refused_before_anything_runs(flags, message):
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    with pytest.raises(ConfigError, match=message):
+        bench.validate(parser.parse_args(flags))

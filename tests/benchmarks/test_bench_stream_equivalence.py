@@ -1,0 +1,69 @@
+"""The tuned stream computes what a straightforward Keras + Spark ML reference computes (to 1e-4)."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from fruits_ingest import contracts
+
+from streaming_job import uris
+from streaming_job.config import StreamConfig, join_uri
+from streaming_job.pca import CENTRED_COLUMN, SCORES_COLUMN, SPARK_MODEL_DIR, VECTOR_COLUMN
+from streaming_job.preprocess import decode_and_resize, scale_for_mobilenet
+
+TOLERANCE = 1e-4
+
+pytestmark = [pytest.mark.spark, pytest.mark.tf, pytest.mark.slow]
+
+
+def reference_features(workload, image_uris: list[str], spark) -> dict[str, tuple[np.ndarray, float]]:
+    """image_uri -> (PCA scores, residual), the plain way: load_model, predict, PipelineModel.transform."""
+    import keras
+    from pyspark.ml import PipelineModel
+    from pyspark.ml.functions import array_to_vector, vector_to_array
+
+    model = keras.saving.load_model(uris.local_path(workload.featurizer_uri), compile=False)
+    size = workload.spec.input_size
+    pixels = np.stack([decode_and_resize(uris.local_path(uri).read_bytes(), size) for uri in image_uris])
+    raw = model.predict(scale_for_mobilenet(pixels), batch_size=8, verbose=0)
+    rows = [(uri, [float(value) for value in vector]) for uri, vector in zip(image_uris, raw, strict=True)]
+    frame = spark.createDataFrame(rows, "image_uri string, raw array<double>")
+    pipeline = PipelineModel.load(join_uri(workload.pca_uri, SPARK_MODEL_DIR))
+    projected = pipeline.transform(frame.select("image_uri", array_to_vector("raw").alias(VECTOR_COLUMN)))
+    rows = projected.select("image_uri", vector_to_array(CENTRED_COLUMN).alias("centred"),
+                            vector_to_array(SCORES_COLUMN).alias("scores")).collect()
+    components = pipeline.stages[-1].pc.toArray()
+    reference = {}
+    for row in rows:
+        centred, scores = np.asarray(row["centred"]), np.asarray(row["scores"])
+        reference[row["image_uri"]] = (scores, float(np.linalg.norm(centred - components @ scores)))
+    return reference
+
+
+def test_tuned_stream_equals_keras_predict_then_spark_pca_transform(spark, tiny_workload):
+    # GIVEN the benchmark lake: N manifests of real images, a seeded featurizer and a fitted PCA
+    from streaming_job.demo import read_features
+    from streaming_job.runner import await_stream, start_stream
+
+    tiny_workload.clear_run_outputs()
+    lake = tiny_workload.lake_uri
+    config = StreamConfig(lake=lake, checkpoint=join_uri(lake, contracts.CHECKPOINTS_PREFIX, "features"),
+                          featurizer=tiny_workload.featurizer_uri, pca=tiny_workload.pca_uri,
+                          available_now=True, max_files_per_trigger=8, stage="test")
+    manifests = {uri.rsplit("/", 1)[-1].removesuffix(".jpg"): uri for uri in tiny_workload.image_uris()}
+
+    # WHEN the stream (the session's tuned settings, cached worker models) backfills it
+    await_stream(spark, start_stream(spark, config), config, threading.Event())
+    features = read_features(config.features_uri)
+
+    # THEN every image is featurized once, equal to the reference within 1e-4
+    assert sorted(features["image_id"]) == sorted(manifests)
+    reference = reference_features(tiny_workload, list(manifests.values()), spark)
+    for row in features.itertuples():
+        scores, residual = reference[manifests[row.image_id]]
+        assert len(row.features) == tiny_workload.spec.k
+        np.testing.assert_allclose(np.asarray(row.features, dtype=np.float64), scores, rtol=0, atol=TOLERANCE)
+        assert row.pca_residual == pytest.approx(residual, rel=TOLERANCE, abs=TOLERANCE)
+        assert row.model_version == tiny_workload.model_version

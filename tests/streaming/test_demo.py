@@ -1,0 +1,136 @@
+"""`fruits demo`: the fake app's uploads, the workdir reuse rule, and the whole demo end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from fruits_ingest import contracts
+
+from streaming_job.demo import prepare_workdir, steady_throughput
+from streaming_job.demo_uploads import EU_PLACES, app_uploads, bad_uploads, find_images, read_gps_exif
+
+FRUITS = str(Path(sys.executable).with_name("fruits"))
+PER_LABEL = 3
+
+
+def test_app_uploads_carry_personal_metadata_and_matching_gps_exif(sample_image_paths):
+    # GIVEN real images WHEN the fake app prepares its uploads
+    uploads = app_uploads(sample_image_paths[:4], now=datetime(2024, 5, 1, 12, tzinfo=UTC))
+    for upload, path in zip(uploads, sample_image_paths[:4], strict=True):
+        metadata = upload.metadata
+        # THEN each has a user, a device, a capture time, the folder's label and an EU position...
+        assert metadata[contracts.META_USER_ID] and metadata[contracts.META_DEVICE_ID]
+        assert metadata[contracts.META_LABEL] == path.parent.name
+        assert datetime.fromisoformat(metadata[contracts.META_CAPTURED_AT]) < datetime(
+            2024, 5, 1, 12, tzinfo=UTC
+        )
+        lat, lon = float(metadata[contracts.META_LAT]), float(metadata[contracts.META_LON])
+        assert any(
+            abs(lat - place_lat) <= 0.2 and abs(lon - place_lon) <= 0.2 for place_lat, place_lon in EU_PLACES
+        )
+        # ...and the same GPS position written as EXIF tags inside the JPEG
+        exif_lat, exif_lon = read_gps_exif(upload.data)
+        assert (round(exif_lat, 4), round(exif_lon, 4)) == (round(lat, 4), round(lon, 4))
+    assert read_gps_exif(sample_image_paths[0].read_bytes()) is None
+
+
+def test_bad_uploads_are_a_truncated_photo_and_a_text_file(sample_image_paths):
+    truncated, text = bad_uploads(sample_image_paths[0])
+    assert sample_image_paths[0].read_bytes().startswith(truncated.data)
+    assert len(truncated.data) < sample_image_paths[0].stat().st_size
+    assert not text.data.startswith(b"\xff\xd8") and text.name.endswith(".jpg")
+
+
+def test_a_rerun_resets_the_lake_data_but_keeps_the_models_and_foreign_files(tmp_path):
+    # GIVEN a workdir left by an earlier demo, plus a file the demo did not write
+    workdir = tmp_path / "demo"
+    for relative in (
+        "lake/models/featurizer.keras",
+        "lake/features/dt=2024-05-01/part.parquet",
+        "lake/checkpoints/features/offsets/0",
+        "lake/status/latest.json",
+        "uploads/uploads/a.jpg",
+        "plots/pca_scatter.png",
+        "notes.txt",
+    ):
+        (workdir / relative).parent.mkdir(parents=True, exist_ok=True)
+        (workdir / relative).write_text("x")
+    # WHEN the demo prepares it again
+    prepare_workdir(workdir)
+    # THEN only the model artifacts and the foreign file survive
+    left = sorted(str(path.relative_to(workdir)) for path in workdir.rglob("*") if path.is_file())
+    assert left == ["lake/models/featurizer.keras", "notes.txt"]
+
+
+def test_steady_throughput_leaves_out_the_warm_up_batch():
+    records = [
+        {"input_rows": 10, "batch_duration_ms": 10_000},
+        {"input_rows": 30, "batch_duration_ms": 2_000},
+        {"input_rows": 10, "batch_duration_ms": 1_000},
+    ]
+    assert steady_throughput(records) == (13.33, 2)
+    assert steady_throughput(records[:1]) == (1.0, 1)
+
+
+@pytest.mark.slow
+@pytest.mark.spark
+@pytest.mark.tf
+def test_fruits_demo_end_to_end_on_twelve_images(sample_image_paths, tmp_path):
+    # GIVEN a folder of 12 real images, 3 per label
+    images = tmp_path / "images"
+    for label in sorted({path.parent.name for path in sample_image_paths}):
+        (images / label).mkdir(parents=True)
+        for path in [path for path in sample_image_paths if path.parent.name == label][:PER_LABEL]:
+            shutil.copy(path, images / label / path.name)
+    workdir = tmp_path / "work"
+    # WHEN `fruits demo --json` runs on it (small input size: the test is about the plumbing)
+    result = subprocess.run(
+        [
+            FRUITS,
+            "demo",
+            "--images",
+            str(images),
+            "--workdir",
+            str(workdir),
+            "--json",
+            "--input-size",
+            "96",
+            "--master",
+            "local[2]",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    # THEN the summary accounts for every upload, the bad ones quarantined with their reason
+    assert summary["uploads"] == 14 and summary["accepted"] == 12
+    assert summary["quarantined"] == {"corrupt_image": 1, "not_an_image": 1}
+    assert summary["featurized"] == 12 and summary["errors"] == 0
+    assert summary["throughput_images_per_s"] > 0
+    assert 0 < summary["latency_ms"]["p50"] <= summary["latency_ms"]["p95"]
+    assert summary["k"] >= 1 and 0 < summary["explained_variance"] <= 1
+    # AND the plots are real PNG files next to the output
+    for plot in summary["plots"]:
+        assert Path(plot).parent == workdir.resolve() / "plots"
+        assert Path(plot).read_bytes().startswith(b"\x89PNG")
+    # AND the output holds 12 rows and none of the uploads' personal data
+    features = sorted((workdir / "lake" / "features").glob("dt=*/*.parquet"))
+    rows = [row for path in features for row in pq.read_table(path).to_pylist()]
+    assert len(rows) == 12 and {row["label"] for row in rows} == {"apple", "lemon", "mango", "raspberry"}
+    text = json.dumps(rows) + "".join(path.read_bytes().decode("latin-1") for path in features)
+    assert "demo-farmer" not in text and "android-" not in text and "IMG_" not in text
+    assert all(
+        read_gps_exif(path.read_bytes()) is None for path in (workdir / "lake" / "clean").rglob("*.jpg")
+    )
+    assert "[demo]" in result.stderr and find_images(images)

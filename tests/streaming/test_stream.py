@@ -1,0 +1,247 @@
+"""The streaming query end to end, in-process on the shared session, on really ingested real images."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import threading
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
+from fruits_ingest import contracts
+
+from streaming_job.runner import await_stream, install_stop_signals, start_stream
+from streaming_job.schemas import features_schema
+from tests.streaming.stream_testkit import (
+    PCA_K,
+    PCA_SAMPLE,
+    PERSONAL_STRINGS,
+    every_nth,
+    fitted_pca,
+    ingest_images,
+    manifest_json,
+    stream_config,
+    valid_manifest,
+    write_manifest,
+)
+
+pytestmark = [pytest.mark.spark, pytest.mark.tf]
+
+IMAGES = 10
+MISSING_IMAGE_ID = "a" * 32
+BROKEN_ID = "b" * 32
+FUTURE_ID = "c" * 32
+INCOMPLETE_ID = "d" * 32
+FEATURE_NAMES = contracts.field_names(contracts.FEATURES_FIELDS)
+
+
+@pytest.fixture(scope="module")
+def models(spark, sample_image_paths):
+    return fitted_pca(spark, tuple(every_nth(sample_image_paths, PCA_SAMPLE)))
+
+
+@pytest.fixture(scope="module")
+def streamed(spark, models, sample_image_paths, tmp_path_factory):
+    """A lake with 10 ingested images, a duplicated manifest and 4 bad ones, streamed to the end, twice."""
+    root = tmp_path_factory.mktemp("stream")
+    lake = root / "lake"
+    images = every_nth(sample_image_paths[3:], IMAGES)
+    outcomes = ingest_images(lake, root / "uploads", images)
+    accepted = [outcome for outcome in outcomes if outcome.status == "accepted"]
+    # a manifest copied under another day; both files made the oldest, so one micro-batch reads both
+    original = manifest_path(accepted[-1])
+    copy = write_manifest(lake, original.name, original.read_text(), dt="2099-01-01")
+    oldest = original.stat().st_mtime - 60
+    for path in (original, copy):
+        os.utime(path, (oldest, oldest))
+    write_manifest(lake, f"{MISSING_IMAGE_ID}.json", manifest_json(valid_manifest(lake, MISSING_IMAGE_ID)))
+    write_manifest(lake, f"{BROKEN_ID}.json", '{"schema_version": 1, "image_id": "' + BROKEN_ID + '", "wid')
+    future = valid_manifest(lake, FUTURE_ID, schema_version=2)
+    write_manifest(lake, f"{FUTURE_ID}.json", manifest_json(future))
+    incomplete = valid_manifest(lake, INCOMPLETE_ID)
+    del incomplete["image_uri"], incomplete["ingested_at"]
+    write_manifest(lake, f"{INCOMPLETE_ID}.json", manifest_json(incomplete))
+    config = stream_config(lake, *models, "--available-now", "--max-files-per-trigger", "6")
+    running = start_stream(spark, config)
+    reason = await_stream(spark, running, config, threading.Event())
+    # a re-delivered upload rewrites its manifest at the same key; the stream runs again
+    first = manifest_path(accepted[0])
+    write_manifest(lake, first.name, first.read_text(), dt=first.parent.name.removeprefix("dt="))
+    rerun = start_stream(spark, config)
+    await_stream(spark, rerun, config, threading.Event())
+    return {
+        "lake": lake,
+        "config": config,
+        "accepted": accepted,
+        "running": running,
+        "reason": reason,
+        "uploads": root / "uploads",
+    }
+
+
+def manifest_path(outcome) -> Path:
+    return Path(outcome.manifest_uri.removeprefix("file://"))
+
+
+def read_features(lake: Path) -> pa.Table:
+    partitioning = ds.partitioning(pa.schema([("dt", pa.string())]), flavor="hive")
+    return ds.dataset(str(lake / "features"), format="parquet", partitioning=partitioning).to_table()
+
+
+def test_available_now_processes_the_backlog_and_stops_by_itself(streamed):
+    assert streamed["reason"] == "finished"
+    assert not streamed["running"].query.isActive
+
+
+def test_each_accepted_upload_is_featurized_exactly_once(streamed):
+    # GIVEN 10 accepted uploads, one manifest duplicated in a batch, one re-delivered after its batch
+    # WHEN the stream has run (twice)
+    table = read_features(streamed["lake"])
+    ids = table.column("image_id").to_pylist()
+    # THEN the features hold each accepted image exactly once
+    assert sorted(ids) == sorted(outcome.image_id for outcome in streamed["accepted"])
+    assert len(ids) == len(set(ids)) == IMAGES
+
+
+def test_features_follow_the_contract_schema_and_dt_partitioning(spark, streamed):
+    lake = streamed["lake"]
+    # THEN the files hold exactly the contract's fields, in order, dt being the partition directory
+    partitions = sorted(path.name for path in (lake / "features").iterdir() if not path.name.startswith("_"))
+    accepted_days = sorted({outcome.dt for outcome in streamed["accepted"]})
+    assert partitions == [f"dt={day}" for day in accepted_days]
+    files = sorted((lake / "features").glob("dt=*/*.parquet"))
+    assert files
+    assert all(re.fullmatch(r"part-\d{10}-\d{5}\.parquet", path.name) for path in files)
+    file_schema = pq.read_schema(files[0])
+    assert file_schema.names == FEATURE_NAMES[:-1]
+    assert file_schema.field("features").type == pa.list_(pa.field("element", pa.float32(), nullable=False))
+    assert file_schema.field("pca_residual").type == pa.float32()
+    # AND Spark reads them back with the contract's columns, in the contract's order
+    frame = spark.read.schema(features_schema()).parquet(streamed["config"].features_uri)
+    assert frame.columns == FEATURE_NAMES
+    rows = frame.collect()
+    running = streamed["running"]
+    assert all(len(row.features) == PCA_K and row.pca_residual >= 0 for row in rows)
+    assert {(row.model_version, row.pca_version) for row in rows} == {
+        (running.model_version, running.pca_version)
+    }
+    assert {row.label for row in rows} <= {"apple", "lemon", "mango", "raspberry"}
+    assert all(row.processed_at >= row.ingested_at for row in rows)
+
+
+def test_bad_manifests_and_missing_images_become_error_rows(spark, streamed):
+    # GIVEN a manifest whose image is gone, a broken file, a v2 manifest and one lacking required fields
+    errors = {row.image_id: row for row in spark.read.parquet(streamed["config"].errors_uri).collect()}
+    # THEN each is an error row with a stable reason, and the stream went on
+    assert {image_id: row.reason for image_id, row in errors.items()} == {
+        MISSING_IMAGE_ID: "image_not_found",
+        BROKEN_ID: "malformed_manifest",
+        FUTURE_ID: "unsupported_schema_version",
+        INCOMPLETE_ID: "malformed_manifest",
+    }
+    assert "schema_version 2" in errors[FUTURE_ID].detail
+    assert errors[INCOMPLETE_ID].detail == "missing required field(s): image_uri, ingested_at"
+    assert errors[MISSING_IMAGE_ID].image_uri.endswith(f"{MISSING_IMAGE_ID}.jpg")
+    assert all(row.dt and row.processed_at for row in errors.values())
+    assert [path.parent.name.startswith("dt=") for path in (streamed["lake"] / "errors").glob("*/*.parquet")]
+
+
+def test_no_personal_data_reaches_any_output(streamed):
+    # GIVEN uploads that carried a user id, a device id, GPS, a capture time and a file name
+    lake = streamed["lake"]
+    upload_names = [
+        path.name for path in (streamed["uploads"] / "uploads").iterdir() if not path.name.startswith(".")
+    ]
+    forbidden = [*PERSONAL_STRINGS, *upload_names, "holiday-"]
+    outputs = [
+        path
+        for area in ("features", "errors", "status", "checkpoints")
+        for path in (lake / area).rglob("*")
+        if path.is_file()
+    ]
+    assert any(path.suffix == ".parquet" for path in outputs)
+    # WHEN every output file is searched, raw and (for Parquet) decoded
+    leaks = []
+    for path in outputs:
+        texts = [path.read_bytes().decode("utf-8", errors="replace")]
+        if path.suffix == ".parquet":
+            texts.append(json.dumps(pq.read_table(path).to_pylist(), default=str))
+        leaks += [(str(path.relative_to(lake)), word) for word in forbidden for text in texts if word in text]
+    # THEN none of it is there
+    assert leaks == []
+
+
+def test_the_status_log_records_every_batch(streamed):
+    lake = streamed["lake"]
+    progress = sorted((lake / "status" / "progress").rglob("*.json"))
+    records = [json.loads(path.read_text()) for path in progress]
+    latest = json.loads((lake / "status" / "latest.json").read_text())
+    # 15 manifests (10 accepted, 1 duplicate, 4 bad), at most 6 per batch; the re-delivery is not read again
+    assert len(records) >= 3
+    assert sum(record["input_rows"] for record in records) == 15
+    assert sum(record["feature_rows"] for record in records) == IMAGES
+    assert sum(record["error_rows"] for record in records) == 4
+    assert records[-1]["backlog_manifests"] == 0
+    assert latest["state"] == "stopped" and latest["totals"]["feature_rows"] == IMAGES
+    with_features = [record for record in records if record["feature_rows"]]
+    assert all(record["latency_p95_ms"] >= record["latency_p50_ms"] > 0 for record in with_features)
+
+
+@pytest.fixture
+def idle_lake(spark, models, tmp_path):
+    """A running processing-time query on an empty lake."""
+    lake = tmp_path / "lake"
+    config = stream_config(lake, *models, "--trigger", "1")
+    running = start_stream(spark, config)
+    yield lake, config, running
+    if running.query.isActive:
+        running.query.stop()
+
+
+def test_the_stop_marker_stops_the_query_cleanly_and_is_removed(spark, idle_lake):
+    lake, config, running = idle_lake
+    # GIVEN a running stream WHEN `fruits deploy stop` writes the marker
+    marker = lake / contracts.STOP_MARKER_KEY
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text("stop")
+    # THEN the stream stops between batches, reports why, and deletes the marker for the next start
+    assert await_stream(spark, running, config, threading.Event(), poll_seconds=0.5) == "stop marker"
+    assert not running.query.isActive
+    assert not marker.exists()
+    assert json.loads((lake / "status" / "latest.json").read_text())["state"] == "stopped"
+
+
+def test_sigterm_stops_the_query_cleanly(spark, idle_lake):
+    _, config, running = idle_lake
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    stop_requested = threading.Event()
+    try:
+        # GIVEN the stream's signal handlers WHEN the process receives SIGTERM
+        install_stop_signals(stop_requested)
+        os.kill(os.getpid(), signal.SIGTERM)
+        # THEN the query is stopped cleanly instead of the process dying
+        assert await_stream(spark, running, config, stop_requested, poll_seconds=0.5) == "stop requested"
+        assert not running.query.isActive
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def test_manifests_already_archived_are_not_read_again(spark, models, sample_image_paths, tmp_path):
+    # GIVEN a lake streamed once with cleanSource=archive
+    lake = tmp_path / "lake"
+    ingest_images(lake, tmp_path / "uploads", every_nth(sample_image_paths, 3))
+    config = stream_config(
+        lake, *models, "--available-now", "--clean-source", "archive", "--max-files-per-trigger", "1"
+    )
+    await_stream(spark, start_stream(spark, config), config, threading.Event())
+    # THEN processed manifests moved out of manifests/ (the last batch's stay until the next one commits)
+    archived = list((lake / "archive" / "manifests").rglob("*.json"))
+    assert len(archived) >= 2
+    assert len(list((lake / "manifests").rglob("*.json"))) == 3 - len(archived)
+    assert len(read_features(lake)) == 3
