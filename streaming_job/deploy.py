@@ -24,7 +24,7 @@ from fruits_ingest import contracts
 
 from streaming_job.aws_calls import ApiCall, Executor, InlineBytes, LocalFile
 from streaming_job.config import ConfigError, StreamConfig, config_from_args, join_uri
-from streaming_job.packaging import JobPackage
+from streaming_job.job_package import JobPackage
 
 DEFAULT_REGION = "eu-west-3"
 # The regions the templates' `EuRegionsOnly` rule accepts (London and Zurich are outside the EU).

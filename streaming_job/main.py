@@ -18,8 +18,7 @@ from pathlib import Path
 
 if __name__ == "__main__":
     # Run as a script, Python puts streaming_job/ itself first on sys.path, where its modules
-    # would shadow installed packages of the same name (packaging.py shadows `packaging`,
-    # which TensorFlow imports). Import the package from its parent instead.
+    # could shadow installed packages of the same name. Import the package from its parent.
     _HERE = Path(__file__).resolve().parent
     sys.path = [entry for entry in sys.path if Path(entry or ".").resolve() != _HERE]
     sys.path.insert(0, str(_HERE.parent))

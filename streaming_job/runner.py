@@ -11,10 +11,12 @@ start and republished under the same names (sink.py): still exactly once.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from pyspark.sql import SparkSession
 
@@ -65,25 +67,44 @@ class HadoopFiles:
         """
         if newest_ms is None:
             return None
-        path = self._path(root_uri)
-        fs = path.getFileSystem(self._conf)
-        if not fs.exists(path):
-            return 0
-        files = fs.listFiles(path, True)
-        backlog = 0
-        while files.hasNext():
-            status = files.next()
-            name = status.getPath().getName()
-            if (
-                name.endswith(".json")
-                and not name.startswith((".", "_"))
-                and status.getModificationTime() > newest_ms
-            ):
-                backlog += 1
-        return backlog
+        return sum(1 for modified_ms in manifest_mtimes_ms(root_uri) if modified_ms > newest_ms)
 
     def _path(self, uri: str):
         return self._jvm.org.apache.hadoop.fs.Path(uri)
+
+
+def manifest_mtimes_ms(root_uri: str) -> list[int]:
+    """Modification times (epoch ms) of the manifests under `root_uri`, hidden names skipped.
+
+    Listed natively (os.scandir; one S3 LIST per 1,000 keys), not through Hadoop:
+    iterating a Hadoop listing from Python costs several py4j round trips per file,
+    which on a 2,000-manifest backlog kept a core busy for ~18 s after every batch.
+    """
+    if uris.is_s3(root_uri):
+        bucket, prefix = uris.split_s3(root_uri)
+        pages = uris.s3_client().get_paginator("list_objects_v2").paginate(
+            Bucket=bucket, Prefix=prefix.rstrip("/") + "/" if prefix else "")
+        return [int(item["LastModified"].timestamp() * 1000) for page in pages
+                for item in page.get("Contents", []) if _is_manifest_name(item["Key"].rsplit("/", 1)[-1])]
+    root = uris.local_path(root_uri)
+    if not root.is_dir():
+        return []
+    modified = []
+    pending = [root]
+    while pending:
+        with os.scandir(pending.pop()) as entries:
+            for entry in entries:
+                if entry.name.startswith((".", "_")):
+                    continue
+                if entry.is_dir():
+                    pending.append(Path(entry.path))
+                elif _is_manifest_name(entry.name):
+                    modified.append(entry.stat().st_mtime_ns // 1_000_000)
+    return modified
+
+
+def _is_manifest_name(name: str) -> bool:
+    return name.endswith(".json") and not name.startswith((".", "_"))
 
 
 def start_stream(spark: SparkSession, config: StreamConfig) -> RunningStream:

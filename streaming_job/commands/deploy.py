@@ -112,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _upload(args, executor, target) -> int:
     from streaming_job import deploy
-    from streaming_job.packaging import build_job_package, package_directory
+    from streaming_job.job_package import build_job_package, package_directory
 
     sources_dir = package_directory("streaming_job")
     bootstrap = args.bootstrap_script or sources_dir.parent / BOOTSTRAP_SCRIPT
@@ -151,7 +151,7 @@ def _existing_pca(path: Path) -> Path:
 
 
 def _code_version(args) -> str:
-    from streaming_job.packaging import build_job_package
+    from streaming_job.job_package import build_job_package
 
     return args.code_version or build_job_package().version
 

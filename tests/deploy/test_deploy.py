@@ -19,7 +19,7 @@ from streaming_job.aws_calls import ApiCall, Boto3Executor
 from streaming_job.commands import deploy as deploy_command
 from streaming_job.config import ConfigError, StreamConfig
 from streaming_job.monitoring import StatusLog
-from streaming_job.packaging import build_job_package
+from streaming_job.job_package import build_job_package
 
 REGION = "eu-west-3"
 BUCKET = "fruits-test-lake"

@@ -8,7 +8,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from streaming_job.packaging import build_job_package, collect_sources, content_version
+from streaming_job.job_package import build_job_package, collect_sources, content_version
 
 
 def test_same_sources_give_byte_identical_packages():
