@@ -32,33 +32,76 @@ LOG_TAIL_CHARS = 3000
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--images", type=Path, default=None,
-                        help="folder of <label>/<image> files (default: the bundled sample images)")
-    parser.add_argument("--n", type=int, default=DEFAULT_N,
-                        help=f"images per mode: the sample repeated to N (default {DEFAULT_N})")
-    parser.add_argument("--input-size", type=int, default=DEFAULT_INPUT_SIZE,
-                        help=f"featurizer input size in pixels (default {DEFAULT_INPUT_SIZE})")
-    parser.add_argument("--json", action="store_true",
-                        help="print every figure as one JSON object (last line)")
-    parser.add_argument("--workdir", type=Path, default=Path("work") / "bench",
-                        help="where the benchmark lake is built (reused when its inputs are unchanged)")
-    parser.add_argument("--k", type=int, default=DEFAULT_K,
-                        help=f"PCA components, fixed to keep the fit quick (default {DEFAULT_K})")
-    parser.add_argument("--modes", default=",".join(MEASURED_MODES),
-                        help=f"comma-separated subset of {','.join(MEASURED_MODES)} (default: all)")
-    parser.add_argument("--repeat", type=int, default=1,
-                        help="runs of each mode, interleaved; the medians are reported (default 1)")
-    parser.add_argument("--master", default="local[*]",
-                        help="Spark master of the stream modes (default local[*])")
-    parser.add_argument("--max-files-per-trigger", type=int, default=DEFAULT_MAX_FILES_PER_TRIGGER,
-                        help=f"manifests per micro-batch (default {DEFAULT_MAX_FILES_PER_TRIGGER})")
-    parser.add_argument("--trigger", type=float, default=DEFAULT_TRIGGER_SECONDS,
-                        help=f"processing-time trigger of the stream mode in seconds "
-                             f"(default {DEFAULT_TRIGGER_SECONDS})")
-    parser.add_argument("--scaling", action="store_true",
-                        help="also run the stream on local[1] .. local[<cores>] and report the speed-up")
-    parser.add_argument("--ingest-n", type=int, default=DEFAULT_INGEST_N,
-                        help=f"uploads timed by the ingest mode (default {DEFAULT_INGEST_N})")
+    parser.add_argument(
+        "--images",
+        type=Path,
+        default=None,
+        help="folder of <label>/<image> files (default: the bundled sample images)",
+    )
+    parser.add_argument(
+        "--n",
+        type=int,
+        default=DEFAULT_N,
+        help=f"images per mode: the sample repeated to N (default {DEFAULT_N})",
+    )
+    parser.add_argument(
+        "--input-size",
+        type=int,
+        default=DEFAULT_INPUT_SIZE,
+        help=f"featurizer input size in pixels (default {DEFAULT_INPUT_SIZE})",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print every figure as one JSON object (last line)"
+    )
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=Path("work") / "bench",
+        help="where the benchmark lake is built (reused when its inputs are unchanged)",
+    )
+    parser.add_argument(
+        "--k",
+        type=int,
+        default=DEFAULT_K,
+        help=f"PCA components, fixed to keep the fit quick (default {DEFAULT_K})",
+    )
+    parser.add_argument(
+        "--modes",
+        default=",".join(MEASURED_MODES),
+        help=f"comma-separated subset of {','.join(MEASURED_MODES)} (default: all)",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="runs of each mode, interleaved; the medians are reported (default 1)",
+    )
+    parser.add_argument(
+        "--master", default="local[*]", help="Spark master of the stream modes (default local[*])"
+    )
+    parser.add_argument(
+        "--max-files-per-trigger",
+        type=int,
+        default=DEFAULT_MAX_FILES_PER_TRIGGER,
+        help=f"manifests per micro-batch (default {DEFAULT_MAX_FILES_PER_TRIGGER})",
+    )
+    parser.add_argument(
+        "--trigger",
+        type=float,
+        default=DEFAULT_TRIGGER_SECONDS,
+        help=f"processing-time trigger of the stream mode in seconds (default {DEFAULT_TRIGGER_SECONDS})",
+    )
+    parser.add_argument(
+        "--scaling",
+        action="store_true",
+        help="also run the stream on local[1] .. local[<cores>] and report the speed-up",
+    )
+    parser.add_argument(
+        "--ingest-n",
+        type=int,
+        default=DEFAULT_INGEST_N,
+        help=f"uploads timed by the ingest mode (default {DEFAULT_INGEST_N})",
+    )
 
 
 def validate(args: argparse.Namespace) -> list[str]:
@@ -69,13 +112,15 @@ def validate(args: argparse.Namespace) -> list[str]:
     modes = [mode.strip() for mode in args.modes.split(",") if mode.strip()]
     unknown = sorted(set(modes) - set(MEASURED_MODES))
     if unknown or not modes:
-        raise ConfigError(f"--modes must be a comma-separated subset of {','.join(MEASURED_MODES)}, "
-                          f"got {args.modes!r}")
+        raise ConfigError(
+            f"--modes must be a comma-separated subset of {','.join(MEASURED_MODES)}, got {args.modes!r}"
+        )
     if args.n < 2:
         raise ConfigError(f"--n must be >= 2, got {args.n}")
     if not MIN_INPUT_SIZE <= args.input_size <= MAX_INPUT_SIZE:
-        raise ConfigError(f"--input-size must be in {MIN_INPUT_SIZE}..{MAX_INPUT_SIZE}, "
-                          f"got {args.input_size}")
+        raise ConfigError(
+            f"--input-size must be in {MIN_INPUT_SIZE}..{MAX_INPUT_SIZE}, got {args.input_size}"
+        )
     if not 1 <= args.k < 64:
         raise ConfigError(f"--k must be in 1..63 (the PCA is fitted on 64 images), got {args.k}")
     if args.repeat < 1:
@@ -96,10 +141,23 @@ def run(args: argparse.Namespace) -> int:
     runner = ModeRunner(workdir)
     machine = describe_machine()
     say(f"preparing the benchmark lake in {workdir} ({args.n} images at {args.input_size} px)")
-    workload = runner.run("prepare", "--images", str(images), "--n", str(args.n),
-                          "--input-size", str(args.input_size), "--k", str(args.k))
-    stream_flags = ["--max-files-per-trigger", str(args.max_files_per_trigger),
-                    "--trigger", str(args.trigger)]
+    workload = runner.run(
+        "prepare",
+        "--images",
+        str(images),
+        "--n",
+        str(args.n),
+        "--input-size",
+        str(args.input_size),
+        "--k",
+        str(args.k),
+    )
+    stream_flags = [
+        "--max-files-per-trigger",
+        str(args.max_files_per_trigger),
+        "--trigger",
+        str(args.trigger),
+    ]
     runs: dict[str, list[dict]] = {mode: [] for mode in modes}
     for repetition in range(args.repeat):
         for mode in modes:
@@ -114,8 +172,11 @@ def run(args: argparse.Namespace) -> int:
     print(render_table(report))
     if args.json:
         print(json.dumps(report, sort_keys=True))
-    return 0 if all(run_["complete"] for mode in ("stream", "batch_backfill")
-                    for run_ in runs.get(mode, [])) else 1
+    return (
+        0
+        if all(run_["complete"] for mode in ("stream", "batch_backfill") for run_ in runs.get(mode, []))
+        else 1
+    )
 
 
 class ModeRunner:
@@ -133,13 +194,15 @@ class ModeRunner:
         command = [sys.executable, "-m", "benchmarks.modes", mode, "--workdir", str(self.workdir), *flags]
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
         with log_path.open("w") as log:
-            completed = subprocess.run(command, stdout=subprocess.PIPE, stderr=log, text=True, env=env,
-                                       check=False)
+            completed = subprocess.run(
+                command, stdout=subprocess.PIPE, stderr=log, text=True, env=env, check=False
+            )
         lines = completed.stdout.strip().splitlines()
         if completed.returncode != 0 or not lines:
             tail = log_path.read_text()[-LOG_TAIL_CHARS:]
-            raise RuntimeError(f"benchmark mode {mode} failed (exit {completed.returncode}); "
-                               f"log {log_path}:\n{tail}")
+            raise RuntimeError(
+                f"benchmark mode {mode} failed (exit {completed.returncode}); log {log_path}:\n{tail}"
+            )
         return json.loads(lines[-1])
 
 
@@ -151,43 +214,59 @@ def measure_scaling(runner: ModeRunner, stream_flags: list[str], repeat: int) ->
         samples = []
         for repetition in range(repeat):
             say(f"scaling run {repetition + 1}/{repeat}: stream on local[{count}]")
-            samples.append(runner.run("stream", "--master", f"local[{count}]", *stream_flags)["steady"]
-                           ["images_per_s"])
+            samples.append(
+                runner.run("stream", "--master", f"local[{count}]", *stream_flags)["steady"]["images_per_s"]
+            )
         by_cores[str(count)] = median_or_none(samples)
-    return {"images_per_s_by_cores": by_cores,
-            "speedup": {count: ratio(value, by_cores["1"]) for count, value in by_cores.items()}}
+    return {
+        "images_per_s_by_cores": by_cores,
+        "speedup": {count: ratio(value, by_cores["1"]) for count, value in by_cores.items()},
+    }
 
 
-def build_report(args: argparse.Namespace, machine: dict, workload: dict, runs: dict[str, list[dict]],
-                 scaling: dict | None) -> dict:
+def build_report(
+    args: argparse.Namespace, machine: dict, workload: dict, runs: dict[str, list[dict]], scaling: dict | None
+) -> dict:
     report: dict = {
         "machine": machine,
         "config": {
-            "images_dir": workload["spec"]["images_dir"], "distinct_images": workload["distinct_images"],
-            "n": args.n, "input_size": args.input_size, "k": args.k, "repeat": args.repeat,
-            "master": args.master, "max_files_per_trigger": args.max_files_per_trigger,
-            "trigger_seconds": args.trigger, "model_version": workload["model_version"],
+            "images_dir": workload["spec"]["images_dir"],
+            "distinct_images": workload["distinct_images"],
+            "n": args.n,
+            "input_size": args.input_size,
+            "k": args.k,
+            "repeat": args.repeat,
+            "master": args.master,
+            "max_files_per_trigger": args.max_files_per_trigger,
+            "trigger_seconds": args.trigger,
+            "model_version": workload["model_version"],
             "pca_version": workload["pca_version"],
         },
     }
     if "tf_alone" in runs:
         tf_runs = runs["tf_alone"]
-        report["tf_alone"] = {"images_per_s": median_or_none([run_["images_per_s"] for run_ in tf_runs]),
-                              "runs": tf_runs}
+        report["tf_alone"] = {
+            "images_per_s": median_or_none([run_["images_per_s"] for run_ in tf_runs]),
+            "runs": tf_runs,
+        }
     for mode in ("stream", "batch_backfill"):
         if mode in runs:
             report[mode] = summarize_stream_runs(runs[mode])
     if "ingest" in runs:
         ingest_runs = runs["ingest"]
-        report["ingest"] = {name: median_or_none([run_[name] for run_ in ingest_runs])
-                            for name in ("per_image_ms_median", "per_image_ms_p95", "cold_import_s")}
-        report["ingest"].update(backend=ingest_runs[0]["backend"], images=ingest_runs[0]["images"],
-                                runs=ingest_runs)
+        report["ingest"] = {
+            name: median_or_none([run_[name] for run_ in ingest_runs])
+            for name in ("per_image_ms_median", "per_image_ms_p95", "cold_import_s")
+        }
+        report["ingest"].update(
+            backend=ingest_runs[0]["backend"], images=ingest_runs[0]["images"], runs=ingest_runs
+        )
     if scaling is not None:
         report["scaling"] = scaling
     tf_rate = report.get("tf_alone", {}).get("images_per_s")
-    report["ratio_backfill_vs_tf_alone"] = ratio(report.get("batch_backfill", {}).get("steady_images_per_s"),
-                                                 tf_rate)
+    report["ratio_backfill_vs_tf_alone"] = ratio(
+        report.get("batch_backfill", {}).get("steady_images_per_s"), tf_rate
+    )
     report["ratio_stream_vs_tf_alone"] = ratio(report.get("stream", {}).get("steady_images_per_s"), tf_rate)
     return report
 
@@ -206,28 +285,38 @@ def summarize_stream_runs(runs: list[dict]) -> dict:
 
 def render_table(report: dict) -> str:
     config = report["config"]
-    lines = [f"fruits bench: {config['n']} images ({config['distinct_images']} distinct) at "
-             f"{config['input_size']} px, median of {config['repeat']} run(s), "
-             f"{report['machine']['cores']} cores ({report['machine']['cpu']})",
-             f"  {'mode':<16}{'images/s':>12}{'wall s':>10}  notes"]
+    lines = [
+        f"fruits bench: {config['n']} images ({config['distinct_images']} distinct) at "
+        f"{config['input_size']} px, median of {config['repeat']} run(s), "
+        f"{report['machine']['cores']} cores ({report['machine']['cpu']})",
+        f"  {'mode':<16}{'images/s':>12}{'wall s':>10}  notes",
+    ]
     if "tf_alone" in report:
-        lines.append(f"  {'tf_alone':<16}{_cell(report['tf_alone']['images_per_s'])}{'':>10}  "
-                     "steady state, one process, TF on all cores")
+        lines.append(
+            f"  {'tf_alone':<16}{_cell(report['tf_alone']['images_per_s'])}{'':>10}  "
+            "steady state, one process, TF on all cores"
+        )
     for mode in ("stream", "batch_backfill"):
         if mode in report:
             summary = report[mode]
             rate, wall = _cell(summary["steady_images_per_s"]), _cell(summary["wall_s"], 10)
-            lines.append(f"  {mode:<16}{rate}{wall}  "
-                         f"steady state; {summary['wall_images_per_s']} images/s incl. start-up, "
-                         f"first batch done at {summary['first_batch_end_s']} s")
+            lines.append(
+                f"  {mode:<16}{rate}{wall}  "
+                f"steady state; {summary['wall_images_per_s']} images/s incl. start-up, "
+                f"first batch done at {summary['first_batch_end_s']} s"
+            )
     if "ingest" in report:
         ingest = report["ingest"]
-        lines.append(f"  {'ingest':<28}  per image {ingest['per_image_ms_median']} ms median, "
-                     f"{ingest['per_image_ms_p95']} ms p95; cold import {ingest['cold_import_s']} s "
-                     f"({ingest['backend']})")
+        lines.append(
+            f"  {'ingest':<28}  per image {ingest['per_image_ms_median']} ms median, "
+            f"{ingest['per_image_ms_p95']} ms p95; cold import {ingest['cold_import_s']} s "
+            f"({ingest['backend']})"
+        )
     if "scaling" in report:
-        speedups = ", ".join(f"local[{cores}] {rate} images/s (x{report['scaling']['speedup'][cores]})"
-                             for cores, rate in report["scaling"]["images_per_s_by_cores"].items())
+        speedups = ", ".join(
+            f"local[{cores}] {rate} images/s (x{report['scaling']['speedup'][cores]})"
+            for cores, rate in report["scaling"]["images_per_s_by_cores"].items()
+        )
         lines.append(f"  scaling: {speedups}")
     if report.get("ratio_backfill_vs_tf_alone") is not None:
         lines.append(f"  ratio batch_backfill/tf_alone: {report['ratio_backfill_vs_tf_alone']}")
@@ -248,10 +337,16 @@ def describe_machine() -> dict:
                 break
     except OSError:
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": _memory_gib(),
-            "python": platform.python_version(), "platform": platform.platform(), "versions": _versions(),
-            "load_average_before": _load_average(),
-            "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": _memory_gib(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "versions": _versions(),
+        "load_average_before": _load_average(),
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
 
 
 def _versions() -> dict[str, str | None]:

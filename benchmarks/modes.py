@@ -63,11 +63,12 @@ def tf_alone(workload: Workload, batch_size: int = TF_ALONE_BATCH) -> dict:
     decoders = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="decode")
 
     def load(chunk: list[str]) -> np.ndarray:
-        return np.stack(list(decoders.map(lambda uri: decode_and_resize(uris.local_path(uri).read_bytes(),
-                                                                         size), chunk)))
+        return np.stack(
+            list(decoders.map(lambda uri: decode_and_resize(uris.local_path(uri).read_bytes(), size), chunk))
+        )
 
     featurizer.features(load(image_uris[:batch_size]))
-    chunks = [image_uris[start:start + batch_size] for start in range(0, len(image_uris), batch_size)]
+    chunks = [image_uris[start : start + batch_size] for start in range(0, len(image_uris), batch_size)]
     produced = 0
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch") as prefetch:
@@ -81,13 +82,24 @@ def tf_alone(workload: Workload, batch_size: int = TF_ALONE_BATCH) -> dict:
     decoders.shutdown()
     import tensorflow as tf
 
-    return {"images": produced, "seconds": round(seconds, 3), "images_per_s": round(produced / seconds, 2),
-            "batch_size": batch_size, "traces": featurizer.traces,
-            "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count()}
+    return {
+        "images": produced,
+        "seconds": round(seconds, 3),
+        "images_per_s": round(produced / seconds, 2),
+        "batch_size": batch_size,
+        "traces": featurizer.traces,
+        "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count(),
+    }
 
 
-def stream(workload: Workload, master: str, available_now: bool, max_files_per_trigger: int,
-           trigger_seconds: float, timeout_seconds: float) -> dict:
+def stream(
+    workload: Workload,
+    master: str,
+    available_now: bool,
+    max_files_per_trigger: int,
+    trigger_seconds: float,
+    timeout_seconds: float,
+) -> dict:
     """The real streaming job (runner.start_stream) over the workload's N manifests.
 
     Steady-state images/s comes from the query's progress events (batches after the
@@ -121,8 +133,9 @@ def stream(workload: Workload, master: str, available_now: bool, max_files_per_t
         stop.set()
     await_stream(spark, running, config, stop)
     records = sorted(running.listener.records, key=lambda record: record["batch_id"])
-    phases = phase_medians([progress.durationMs for progress in running.query.recentProgress
-                            if progress.numInputRows > 0][1:])
+    phases = phase_medians(
+        [progress.durationMs for progress in running.query.recentProgress if progress.numInputRows > 0][1:]
+    )
     cores = spark.sparkContext.defaultParallelism
     spark.stop()
     outputs = _published_rows(workload)
@@ -143,8 +156,9 @@ def stream(workload: Workload, master: str, available_now: bool, max_files_per_t
         "first_batch_end_s": round(batch_end(records[0]) - started_epoch, 2) if records else None,
         "model_builds": sum(record["model_builds"] for record in records),
         "phase_ms": phases,
-        "batches": [{"rows": record["input_rows"], "duration_ms": record["batch_duration_ms"]}
-                    for record in records],
+        "batches": [
+            {"rows": record["input_rows"], "duration_ms": record["batch_duration_ms"]} for record in records
+        ],
     }
 
 
@@ -172,8 +186,10 @@ def _published_rows(workload: Workload) -> dict[str, int]:
     from streaming_job.config import join_uri
     from streaming_job.demo import parquet_rows
 
-    return {"features": parquet_rows(join_uri(workload.lake_uri, contracts.FEATURES_PREFIX)),
-            "errors": parquet_rows(join_uri(workload.lake_uri, contracts.ERRORS_PREFIX))}
+    return {
+        "features": parquet_rows(join_uri(workload.lake_uri, contracts.FEATURES_PREFIX)),
+        "errors": parquet_rows(join_uri(workload.lake_uri, contracts.ERRORS_PREFIX)),
+    }
 
 
 def ingest(images_dir: Path, n: int) -> dict:
@@ -201,8 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.mode == "prepare":
-        spec = WorkloadSpec(images_dir=str(args.images.resolve()), n=args.n, input_size=args.input_size,
-                            k=args.k)
+        spec = WorkloadSpec(
+            images_dir=str(args.images.resolve()), n=args.n, input_size=args.input_size, k=args.k
+        )
         result = prepare(args.workdir, spec)
     elif args.mode == "ingest":
         result = ingest(args.images, args.ingest_n)
@@ -214,9 +231,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.mode == "tf_alone":
             result = tf_alone(workload)
         else:
-            result = stream(workload, args.master, available_now=args.mode == "batch_backfill",
-                            max_files_per_trigger=args.max_files_per_trigger, trigger_seconds=args.trigger,
-                            timeout_seconds=args.timeout)
+            result = stream(
+                workload,
+                args.master,
+                available_now=args.mode == "batch_backfill",
+                max_files_per_trigger=args.max_files_per_trigger,
+                trigger_seconds=args.trigger,
+                timeout_seconds=args.timeout,
+            )
     print(json.dumps(result, sort_keys=True), flush=True)
     return 0
 

@@ -27,21 +27,33 @@ def steady_state(records: list[dict], warmup: int = WARMUP_BATCHES) -> dict:
     of the batches' busy times. With too few batches for a warm-up, the whole run
     is used (its figure then includes start-up and is marked as such).
     """
-    ordered = sorted((record for record in records if record["input_rows"] > 0),
-                     key=lambda record: record["batch_id"])
+    ordered = sorted(
+        (record for record in records if record["input_rows"] > 0), key=lambda record: record["batch_id"]
+    )
     if not ordered:
         return {"images_per_s": None, "images": 0, "batches": 0, "includes_warmup": False}
     if len(ordered) <= warmup:
         rows = sum(record["input_rows"] for record in ordered)
         span = sum(record["batch_duration_ms"] for record in ordered) / 1000.0
-        return {"images_per_s": _rate(rows, span), "images": rows, "batches": len(ordered),
-                "includes_warmup": True}
+        return {
+            "images_per_s": _rate(rows, span),
+            "images": rows,
+            "batches": len(ordered),
+            "includes_warmup": True,
+        }
     steady = ordered[warmup:]
     rows = sum(record["input_rows"] for record in steady)
-    span = batch_end(steady[-1]) - batch_end(ordered[warmup - 1]) if warmup else \
-        batch_end(steady[-1]) - epoch_seconds(steady[0]["timestamp"])
-    return {"images_per_s": _rate(rows, span), "images": rows, "batches": len(steady),
-            "includes_warmup": False}
+    span = (
+        batch_end(steady[-1]) - batch_end(ordered[warmup - 1])
+        if warmup
+        else batch_end(steady[-1]) - epoch_seconds(steady[0]["timestamp"])
+    )
+    return {
+        "images_per_s": _rate(rows, span),
+        "images": rows,
+        "batches": len(steady),
+        "includes_warmup": False,
+    }
 
 
 def _rate(count: int, seconds: float) -> float | None:

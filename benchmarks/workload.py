@@ -34,8 +34,13 @@ BENCH_UPLOADS_BUCKET = "fruits-bench-uploads"
 BENCH_PSEUDONYM_KEY = b"fruits-bench-pseudonym-key-not-for-production"
 BENCH_METADATA = {contracts.META_USER_ID: "bench-farmer@example.org", contracts.META_APP_VERSION: "2.4.1"}
 # Output areas a stream run writes: cleared before each run so every run starts from scratch.
-RUN_OUTPUT_PREFIXES = (contracts.FEATURES_PREFIX, contracts.ERRORS_PREFIX, contracts.CHECKPOINTS_PREFIX,
-                       contracts.STATUS_PREFIX, "control/")
+RUN_OUTPUT_PREFIXES = (
+    contracts.FEATURES_PREFIX,
+    contracts.ERRORS_PREFIX,
+    contracts.CHECKPOINTS_PREFIX,
+    contracts.STATUS_PREFIX,
+    "control/",
+)
 
 
 @dataclass(frozen=True)
@@ -114,8 +119,12 @@ def load_workload(workdir: Path) -> Workload | None:
 
 
 def reusable(workload: Workload | None, spec: WorkloadSpec, images: list[Path]) -> bool:
-    return (workload is not None and workload.version == WORKLOAD_VERSION and workload.spec == spec
-            and workload.images_fingerprint == fingerprint(images))
+    return (
+        workload is not None
+        and workload.version == WORKLOAD_VERSION
+        and workload.spec == spec
+        and workload.images_fingerprint == fingerprint(images)
+    )
 
 
 def build_workload(workdir: Path, spec: WorkloadSpec, spark) -> Workload:
@@ -135,17 +144,29 @@ def build_workload(workdir: Path, spec: WorkloadSpec, spark) -> Workload:
             target.unlink()
     lake = workdir / "lake"
     lake.mkdir(parents=True)
-    partial = Workload(spec=spec, workdir=str(workdir), model_version="", pca_version="",
-                       distinct_images=len(images), images_fingerprint=fingerprint(images))
-    model_version = export_featurizer(partial.featurizer_uri, input_size=spec.input_size,
-                                      calibration_images=images)
+    partial = Workload(
+        spec=spec,
+        workdir=str(workdir),
+        model_version="",
+        pca_version="",
+        distinct_images=len(images),
+        images_fingerprint=fingerprint(images),
+    )
+    model_version = export_featurizer(
+        partial.featurizer_uri, input_size=spec.input_size, calibration_images=images
+    )
     seed_manifests = ingest_sample(images, workdir / "seed")
     replicate_manifests(seed_manifests, lake, spec.n)
     pca_sample = [json.loads(path.read_text())["image_uri"] for path in seed_manifests][:PCA_SAMPLE_SIZE]
     sidecar = fit_pca(spark, pca_sample, partial.featurizer_uri, partial.pca_uri, k=spec.k)
-    workload = Workload(spec=spec, workdir=str(workdir), model_version=model_version,
-                        pca_version=sidecar["pca_version"], distinct_images=len(images),
-                        images_fingerprint=partial.images_fingerprint)
+    workload = Workload(
+        spec=spec,
+        workdir=str(workdir),
+        model_version=model_version,
+        pca_version=sidecar["pca_version"],
+        distinct_images=len(images),
+        images_fingerprint=partial.images_fingerprint,
+    )
     (workdir / WORKLOAD_FILE).write_text(workload.to_json())
     return workload
 

@@ -120,11 +120,15 @@ class Estimate:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "region": self.region, "region_name": self.region_name, "prices_as_of": self.as_of,
+            "region": self.region,
+            "region_name": self.region_name,
+            "prices_as_of": self.as_of,
             "images_per_day": self.images_per_day,
             "items": [{**asdict(item), "usd": round(item.usd, 2)} for item in self.items],
             "total_usd": round(self.total_usd, 2),
-            "fleet": asdict(self.fleet), "assumptions": asdict(self.assumptions), "notes": self.notes,
+            "fleet": asdict(self.fleet),
+            "assumptions": asdict(self.assumptions),
+            "notes": self.notes,
         }
 
 
@@ -148,13 +152,18 @@ def region_prices(table: dict[str, Any], region: str) -> dict[str, Any]:
 def _instance(prices: dict[str, Any], instance_type: str) -> dict[str, float]:
     types = prices["emr_instances"]["types"]
     if instance_type not in types:
-        raise UnknownPriceError(f"no price for instance type {instance_type!r}; the table has: "
-                                f"{', '.join(sorted(types))}")
+        raise UnknownPriceError(
+            f"no price for instance type {instance_type!r}; the table has: {', '.join(sorted(types))}"
+        )
     return types[instance_type]
 
 
-def estimate(images_per_day: float, region: str = "eu-west-3", table: dict[str, Any] | None = None,
-             assumptions: Assumptions | None = None) -> Estimate:
+def estimate(
+    images_per_day: float,
+    region: str = "eu-west-3",
+    table: dict[str, Any] | None = None,
+    assumptions: Assumptions | None = None,
+) -> Estimate:
     """The monthly cost at a steady `images_per_day` (with `peak_factor` bursts sizing the fleet)."""
     if images_per_day <= 0:
         raise ValueError(f"images per day must be > 0, got {images_per_day}")
@@ -179,8 +188,16 @@ def estimate(images_per_day: float, region: str = "eu-west-3", table: dict[str, 
         f"{a.peak_factor:g}x peak that sizes the fleet)",
         f"lake retention {a.retention_days:g} days: storage grows linearly with it",
     ]
-    return Estimate(region=region, region_name=prices["name"], as_of=table["as_of"],
-                    images_per_day=images_per_day, items=items, fleet=fleet, assumptions=a, notes=notes)
+    return Estimate(
+        region=region,
+        region_name=prices["name"],
+        as_of=table["as_of"],
+        images_per_day=images_per_day,
+        items=items,
+        fleet=fleet,
+        assumptions=a,
+        notes=notes,
+    )
 
 
 def _lambda_items(items, prices, a: Assumptions, images: float, average_rate: float) -> float:
@@ -189,8 +206,9 @@ def _lambda_items(items, prices, a: Assumptions, images: float, average_rate: fl
     images_per_invocation = min(float(a.sqs_batch_size), max(1.0, average_rate * a.batching_window_seconds))
     invocations = images / images_per_invocation
     gb_seconds = images * a.lambda_ms_per_image / 1000 * a.lambda_memory_mb / 1024
-    items.append(LineItem("Lambda requests", invocations, "requests", lam["requests_per_million"],
-                          "1M requests", 1e6))
+    items.append(
+        LineItem("Lambda requests", invocations, "requests", lam["requests_per_million"], "1M requests", 1e6)
+    )
     items.append(LineItem("Lambda compute (arm64)", gb_seconds, "GB-s", lam["arm64_gb_second"], "GB-s"))
     return invocations
 
@@ -199,12 +217,21 @@ def _sqs_items(items, prices, a: Assumptions, images: float, invocations: float,
     idle_polls = a.sqs_idle_pollers * hours * 3600 / LONG_POLL_SECONDS
     # One SendMessage per S3 notification, one ReceiveMessage and one DeleteMessageBatch per batch.
     requests = images + 2 * invocations + idle_polls
-    items.append(LineItem("SQS requests", requests, "requests",
-                          prices["sqs"]["standard_requests_per_million"], "1M requests", 1e6))
+    items.append(
+        LineItem(
+            "SQS requests",
+            requests,
+            "requests",
+            prices["sqs"]["standard_requests_per_million"],
+            "1M requests",
+            1e6,
+        )
+    )
 
 
-def _s3_items(items, prices, a: Assumptions, images: float, accepted: float, average_rate: float,
-              seconds: float) -> None:
+def _s3_items(
+    items, prices, a: Assumptions, images: float, accepted: float, average_rate: float, seconds: float
+) -> None:
     s3 = prices["s3"]
     put, get, gb_month = s3["put_copy_post_list_per_1000"], s3["get_per_1000"], s3["standard_gb_month"]
     quarantined = images - accepted
@@ -233,9 +260,11 @@ def _s3_items(items, prices, a: Assumptions, images: float, accepted: float, ave
     image_bytes = a.image_kib * KIB
     uploads = per_day * image_bytes * a.uploads_days / GIB
     clean = accepted_per_day * image_bytes * a.retention_days / GIB
-    records = (accepted_per_day * (a.manifest_bytes + a.feature_row_bytes) * a.retention_days
-               + accepted_per_day * a.manifest_bytes * a.noncurrent_days  # archived manifests' old versions
-               + (per_day - accepted_per_day) * a.manifest_bytes * a.quarantine_days) / GIB
+    records = (
+        accepted_per_day * (a.manifest_bytes + a.feature_row_bytes) * a.retention_days
+        + accepted_per_day * a.manifest_bytes * a.noncurrent_days  # archived manifests' old versions
+        + (per_day - accepted_per_day) * a.manifest_bytes * a.quarantine_days
+    ) / GIB
     requests = ingest_puts + ingest_gets + stream_puts + stream_gets + lists
     requests_per_day = requests / (seconds / SECONDS_PER_DAY)
     access_logs = requests_per_day * a.access_log_bytes_per_request * a.access_log_days / GIB
@@ -248,27 +277,55 @@ def _s3_items(items, prices, a: Assumptions, images: float, accepted: float, ave
         items.append(LineItem(component, quantity, "GB-month", gb_month, "GB-month"))
     kms = prices["kms"]
     items.append(LineItem("KMS key", 1, "keys", kms["key_month"], "key-month"))
-    items.append(LineItem("KMS requests (S3 Bucket Keys)", images * a.kms_requests_per_image, "requests",
-                          kms["requests_per_10000"], "10K requests", 10_000))
+    items.append(
+        LineItem(
+            "KMS requests (S3 Bucket Keys)",
+            images * a.kms_requests_per_image,
+            "requests",
+            kms["requests_per_10000"],
+            "10K requests",
+            10_000,
+        )
+    )
 
 
-def _observability_items(items, prices, a: Assumptions, images: float, invocations: float,
-                         seconds: float) -> None:
+def _observability_items(
+    items, prices, a: Assumptions, images: float, invocations: float, seconds: float
+) -> None:
     cw = prices["cloudwatch"]
     ingested = images * a.log_bytes_per_image / GIB
     stored = ingested * a.log_retention_days / (seconds / SECONDS_PER_DAY)
     items.append(LineItem("CloudWatch Logs ingestion", ingested, "GB", cw["logs_ingested_gb"], "GB"))
-    items.append(LineItem("CloudWatch Logs storage", stored, "GB-month", cw["logs_stored_gb_month"],
-                          "GB-month"))
-    items.append(LineItem("CloudWatch custom metrics", a.custom_metrics, "metrics", cw["custom_metric_month"],
-                          "metric-month"))
+    items.append(
+        LineItem("CloudWatch Logs storage", stored, "GB-month", cw["logs_stored_gb_month"], "GB-month")
+    )
+    items.append(
+        LineItem(
+            "CloudWatch custom metrics",
+            a.custom_metrics,
+            "metrics",
+            cw["custom_metric_month"],
+            "metric-month",
+        )
+    )
     items.append(LineItem("CloudWatch alarms", a.alarms, "alarms", cw["alarm_month"], "alarm-month"))
-    items.append(LineItem("CloudWatch dashboards", a.dashboards, "dashboards", cw["dashboard_month"],
-                          "dashboard-month"))
+    items.append(
+        LineItem(
+            "CloudWatch dashboards", a.dashboards, "dashboards", cw["dashboard_month"], "dashboard-month"
+        )
+    )
     reservoir = a.xray_reservoir_per_second * seconds
     traces = min(invocations, reservoir) + a.xray_sampling_rate * max(0.0, invocations - reservoir)
-    items.append(LineItem("X-Ray traces (Lambda, sampled)", traces, "traces",
-                          prices["xray"]["traces_recorded_per_million"], "1M traces", 1e6))
+    items.append(
+        LineItem(
+            "X-Ray traces (Lambda, sampled)",
+            traces,
+            "traces",
+            prices["xray"]["traces_recorded_per_million"],
+            "1M traces",
+            1e6,
+        )
+    )
 
 
 def _emr_items(items, prices, a: Assumptions, average_rate: float, peak_rate: float, hours: float) -> Fleet:
@@ -281,23 +338,57 @@ def _emr_items(items, prices, a: Assumptions, average_rate: float, peak_rate: fl
     task_needed = max(0.0, vcpus_average - core_vcpus) / task["vcpu"] * a.scaling_overhead
     task_average = min(float(task_peak), max(float(a.task_min_nodes), task_needed))
     spot_hour = task["ec2_on_demand_hour"] * a.spot_price_factor + task["emr_hour"]
-    items.append(LineItem(f"EMR primary: 1 x {a.primary_type} on-demand", hours, "instance-hours",
-                          _on_demand_hour(primary), "instance-hour"))
-    items.append(LineItem(f"EMR core: {a.core_count} x {a.core_type} on-demand", a.core_count * hours,
-                          "instance-hours", _on_demand_hour(core), "instance-hour"))
-    items.append(LineItem(f"EMR task: {a.task_type} spot ({a.task_min_nodes}-{task_peak} nodes)",
-                          task_average * hours,
-                          "instance-hours", spot_hour, "instance-hour"))
+    items.append(
+        LineItem(
+            f"EMR primary: 1 x {a.primary_type} on-demand",
+            hours,
+            "instance-hours",
+            _on_demand_hour(primary),
+            "instance-hour",
+        )
+    )
+    items.append(
+        LineItem(
+            f"EMR core: {a.core_count} x {a.core_type} on-demand",
+            a.core_count * hours,
+            "instance-hours",
+            _on_demand_hour(core),
+            "instance-hour",
+        )
+    )
+    items.append(
+        LineItem(
+            f"EMR task: {a.task_type} spot ({a.task_min_nodes}-{task_peak} nodes)",
+            task_average * hours,
+            "instance-hours",
+            spot_hour,
+            "instance-hour",
+        )
+    )
     nodes = 1 + a.core_count + task_average
-    items.append(LineItem("EBS gp3 on EMR nodes", nodes * a.ebs_gib_per_node, "GB-month",
-                          prices["ebs"]["gp3_gb_month"], "GB-month"))
-    items.append(LineItem("NAT gateway (private subnet)", a.nat_gateways * hours, "hours",
-                          prices["vpc"]["nat_gateway_hour"], "hour"))
+    items.append(
+        LineItem(
+            "EBS gp3 on EMR nodes",
+            nodes * a.ebs_gib_per_node,
+            "GB-month",
+            prices["ebs"]["gp3_gb_month"],
+            "GB-month",
+        )
+    )
+    items.append(
+        LineItem(
+            "NAT gateway (private subnet)",
+            a.nat_gateways * hours,
+            "hours",
+            prices["vpc"]["nat_gateway_hour"],
+            "hour",
+        )
+    )
     return Fleet(
         primary=f"1 x {a.primary_type} on-demand",
         core=f"{a.core_count} x {a.core_type} on-demand",
         task=f"{a.task_min_nodes}-{task_peak} x {a.task_type} spot (managed scaling; "
-             f"{task_average:.1f} on average)",
+        f"{task_average:.1f} on average)",
         task_nodes_peak=task_peak,
         task_nodes_average=round(task_average, 2),
         vcpus_needed_peak=round(vcpus_peak, 2),
@@ -322,23 +413,38 @@ def _price(value: float) -> str:
 
 def format_table(result: Estimate) -> str:
     """The estimate as a plain-text table (component, monthly units, unit price, USD/month) + the fleet."""
-    rows = [(item.component, f"{_quantity(item.quantity)} {item.unit}",
-             f"{_price(item.unit_price)} / {item.price_unit}", f"{item.usd:,.2f}")
-            for item in result.items]
+    rows = [
+        (
+            item.component,
+            f"{_quantity(item.quantity)} {item.unit}",
+            f"{_price(item.unit_price)} / {item.price_unit}",
+            f"{item.usd:,.2f}",
+        )
+        for item in result.items
+    ]
     header = ("component", "monthly units", "unit price", "USD/month")
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(4)]
     rule = "  ".join("-" * width for width in widths)
 
     def line(row: tuple[str, ...]) -> str:
-        return "  ".join([row[0].ljust(widths[0]), row[1].rjust(widths[1]), row[2].ljust(widths[2]),
-                          row[3].rjust(widths[3])]).rstrip()
+        return "  ".join(
+            [
+                row[0].ljust(widths[0]),
+                row[1].rjust(widths[1]),
+                row[2].ljust(widths[2]),
+                row[3].rjust(widths[3]),
+            ]
+        ).rstrip()
 
     fleet = result.fleet
     out = [
         f"Monthly cost estimate: {result.images_per_day:,.0f} images/day in {result.region} "
         f"({result.region_name}), prices as of {result.as_of}",
         "",
-        line(header), rule, *(line(row) for row in rows), rule,
+        line(header),
+        rule,
+        *(line(row) for row in rows),
+        rule,
         line(("total", "", "", f"{result.total_usd:,.2f}")),
         "",
         f"fleet: primary {fleet.primary}; core {fleet.core}; task {fleet.task}",

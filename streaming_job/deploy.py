@@ -54,8 +54,10 @@ class DeployError(RuntimeError):
 def require_eu_region(region: str) -> str:
     """Personal data stays in the EU (DESIGN.md): refuse any other region before calling AWS."""
     if region not in EU_REGIONS:
-        raise ConfigError(f"--region must be an EU member-state region ({', '.join(EU_REGIONS)}) so the "
-                          f"data stays in the EU, got {region!r}")
+        raise ConfigError(
+            f"--region must be an EU member-state region ({', '.join(EU_REGIONS)}) so the "
+            f"data stays in the EU, got {region!r}"
+        )
     return region
 
 
@@ -114,8 +116,10 @@ class Target:
 
     def require_kms_key(self) -> str:
         if not self.kms_key_id:
-            raise ConfigError("every put is SSE-KMS encrypted with the lake's key: pass --kms-key-id "
-                              "or --stack-name (the LakeKmsKeyArn output)")
+            raise ConfigError(
+                "every put is SSE-KMS encrypted with the lake's key: pass --kms-key-id "
+                "or --stack-name (the LakeKmsKeyArn output)"
+            )
         return self.kms_key_id
 
 
@@ -135,17 +139,25 @@ def read_stack(executor: Executor, stack_name: str) -> dict[str, str] | None:
         return None
     stack = response["Stacks"][0]
     outputs = {item["OutputKey"]: item["OutputValue"] for item in stack.get("Outputs", [])}
-    parameters = {item["ParameterKey"]: item.get("ParameterValue", "")
-                  for item in stack.get("Parameters", [])}
+    parameters = {
+        item["ParameterKey"]: item.get("ParameterValue", "") for item in stack.get("Parameters", [])
+    }
     ingest_stack = parameters.get(INGEST_STACK_PARAMETER)
     if ingest_stack and not {LAKE_BUCKET_OUTPUT, KMS_KEY_OUTPUT} <= outputs.keys():
         outputs = {**(read_stack(executor, ingest_stack) or {}), **outputs}
     return outputs
 
 
-def resolve_target(executor: Executor, *, stage: str, stack_name: str | None = None,
-                   cluster_id: str | None = None, lake_uri: str | None = None,
-                   kms_key_id: str | None = None, need_cluster: bool = True) -> Target:
+def resolve_target(
+    executor: Executor,
+    *,
+    stage: str,
+    stack_name: str | None = None,
+    cluster_id: str | None = None,
+    lake_uri: str | None = None,
+    kms_key_id: str | None = None,
+    need_cluster: bool = True,
+) -> Target:
     """Explicit flags win; the rest comes from the stack's outputs (cloudformation.describe_stacks).
 
     The EMR stack gives ClusterId, LakeBucketName, LakeKmsKeyArn and StreamLogGroupName; what it
@@ -153,21 +165,31 @@ def resolve_target(executor: Executor, *, stage: str, stack_name: str | None = N
     ingest stack is enough.
     """
     if not stack_name and not (lake_uri and (cluster_id or not need_cluster)):
-        raise ConfigError("pass --stack-name (the EMR stack; the ingest stack is enough for upload), "
-                          "or --lake and --cluster-id")
+        raise ConfigError(
+            "pass --stack-name (the EMR stack; the ingest stack is enough for upload), "
+            "or --lake and --cluster-id"
+        )
     outputs: dict[str, str] = {}
     if stack_name and not (lake_uri and kms_key_id and (cluster_id or not need_cluster)):
         found = read_stack(executor, stack_name)
         names = (CLUSTER_ID_OUTPUT, LAKE_BUCKET_OUTPUT, KMS_KEY_OUTPUT, STREAM_LOG_GROUP_OUTPUT)
-        outputs = found if found is not None else {
-            name: stack_placeholder(name, stack_name) for name in names}
+        outputs = (
+            found if found is not None else {name: stack_placeholder(name, stack_name) for name in names}
+        )
     if need_cluster:
         cluster_id = cluster_id or _required_output(outputs, CLUSTER_ID_OUTPUT, stack_name)
-    lake = Lake.from_uri(lake_uri) if lake_uri else Lake(
-        bucket=_required_output(outputs, LAKE_BUCKET_OUTPUT, stack_name))
-    return Target(lake=lake, stage=stage, cluster_id=cluster_id,
-                  kms_key_id=kms_key_id or outputs.get(KMS_KEY_OUTPUT),
-                  stream_log_group=outputs.get(STREAM_LOG_GROUP_OUTPUT))
+    lake = (
+        Lake.from_uri(lake_uri)
+        if lake_uri
+        else Lake(bucket=_required_output(outputs, LAKE_BUCKET_OUTPUT, stack_name))
+    )
+    return Target(
+        lake=lake,
+        stage=stage,
+        cluster_id=cluster_id,
+        kms_key_id=kms_key_id or outputs.get(KMS_KEY_OUTPUT),
+        stream_log_group=outputs.get(STREAM_LOG_GROUP_OUTPUT),
+    )
 
 
 def _required_output(outputs: dict[str, str], name: str, stack_name: str | None) -> str:
@@ -194,47 +216,78 @@ class UploadSources:
 
 def put_object(target: Target, key: str, body: LocalFile | InlineBytes, content_type: str) -> ApiCall:
     """A PutObject encrypted with the lake's KMS key (bucket keys keep KMS requests few)."""
-    return ApiCall("s3", "put_object", {
-        "Bucket": target.lake.bucket,
-        "Key": key,
-        "Body": body,
-        "ContentType": content_type,
-        "ServerSideEncryption": "aws:kms",
-        "SSEKMSKeyId": target.require_kms_key(),
-        "BucketKeyEnabled": True,
-    })
+    return ApiCall(
+        "s3",
+        "put_object",
+        {
+            "Bucket": target.lake.bucket,
+            "Key": key,
+            "Body": body,
+            "ContentType": content_type,
+            "ServerSideEncryption": "aws:kms",
+            "SSEKMSKeyId": target.require_kms_key(),
+            "BucketKeyEnabled": True,
+        },
+    )
 
 
 def pca_files(pca_dir: Path) -> list[Path]:
     """Every file of a saved PCA, without local checksum side files (`.name.crc`)."""
-    return sorted(path for path in pca_dir.rglob("*")
-                  if path.is_file() and not path.name.startswith("."))
+    return sorted(path for path in pca_dir.rglob("*") if path.is_file() and not path.name.startswith("."))
 
 
 def plan_upload(target: Target, sources: UploadSources) -> list[ApiCall]:
     version = sources.package.version
     calls = [
-        put_object(target, target.code_key(version, JOB_PACKAGE_NAME),
-                   InlineBytes(sources.package.data, JOB_PACKAGE_NAME), "application/zip"),
-        put_object(target, target.code_key(version, MAIN_SCRIPT_NAME),
-                   LocalFile(sources.main_script), "text/x-python"),
-        put_object(target, target.code_key(version, LAUNCHER_NAME),
-                   LocalFile(sources.launcher), "text/x-python"),
-        put_object(target, target.lake.key(f"{BOOTSTRAP_PREFIX}{BOOTSTRAP_SCRIPT_NAME}"),
-                   LocalFile(sources.bootstrap_script), "text/x-shellscript"),
+        put_object(
+            target,
+            target.code_key(version, JOB_PACKAGE_NAME),
+            InlineBytes(sources.package.data, JOB_PACKAGE_NAME),
+            "application/zip",
+        ),
+        put_object(
+            target,
+            target.code_key(version, MAIN_SCRIPT_NAME),
+            LocalFile(sources.main_script),
+            "text/x-python",
+        ),
+        put_object(
+            target, target.code_key(version, LAUNCHER_NAME), LocalFile(sources.launcher), "text/x-python"
+        ),
+        put_object(
+            target,
+            target.lake.key(f"{BOOTSTRAP_PREFIX}{BOOTSTRAP_SCRIPT_NAME}"),
+            LocalFile(sources.bootstrap_script),
+            "text/x-shellscript",
+        ),
     ]
     if sources.tls_certificates is not None:
-        calls.append(put_object(target, target.lake.key(TLS_CERTIFICATES_KEY),
-                                LocalFile(sources.tls_certificates), "application/zip"))
+        calls.append(
+            put_object(
+                target,
+                target.lake.key(TLS_CERTIFICATES_KEY),
+                LocalFile(sources.tls_certificates),
+                "application/zip",
+            )
+        )
     if sources.featurizer is not None:
-        calls.append(put_object(target, target.lake.key(contracts.FEATURIZER_KEY),
-                                LocalFile(sources.featurizer), "application/octet-stream"))
+        calls.append(
+            put_object(
+                target,
+                target.lake.key(contracts.FEATURIZER_KEY),
+                LocalFile(sources.featurizer),
+                "application/octet-stream",
+            )
+        )
     if sources.pca_dir is not None:
         for path in pca_files(sources.pca_dir):
             relative = path.relative_to(sources.pca_dir).as_posix()
             content_type = "application/json" if path.suffix == ".json" else "application/octet-stream"
-            calls.append(put_object(target, target.lake.key(f"{contracts.PCA_KEY}/{relative}"),
-                                    LocalFile(path), content_type))
+            calls.append(
+                put_object(
+                    target, target.lake.key(f"{contracts.PCA_KEY}/{relative}"), LocalFile(path), content_type
+                )
+            )
     return calls
 
 
@@ -261,17 +314,33 @@ def remove_stale_pca_files(executor: Executor, target: Target, uploaded: set[str
     while True:
         response = executor(listing)
         if response is None:
-            executor.note(f"then deletes the objects under {prefix} that the new PCA does not contain "
-                          "(s3.delete_objects)")
+            executor.note(
+                f"then deletes the objects under {prefix} that the new PCA does not contain "
+                "(s3.delete_objects)"
+            )
             return stale
         stale += [item["Key"] for item in response.get("Contents", []) if item["Key"] not in uploaded]
         if not response.get("IsTruncated"):
             break
-        listing = ApiCall("s3", "list_objects_v2", {**listing.params,
-                                                    "ContinuationToken": response["NextContinuationToken"]})
+        listing = ApiCall(
+            "s3",
+            "list_objects_v2",
+            {**listing.params, "ContinuationToken": response["NextContinuationToken"]},
+        )
     for start in range(0, len(stale), 1000):  # DeleteObjects takes at most 1,000 keys
-        executor(ApiCall("s3", "delete_objects", {"Bucket": target.lake.bucket, "Delete": {
-            "Objects": [{"Key": key} for key in stale[start:start + 1000]], "Quiet": True}}))
+        executor(
+            ApiCall(
+                "s3",
+                "delete_objects",
+                {
+                    "Bucket": target.lake.bucket,
+                    "Delete": {
+                        "Objects": [{"Key": key} for key in stale[start : start + 1000]],
+                        "Quiet": True,
+                    },
+                },
+            )
+        )
     return stale
 
 
@@ -287,11 +356,15 @@ def spark_submit_step(name: str, py_files: str, entry: str, entry_args: list[str
             "Jar": "command-runner.jar",
             "Args": [
                 "spark-submit",
-                "--deploy-mode", "cluster",
-                "--name", name,
+                "--deploy-mode",
+                "cluster",
+                "--name",
+                name,
                 # The step stays RUNNING as long as the YARN application does, so its state is the stream's.
-                "--conf", "spark.yarn.submit.waitAppCompletion=true",
-                "--py-files", py_files,
+                "--conf",
+                "spark.yarn.submit.waitAppCompletion=true",
+                "--py-files",
+                py_files,
                 entry,
                 *entry_args,
             ],
@@ -310,8 +383,12 @@ def stream_config(target: Target, stream_args: argparse.Namespace) -> StreamConf
 
 
 def stream_step(target: Target, config: StreamConfig, version: str) -> dict[str, Any]:
-    return spark_submit_step(target.stream_step_name, target.code_uri(version, JOB_PACKAGE_NAME),
-                             target.code_uri(version, MAIN_SCRIPT_NAME), config.to_cli_args())
+    return spark_submit_step(
+        target.stream_step_name,
+        target.code_uri(version, JOB_PACKAGE_NAME),
+        target.code_uri(version, MAIN_SCRIPT_NAME),
+        config.to_cli_args(),
+    )
 
 
 def add_step(target: Target, step: dict[str, Any]) -> ApiCall:
@@ -321,8 +398,11 @@ def add_step(target: Target, step: dict[str, Any]) -> ApiCall:
 def plan_start(target: Target, config: StreamConfig, version: str) -> list[ApiCall]:
     """Remove a stop marker left by an earlier stop (or it would stop the new stream), then add the step."""
     return [
-        ApiCall("s3", "delete_object", {"Bucket": target.lake.bucket,
-                                        "Key": target.lake.key(contracts.STOP_MARKER_KEY)}),
+        ApiCall(
+            "s3",
+            "delete_object",
+            {"Bucket": target.lake.bucket, "Key": target.lake.key(contracts.STOP_MARKER_KEY)},
+        ),
         add_step(target, stream_step(target, config, version)),
     ]
 
@@ -338,12 +418,18 @@ class FitPcaOptions:
 
 
 def fit_pca_args(target: Target, options: FitPcaOptions) -> list[str]:
-    args = ["fit-pca",
-            "--lake", target.lake.root,
-            "--featurizer", target.lake.uri(contracts.FEATURIZER_KEY),
-            "--out", target.lake.uri(contracts.PCA_KEY),
-            # spark-submit on YARN decides the master; the command's local default must not win.
-            "--master", "yarn"]
+    args = [
+        "fit-pca",
+        "--lake",
+        target.lake.root,
+        "--featurizer",
+        target.lake.uri(contracts.FEATURIZER_KEY),
+        "--out",
+        target.lake.uri(contracts.PCA_KEY),
+        # spark-submit on YARN decides the master; the command's local default must not win.
+        "--master",
+        "yarn",
+    ]
     if options.images:
         args += ["--images", options.images]
     if options.k is not None:
@@ -356,14 +442,19 @@ def fit_pca_args(target: Target, options: FitPcaOptions) -> list[str]:
 
 
 def fit_pca_step(target: Target, version: str, options: FitPcaOptions) -> dict[str, Any]:
-    return spark_submit_step(target.fit_pca_step_name, target.code_uri(version, JOB_PACKAGE_NAME),
-                             target.code_uri(version, LAUNCHER_NAME), fit_pca_args(target, options))
+    return spark_submit_step(
+        target.fit_pca_step_name,
+        target.code_uri(version, JOB_PACKAGE_NAME),
+        target.code_uri(version, LAUNCHER_NAME),
+        fit_pca_args(target, options),
+    )
 
 
 def active_steps(executor: Executor, target: Target, name: str) -> list[dict[str, Any]] | None:
     """PENDING/RUNNING steps with this name (None in a dry run: unknown)."""
-    response = executor(ApiCall("emr", "list_steps", {"ClusterId": target.cluster_id,
-                                                      "StepStates": list(ACTIVE_STEP_STATES)}))
+    response = executor(
+        ApiCall("emr", "list_steps", {"ClusterId": target.cluster_id, "StepStates": list(ACTIVE_STEP_STATES)})
+    )
     if response is None:
         return None
     return [step for step in response.get("Steps", []) if step.get("Name") == name]
@@ -381,8 +472,11 @@ def require_objects(executor: Executor, objects: list[str], prefixes: tuple[str,
             continue
         key = parsed.path.lstrip("/")
         if is_prefix:
-            call = ApiCall("s3", "list_objects_v2", {"Bucket": parsed.netloc, "Prefix": f"{key.rstrip('/')}/",
-                                                     "MaxKeys": 1})
+            call = ApiCall(
+                "s3",
+                "list_objects_v2",
+                {"Bucket": parsed.netloc, "Prefix": f"{key.rstrip('/')}/", "MaxKeys": 1},
+            )
         else:
             call = ApiCall("s3", "head_object", {"Bucket": parsed.netloc, "Key": key})
         try:
@@ -395,18 +489,29 @@ def require_objects(executor: Executor, objects: list[str], prefixes: tuple[str,
         if is_prefix and response is not None and not response.get("KeyCount"):
             missing.append(uri)
     if missing:
-        raise DeployError("not found in S3: " + ", ".join(missing)
-                          + " (run `fruits deploy upload` first, or `fruits deploy fit-pca` for the PCA)")
+        raise DeployError(
+            "not found in S3: "
+            + ", ".join(missing)
+            + " (run `fruits deploy upload` first, or `fruits deploy fit-pca` for the PCA)"
+        )
 
 
-def _submit(executor: Executor, target: Target, name: str, calls: list[ApiCall],
-            objects: list[str], prefixes: tuple[str, ...] = ()) -> str | None:
+def _submit(
+    executor: Executor,
+    target: Target,
+    name: str,
+    calls: list[ApiCall],
+    objects: list[str],
+    prefixes: tuple[str, ...] = (),
+) -> str | None:
     """Refuse a second PENDING/RUNNING step of this name, check its inputs, then run the calls."""
     running = active_steps(executor, target, name)
     if running:
         step_id, state = running[0].get("Id"), running[0].get("Status", {}).get("State")
-        raise DeployError(f"step {name} is already {state} ({step_id}) on cluster {target.cluster_id}: "
-                          "stop it first (`fruits deploy stop`)")
+        raise DeployError(
+            f"step {name} is already {state} ({step_id}) on cluster {target.cluster_id}: "
+            "stop it first (`fruits deploy stop`)"
+        )
     require_objects(executor, objects, prefixes)
     response = None
     for call in calls:
@@ -416,18 +521,35 @@ def _submit(executor: Executor, target: Target, name: str, calls: list[ApiCall],
 
 def start(executor: Executor, target: Target, config: StreamConfig, version: str) -> str | None:
     """Add the stream step unless one is already PENDING/RUNNING; returns its step id (None: dry run)."""
-    objects = [target.code_uri(version, JOB_PACKAGE_NAME), target.code_uri(version, MAIN_SCRIPT_NAME),
-               config.featurizer]
-    return _submit(executor, target, target.stream_step_name, plan_start(target, config, version),
-                   objects, prefixes=(config.pca,))
+    objects = [
+        target.code_uri(version, JOB_PACKAGE_NAME),
+        target.code_uri(version, MAIN_SCRIPT_NAME),
+        config.featurizer,
+    ]
+    return _submit(
+        executor,
+        target,
+        target.stream_step_name,
+        plan_start(target, config, version),
+        objects,
+        prefixes=(config.pca,),
+    )
 
 
 def fit_pca(executor: Executor, target: Target, version: str, options: FitPcaOptions) -> str | None:
     """Add the fit-pca batch step; the fitted PCA lands in <lake>/models/pca."""
-    objects = [target.code_uri(version, JOB_PACKAGE_NAME), target.code_uri(version, LAUNCHER_NAME),
-               target.lake.uri(contracts.FEATURIZER_KEY)]
-    return _submit(executor, target, target.fit_pca_step_name,
-                   [add_step(target, fit_pca_step(target, version, options))], objects)
+    objects = [
+        target.code_uri(version, JOB_PACKAGE_NAME),
+        target.code_uri(version, LAUNCHER_NAME),
+        target.lake.uri(contracts.FEATURIZER_KEY),
+    ]
+    return _submit(
+        executor,
+        target,
+        target.fit_pca_step_name,
+        [add_step(target, fit_pca_step(target, version, options))],
+        objects,
+    )
 
 
 # --- status --------------------------------------------------------------------
@@ -448,8 +570,9 @@ class StreamStatus:
         return {name: value for name, value in vars(self).items() if name != "notes"}
 
 
-def status(executor: Executor, target: Target,
-           health_reader: Callable[[str], dict[str, Any]] | None = None) -> StreamStatus:
+def status(
+    executor: Executor, target: Target, health_reader: Callable[[str], dict[str, Any]] | None = None
+) -> StreamStatus:
     """Cluster state, the newest stream step, and the stream's own health from its status log."""
     report = StreamStatus(cluster_id=target.cluster_id)
     cluster = executor(ApiCall("emr", "describe_cluster", {"ClusterId": target.cluster_id}))
@@ -487,13 +610,23 @@ class StopResult:
 
 def stop_marker_call(target: Target, now: datetime) -> ApiCall:
     body = json.dumps({"requested_at": contracts.iso_utc(now), "requested_by": "fruits deploy stop"})
-    return put_object(target, target.lake.key(contracts.STOP_MARKER_KEY),
-                      InlineBytes(body.encode("utf-8"), "stop marker"), "application/json")
+    return put_object(
+        target,
+        target.lake.key(contracts.STOP_MARKER_KEY),
+        InlineBytes(body.encode("utf-8"), "stop marker"),
+        "application/json",
+    )
 
 
-def stop(executor: Executor, target: Target, timeout_s: float = 300.0, poll_s: float = STOP_POLL_SECONDS,
-         sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
-         now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> StopResult:
+def stop(
+    executor: Executor,
+    target: Target,
+    timeout_s: float = 300.0,
+    poll_s: float = STOP_POLL_SECONDS,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> StopResult:
     """Ask the stream to stop after its current batch; cancel the step if still running at the timeout."""
     running = active_steps(executor, target, target.stream_step_name)
     if running is not None and not running:
@@ -501,14 +634,19 @@ def stop(executor: Executor, target: Target, timeout_s: float = 300.0, poll_s: f
     step_id = running[0]["Id"] if running else placeholder(f"id of the active {target.stream_step_name} step")
     executor(stop_marker_call(target, now()))
     describe = ApiCall("emr", "describe_step", {"ClusterId": target.cluster_id, "StepId": step_id})
-    cancel = ApiCall("emr", "cancel_steps", {"ClusterId": target.cluster_id, "StepIds": [step_id],
-                                             "StepCancellationOption": "SEND_INTERRUPT"})
+    cancel = ApiCall(
+        "emr",
+        "cancel_steps",
+        {"ClusterId": target.cluster_id, "StepIds": [step_id], "StepCancellationOption": "SEND_INTERRUPT"},
+    )
     deadline = clock() + timeout_s
     while True:
         response = executor(describe)
         if response is None:
-            executor.note(f"repeated every {poll_s:g} s until the step leaves RUNNING, for at most "
-                          f"{timeout_s:g} s; then, only if it is still RUNNING:")
+            executor.note(
+                f"repeated every {poll_s:g} s until the step leaves RUNNING, for at most "
+                f"{timeout_s:g} s; then, only if it is still RUNNING:"
+            )
             executor(cancel)
             return StopResult("planned", step_id)
         state = response["Step"]["Status"]["State"]
@@ -517,8 +655,9 @@ def stop(executor: Executor, target: Target, timeout_s: float = 300.0, poll_s: f
         remaining = deadline - clock()
         if remaining <= 0:
             break
-        executor.note(f"step {step_id} is {state}; waiting for the current batch to finish "
-                      f"({remaining:.0f} s left)")
+        executor.note(
+            f"step {step_id} is {state}; waiting for the current batch to finish ({remaining:.0f} s left)"
+        )
         sleep(min(poll_s, remaining))
     response = executor(cancel)
     for info in response.get("CancelStepsInfoList", []):

@@ -55,12 +55,15 @@ class Featurizer:
         """[N, S, S, 3] uint8 -> [N, D] float32, in forward passes of at most `batch_size` images."""
         expected = (self.input_size, self.input_size, 3)
         if images_uint8.ndim != 4 or images_uint8.shape[1:] != expected:
-            raise ValueError(f"expected images [N, {self.input_size}, {self.input_size}, 3], "
-                             f"got {images_uint8.shape}")
+            raise ValueError(
+                f"expected images [N, {self.input_size}, {self.input_size}, 3], got {images_uint8.shape}"
+            )
         if len(images_uint8) == 0:
             return np.zeros((0, self.feature_dim), dtype=np.float32)
-        chunks = [self._forward(images_uint8[start:start + self.batch_size]).numpy()
-                  for start in range(0, len(images_uint8), self.batch_size)]
+        chunks = [
+            self._forward(images_uint8[start : start + self.batch_size]).numpy()
+            for start in range(0, len(images_uint8), self.batch_size)
+        ]
         return np.concatenate(chunks).astype(np.float32, copy=False)
 
 
@@ -82,20 +85,24 @@ class BatchResult:
         return sum(error is not None for error in self.errors)
 
 
-def featurize_uris(image_uris: list[str], featurizer: Featurizer, projection: PcaProjection | None,
-                   reader: ImageReader) -> BatchResult:
+def featurize_uris(
+    image_uris: list[str], featurizer: Featurizer, projection: PcaProjection | None, reader: ImageReader
+) -> BatchResult:
     """Featurize images by URI; reading/decoding chunk i+1 overlaps the forward pass of chunk i."""
     if projection is not None and projection.model_version != featurizer.model_version:
-        raise ValueError(f"PCA fitted on {projection.model_version}, "
-                         f"featurizer is {featurizer.model_version}")
-    result = BatchResult(features=[None] * len(image_uris), residuals=[None] * len(image_uris),
-                         errors=[None] * len(image_uris))
+        raise ValueError(
+            f"PCA fitted on {projection.model_version}, featurizer is {featurizer.model_version}"
+        )
+    result = BatchResult(
+        features=[None] * len(image_uris), residuals=[None] * len(image_uris), errors=[None] * len(image_uris)
+    )
     starts = list(range(0, len(image_uris), featurizer.batch_size))
     if not starts:
         return result
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="image-prefetch") as prefetch:
+
         def load(start: int):
-            return reader.load_many(image_uris[start:start + featurizer.batch_size], featurizer.input_size)
+            return reader.load_many(image_uris[start : start + featurizer.batch_size], featurizer.input_size)
 
         pending = prefetch.submit(load, starts[0])
         for position, start in enumerate(starts):
@@ -106,8 +113,13 @@ def featurize_uris(image_uris: list[str], featurizer: Featurizer, projection: Pc
     return result
 
 
-def _featurize_chunk(start: int, loaded: list[np.ndarray | Exception], featurizer: Featurizer,
-                     projection: PcaProjection | None, result: BatchResult) -> None:
+def _featurize_chunk(
+    start: int,
+    loaded: list[np.ndarray | Exception],
+    featurizer: Featurizer,
+    projection: PcaProjection | None,
+    result: BatchResult,
+) -> None:
     good = [offset for offset, item in enumerate(loaded) if isinstance(item, np.ndarray)]
     for offset, item in enumerate(loaded):
         if not isinstance(item, np.ndarray):

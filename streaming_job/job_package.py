@@ -81,5 +81,6 @@ def build_zip(sources: dict[str, bytes]) -> bytes:
 
 def build_job_package(packages: tuple[str, ...] = PACKAGES) -> JobPackage:
     sources = collect_sources(packages)
-    return JobPackage(data=build_zip(sources), version=content_version(sources),
-                      entries=tuple(sorted(sources)))
+    return JobPackage(
+        data=build_zip(sources), version=content_version(sources), entries=tuple(sorted(sources))
+    )

@@ -53,8 +53,9 @@ class FeaturizerSpec:
     weights: list[np.ndarray]
 
 
-def export_featurizer(out_uri: str, input_size: int = 224, weights: str = "seeded",
-                      calibration_images: list[Path] | None = None) -> str:
+def export_featurizer(
+    out_uri: str, input_size: int = 224, weights: str = "seeded", calibration_images: list[Path] | None = None
+) -> str:
     """Write the featurizer artifact to `out_uri` (path, file:// or s3://); return its model_version."""
     if weights not in WEIGHT_CHOICES:
         raise FeaturizerError(f"weights must be one of {WEIGHT_CHOICES}, got {weights!r}")
@@ -62,8 +63,13 @@ def export_featurizer(out_uri: str, input_size: int = 224, weights: str = "seede
         raise FeaturizerError(f"the featurizer artifact must be a {MODEL_SUFFIX} file, got {out_uri!r}")
     if not MIN_INPUT_SIZE <= input_size <= MAX_INPUT_SIZE:
         raise FeaturizerError(f"input size must be in {MIN_INPUT_SIZE}..{MAX_INPUT_SIZE}, got {input_size}")
-    model = _imagenet_model(input_size) if weights == "imagenet" else _seeded_model(
-        input_size, calibration_images if calibration_images is not None else bundled_calibration_images())
+    model = (
+        _imagenet_model(input_size)
+        if weights == "imagenet"
+        else _seeded_model(
+            input_size, calibration_images if calibration_images is not None else bundled_calibration_images()
+        )
+    )
     version = model_version_of(model)
     with tempfile.TemporaryDirectory(prefix="featurizer-") as work_dir:
         local_file = Path(work_dir, f"featurizer{MODEL_SUFFIX}")
@@ -72,8 +78,13 @@ def export_featurizer(out_uri: str, input_size: int = 224, weights: str = "seede
             warnings.simplefilter("ignore", DeprecationWarning)
             model.save(local_file)
         uris.write_bytes(uris.to_uri(out_uri), local_file.read_bytes())
-    log.info("featurizer %s written (%d-d features, input %dx%d)",
-             version, model.output_shape[-1], input_size, input_size)
+    log.info(
+        "featurizer %s written (%d-d features, input %dx%d)",
+        version,
+        model.output_shape[-1],
+        input_size,
+        input_size,
+    )
     return version
 
 
@@ -85,7 +96,8 @@ def load_featurizer_spec(uri: str) -> FeaturizerSpec:
         data = uris.read_bytes(uris.to_uri(uri))
     except FileNotFoundError as error:
         raise FeaturizerError(
-            f"no featurizer artifact at {uri}: create it with `fruits model export`") from error
+            f"no featurizer artifact at {uri}: create it with `fruits model export`"
+        ) from error
     with tempfile.TemporaryDirectory(prefix="featurizer-") as work_dir:
         local_file = Path(work_dir, f"featurizer{MODEL_SUFFIX}")
         local_file.write_bytes(data)
@@ -148,13 +160,18 @@ def _imagenet_model(input_size: int):
         raise FeaturizerError(f"ImageNet weights exist only for input sizes {IMAGENET_INPUT_SIZES}")
     try:
         return keras.applications.MobileNetV2(
-            input_shape=(input_size, input_size, 3), include_top=False, weights="imagenet",
-            pooling="avg", name="mobilenetv2-imagenet")
+            input_shape=(input_size, input_size, 3),
+            include_top=False,
+            weights="imagenet",
+            pooling="avg",
+            name="mobilenetv2-imagenet",
+        )
     except Exception as error:
         raise FeaturizerError(
             f"could not obtain the ImageNet weights ({error}). They are downloaded by Keras and need "
             "internet access (or a pre-filled ~/.keras/models cache, see KERAS_HOME); offline, "
-            "use --weights seeded") from error
+            "use --weights seeded"
+        ) from error
 
 
 def _seeded_model(input_size: int, calibration_images: list[Path]):
@@ -167,14 +184,20 @@ def _seeded_model(input_size: int, calibration_images: list[Path]):
     """
     import keras
 
-    log.warning("seeded featurizer: weights are a fixed random initialisation with calibrated "
-                "batch-norm statistics, NOT ImageNet features; use --weights imagenet where "
-                "the weights can be downloaded")
+    log.warning(
+        "seeded featurizer: weights are a fixed random initialisation with calibrated "
+        "batch-norm statistics, NOT ImageNet features; use --weights imagenet where "
+        "the weights can be downloaded"
+    )
     calibration = _calibration_batch(calibration_images, input_size)
     keras.utils.set_random_seed(SEED)
     model = keras.applications.MobileNetV2(
-        input_shape=(input_size, input_size, 3), include_top=False, weights=None,
-        pooling="avg", name="mobilenetv2-seeded")
+        input_shape=(input_size, input_size, 3),
+        include_top=False,
+        weights=None,
+        pooling="avg",
+        name="mobilenetv2-seeded",
+    )
     batch_norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
     saved_momentum = [layer.momentum for layer in batch_norms]
     for layer in batch_norms:
@@ -189,7 +212,8 @@ def _calibration_batch(paths: list[Path], input_size: int) -> np.ndarray:
     if len(paths) < 2:
         raise FeaturizerError(
             f"a seeded export calibrates batch norms on real images: need >= 2, found {len(paths)} "
-            f"(expected under {BUNDLED_IMAGES}, or pass --calibration-images DIR)")
+            f"(expected under {BUNDLED_IMAGES}, or pass --calibration-images DIR)"
+        )
     ordered = sorted(paths)
     stride = max(1, len(ordered) // CALIBRATION_BATCH)
     chosen = ordered[::stride][:CALIBRATION_BATCH]

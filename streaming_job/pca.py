@@ -61,7 +61,8 @@ def featurize_images(spark, image_uris: list[str], spec_broadcast, batch_size: i
     partitions = max(1, min(len(image_uris), spark.sparkContext.defaultParallelism))
     uri_frame = spark.createDataFrame([(uri,) for uri in image_uris], "image_uri string")
     return uri_frame.repartition(partitions).mapInPandas(
-        _featurize_batches(spec_broadcast, batch_size), schema=FEATURIZED_SCHEMA)
+        _featurize_batches(spec_broadcast, batch_size), schema=FEATURIZED_SCHEMA
+    )
 
 
 def _featurize_batches(spec_broadcast, batch_size: int):
@@ -76,18 +77,27 @@ def _featurize_batches(spec_broadcast, batch_size: int):
         for batch in batches:
             image_uris = batch["image_uri"].tolist()
             result = featurize_uris(image_uris, featurizer, None, reader)
-            yield pd.DataFrame({
-                "image_uri": image_uris,
-                "features": result.features,
-                "reason": [error[0] if error else None for error in result.errors],
-                "detail": [error[1] if error else None for error in result.errors],
-            })
+            yield pd.DataFrame(
+                {
+                    "image_uri": image_uris,
+                    "features": result.features,
+                    "reason": [error[0] if error else None for error in result.errors],
+                    "detail": [error[1] if error else None for error in result.errors],
+                }
+            )
 
     return featurize
 
 
-def fit_pca(spark, image_uris: list[str], featurizer_uri: str, out_uri: str, k: int | None = None,
-            target_variance: float = DEFAULT_TARGET_VARIANCE, batch_size: int = 64) -> dict:
+def fit_pca(
+    spark,
+    image_uris: list[str],
+    featurizer_uri: str,
+    out_uri: str,
+    k: int | None = None,
+    target_variance: float = DEFAULT_TARGET_VARIANCE,
+    batch_size: int = 64,
+) -> dict:
     """Featurize the images, fit centring + PCA, save model and sidecar under `out_uri`; return the sidecar.
 
     k is fixed when given, else the fewest components explaining `target_variance`.
@@ -118,15 +128,17 @@ def fit_pca(spark, image_uris: list[str], featurizer_uri: str, out_uri: str, k: 
             log.warning("%d of %d images could not be featurized and were left out", failed, len(image_uris))
         _require_sample(sample_size, k, "featurizable")
         vectors = good.select(array_to_vector(FEATURES_COLUMN).alias(VECTOR_COLUMN))
-        scaler = StandardScaler(withMean=True, withStd=False,
-                                inputCol=VECTOR_COLUMN, outputCol=CENTRED_COLUMN)
+        scaler = StandardScaler(
+            withMean=True, withStd=False, inputCol=VECTOR_COLUMN, outputCol=CENTRED_COLUMN
+        )
         max_k = k or min(spec.feature_dim, sample_size - 1)
         pca = PCA(k=max_k, inputCol=CENTRED_COLUMN, outputCol=SCORES_COLUMN)
         model = _checked(spark, Pipeline(stages=[scaler, pca]).fit(vectors), vectors)
         chosen_k = k or choose_k(model.stages[-1].explainedVariance.toArray(), target_variance)
         if chosen_k != max_k:
-            model = _checked(spark, Pipeline(stages=[scaler, pca.copy({pca.k: chosen_k})]).fit(vectors),
-                             vectors)
+            model = _checked(
+                spark, Pipeline(stages=[scaler, pca.copy({pca.k: chosen_k})]).fit(vectors), vectors
+            )
     finally:
         featurized.unpersist()
         spec_broadcast.unpersist()
@@ -146,8 +158,13 @@ def fit_pca(spark, image_uris: list[str], featurizer_uri: str, out_uri: str, k: 
         "spark_model": SPARK_MODEL_DIR,
     }
     uris.write_bytes(join_uri(out_uri, SIDECAR_NAME), json.dumps(sidecar, indent=2).encode())
-    log.info("PCA %s fitted: k=%d explains %.3f of the variance over %d images",
-             sidecar["pca_version"], chosen_k, sidecar["cumulative_explained_variance"][-1], sample_size)
+    log.info(
+        "PCA %s fitted: k=%d explains %.3f of the variance over %d images",
+        sidecar["pca_version"],
+        chosen_k,
+        sidecar["cumulative_explained_variance"][-1],
+        sample_size,
+    )
     return sidecar
 
 
@@ -156,7 +173,8 @@ def read_sidecar(pca_uri: str) -> dict:
         return json.loads(uris.read_bytes(join_uri(pca_uri, SIDECAR_NAME)))
     except FileNotFoundError as error:
         raise PcaError(
-            f"no fitted PCA at {pca_uri} (missing {SIDECAR_NAME}): run `fruits fit-pca`") from error
+            f"no fitted PCA at {pca_uri} (missing {SIDECAR_NAME}): run `fruits fit-pca`"
+        ) from error
 
 
 def load_pca(spark, pca_uri: str, expected_model_version: str) -> PcaProjection:
@@ -168,19 +186,26 @@ def load_pca(spark, pca_uri: str, expected_model_version: str) -> PcaProjection:
         raise PcaVersionMismatch(
             f"the PCA at {pca_uri} ({sidecar['pca_version']}) was fitted on featurizer "
             f"{sidecar['model_version']}, but the featurizer is {expected_model_version}: "
-            "refit it with `fruits fit-pca` after changing the model")
+            "refit it with `fruits fit-pca` after changing the model"
+        )
     model_uri = join_uri(pca_uri, sidecar.get("spark_model", SPARK_MODEL_DIR))
     try:
         model = PipelineModel.load(model_uri)
     except Exception as error:
-        raise PcaError(f"cannot load the Spark ML model at {model_uri}: {error}; "
-                       "refit it with `fruits fit-pca`") from error
+        raise PcaError(
+            f"cannot load the Spark ML model at {model_uri}: {error}; refit it with `fruits fit-pca`"
+        ) from error
     mean, components, explained = _pipeline_arrays(model)
     if components.shape[1] != sidecar["k"]:
         raise PcaError(f"{pca_uri}: sidecar says k={sidecar['k']}, the saved model has {components.shape[1]}")
-    return PcaProjection(mean=mean, components=components, k=int(sidecar["k"]),
-                         explained_variance=[float(value) for value in explained],
-                         model_version=sidecar["model_version"], pca_version=sidecar["pca_version"])
+    return PcaProjection(
+        mean=mean,
+        components=components,
+        k=int(sidecar["k"]),
+        explained_variance=[float(value) for value in explained],
+        model_version=sidecar["model_version"],
+        pca_version=sidecar["pca_version"],
+    )
 
 
 def pca_version_of(model_version: str, mean: np.ndarray, components: np.ndarray) -> str:
@@ -211,8 +236,10 @@ def _checked(spark, model, vectors):
     _, components, explained = _pipeline_arrays(model)
     if components_are_valid(components, explained):
         return model
-    log.warning("Spark's PCA returned non-orthonormal components (an unstable SVD of a rank-deficient "
-                "covariance); recomputing them with numpy.linalg.eigh from Spark's covariance")
+    log.warning(
+        "Spark's PCA returned non-orthonormal components (an unstable SVD of a rank-deficient "
+        "covariance); recomputing them with numpy.linalg.eigh from Spark's covariance"
+    )
     scaler_model, pca_model = model.stages
     centred = scaler_model.transform(vectors).select(CENTRED_COLUMN)
     components, explained = _eigh_components(spark, centred, pca_model.getOrDefault("k"))
@@ -243,8 +270,7 @@ def _replace_pca_stage(spark, model, components: np.ndarray, explained: np.ndarr
     dimension, k = components.shape
     java_pc = _py2java(context, DenseMatrix(dimension, k, components.ravel(order="F").tolist()))
     java_variance = _py2java(context, DenseVector(explained.tolist()))
-    java_model = context._jvm.org.apache.spark.ml.feature.PCAModel(
-        fitted.uid, java_pc, java_variance)
+    java_model = context._jvm.org.apache.spark.ml.feature.PCAModel(fitted.uid, java_pc, java_variance)
     replacement = PCAModel._from_java(java_model)
     replacement._set(k=k, inputCol=fitted.getInputCol(), outputCol=fitted.getOutputCol())
     replacement._transfer_params_to_java()
@@ -262,5 +288,6 @@ def _pipeline_arrays(model) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def _require_sample(count: int, k: int | None, what: str) -> None:
     needed = (k + 1) if k else 2
     if count < needed:
-        raise PcaError(f"too few {what} images to fit a PCA with k={k or 'auto'}: "
-                       f"need >= {needed}, got {count}")
+        raise PcaError(
+            f"too few {what} images to fit a PCA with k={k or 'auto'}: need >= {needed}, got {count}"
+        )

@@ -24,8 +24,10 @@ class PcaProjection:
 
     def __post_init__(self):
         if self.mean.ndim != 1 or self.components.shape != (self.mean.shape[0], self.k):
-            raise ValueError(f"inconsistent PCA arrays: mean {self.mean.shape}, components "
-                             f"{self.components.shape}, k={self.k}")
+            raise ValueError(
+                f"inconsistent PCA arrays: mean {self.mean.shape}, components "
+                f"{self.components.shape}, k={self.k}"
+            )
 
     @property
     def feature_dim(self) -> int:

@@ -82,10 +82,17 @@ def manifest_mtimes_ms(root_uri: str) -> list[int]:
     """
     if uris.is_s3(root_uri):
         bucket, prefix = uris.split_s3(root_uri)
-        pages = uris.s3_client().get_paginator("list_objects_v2").paginate(
-            Bucket=bucket, Prefix=prefix.rstrip("/") + "/" if prefix else "")
-        return [int(item["LastModified"].timestamp() * 1000) for page in pages
-                for item in page.get("Contents", []) if _is_manifest_name(item["Key"].rsplit("/", 1)[-1])]
+        pages = (
+            uris.s3_client()
+            .get_paginator("list_objects_v2")
+            .paginate(Bucket=bucket, Prefix=prefix.rstrip("/") + "/" if prefix else "")
+        )
+        return [
+            int(item["LastModified"].timestamp() * 1000)
+            for page in pages
+            for item in page.get("Contents", [])
+            if _is_manifest_name(item["Key"].rsplit("/", 1)[-1])
+        ]
     root = uris.local_path(root_uri)
     if not root.is_dir():
         return []

@@ -66,8 +66,9 @@ def s3_client(max_pool_connections: int = 10):
     import boto3
     from botocore.config import Config
 
-    config = Config(retries={"max_attempts": 5, "mode": "standard"},
-                    max_pool_connections=max_pool_connections)
+    config = Config(
+        retries={"max_attempts": 5, "mode": "standard"}, max_pool_connections=max_pool_connections
+    )
     return boto3.client("s3", config=config)
 
 

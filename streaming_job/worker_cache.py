@@ -63,8 +63,9 @@ def task_cores(default: int = 1) -> int:
     return context.cpus() if context is not None else default
 
 
-def cached_featurizer(spec_broadcast, batch_size: int = DEFAULT_BATCH_SIZE,
-                      cores_per_task: int | None = None) -> Featurizer:
+def cached_featurizer(
+    spec_broadcast, batch_size: int = DEFAULT_BATCH_SIZE, cores_per_task: int | None = None
+) -> Featurizer:
     """The process's featurizer for the broadcast spec: the model is built on first use only.
 
     Keyed by model_version: a new artifact gets a new model, a repeated call

@@ -33,8 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--images-per-day", type=float, required=True, help="uploaded images per day")
     parser.add_argument("--region", default="eu-west-3", help="eu-west-3 (default) or eu-west-1")
-    parser.add_argument("--prices", type=Path,
-                        help="another price table (JSON, same layout as streaming_job/pricing_eu.json)")
+    parser.add_argument(
+        "--prices", type=Path, help="another price table (JSON, same layout as streaming_job/pricing_eu.json)"
+    )
     parser.add_argument("--json", action="store_true", help="print the estimate as one JSON object")
     kinds = {item.name: type(getattr(Assumptions(), item.name)) for item in fields(Assumptions)}
     for name, help_text in TUNABLE.items():

@@ -27,26 +27,53 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     upload = actions.add_parser("upload", help="upload the job package, entry scripts and model artifacts")
     _add_target_arguments(upload)
-    upload.add_argument("--featurizer", type=Path, default=DEFAULT_FEATURIZER,
-                        help=f"local featurizer artifact (default {DEFAULT_FEATURIZER})")
-    upload.add_argument("--pca", dest="pca_dir", type=Path, default=DEFAULT_PCA_DIR,
-                        help=f"local fitted PCA directory (default {DEFAULT_PCA_DIR})")
+    upload.add_argument(
+        "--featurizer",
+        type=Path,
+        default=DEFAULT_FEATURIZER,
+        help=f"local featurizer artifact (default {DEFAULT_FEATURIZER})",
+    )
+    upload.add_argument(
+        "--pca",
+        dest="pca_dir",
+        type=Path,
+        default=DEFAULT_PCA_DIR,
+        help=f"local fitted PCA directory (default {DEFAULT_PCA_DIR})",
+    )
     upload.add_argument("--skip-featurizer", action="store_true", help="do not upload the featurizer")
-    upload.add_argument("--skip-pca", action="store_true",
-                        help="do not upload a PCA (fit it on EMR with `fruits deploy fit-pca`)")
-    upload.add_argument("--tls-certificates", type=Path, default=None,
-                        help="zip of the PEM files for EMR in-transit encryption, uploaded to "
-                             "s3://<lake>/code/tls/emr-certs.zip (the EMR stack's TlsCertificatesS3Uri)")
-    upload.add_argument("--bootstrap-script", type=Path, default=None,
-                        help=f"bootstrap action script (default <repo>/{BOOTSTRAP_SCRIPT})")
+    upload.add_argument(
+        "--skip-pca",
+        action="store_true",
+        help="do not upload a PCA (fit it on EMR with `fruits deploy fit-pca`)",
+    )
+    upload.add_argument(
+        "--tls-certificates",
+        type=Path,
+        default=None,
+        help="zip of the PEM files for EMR in-transit encryption, uploaded to "
+        "s3://<lake>/code/tls/emr-certs.zip (the EMR stack's TlsCertificatesS3Uri)",
+    )
+    upload.add_argument(
+        "--bootstrap-script",
+        type=Path,
+        default=None,
+        help=f"bootstrap action script (default <repo>/{BOOTSTRAP_SCRIPT})",
+    )
 
     start = actions.add_parser("start", help="add the streaming step (same flags as `fruits stream`)")
     add_stream_arguments(start)
     _add_target_arguments(start, with_lake_and_stage=False)
     start.add_argument("--code-version", help="uploaded code version to run (default: the local sources')")
     # On EMR: archive processed manifests (bounded S3 listing); the local FRUITS_* paths must not leak in.
-    start.set_defaults(clean_source="archive", stage=DEFAULT_STAGE, lake=None, checkpoint=None,
-                       featurizer=None, pca=None, cloudwatch_log_group=None)
+    start.set_defaults(
+        clean_source="archive",
+        stage=DEFAULT_STAGE,
+        lake=None,
+        checkpoint=None,
+        featurizer=None,
+        pca=None,
+        cloudwatch_log_group=None,
+    )
 
     status = actions.add_parser("status", help="cluster, stream step and the stream's health")
     _add_target_arguments(status)
@@ -54,10 +81,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     stop = actions.add_parser("stop", help="stop the stream after its current micro-batch")
     _add_target_arguments(stop)
-    stop.add_argument("--timeout", type=float, default=300.0,
-                      help="seconds to wait for a clean stop before cancelling the step (default 300)")
-    stop.add_argument("--poll", type=float, default=STOP_POLL_SECONDS,
-                      help=f"seconds between step state checks (default {STOP_POLL_SECONDS:g})")
+    stop.add_argument(
+        "--timeout",
+        type=float,
+        default=300.0,
+        help="seconds to wait for a clean stop before cancelling the step (default 300)",
+    )
+    stop.add_argument(
+        "--poll",
+        type=float,
+        default=STOP_POLL_SECONDS,
+        help=f"seconds between step state checks (default {STOP_POLL_SECONDS:g})",
+    )
 
     fit_pca = actions.add_parser("fit-pca", help="fit the PCA on EMR (writes <lake>/models/pca)")
     _add_target_arguments(fit_pca)
@@ -70,19 +105,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_target_arguments(parser: argparse.ArgumentParser, with_lake_and_stage: bool = True) -> None:
-    parser.add_argument("--region", default=os.environ.get("FRUITS_REGION", DEFAULT_REGION),
-                        help=f"AWS region, EU only (default {DEFAULT_REGION}; env FRUITS_REGION)")
-    parser.add_argument("--stack-name", default=os.environ.get("FRUITS_STACK_NAME"),
-                        help="the EMR CloudFormation stack (for upload, the ingest stack is enough): the "
-                             "cluster id, lake bucket and KMS key come from its outputs "
-                             "(env FRUITS_STACK_NAME)")
+    parser.add_argument(
+        "--region",
+        default=os.environ.get("FRUITS_REGION", DEFAULT_REGION),
+        help=f"AWS region, EU only (default {DEFAULT_REGION}; env FRUITS_REGION)",
+    )
+    parser.add_argument(
+        "--stack-name",
+        default=os.environ.get("FRUITS_STACK_NAME"),
+        help="the EMR CloudFormation stack (for upload, the ingest stack is enough): the "
+        "cluster id, lake bucket and KMS key come from its outputs "
+        "(env FRUITS_STACK_NAME)",
+    )
     parser.add_argument("--cluster-id", help="EMR cluster id (instead of --stack-name)")
     parser.add_argument("--kms-key-id", help="KMS key ARN of the lake (instead of --stack-name)")
     if with_lake_and_stage:
         parser.add_argument("--lake", help="s3://bucket[/prefix] of the lake (instead of --stack-name)")
-        parser.add_argument("--stage", default=DEFAULT_STAGE,
-                            help="deployment stage: names the steps and the log group "
-                                 "(default dev; env FRUITS_STAGE)")
+        parser.add_argument(
+            "--stage",
+            default=DEFAULT_STAGE,
+            help="deployment stage: names the steps and the log group (default dev; env FRUITS_STAGE)",
+        )
     parser.add_argument("--dry-run", action="store_true", help="print the AWS API calls, call nothing")
 
 
@@ -95,12 +138,19 @@ def run(args: argparse.Namespace) -> int:
     deploy.require_eu_region(args.region)
     executor = DryRunExecutor() if args.dry_run else Boto3Executor(args.region)
     if args.dry_run:
-        executor.note(f"dry run in {args.region}: nothing is called; <...> marks values read from AWS "
-                      "at run time")
+        executor.note(
+            f"dry run in {args.region}: nothing is called; <...> marks values read from AWS at run time"
+        )
     try:
-        target = deploy.resolve_target(executor, stage=args.stage, stack_name=args.stack_name,
-                                       cluster_id=args.cluster_id, lake_uri=args.lake,
-                                       kms_key_id=args.kms_key_id, need_cluster=args.action != "upload")
+        target = deploy.resolve_target(
+            executor,
+            stage=args.stage,
+            stack_name=args.stack_name,
+            cluster_id=args.cluster_id,
+            lake_uri=args.lake,
+            kms_key_id=args.kms_key_id,
+            need_cluster=args.action != "upload",
+        )
         return ACTIONS[args.action](args, executor, target)
     except deploy.DeployError as error:
         print(f"fruits deploy {args.action}: {error}", file=sys.stderr)
@@ -121,17 +171,22 @@ def _upload(args, executor, target) -> int:
         main_script=_existing_file(sources_dir / "main.py", "stream entry script"),
         launcher=_existing_file(sources_dir / "launcher.py", "batch entry script"),
         bootstrap_script=_existing_file(bootstrap, "bootstrap script (--bootstrap-script)"),
-        featurizer=None if args.skip_featurizer else _existing_file(
-            args.featurizer, "featurizer (--featurizer; export one with `fruits model export`, "
-                             "or --skip-featurizer)"),
+        featurizer=None
+        if args.skip_featurizer
+        else _existing_file(
+            args.featurizer,
+            "featurizer (--featurizer; export one with `fruits model export`, or --skip-featurizer)",
+        ),
         pca_dir=None if args.skip_pca else _existing_pca(args.pca_dir),
-        tls_certificates=args.tls_certificates and _existing_file(args.tls_certificates,
-                                                                  "--tls-certificates"),
+        tls_certificates=args.tls_certificates
+        and _existing_file(args.tls_certificates, "--tls-certificates"),
     )
     uris = deploy.upload(executor, target, sources)
     verb = "would upload" if executor.dry_run else "uploaded"
-    executor.note(f"{verb} {len(uris)} objects to s3://{target.lake.bucket}/; code version "
-                  f"{sources.package.version} (start it with `fruits deploy start`)")
+    executor.note(
+        f"{verb} {len(uris)} objects to s3://{target.lake.bucket}/; code version "
+        f"{sources.package.version} (start it with `fruits deploy start`)"
+    )
     return 0
 
 
@@ -145,8 +200,10 @@ def _existing_pca(path: Path) -> Path:
     from streaming_job.deploy import pca_files
 
     if not path.is_dir() or not pca_files(path):
-        raise ConfigError(f"fitted PCA directory not found or empty: {path} (fit one with `fruits fit-pca`, "
-                          "or pass --skip-pca and run `fruits deploy fit-pca` after the upload)")
+        raise ConfigError(
+            f"fitted PCA directory not found or empty: {path} (fit one with `fruits fit-pca`, "
+            "or pass --skip-pca and run `fruits deploy fit-pca` after the upload)"
+        )
     return path
 
 
@@ -163,8 +220,10 @@ def _start(args, executor, target) -> int:
     version = _code_version(args)
     step_id = deploy.start(executor, target, config, version)
     if step_id:
-        executor.note(f"stream step {step_id} ({target.stream_step_name}, code {version}) added to "
-                      f"cluster {target.cluster_id}; follow it with `fruits deploy status`")
+        executor.note(
+            f"stream step {step_id} ({target.stream_step_name}, code {version}) added to "
+            f"cluster {target.cluster_id}; follow it with `fruits deploy status`"
+        )
     return 0
 
 
@@ -178,19 +237,30 @@ def _status(args, executor, target) -> int:
         print(json.dumps(report.as_dict(), default=str))
         return 0
     rows = [
-        ("cluster", f"{report.cluster_id} {report.cluster_state or '?'}"
-                    + (f" ({report.cluster_state_reason})" if report.cluster_state_reason else "")),
-        ("stream step", f"{report.step_id or '-'} {report.step_state or ''}"
-                        + (f" ({report.step_state_reason})" if report.step_state_reason else "")),
+        (
+            "cluster",
+            f"{report.cluster_id} {report.cluster_state or '?'}"
+            + (f" ({report.cluster_state_reason})" if report.cluster_state_reason else ""),
+        ),
+        (
+            "stream step",
+            f"{report.step_id or '-'} {report.step_state or ''}"
+            + (f" ({report.step_state_reason})" if report.step_state_reason else ""),
+        ),
     ]
     health = report.stream_health or {}
     rows.append(("stream health", f"{health.get('health', '-').upper()} ({health.get('reason', '-')})"))
     last = health.get("last_batch") or {}
     if last:
-        rows.append(("last batch", f"#{last.get('batch_id')} at {last.get('timestamp')}: "
-                                   f"{last.get('input_rows')} manifests, "
-                                   f"backlog {last.get('backlog_manifests')}, "
-                                   f"latency p95 {last.get('latency_p95_ms')} ms"))
+        rows.append(
+            (
+                "last batch",
+                f"#{last.get('batch_id')} at {last.get('timestamp')}: "
+                f"{last.get('input_rows')} manifests, "
+                f"backlog {last.get('backlog_manifests')}, "
+                f"latency p95 {last.get('latency_p95_ms')} ms",
+            )
+        )
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
@@ -218,7 +288,7 @@ def _stop(args, executor, target) -> int:
         "not_running": f"no PENDING/RUNNING {target.stream_step_name} step: nothing to stop",
         "stopped": f"stream step {result.step_id} stopped cleanly ({result.final_state})",
         "cancelled": f"stream step {result.step_id} did not stop within {args.timeout:g} s: cancelled it "
-                     "(SEND_INTERRUPT)",
+        "(SEND_INTERRUPT)",
     }
     if result.outcome in messages:
         executor.note(messages[result.outcome])
@@ -230,13 +300,16 @@ def _fit_pca(args, executor, target) -> int:
 
     from streaming_job import deploy
 
-    options = deploy.FitPcaOptions(images=args.images, k=args.k, target_variance=args.target_variance,
-                                   sample_size=args.sample_size)
+    options = deploy.FitPcaOptions(
+        images=args.images, k=args.k, target_variance=args.target_variance, sample_size=args.sample_size
+    )
     version = _code_version(args)
     step_id = deploy.fit_pca(executor, target, version, options)
     if step_id:
-        executor.note(f"fit-pca step {step_id} added to cluster {target.cluster_id}; the PCA is written to "
-                      f"{target.lake.uri(contracts.PCA_KEY)}")
+        executor.note(
+            f"fit-pca step {step_id} added to cluster {target.cluster_id}; the PCA is written to "
+            f"{target.lake.uri(contracts.PCA_KEY)}"
+        )
     return 0
 
 

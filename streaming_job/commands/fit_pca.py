@@ -25,22 +25,39 @@ SAMPLE_SEED = 0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--lake", default=None,
-                        help=f"lake root, file:// or s3:// (default FRUITS_LAKE or {DEFAULT_LOCAL_LAKE})")
-    parser.add_argument("--images", help="folder or URI prefix of the images to fit on "
-                                         f"(default <lake>/{contracts.CLEAN_PREFIX})")
-    parser.add_argument("--featurizer",
-                        help=f"featurizer artifact (default <lake>/{contracts.FEATURIZER_KEY})")
+    parser.add_argument(
+        "--lake",
+        default=None,
+        help=f"lake root, file:// or s3:// (default FRUITS_LAKE or {DEFAULT_LOCAL_LAKE})",
+    )
+    parser.add_argument(
+        "--images",
+        help=f"folder or URI prefix of the images to fit on (default <lake>/{contracts.CLEAN_PREFIX})",
+    )
+    parser.add_argument(
+        "--featurizer", help=f"featurizer artifact (default <lake>/{contracts.FEATURIZER_KEY})"
+    )
     parser.add_argument("--out", help=f"output directory (default <lake>/{contracts.PCA_KEY})")
     choice = parser.add_mutually_exclusive_group()
     choice.add_argument("--k", type=int, help="number of principal components")
-    choice.add_argument("--target-variance", type=float, default=0.95,
-                        help="choose the fewest components explaining this share of variance (default 0.95)")
-    parser.add_argument("--sample-size", type=int, default=DEFAULT_SAMPLE_SIZE,
-                        help=f"images drawn at random for the fit (default {DEFAULT_SAMPLE_SIZE})")
+    choice.add_argument(
+        "--target-variance",
+        type=float,
+        default=0.95,
+        help="choose the fewest components explaining this share of variance (default 0.95)",
+    )
+    parser.add_argument(
+        "--sample-size",
+        type=int,
+        default=DEFAULT_SAMPLE_SIZE,
+        help=f"images drawn at random for the fit (default {DEFAULT_SAMPLE_SIZE})",
+    )
     parser.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default 64)")
-    parser.add_argument("--master", default=os.environ.get("FRUITS_SPARK_MASTER", "local[*]"),
-                        help="Spark master (default local[*]; yarn on EMR)")
+    parser.add_argument(
+        "--master",
+        default=os.environ.get("FRUITS_SPARK_MASTER", "local[*]"),
+        help="Spark master (default local[*]; yarn on EMR)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,23 +75,33 @@ def run(args: argparse.Namespace) -> int:
     image_uris = sample_images(uris.list_uris(images_prefix), args.sample_size)
     needed = (args.k + 1) if args.k else 2
     if len(image_uris) < needed:
-        raise ConfigError(f"found {len(image_uris)} images under {images_prefix}: fitting a PCA with "
-                          f"k={args.k or 'auto'} needs >= {needed}")
+        raise ConfigError(
+            f"found {len(image_uris)} images under {images_prefix}: fitting a PCA with "
+            f"k={args.k or 'auto'} needs >= {needed}"
+        )
     from pyspark.sql import SparkSession
 
     owns_session = SparkSession.getActiveSession() is None
     spark = build_spark_session("fruits-fit-pca", master=args.master)
     try:
-        sidecar = fit_pca(spark, image_uris, featurizer, out, k=args.k,
-                          target_variance=args.target_variance, batch_size=args.batch_size)
+        sidecar = fit_pca(
+            spark,
+            image_uris,
+            featurizer,
+            out,
+            k=args.k,
+            target_variance=args.target_variance,
+            batch_size=args.batch_size,
+        )
     except (PcaError, FeaturizerError) as error:
         print(f"fruits fit-pca: {error}", file=sys.stderr)
         return 1
     finally:
         if owns_session:
             spark.stop()
-    summary = {key: sidecar[key] for key in ("pca_version", "model_version", "k", "sample_size",
-                                             "images_failed")}
+    summary = {
+        key: sidecar[key] for key in ("pca_version", "model_version", "k", "sample_size", "images_failed")
+    }
     summary["explained_variance_total"] = sidecar["cumulative_explained_variance"][-1]
     summary["out"] = out
     print(json.dumps(summary, indent=2))

@@ -28,19 +28,34 @@ def default_lake() -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="action", required=True, metavar="<action>")
-    export = actions.add_parser("export", help="write the featurizer artifact (.keras)",
-                                description=__doc__.splitlines()[0])
-    export.add_argument("--out", help="path, file:// or s3:// URI of the .keras file "
-                                      f"(default <lake>/{contracts.FEATURIZER_KEY}, lake from FRUITS_LAKE "
-                                      f"or {DEFAULT_LOCAL_LAKE})")
-    export.add_argument("--input-size", type=int, default=224,
-                        help="input image side in pixels (default 224; ImageNet: 96/128/160/192/224)")
-    export.add_argument("--weights", choices=("seeded", "imagenet"), default="seeded",
-                        help="seeded: offline, deterministic, calibrated on real images (default); "
-                             "imagenet: downloaded by Keras (needs internet)")
-    export.add_argument("--calibration-images", type=Path,
-                        help="folder of <label>/<image>.jpg used to calibrate a seeded export "
-                             "(default: the bundled data/fruits360-sample)")
+    export = actions.add_parser(
+        "export", help="write the featurizer artifact (.keras)", description=__doc__.splitlines()[0]
+    )
+    export.add_argument(
+        "--out",
+        help="path, file:// or s3:// URI of the .keras file "
+        f"(default <lake>/{contracts.FEATURIZER_KEY}, lake from FRUITS_LAKE "
+        f"or {DEFAULT_LOCAL_LAKE})",
+    )
+    export.add_argument(
+        "--input-size",
+        type=int,
+        default=224,
+        help="input image side in pixels (default 224; ImageNet: 96/128/160/192/224)",
+    )
+    export.add_argument(
+        "--weights",
+        choices=("seeded", "imagenet"),
+        default="seeded",
+        help="seeded: offline, deterministic, calibrated on real images (default); "
+        "imagenet: downloaded by Keras (needs internet)",
+    )
+    export.add_argument(
+        "--calibration-images",
+        type=Path,
+        help="folder of <label>/<image>.jpg used to calibrate a seeded export "
+        "(default: the bundled data/fruits360-sample)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,11 +65,15 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or join_uri(default_lake(), contracts.FEATURIZER_KEY)
     calibration = None
     if args.calibration_images is not None:
-        calibration = sorted(path for path in args.calibration_images.rglob("*")
-                             if path.suffix.lower() in contracts.ACCEPTED_UPLOAD_SUFFIXES)
+        calibration = sorted(
+            path
+            for path in args.calibration_images.rglob("*")
+            if path.suffix.lower() in contracts.ACCEPTED_UPLOAD_SUFFIXES
+        )
     try:
-        version = export_featurizer(out, input_size=args.input_size, weights=args.weights,
-                                    calibration_images=calibration)
+        version = export_featurizer(
+            out, input_size=args.input_size, weights=args.weights, calibration_images=calibration
+        )
     except FeaturizerError as error:
         print(f"fruits model export: {error}", file=sys.stderr)
         return 1

@@ -17,9 +17,26 @@ from tests.benchmarks.conftest import TINY_INPUT_SIZE, TINY_K, TINY_N
 @pytest.mark.slow
 def test_bench_json_reports_every_mode_and_the_ratio_last(tiny_workload, tiny_images, capsys):
     # GIVEN the tiny benchmark lake already built in the bench workdir (the command reuses it)
-    argv = ["bench", "--images", str(tiny_images), "--n", str(TINY_N), "--input-size", str(TINY_INPUT_SIZE),
-            "--k", str(TINY_K), "--workdir", tiny_workload.workdir, "--max-files-per-trigger", "8",
-            "--trigger", "0.5", "--ingest-n", "4", "--json"]
+    argv = [
+        "bench",
+        "--images",
+        str(tiny_images),
+        "--n",
+        str(TINY_N),
+        "--input-size",
+        str(TINY_INPUT_SIZE),
+        "--k",
+        str(TINY_K),
+        "--workdir",
+        tiny_workload.workdir,
+        "--max-files-per-trigger",
+        "8",
+        "--trigger",
+        "0.5",
+        "--ingest-n",
+        "4",
+        "--json",
+    ]
 
     # WHEN `fruits bench --json` runs every mode
     exit_code = fruits_main(argv)
@@ -45,13 +62,16 @@ def test_bench_json_reports_every_mode_and_the_ratio_last(tiny_workload, tiny_im
     assert report["machine"]["cores"] >= 1
 
 
-@pytest.mark.parametrize(("flags", "message"), [
-    (["--modes", "tf_alone,warp"], "--modes must be"),
-    (["--n", "1"], "--n must be >= 2"),
-    (["--input-size", "8"], "--input-size must be in"),
-    (["--repeat", "0"], "--repeat must be >= 1"),
-    (["--k", "64"], "--k must be in"),
-])
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--modes", "tf_alone,warp"], "--modes must be"),
+        (["--n", "1"], "--n must be >= 2"),
+        (["--input-size", "8"], "--input-size must be in"),
+        (["--repeat", "0"], "--repeat must be >= 1"),
+        (["--k", "64"], "--k must be in"),
+    ],
+)
 def test_bad_flags_are_refused_before_anything_runs(flags, message):
     import argparse
 

@@ -11,8 +11,12 @@ def record(batch_id: int, start_s: float, duration_s: float, rows: int) -> dict:
     from datetime import UTC, datetime
 
     stamp = datetime.fromtimestamp(1_750_000_000 + start_s, UTC).isoformat().replace("+00:00", "Z")
-    return {"batch_id": batch_id, "timestamp": stamp, "batch_duration_ms": int(duration_s * 1000),
-            "input_rows": rows}
+    return {
+        "batch_id": batch_id,
+        "timestamp": stamp,
+        "batch_duration_ms": int(duration_s * 1000),
+        "input_rows": rows,
+    }
 
 
 def test_steady_state_skips_the_first_batch_and_counts_the_gaps_between_batches():
@@ -42,8 +46,10 @@ def test_no_batches_give_no_rate():
     assert steady_state([])["images_per_s"] is None
 
 
-@pytest.mark.parametrize(("numerator", "denominator", "expected"),
-                         [(90.0, 100.0, 0.9), (None, 100.0, None), (90.0, None, None), (90.0, 0.0, None)])
+@pytest.mark.parametrize(
+    ("numerator", "denominator", "expected"),
+    [(90.0, 100.0, 0.9), (None, 100.0, None), (90.0, None, None), (90.0, 0.0, None)],
+)
 def test_ratio_is_none_when_a_side_is_missing(numerator, denominator, expected):
     assert ratio(numerator, denominator) == expected
 

@@ -32,8 +32,11 @@ def reference_features(workload, image_uris: list[str], spark) -> dict[str, tupl
     frame = spark.createDataFrame(rows, "image_uri string, raw array<double>")
     pipeline = PipelineModel.load(join_uri(workload.pca_uri, SPARK_MODEL_DIR))
     projected = pipeline.transform(frame.select("image_uri", array_to_vector("raw").alias(VECTOR_COLUMN)))
-    rows = projected.select("image_uri", vector_to_array(CENTRED_COLUMN).alias("centred"),
-                            vector_to_array(SCORES_COLUMN).alias("scores")).collect()
+    rows = projected.select(
+        "image_uri",
+        vector_to_array(CENTRED_COLUMN).alias("centred"),
+        vector_to_array(SCORES_COLUMN).alias("scores"),
+    ).collect()
     components = pipeline.stages[-1].pc.toArray()
     reference = {}
     for row in rows:
@@ -49,9 +52,15 @@ def test_tuned_stream_equals_keras_predict_then_spark_pca_transform(spark, tiny_
 
     tiny_workload.clear_run_outputs()
     lake = tiny_workload.lake_uri
-    config = StreamConfig(lake=lake, checkpoint=join_uri(lake, contracts.CHECKPOINTS_PREFIX, "features"),
-                          featurizer=tiny_workload.featurizer_uri, pca=tiny_workload.pca_uri,
-                          available_now=True, max_files_per_trigger=8, stage="test")
+    config = StreamConfig(
+        lake=lake,
+        checkpoint=join_uri(lake, contracts.CHECKPOINTS_PREFIX, "features"),
+        featurizer=tiny_workload.featurizer_uri,
+        pca=tiny_workload.pca_uri,
+        available_now=True,
+        max_files_per_trigger=8,
+        stage="test",
+    )
     manifests = {uri.rsplit("/", 1)[-1].removesuffix(".jpg"): uri for uri in tiny_workload.image_uris()}
 
     # WHEN the stream (the session's tuned settings, cached worker models) backfills it

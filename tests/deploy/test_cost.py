@@ -118,8 +118,20 @@ def test_command_prints_a_table_with_total_and_fleet(capsys):
 
 
 def test_command_json_totals_its_items_and_takes_overrides(capsys):
-    assert fruits_cost("--images-per-day", "100000000", "--region", "eu-west-1", "--json",
-                       "--trigger-seconds", "30", "--core-count", "3") == 0
+    assert (
+        fruits_cost(
+            "--images-per-day",
+            "100000000",
+            "--region",
+            "eu-west-1",
+            "--json",
+            "--trigger-seconds",
+            "30",
+            "--core-count",
+            "3",
+        )
+        == 0
+    )
     document = json.loads(capsys.readouterr().out)
     assert document["region"] == "eu-west-1"
     assert document["assumptions"]["trigger_seconds"] == 30
@@ -137,6 +149,6 @@ def test_command_refuses_bad_input():
 def test_table_format_lines_up():
     lines = format_table(estimate(10_000)).splitlines()
     header = next(line for line in lines if line.startswith("component"))
-    rows = lines[lines.index(header) + 2:]
+    rows = lines[lines.index(header) + 2 :]
     width = len(header)
     assert all(len(row) == width for row in rows if row.startswith(("Lambda", "SQS", "S3 ", "EMR")))

@@ -18,8 +18,8 @@ from streaming_job import deploy
 from streaming_job.aws_calls import ApiCall, Boto3Executor
 from streaming_job.commands import deploy as deploy_command
 from streaming_job.config import ConfigError, StreamConfig
-from streaming_job.monitoring import StatusLog
 from streaming_job.job_package import build_job_package
+from streaming_job.monitoring import StatusLog
 
 REGION = "eu-west-3"
 BUCKET = "fruits-test-lake"
@@ -37,8 +37,12 @@ def fruits_deploy(*argv: str) -> int:
 
 @pytest.fixture
 def aws(monkeypatch):
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": REGION}.items():
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+    }.items():
         monkeypatch.setenv(name, value)
     for name in ("FRUITS_LAKE", "FRUITS_STAGE", "FRUITS_STACK_NAME", "FRUITS_REGION"):
         monkeypatch.delenv(name, raising=False)
@@ -66,10 +70,17 @@ def emr(aws):
 @pytest.fixture
 def cluster_id(emr) -> str:
     return emr.run_job_flow(
-        Name="fruits-test", ReleaseLabel="emr-7.0.0", JobFlowRole="EMR_EC2_DefaultRole",
-        ServiceRole="EMR_DefaultRole", StepConcurrencyLevel=2,
-        Instances={"MasterInstanceType": "m7g.xlarge", "SlaveInstanceType": "m7g.xlarge", "InstanceCount": 3,
-                   "KeepJobFlowAliveWhenNoSteps": True},
+        Name="fruits-test",
+        ReleaseLabel="emr-7.0.0",
+        JobFlowRole="EMR_EC2_DefaultRole",
+        ServiceRole="EMR_DefaultRole",
+        StepConcurrencyLevel=2,
+        Instances={
+            "MasterInstanceType": "m7g.xlarge",
+            "SlaveInstanceType": "m7g.xlarge",
+            "InstanceCount": 3,
+            "KeepJobFlowAliveWhenNoSteps": True,
+        },
     )["JobFlowId"]
 
 
@@ -87,14 +98,30 @@ def artifacts(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def target_flags(cluster_id: str, kms_key: str) -> list[str]:
-    return ["--region", REGION, "--cluster-id", cluster_id, "--lake", f"s3://{BUCKET}",
-            "--kms-key-id", kms_key]
+    return [
+        "--region",
+        REGION,
+        "--cluster-id",
+        cluster_id,
+        "--lake",
+        f"s3://{BUCKET}",
+        "--kms-key-id",
+        kms_key,
+    ]
 
 
 def upload_all(cluster_id: str, kms_key: str, artifacts: tuple[Path, Path]) -> int:
     featurizer, pca = artifacts
-    return fruits_deploy("upload", *target_flags(cluster_id, kms_key), "--stage", STAGE,
-                         "--featurizer", str(featurizer), "--pca", str(pca))
+    return fruits_deploy(
+        "upload",
+        *target_flags(cluster_id, kms_key),
+        "--stage",
+        STAGE,
+        "--featurizer",
+        str(featurizer),
+        "--pca",
+        str(pca),
+    )
 
 
 def keys(s3) -> set[str]:
@@ -112,9 +139,13 @@ def test_upload_puts_code_and_artifacts_encrypted_with_the_lake_key(s3, kms_key,
     assert upload_all(cluster_id, kms_key, artifacts) == 0
     # THEN the versioned code, the bootstrap script and the models are in place (no local checksum files)
     assert keys(s3) == {
-        f"code/{version}/fruits_job.zip", f"code/{version}/main.py", f"code/{version}/fruits_cli.py",
-        "code/bootstrap/install-python-deps.sh", contracts.FEATURIZER_KEY,
-        f"{contracts.PCA_KEY}/pca.json", f"{contracts.PCA_KEY}/spark_model/metadata/part-00000",
+        f"code/{version}/fruits_job.zip",
+        f"code/{version}/main.py",
+        f"code/{version}/fruits_cli.py",
+        "code/bootstrap/install-python-deps.sh",
+        contracts.FEATURIZER_KEY,
+        f"{contracts.PCA_KEY}/pca.json",
+        f"{contracts.PCA_KEY}/spark_model/metadata/part-00000",
     }
     # AND every object is SSE-KMS with the lake's key
     for key in keys(s3):
@@ -134,20 +165,35 @@ def test_a_new_pca_replaces_every_file_of_the_old_one(s3, kms_key, cluster_id, a
     assert upload_all(cluster_id, kms_key, artifacts) == 0
     # THEN only the new PCA's files remain (Spark ML would read a stale part file with the new ones)
     pca_keys = {key for key in keys(s3) if key.startswith(f"{contracts.PCA_KEY}/")}
-    assert pca_keys == {f"{contracts.PCA_KEY}/pca.json",
-                        f"{contracts.PCA_KEY}/spark_model/metadata/part-00000"}
+    assert pca_keys == {
+        f"{contracts.PCA_KEY}/pca.json",
+        f"{contracts.PCA_KEY}/spark_model/metadata/part-00000",
+    }
 
 
 def expected_stream_args(version: str) -> list[str]:
     config = StreamConfig(
-        lake=f"s3://{BUCKET}", checkpoint=f"s3://{BUCKET}/checkpoints/features",
-        featurizer=f"s3://{BUCKET}/{contracts.FEATURIZER_KEY}", pca=f"s3://{BUCKET}/{contracts.PCA_KEY}",
-        clean_source="archive", stage=STAGE, cloudwatch_log_group=f"/fruits/{STAGE}/stream",
+        lake=f"s3://{BUCKET}",
+        checkpoint=f"s3://{BUCKET}/checkpoints/features",
+        featurizer=f"s3://{BUCKET}/{contracts.FEATURIZER_KEY}",
+        pca=f"s3://{BUCKET}/{contracts.PCA_KEY}",
+        clean_source="archive",
+        stage=STAGE,
+        cloudwatch_log_group=f"/fruits/{STAGE}/stream",
     )
-    return ["spark-submit", "--deploy-mode", "cluster", "--name", f"fruits-stream-{STAGE}",
-            "--conf", "spark.yarn.submit.waitAppCompletion=true",
-            "--py-files", f"s3://{BUCKET}/code/{version}/fruits_job.zip",
-            f"s3://{BUCKET}/code/{version}/main.py", *config.to_cli_args()]
+    return [
+        "spark-submit",
+        "--deploy-mode",
+        "cluster",
+        "--name",
+        f"fruits-stream-{STAGE}",
+        "--conf",
+        "spark.yarn.submit.waitAppCompletion=true",
+        "--py-files",
+        f"s3://{BUCKET}/code/{version}/fruits_job.zip",
+        f"s3://{BUCKET}/code/{version}/main.py",
+        *config.to_cli_args(),
+    ]
 
 
 def test_start_adds_a_stream_step_with_the_stream_flags(s3, emr, kms_key, cluster_id, artifacts):
@@ -171,8 +217,16 @@ def test_stream_flags_given_to_start_reach_the_step(s3, emr, kms_key, cluster_id
     assert upload_all(cluster_id, kms_key, artifacts) == 0
     # WHEN start gets stream flags
     flags = {"--trigger": "30", "--max-files-per-trigger": "2048", "--clean-source": "delete"}
-    assert fruits_deploy("start", *target_flags(cluster_id, kms_key), "--stage", STAGE,
-                         *[item for pair in flags.items() for item in pair]) == 0
+    assert (
+        fruits_deploy(
+            "start",
+            *target_flags(cluster_id, kms_key),
+            "--stage",
+            STAGE,
+            *[item for pair in flags.items() for item in pair],
+        )
+        == 0
+    )
     # THEN they are in the step's arguments
     args = steps(emr, cluster_id)[0]["Config"]["Args"]
     for flag, value in flags.items():
@@ -307,7 +361,8 @@ def test_stop_cancels_the_step_when_it_outlives_the_timeout(s3, emr, kms_key, cl
     step_id = steps(emr, cluster_id)[0]["Id"]
     assert clock.sleeps == [25, 25, 10]
     assert [call.params for call in executor.cancels] == [
-        {"ClusterId": cluster_id, "StepIds": [step_id], "StepCancellationOption": "SEND_INTERRUPT"}]
+        {"ClusterId": cluster_id, "StepIds": [step_id], "StepCancellationOption": "SEND_INTERRUPT"}
+    ]
     assert result.outcome == "cancelled"
     assert contracts.STOP_MARKER_KEY in keys(s3)
 
@@ -327,20 +382,47 @@ def test_fit_pca_adds_a_batch_step_running_the_cli_launcher(s3, emr, kms_key, cl
     assert upload_all(cluster_id, kms_key, artifacts) == 0
     version = build_job_package().version
     # WHEN a fit is requested with a fixed k
-    assert fruits_deploy("fit-pca", *target_flags(cluster_id, kms_key), "--stage", STAGE,
-                         "--k", "16", "--sample-size", "500") == 0
+    assert (
+        fruits_deploy(
+            "fit-pca",
+            *target_flags(cluster_id, kms_key),
+            "--stage",
+            STAGE,
+            "--k",
+            "16",
+            "--sample-size",
+            "500",
+        )
+        == 0
+    )
     # THEN the step runs `fruits fit-pca` on YARN from the zip, writing the lake's models/pca
     [step] = steps(emr, cluster_id)
     assert step["Name"] == f"fruits-fit-pca-{STAGE}"
     assert step["ActionOnFailure"] == "CONTINUE"
     assert step["Config"]["Args"] == [
-        "spark-submit", "--deploy-mode", "cluster", "--name", f"fruits-fit-pca-{STAGE}",
-        "--conf", "spark.yarn.submit.waitAppCompletion=true",
-        "--py-files", f"s3://{BUCKET}/code/{version}/fruits_job.zip",
+        "spark-submit",
+        "--deploy-mode",
+        "cluster",
+        "--name",
+        f"fruits-fit-pca-{STAGE}",
+        "--conf",
+        "spark.yarn.submit.waitAppCompletion=true",
+        "--py-files",
+        f"s3://{BUCKET}/code/{version}/fruits_job.zip",
         f"s3://{BUCKET}/code/{version}/fruits_cli.py",
-        "fit-pca", "--lake", f"s3://{BUCKET}", "--featurizer", f"s3://{BUCKET}/{contracts.FEATURIZER_KEY}",
-        "--out", f"s3://{BUCKET}/{contracts.PCA_KEY}", "--master", "yarn",
-        "--k", "16", "--sample-size", "500",
+        "fit-pca",
+        "--lake",
+        f"s3://{BUCKET}",
+        "--featurizer",
+        f"s3://{BUCKET}/{contracts.FEATURIZER_KEY}",
+        "--out",
+        f"s3://{BUCKET}/{contracts.PCA_KEY}",
+        "--master",
+        "yarn",
+        "--k",
+        "16",
+        "--sample-size",
+        "500",
     ]
 
 
@@ -375,11 +457,19 @@ Outputs:
 def stacks(aws, kms_key, cluster_id) -> None:
     """The ingest stack (lake bucket, KMS key) and the EMR stack naming it in IngestStackName."""
     cloudformation = boto3.client("cloudformation", region_name=REGION)
-    cloudformation.create_stack(StackName="fruits-ingest-test", TemplateBody=INGEST_STACK_TEMPLATE,
-                                Parameters=[{"ParameterKey": "KeyArn", "ParameterValue": kms_key}])
-    cloudformation.create_stack(StackName="fruits-emr-test", TemplateBody=EMR_STACK_TEMPLATE, Parameters=[
-        {"ParameterKey": "ClusterIdValue", "ParameterValue": cluster_id},
-        {"ParameterKey": "IngestStackName", "ParameterValue": "fruits-ingest-test"}])
+    cloudformation.create_stack(
+        StackName="fruits-ingest-test",
+        TemplateBody=INGEST_STACK_TEMPLATE,
+        Parameters=[{"ParameterKey": "KeyArn", "ParameterValue": kms_key}],
+    )
+    cloudformation.create_stack(
+        StackName="fruits-emr-test",
+        TemplateBody=EMR_STACK_TEMPLATE,
+        Parameters=[
+            {"ParameterKey": "ClusterIdValue", "ParameterValue": cluster_id},
+            {"ParameterKey": "IngestStackName", "ParameterValue": "fruits-ingest-test"},
+        ],
+    )
 
 
 def test_stack_outputs_give_the_cluster_lake_key_and_log_group(stacks, kms_key, cluster_id):
@@ -388,21 +478,31 @@ def test_stack_outputs_give_the_cluster_lake_key_and_log_group(stacks, kms_key, 
     # WHEN the target is resolved from the EMR stack's name alone
     target = deploy.resolve_target(executor, stage=STAGE, stack_name="fruits-emr-test")
     # THEN the cluster, lake and log group come from its outputs, the key from the ingest stack's
-    assert target == deploy.Target(lake=deploy.Lake(BUCKET), stage=STAGE, cluster_id=cluster_id,
-                                   kms_key_id=kms_key, stream_log_group="/fruits/test/stream-from-stack")
+    assert target == deploy.Target(
+        lake=deploy.Lake(BUCKET),
+        stage=STAGE,
+        cluster_id=cluster_id,
+        kms_key_id=kms_key,
+        stream_log_group="/fruits/test/stream-from-stack",
+    )
     assert [call.params["StackName"] for call in executor.calls] == ["fruits-emr-test", "fruits-ingest-test"]
 
 
 def test_an_emr_stack_repeating_the_lake_outputs_is_read_alone(aws, kms_key, cluster_id):
     # GIVEN an EMR stack whose outputs repeat the lake bucket and key (as infra/emr-cluster.yaml does)
     template = EMR_STACK_TEMPLATE + "  LakeKmsKeyArn: {Value: !Ref KeyArn}\n"
-    template = template.replace("  IngestStackName: {Type: String}\n",
-                                "  IngestStackName: {Type: String}\n  KeyArn: {Type: String}\n")
+    template = template.replace(
+        "  IngestStackName: {Type: String}\n", "  IngestStackName: {Type: String}\n  KeyArn: {Type: String}\n"
+    )
     boto3.client("cloudformation", region_name=REGION).create_stack(
-        StackName="fruits-emr-test", TemplateBody=template, Parameters=[
+        StackName="fruits-emr-test",
+        TemplateBody=template,
+        Parameters=[
             {"ParameterKey": "ClusterIdValue", "ParameterValue": cluster_id},
             {"ParameterKey": "IngestStackName", "ParameterValue": "no-such-stack"},
-            {"ParameterKey": "KeyArn", "ParameterValue": kms_key}])
+            {"ParameterKey": "KeyArn", "ParameterValue": kms_key},
+        ],
+    )
     executor = Boto3Executor(REGION)
     # WHEN the target is resolved
     target = deploy.resolve_target(executor, stage=STAGE, stack_name="fruits-emr-test")
@@ -438,8 +538,9 @@ def test_dry_run_prints_every_call_and_makes_none(s3, emr, kms_key, cluster_id, 
     flags = target_flags(cluster_id, kms_key)
     # GIVEN an empty lake and an idle cluster
     # WHEN upload, start, stop and fit-pca run with --dry-run
-    assert fruits_deploy("upload", *flags, "--featurizer", str(featurizer), "--pca", str(pca),
-                         "--dry-run") == 0
+    assert (
+        fruits_deploy("upload", *flags, "--featurizer", str(featurizer), "--pca", str(pca), "--dry-run") == 0
+    )
     assert fruits_deploy("start", *flags, "--stage", STAGE, "--dry-run") == 0
     assert fruits_deploy("stop", *flags, "--stage", STAGE, "--dry-run") == 0
     assert fruits_deploy("fit-pca", *flags, "--stage", STAGE, "--dry-run") == 0
@@ -448,11 +549,20 @@ def test_dry_run_prints_every_call_and_makes_none(s3, emr, kms_key, cluster_id, 
     # THEN each call is printed as service.operation({...}) with its real parameters
     operations = [line.split("(", 1)[0] for line in calls]
     assert operations.count("s3.put_object") == 7 + 1  # 7 uploads + the stop marker
-    for operation in ("emr.list_steps", "s3.head_object", "s3.delete_object", "emr.add_job_flow_steps",
-                      "emr.describe_step", "emr.cancel_steps"):
+    for operation in (
+        "emr.list_steps",
+        "s3.head_object",
+        "s3.delete_object",
+        "emr.add_job_flow_steps",
+        "emr.describe_step",
+        "emr.cancel_steps",
+    ):
         assert operation in operations
-    add_step = json.loads(next(line for line in calls if line.startswith("emr.add_job_flow_steps"))
-                          [len("emr.add_job_flow_steps("):-1])
+    add_step = json.loads(
+        next(line for line in calls if line.startswith("emr.add_job_flow_steps"))[
+            len("emr.add_job_flow_steps(") : -1
+        ]
+    )
     assert add_step["Steps"][0]["HadoopJarStep"]["Args"] == expected_stream_args(build_job_package().version)
     assert any('"SSEKMSKeyId": "' + kms_key in line for line in calls)
     # AND nothing was created
@@ -488,5 +598,14 @@ def test_a_target_needs_a_stack_or_explicit_ids(aws):
 def test_upload_needs_the_lake_kms_key(s3, cluster_id, artifacts):
     featurizer, pca = artifacts
     with pytest.raises(ConfigError, match="--kms-key-id"):
-        fruits_deploy("upload", "--cluster-id", cluster_id, "--lake", f"s3://{BUCKET}",
-                      "--featurizer", str(featurizer), "--pca", str(pca))
+        fruits_deploy(
+            "upload",
+            "--cluster-id",
+            cluster_id,
+            "--lake",
+            f"s3://{BUCKET}",
+            "--featurizer",
+            str(featurizer),
+            "--pca",
+            str(pca),
+        )

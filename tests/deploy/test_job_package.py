@@ -32,8 +32,12 @@ def test_entries_are_sorted_sources_with_fixed_metadata(tmp_path: Path):
     names = [info.filename for info in infos]
     # THEN it holds sorted Python sources (and package data) of the three packages, no caches
     assert names == sorted(names)
-    assert {"streaming_job/config.py", "streaming_job/cli.py", "fruits_ingest/contracts.py",
-            "streaming_job/pricing_eu.json"} <= set(names)
+    assert {
+        "streaming_job/config.py",
+        "streaming_job/cli.py",
+        "fruits_ingest/contracts.py",
+        "streaming_job/pricing_eu.json",
+    } <= set(names)
     assert all(name.endswith((".py", ".json")) for name in names)
     assert not any("__pycache__" in name for name in names)
     # AND every entry has the fixed timestamp and mode (what makes the bytes reproducible)
@@ -63,8 +67,9 @@ def test_modules_import_from_the_zip_alone(tmp_path: Path):
     )
     # WHEN a fresh interpreter imports the job's modules with the zip first on its path
     env = {**os.environ, "PYTHONPATH": str(archive_path)}
-    result = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
     # THEN they come from the zip (package data included), not from the checkout
     assert result.returncode == 0, result.stderr
     config_file, contracts_file, cost_ok = result.stdout.split()
@@ -81,8 +86,14 @@ def test_launcher_runs_a_fruits_command_from_the_zip(tmp_path: Path, repo_root: 
     launcher.write_bytes((repo_root / "streaming_job" / "launcher.py").read_bytes())
     # WHEN it runs a fruits command with only the zip on the path
     env = {**os.environ, "PYTHONPATH": str(archive_path)}
-    result = subprocess.run([sys.executable, str(launcher), "cost", "--images-per-day", "10000", "--json"],
-                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, str(launcher), "cost", "--images-per-day", "10000", "--json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     # THEN the whole CLI (every command module) loads from the zip and the command runs
     assert result.returncode == 0, result.stderr
     assert '"images_per_day": 10000' in result.stdout

@@ -44,23 +44,39 @@ def test_empty_and_misshapen_inputs():
 
 
 def test_unreadable_and_undecodable_images_become_error_entries_not_a_failed_batch(
-        sample_image_paths, tmp_path):
+    sample_image_paths, tmp_path
+):
     # GIVEN real images mixed with a missing file, garbage bytes and a truncated JPEG
     garbage = tmp_path / "garbage.jpg"
     garbage.write_bytes(b"definitely not pixels")
     truncated = tmp_path / "truncated.jpg"
     truncated.write_bytes(sample_image_paths[3].read_bytes()[:300])
     good = sample_image_paths[:5]
-    image_uris = [good[0].as_uri(), (tmp_path / "missing.jpg").as_uri(), good[1].as_uri(),
-                  garbage.as_uri(), good[2].as_uri(), truncated.as_uri(), good[3].as_uri(), good[4].as_uri()]
+    image_uris = [
+        good[0].as_uri(),
+        (tmp_path / "missing.jpg").as_uri(),
+        good[1].as_uri(),
+        garbage.as_uri(),
+        good[2].as_uri(),
+        truncated.as_uri(),
+        good[3].as_uri(),
+        good[4].as_uri(),
+    ]
     featurizer = seeded_model_featurizer(4)
     # WHEN the batch is featurized (chunks of 4: reading overlaps the forward passes)
     result = featurize_uris(image_uris, featurizer, None, ImageReader(threads=4))
     # THEN bad entries carry a reason and the good ones their features, in input order
     reasons = [error[0] if error else None for error in result.errors]
-    assert reasons == [None, FeaturizeErrorReason.IMAGE_NOT_FOUND.value, None,
-                       FeaturizeErrorReason.IMAGE_DECODE_FAILED.value, None,
-                       FeaturizeErrorReason.IMAGE_DECODE_FAILED.value, None, None]
+    assert reasons == [
+        None,
+        FeaturizeErrorReason.IMAGE_NOT_FOUND.value,
+        None,
+        FeaturizeErrorReason.IMAGE_DECODE_FAILED.value,
+        None,
+        FeaturizeErrorReason.IMAGE_DECODE_FAILED.value,
+        None,
+        None,
+    ]
     assert result.error_count == 3
     assert all(result.features[index] is None for index in (1, 3, 5))
     expected = featurizer.features(decoded(good))
@@ -77,12 +93,18 @@ def test_with_a_projection_rows_carry_k_scores_and_a_residual(sample_image_paths
     featurizer = seeded_model_featurizer()
     features = featurizer.features(decoded(sample_image_paths[:12]))
     basis, _ = np.linalg.qr(np.random.default_rng(0).normal(size=(1280, 3)))
-    projection = PcaProjection(mean=features.mean(axis=0).astype(np.float64), components=basis, k=3,
-                               explained_variance=[0.4, 0.2, 0.1], model_version=featurizer.model_version,
-                               pca_version="pca-test")
+    projection = PcaProjection(
+        mean=features.mean(axis=0).astype(np.float64),
+        components=basis,
+        k=3,
+        explained_variance=[0.4, 0.2, 0.1],
+        model_version=featurizer.model_version,
+        pca_version="pca-test",
+    )
     # WHEN featurizing by URI with it
-    result = featurize_uris([path.as_uri() for path in sample_image_paths[:12]], featurizer, projection,
-                            ImageReader(threads=2))
+    result = featurize_uris(
+        [path.as_uri() for path in sample_image_paths[:12]], featurizer, projection, ImageReader(threads=2)
+    )
     # THEN each row holds the k scores and the reconstruction error of its image
     scores, residuals = projection.project(features)
     np.testing.assert_allclose(np.stack(result.features), scores, atol=1e-4)
@@ -92,9 +114,14 @@ def test_with_a_projection_rows_carry_k_scores_and_a_residual(sample_image_paths
 
 def test_a_projection_of_another_model_version_is_refused(sample_image_paths):
     featurizer = seeded_model_featurizer()
-    projection = PcaProjection(mean=np.zeros(1280), components=np.eye(1280)[:, :2], k=2,
-                               explained_variance=[0.5, 0.5], model_version="mobilenetv2-other",
-                               pca_version="p")
+    projection = PcaProjection(
+        mean=np.zeros(1280),
+        components=np.eye(1280)[:, :2],
+        k=2,
+        explained_variance=[0.5, 0.5],
+        model_version="mobilenetv2-other",
+        pca_version="p",
+    )
     with pytest.raises(ValueError, match="PCA fitted on mobilenetv2-other"):
         featurize_uris([sample_image_paths[0].as_uri()], featurizer, projection, ImageReader(threads=1))
 

@@ -16,14 +16,19 @@ BUCKET = "fruits-test-lake"
 @pytest.fixture
 def s3_bucket(monkeypatch):
     """A moto S3 bucket; fake credentials so nothing can reach AWS."""
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION}.items():
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+    }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     with mock_aws():
-        uris.s3_client().create_bucket(Bucket=BUCKET,
-                                       CreateBucketConfiguration={"LocationConstraint": REGION})
+        uris.s3_client().create_bucket(
+            Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION}
+        )
         yield BUCKET
 
 
@@ -43,15 +48,23 @@ def test_local_write_is_atomic_and_leaves_no_temporary_file(tmp_path):
 
 def test_local_listing_is_sorted_filtered_and_skips_in_flight_names(tmp_path):
     # GIVEN images in dt= folders, a non-image, a hidden in-flight file and a Spark marker
-    for name in ("dt=2024-01-02/b.jpg", "dt=2024-01-01/a.jpg", "dt=2024-01-01/notes.txt",
-                 "dt=2024-01-01/.c.jpg.tmp", "dt=2024-01-01/_SUCCESS", "_staging/d.jpg"):
+    for name in (
+        "dt=2024-01-02/b.jpg",
+        "dt=2024-01-01/a.jpg",
+        "dt=2024-01-01/notes.txt",
+        "dt=2024-01-01/.c.jpg.tmp",
+        "dt=2024-01-01/_SUCCESS",
+        "_staging/d.jpg",
+    ):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(b"x")
     # WHEN listing the prefix for .jpg
     listed = uris.list_uris(tmp_path.as_uri(), ".jpg")
     # THEN only the visible images come back, sorted, as file:// URIs
-    assert listed == [(tmp_path / "dt=2024-01-01/a.jpg").as_uri(),
-                      (tmp_path / "dt=2024-01-02/b.jpg").as_uri()]
+    assert listed == [
+        (tmp_path / "dt=2024-01-01/a.jpg").as_uri(),
+        (tmp_path / "dt=2024-01-02/b.jpg").as_uri(),
+    ]
     assert uris.list_uris((tmp_path / "missing").as_uri()) == []
 
 
@@ -77,7 +90,8 @@ def test_s3_write_read_exists_and_list(s3_bucket):
     assert uris.exists(f"s3://{s3_bucket}/lake/clean/dt=2024-01-01/a.jpg")
     assert not uris.exists(f"s3://{s3_bucket}/lake/clean/missing.jpg")
     assert uris.list_uris(f"s3://{s3_bucket}/lake/clean", ".jpg") == [
-        f"s3://{s3_bucket}/lake/clean/dt=2024-01-01/a.jpg"]
+        f"s3://{s3_bucket}/lake/clean/dt=2024-01-01/a.jpg"
+    ]
     with pytest.raises(FileNotFoundError, match="no such object"):
         uris.read_bytes(f"s3://{s3_bucket}/lake/clean/missing.jpg")
 

@@ -59,8 +59,9 @@ def test_rebuilt_model_gives_the_loaded_files_features(sample_image_paths):
 
     rebuilt = build_model(seeded_spec())
     loaded = keras.saving.load_model(uris.local_path(seeded_featurizer()[0]), compile=False)
-    images = np.stack([decode_and_resize(path.read_bytes(), TEST_INPUT_SIZE)
-                       for path in sample_image_paths[:8]])
+    images = np.stack(
+        [decode_and_resize(path.read_bytes(), TEST_INPUT_SIZE) for path in sample_image_paths[:8]]
+    )
     scaled = images.astype(np.float32) / 127.5 - 1
     # WHEN both featurize the same real images
     # THEN the features are identical
@@ -85,11 +86,14 @@ def test_seeded_features_are_informative_on_real_fruit(sample_image_paths):
     assert accuracy >= 0.8, f"nearest-centroid accuracy {accuracy:.2f}"
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"weights": "random"}, "weights must be one of"),
-    ({"input_size": 16}, "input size must be in"),
-    ({"weights": "imagenet", "input_size": 100}, "ImageNet weights exist only for input sizes"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"weights": "random"}, "weights must be one of"),
+        ({"input_size": 16}, "input size must be in"),
+        ({"weights": "imagenet", "input_size": 100}, "ImageNet weights exist only for input sizes"),
+    ],
+)
 def test_invalid_export_requests_fail_clearly(tmp_path, kwargs, message):
     with pytest.raises(FeaturizerError, match=message):
         export_featurizer((tmp_path / "f.keras").as_uri(), **kwargs)
@@ -112,18 +116,43 @@ def test_loading_a_missing_or_broken_artifact_says_what_to_do(tmp_path):
 def test_imagenet_export_offline_fails_with_a_clear_message_and_no_traceback(tmp_path, repo_root):
     # GIVEN no reachable internet (an unreachable proxy) and an empty Keras cache
     env = {key: value for key, value in os.environ.items() if key.lower() not in ("no_proxy",)}
-    env.update({"HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9",
-                "https_proxy": "http://127.0.0.1:9", "http_proxy": "http://127.0.0.1:9",
-                "KERAS_HOME": str(tmp_path / "keras-home"), "TF_CPP_MIN_LOG_LEVEL": "3"})
+    env.update(
+        {
+            "HTTPS_PROXY": "http://127.0.0.1:9",
+            "HTTP_PROXY": "http://127.0.0.1:9",
+            "https_proxy": "http://127.0.0.1:9",
+            "http_proxy": "http://127.0.0.1:9",
+            "KERAS_HOME": str(tmp_path / "keras-home"),
+            "TF_CPP_MIN_LOG_LEVEL": "3",
+        }
+    )
     out = tmp_path / "featurizer.keras"
-    script = ("import argparse, sys\n"
-              "from streaming_job.commands import model\n"
-              "parser = argparse.ArgumentParser(); model.add_arguments(parser)\n"
-              "sys.exit(model.run(parser.parse_args(sys.argv[1:])))\n")
+    script = (
+        "import argparse, sys\n"
+        "from streaming_job.commands import model\n"
+        "parser = argparse.ArgumentParser(); model.add_arguments(parser)\n"
+        "sys.exit(model.run(parser.parse_args(sys.argv[1:])))\n"
+    )
     # WHEN `fruits model export --weights imagenet` runs
     completed = subprocess.run(
-        [sys.executable, "-c", script, "export", "--weights", "imagenet", "--input-size", "96",
-         "--out", str(out)], cwd=repo_root, env=env, capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-c",
+            script,
+            "export",
+            "--weights",
+            "imagenet",
+            "--input-size",
+            "96",
+            "--out",
+            str(out),
+        ],
+        cwd=repo_root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     # THEN it exits 1 with an explanation and the offline alternative, without a stack trace or a file
     assert completed.returncode == 1, completed.stderr
     assert "could not obtain the ImageNet weights" in completed.stderr

@@ -31,7 +31,9 @@ def fitted(spark, sample_image_paths, tmp_path_factory):
     corrupt = work / "corrupt.jpg"
     corrupt.write_bytes(b"\xff\xd8\xff garbage")
     image_uris = [path.as_uri() for path in sample_image_paths] + [
-        (work / "missing.jpg").as_uri(), corrupt.as_uri()]
+        (work / "missing.jpg").as_uri(),
+        corrupt.as_uri(),
+    ]
     out = (work / "models" / "pca").as_uri()
     sidecar = fit_pca(spark, image_uris, seeded_featurizer()[0], out)
     return {"out": out, "sidecar": sidecar, "image_uris": image_uris}
@@ -40,12 +42,15 @@ def fitted(spark, sample_image_paths, tmp_path_factory):
 # --- choosing k (pure) ----------------------------------------------------------
 
 
-@pytest.mark.parametrize(("variance", "target", "expected"), [
-    ([0.5, 0.3, 0.15, 0.05], 0.95, 3),
-    ([0.5, 0.3, 0.15, 0.05], 0.5, 1),
-    ([0.5, 0.3, 0.15, 0.05], 1.0, 4),
-    ([0.4, 0.3], 0.95, 2),  # never reached: all components
-])
+@pytest.mark.parametrize(
+    ("variance", "target", "expected"),
+    [
+        ([0.5, 0.3, 0.15, 0.05], 0.95, 3),
+        ([0.5, 0.3, 0.15, 0.05], 0.5, 1),
+        ([0.5, 0.3, 0.15, 0.05], 1.0, 4),
+        ([0.4, 0.3], 0.95, 2),  # never reached: all components
+    ],
+)
 def test_k_is_the_fewest_components_reaching_the_target(variance, target, expected):
     assert choose_k(variance, target) == expected
 
@@ -75,10 +80,11 @@ def test_fit_writes_model_and_sidecar_with_k_chosen_by_explained_variance(fitted
     assert sidecar["target_variance"] == 0.95 and sidecar["fitted_at"].endswith("Z")
     # AND Spark's explained variance is that of a centred PCA of the same real features (NumPy SVD)
     features = seeded_model_featurizer().features(
-        np.stack([decode_and_resize(path.read_bytes(), TEST_INPUT_SIZE) for path in sample_image_paths]))
+        np.stack([decode_and_resize(path.read_bytes(), TEST_INPUT_SIZE) for path in sample_image_paths])
+    )
     centred = features.astype(np.float64) - features.astype(np.float64).mean(axis=0)
     singular = np.linalg.svd(centred, compute_uv=False)
-    ratios = singular ** 2 / (singular ** 2).sum()
+    ratios = singular**2 / (singular**2).sum()
     np.testing.assert_allclose(sidecar["explained_variance"], ratios[:k], atol=1e-3)
     # AND both artifacts are on disk, the sidecar being what was returned
     assert json.loads(uris.read_bytes(f"{out}/pca.json")) == sidecar
@@ -97,7 +103,8 @@ def test_worker_projection_equals_the_saved_spark_pipeline_transform(spark, fitt
     # AND the real features of 40 images (a sample the PCA was fitted on, and 20 it never saw)
     paths = sample_image_paths[::5] + sample_image_paths[1::5]
     features = seeded_model_featurizer().features(
-        np.stack([decode_and_resize(path.read_bytes(), TEST_INPUT_SIZE) for path in paths]))
+        np.stack([decode_and_resize(path.read_bytes(), TEST_INPUT_SIZE) for path in paths])
+    )
     rows = [(vector.tolist(),) for vector in features]
     # WHEN Spark transforms them and the worker projection projects them
     frame = spark.createDataFrame(rows, "features array<float>")
@@ -108,8 +115,9 @@ def test_worker_projection_equals_the_saved_spark_pipeline_transform(spark, fitt
     assert scores.shape == (len(rows), projection.k)
     np.testing.assert_allclose(scores, spark_scores, atol=1e-4)
     centred_norm = np.linalg.norm(features.astype(np.float64) - projection.mean, axis=1)
-    np.testing.assert_allclose(residual ** 2 + (scores.astype(np.float64) ** 2).sum(axis=1),
-                               centred_norm ** 2, rtol=1e-3)
+    np.testing.assert_allclose(
+        residual**2 + (scores.astype(np.float64) ** 2).sum(axis=1), centred_norm**2, rtol=1e-3
+    )
     assert residual.min() > 0
 
 
@@ -122,8 +130,9 @@ def test_a_pca_fitted_on_another_model_version_is_refused(spark, fitted):
 
 @pytest.mark.spark
 @pytest.mark.tf
-def test_a_broken_spark_svd_is_replaced_by_numpy_eigh_in_a_spark_ml_model(spark, sample_image_paths, tmp_path,
-                                                                         monkeypatch):
+def test_a_broken_spark_svd_is_replaced_by_numpy_eigh_in_a_spark_ml_model(
+    spark, sample_image_paths, tmp_path, monkeypatch
+):
     # GIVEN Spark's PCA result judged broken (as its SVD intermittently returns on rank-deficient data)
     from pyspark.ml import PipelineModel
     from pyspark.ml.functions import array_to_vector
@@ -139,15 +148,18 @@ def test_a_broken_spark_svd_is_replaced_by_numpy_eigh_in_a_spark_ml_model(spark,
     projection = load_pca(spark, out, seeded_featurizer()[1])
     np.testing.assert_allclose(projection.components.T @ projection.components, np.eye(5), atol=1e-9)
     features = seeded_model_featurizer().features(
-        np.stack([decode_and_resize(path.read_bytes(), TEST_INPUT_SIZE) for path in paths]))
+        np.stack([decode_and_resize(path.read_bytes(), TEST_INPUT_SIZE) for path in paths])
+    )
     centred = features.astype(np.float64) - features.astype(np.float64).mean(axis=0)
     singular = np.linalg.svd(centred, compute_uv=False)
-    np.testing.assert_allclose(sidecar["explained_variance"], (singular ** 2 / (singular ** 2).sum())[:5],
-                               atol=1e-3)
+    np.testing.assert_allclose(
+        sidecar["explained_variance"], (singular**2 / (singular**2).sum())[:5], atol=1e-3
+    )
     # AND Spark's own transform of that saved pipeline agrees with the worker projection
     frame = spark.createDataFrame([(row.tolist(),) for row in features], "features array<float>")
     transformed = PipelineModel.load(f"{out}/spark_model").transform(
-        frame.select(array_to_vector("features").alias("features_vector")))
+        frame.select(array_to_vector("features").alias("features_vector"))
+    )
     spark_scores = np.array([row.pca_features.toArray() for row in transformed.collect()])
     np.testing.assert_allclose(projection.project(features)[0], spark_scores, atol=1e-4)
 
@@ -155,8 +167,9 @@ def test_a_broken_spark_svd_is_replaced_by_numpy_eigh_in_a_spark_ml_model(spark,
 def test_component_validity_check():
     basis, _ = np.linalg.qr(np.random.default_rng(0).normal(size=(6, 3)))
     assert components_are_valid(basis, np.array([0.5, 0.3, 0.1]))
-    assert not components_are_valid(np.column_stack([basis[:, 0], basis[:, 0], basis[:, 1]]),
-                                    np.array([0.5, 0.3, 0.1]))
+    assert not components_are_valid(
+        np.column_stack([basis[:, 0], basis[:, 0], basis[:, 1]]), np.array([0.5, 0.3, 0.1])
+    )
     assert not components_are_valid(basis, np.array([0.1, 0.3, 0.5]))
 
 
@@ -180,8 +193,22 @@ def test_fit_pca_command_with_a_fixed_k_on_an_images_folder(spark, sample_images
     parser = argparse.ArgumentParser()
     fit_pca_command.add_arguments(parser)
     out = (tmp_path / "pca").as_uri()
-    args = parser.parse_args(["--images", str(sample_images_dir), "--featurizer", seeded_featurizer()[0],
-                              "--out", out, "--k", "3", "--sample-size", "12", "--master", "local[2]"])
+    args = parser.parse_args(
+        [
+            "--images",
+            str(sample_images_dir),
+            "--featurizer",
+            seeded_featurizer()[0],
+            "--out",
+            out,
+            "--k",
+            "3",
+            "--sample-size",
+            "12",
+            "--master",
+            "local[2]",
+        ]
+    )
     # WHEN it runs
     assert fit_pca_command.run(args) == 0
     # THEN it fits exactly k=3 on the 12-image sample and prints the summary
@@ -199,7 +226,17 @@ def test_fit_pca_command_refuses_too_few_images(sample_images_dir, tmp_path):
 
     parser = argparse.ArgumentParser()
     fit_pca_command.add_arguments(parser)
-    args = parser.parse_args(["--images", str(sample_images_dir / "apple"), "--out", tmp_path.as_uri(),
-                              "--featurizer", (tmp_path / "f.keras").as_uri(), "--k", "50"])
+    args = parser.parse_args(
+        [
+            "--images",
+            str(sample_images_dir / "apple"),
+            "--out",
+            tmp_path.as_uri(),
+            "--featurizer",
+            (tmp_path / "f.keras").as_uri(),
+            "--k",
+            "50",
+        ]
+    )
     with pytest.raises(ConfigError, match=r"found 25 images .* needs >= 51"):
         fit_pca_command.run(args)

@@ -50,10 +50,13 @@ def test_large_jpeg_is_decoded_in_draft_mode_to_the_target_size(sample_image_pat
     assert pixels.shape == (96, 96, 3)
 
 
-@pytest.mark.parametrize(("data", "message"), [
-    (b"", "empty file"),
-    (b"this is not an image at all", "not a JPEG/PNG/WEBP image"),
-])
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"", "empty file"),
+        (b"this is not an image at all", "not a JPEG/PNG/WEBP image"),
+    ],
+)
 def test_non_images_raise_a_clear_decode_error(data, message):
     with pytest.raises(ImageDecodeError, match=message):
         decode_and_resize(data, 96)

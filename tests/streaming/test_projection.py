@@ -11,8 +11,14 @@ from streaming_job.projection import PcaProjection
 def orthonormal_projection(dimension: int, k: int, seed: int = 0) -> PcaProjection:
     generator = np.random.default_rng(seed)
     basis, _ = np.linalg.qr(generator.normal(size=(dimension, dimension)))
-    return PcaProjection(mean=generator.normal(size=dimension), components=basis[:, :k], k=k,
-                         explained_variance=[0.5] * k, model_version="m", pca_version="p")
+    return PcaProjection(
+        mean=generator.normal(size=dimension),
+        components=basis[:, :k],
+        k=k,
+        explained_variance=[0.5] * k,
+        model_version="m",
+        pca_version="p",
+    )
 
 
 def test_points_in_the_component_span_project_exactly_and_leave_no_residual():
@@ -50,5 +56,11 @@ def test_wrong_feature_width_is_refused():
 
 def test_inconsistent_arrays_are_refused_at_construction():
     with pytest.raises(ValueError, match="inconsistent PCA arrays"):
-        PcaProjection(mean=np.zeros(8), components=np.zeros((8, 3)), k=2, explained_variance=[],
-                      model_version="m", pca_version="p")
+        PcaProjection(
+            mean=np.zeros(8),
+            components=np.zeros((8, 3)),
+            k=2,
+            explained_variance=[],
+            model_version="m",
+            pca_version="p",
+        )

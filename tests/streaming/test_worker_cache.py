@@ -13,12 +13,15 @@ from tests.streaming.featurizer_testkit import seeded_spec
 
 pytestmark = pytest.mark.tf
 
-REPORT_SCHEMA = ("pid long, builds long, intra_op_threads long, omp_threads string, task_cpus long, "
-                 "rows long, featurized long")
+REPORT_SCHEMA = (
+    "pid long, builds long, intra_op_threads long, omp_threads string, task_cpus long, "
+    "rows long, featurized long"
+)
 
 
 def report_per_batch(spec_broadcast):
     """mapInPandas body: featurize each Arrow batch and report which process did it and its build count."""
+
     def run(batches):
         import os
 
@@ -36,15 +39,19 @@ def report_per_batch(spec_broadcast):
         for batch in batches:
             featurizer = cached_featurizer(spec_broadcast, batch_size=4)
             result = featurize_uris(batch["image_uri"].tolist(), featurizer, None, cached_image_reader())
-            yield pd.DataFrame([{
-                "pid": os.getpid(),
-                "builds": model_builds_in_this_process(featurizer.model_version),
-                "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
-                "omp_threads": os.environ.get("OMP_NUM_THREADS"),
-                "task_cpus": TaskContext.get().cpus(),
-                "rows": len(batch),
-                "featurized": len(batch) - result.error_count,
-            }])
+            yield pd.DataFrame(
+                [
+                    {
+                        "pid": os.getpid(),
+                        "builds": model_builds_in_this_process(featurizer.model_version),
+                        "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
+                        "omp_threads": os.environ.get("OMP_NUM_THREADS"),
+                        "task_cpus": TaskContext.get().cpus(),
+                        "rows": len(batch),
+                        "featurized": len(batch) - result.error_count,
+                    }
+                ]
+            )
 
     return run
 
@@ -74,8 +81,9 @@ def test_each_worker_process_builds_the_model_once_across_tasks_and_micro_batche
     assert all(builds == {1} for builds in builds_per_pid.values()), builds_per_pid
     assert len(reports) > len(builds_per_pid)
     # AND TensorFlow / OpenMP threads were sized to the cores of a task, not of the machine
-    assert {(r.intra_op_threads, r.omp_threads) for r in reports} == {(r.task_cpus, str(r.task_cpus))
-                                                                       for r in reports}
+    assert {(r.intra_op_threads, r.omp_threads) for r in reports} == {
+        (r.task_cpus, str(r.task_cpus)) for r in reports
+    }
 
 
 def test_cached_featurizer_reuses_the_model_and_keys_it_by_version(monkeypatch):
