@@ -32,9 +32,8 @@ from fruits_ingest import contracts
 from streaming_job import uris
 from streaming_job.config import ConfigError, StreamConfig, join_uri
 from streaming_job.demo_uploads import AppUpload, app_uploads, bad_uploads, find_images
+from streaming_job.model import BUNDLED_IMAGES
 
-PACKAGE_ROOT = Path(__file__).resolve().parents[1]
-BUNDLED_IMAGES = PACKAGE_ROOT / "data" / "fruits360-sample"
 DEFAULT_WORKDIR = Path("work") / "demo"
 DEFAULT_INPUT_SIZE = 224
 TRIGGER_SECONDS = 1.0

@@ -22,6 +22,7 @@ from urllib.parse import urlparse
 
 from fruits_ingest import contracts
 
+from streaming_job import uris
 from streaming_job.aws_calls import ApiCall, Executor, InlineBytes, LocalFile
 from streaming_job.config import ConfigError, StreamConfig, config_from_args, join_uri
 from streaming_job.job_package import JobPackage
@@ -293,17 +294,13 @@ def plan_upload(target: Target, sources: UploadSources) -> list[ApiCall]:
 
 def upload(executor: Executor, target: Target, sources: UploadSources) -> list[str]:
     """Put the code and artifacts; returns the S3 URIs written (planned, in a dry run)."""
-    uris = []
+    written = []
     for call in plan_upload(target, sources):
         executor(call)
-        uris.append(f"s3://{call.params['Bucket']}/{call.params['Key']}")
+        written.append((call.params["Bucket"], call.params["Key"]))
     if sources.pca_dir is not None:
-        remove_stale_pca_files(executor, target, set(_keys(uris)))
-    return uris
-
-
-def _keys(uris: list[str]) -> list[str]:
-    return [urlparse(uri).path.lstrip("/") for uri in uris]
+        remove_stale_pca_files(executor, target, {key for _, key in written})
+    return [f"s3://{bucket}/{key}" for bucket, key in written]
 
 
 def remove_stale_pca_files(executor: Executor, target: Target, uploaded: set[str]) -> list[str]:
@@ -467,18 +464,17 @@ def require_objects(executor: Executor, objects: list[str], prefixes: tuple[str,
     missing = []
     checks = [(uri, False) for uri in objects] + [(uri, True) for uri in prefixes]
     for uri, is_prefix in checks:
-        parsed = urlparse(uri)
-        if parsed.scheme != "s3":
+        if not uris.is_s3(uri):
             continue
-        key = parsed.path.lstrip("/")
+        bucket, key = uris.split_s3(uri)
         if is_prefix:
             call = ApiCall(
                 "s3",
                 "list_objects_v2",
-                {"Bucket": parsed.netloc, "Prefix": f"{key.rstrip('/')}/", "MaxKeys": 1},
+                {"Bucket": bucket, "Prefix": f"{key.rstrip('/')}/", "MaxKeys": 1},
             )
         else:
-            call = ApiCall("s3", "head_object", {"Bucket": parsed.netloc, "Key": key})
+            call = ApiCall("s3", "head_object", {"Bucket": bucket, "Key": key})
         try:
             response = executor(call)
         except ClientError as error:
