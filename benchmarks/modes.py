@@ -18,6 +18,7 @@ from pathlib import Path
 
 from benchmarks.stats import batch_end, steady_state
 from benchmarks.workload import Workload, WorkloadSpec, build_workload, load_workload, reusable, sample_images
+from streaming_job.config import StreamConfig
 
 MODES = ("prepare", "tf_alone", "stream", "batch_backfill", "ingest")
 TF_ALONE_BATCH = 64
@@ -109,7 +110,7 @@ def stream(
     started_epoch = time.time()
     from fruits_ingest import contracts
 
-    from streaming_job.config import StreamConfig, join_uri
+    from streaming_job.config import join_uri
     from streaming_job.runner import await_stream, start_stream
     from streaming_job.session import build_spark_session
 
@@ -129,7 +130,7 @@ def stream(
     running = start_stream(spark, config)
     stop = threading.Event()
     if not available_now:
-        _wait_for_rows(running.listener, expected, timeout_seconds)
+        _wait_for_rows(running, expected, timeout_seconds)
         stop.set()
     await_stream(spark, running, config, stop)
     records = sorted(running.listener.records, key=lambda record: record["batch_id"])
@@ -170,12 +171,15 @@ def phase_medians(durations: list[dict]) -> dict[str, float]:
     return {name: statistics.median(phases.get(name, 0) for phases in durations) for name in names}
 
 
-def _wait_for_rows(listener, expected: int, timeout_seconds: float) -> None:
+def _wait_for_rows(running, expected: int, timeout_seconds: float) -> None:
+    """Until the stream has processed `expected` manifests; a failed query ends the wait at once."""
     deadline = time.monotonic() + timeout_seconds
     while time.monotonic() < deadline:
-        done = sum(record["feature_rows"] + record["error_rows"] for record in list(listener.records))
-        if done >= expected:
+        records = list(running.listener.records)
+        if sum(record["feature_rows"] + record["error_rows"] for record in records) >= expected:
             return
+        if not running.query.isActive:
+            return  # await_stream re-raises the query's error
         time.sleep(STREAM_POLL_SECONDS)
     raise TimeoutError(f"the stream did not process {expected} images within {timeout_seconds:.0f} s")
 
@@ -207,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--input-size", type=int)
     parser.add_argument("--k", type=int)
     parser.add_argument("--master", default="local[*]")
-    parser.add_argument("--max-files-per-trigger", type=int, default=256)
+    parser.add_argument("--max-files-per-trigger", type=int, default=StreamConfig.max_files_per_trigger)
     parser.add_argument("--trigger", type=float, default=1.0)
     parser.add_argument("--timeout", type=float, default=1800.0)
     parser.add_argument("--ingest-n", type=int, default=200)

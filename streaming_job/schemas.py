@@ -6,6 +6,7 @@ so a malformed or foreign manifest cannot change the query's schema.
 
 from __future__ import annotations
 
+import pyarrow as pa
 from fruits_ingest import contracts
 from pyspark.sql.types import (
     ArrayType,
@@ -27,6 +28,15 @@ _SPARK_TYPES: dict[str, DataType] = {
     "long": LongType(),
     "float": FloatType(),
     "array<float>": ArrayType(FloatType(), containsNull=False),
+}
+
+
+_ARROW_TYPES: dict[str, pa.DataType] = {
+    "string": pa.string(),
+    "int": pa.int32(),
+    "long": pa.int64(),
+    "float": pa.float32(),
+    "array<float>": pa.list_(pa.field("element", pa.float32(), nullable=False)),
 }
 
 
@@ -62,3 +72,17 @@ def features_schema() -> StructType:
 
 def errors_schema() -> StructType:
     return struct_type(contracts.ERROR_FIELDS)
+
+
+def arrow_schema(fields: tuple[tuple[str, str], ...]) -> pa.Schema:
+    """The Arrow schema of the Parquet files the driver writes, as Spark would write them.
+
+    Every column nullable, array elements not (as Spark's Parquet writer does).
+    """
+    arrow_fields = []
+    for name, kind in fields:
+        base_kind = kind.rstrip("?")
+        if base_kind not in _ARROW_TYPES:
+            raise ValueError(f"field {name!r} has a type the schemas do not know: {kind!r}")
+        arrow_fields.append(pa.field(name, _ARROW_TYPES[base_kind], nullable=True))
+    return pa.schema(arrow_fields)

@@ -7,21 +7,35 @@ from the batch id alone: `dt=<dt>/part-<batch_id:010d>-<n:05d>.parquet`.
 Before moving, any file of the same batch id left by an earlier attempt is
 deleted, so publishing a batch twice leaves exactly one copy of its rows.
 
-Listing, renames and deletes go through Hadoop's FileSystem API in the JVM, so
-the same code runs on `file://` (local mode) and `s3://` (EMRFS).
+A batch's rows are few and narrow (k floats per image), so the driver encodes
+them as Parquet itself, one file per `dt` (`parquet_by_partition`), instead of
+planning and running one more Spark job per output and batch.
+Writes, listing, renames and deletes go through Hadoop's FileSystem API in the
+JVM, so the same code runs on `file://` (local mode) and `s3://` (EMRFS, with
+the cluster's S3 encryption settings).
 The staging area's leading underscore hides it from Spark and pyarrow readers.
 """
 
 from __future__ import annotations
 
+import io
+import re
 from dataclasses import dataclass
 
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from fruits_ingest import contracts
 
 from streaming_job.config import join_uri
 
 STAGING_DIR = "_staging"
-PARTITION_PREFIX = f"{contracts.FEATURES_PARTITION_COLUMN}="
+PARTITION_COLUMN = contracts.FEATURES_PARTITION_COLUMN
+PARTITION_PREFIX = f"{PARTITION_COLUMN}="
+# Spark's default Parquet codec, so files read the same whoever wrote them.
+PARQUET_COMPRESSION = "snappy"
+# py4j copies bytes into the JVM per call: staged files are sent in pieces of this size.
+WRITE_CHUNK_BYTES = 4 * 2**20
 
 
 def published_name(batch_id: int, index: int) -> str:
@@ -55,6 +69,25 @@ def plan_publication(batch_id: int, staged_files: list[str]) -> list[Move]:
     return moves
 
 
+def parquet_by_partition(table: pa.Table) -> list[tuple[str, bytes]]:
+    """`table` as Parquet files, one per `dt` value: [(`dt=<dt>/part-00000.parquet`, bytes)].
+
+    The `dt` column becomes the directory (Hive partitioning, as Spark writes it),
+    so it must look like a date: anything else could escape the output folder.
+    """
+    if table.num_rows == 0:
+        return []
+    files = []
+    for dt in sorted(table.column(PARTITION_COLUMN).unique().to_pylist(), key=str):
+        if dt is None or not re.match(contracts.DT_PATTERN, dt):
+            raise ValueError(f"refusing to write rows whose {PARTITION_COLUMN} is not YYYY-MM-DD: {dt!r}")
+        rows = table.filter(pc.equal(table.column(PARTITION_COLUMN), dt)).drop_columns([PARTITION_COLUMN])
+        buffer = io.BytesIO()
+        pq.write_table(rows, buffer, compression=PARQUET_COMPRESSION)
+        files.append((f"{PARTITION_PREFIX}{dt}/part-00000.parquet", buffer.getvalue()))
+    return files
+
+
 def _is_data_file(relative_path: str) -> bool:
     name = relative_path.rsplit("/", 1)[-1]
     return name.endswith(".parquet") and not name.startswith(("_", "."))
@@ -83,10 +116,17 @@ class BatchPublisher:
     def staging_uri(self, batch_id: int) -> str:
         return join_uri(self.output_uri, STAGING_DIR, f"batch={batch_id}")
 
-    def write(self, df, batch_id: int) -> int:
-        """Stage `df` (partitioned by dt) and publish it; return the number of files published."""
+    def write(self, table: pa.Table, batch_id: int) -> int:
+        """Stage `table`'s rows (one Parquet file per dt) and publish them; return the files published.
+
+        An empty table still publishes: that clears what a killed attempt of the batch left.
+        """
         staging = self.staging_uri(batch_id)
-        df.write.mode("overwrite").partitionBy(contracts.FEATURES_PARTITION_COLUMN).parquet(staging)
+        staging_root = self._path(staging)
+        if self._fs.exists(staging_root):
+            self._fs.delete(staging_root, True)
+        for relative_path, data in parquet_by_partition(table):
+            self._write_file(f"{staging}/{relative_path}", data)
         return self.publish(batch_id)
 
     def publish(self, batch_id: int) -> int:
@@ -115,6 +155,14 @@ class BatchPublisher:
     def published_files(self, batch_id: int) -> list[str]:
         statuses = self._fs.globStatus(self._path(f"{self.output_uri}/{published_glob(batch_id)}")) or []
         return sorted(self._relative(status.getPath(), self._root) for status in statuses)
+
+    def _write_file(self, uri: str, data: bytes) -> None:
+        stream = self._fs.create(self._path(uri), True)
+        try:
+            for start in range(0, len(data), WRITE_CHUNK_BYTES):
+                stream.write(bytearray(data[start : start + WRITE_CHUNK_BYTES]))
+        finally:
+            stream.close()
 
     def _list_relative(self, root) -> list[str]:
         iterator = self._fs.listFiles(root, True)

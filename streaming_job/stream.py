@@ -1,9 +1,12 @@
 """The streaming featurizer: manifests in, k-wide PCA features out, exactly once.
 
     readStream json(<lake>/manifests/, explicit manifest schema, PERMISSIVE)
-      -> foreachBatch(MicroBatchWriter):
-           classify_manifests    malformed / unsupported manifests -> error rows
+      -> foreachBatch(MicroBatchWriter), one Spark job per micro-batch:
+           batch_rows            malformed / unsupported manifests classified as errors
            featurize_manifests   mapInPandas: read image, TF forward pass, PCA, in the worker
+           toArrow               the batch's rows (k floats per image) to the driver
+         then on the driver:
+           split_outcome         features rows, error rows, batch figures (batch_outcome.py)
            BatchPublisher        features/ and errors/ Parquet, keyed by batch id (sink.py)
 
 The featurizer spec and the PCA projection are broadcast once from the driver;
@@ -20,25 +23,28 @@ from fruits_ingest import contracts
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from streaming_job.batch_outcome import (
+    DETAIL_COLUMN,
+    FEATURE_NAMES,
+    FEATURIZED_COLUMNS,
+    MANIFEST_MTIME_COLUMN,
+    MANIFEST_NAME_COLUMN,
+    REASON_COLUMN,
+    split_outcome,
+)
 from streaming_job.config import StreamConfig
-from streaming_job.monitoring import BatchStats, BatchStatsBoard, utc_now
+from streaming_job.monitoring import BatchStatsBoard, utc_now
 from streaming_job.schemas import CORRUPT_RECORD_COLUMN, features_schema, manifest_read_schema
 from streaming_job.sink import BatchPublisher
 
 log = logging.getLogger(__name__)
 
 QUERY_NAME = "fruits-features"
-# Columns added to the manifest rows on their way through a micro-batch.
-MANIFEST_NAME_COLUMN = "_manifest_name"
-MANIFEST_MTIME_COLUMN = "_manifest_mtime_ms"
-REASON_COLUMN = "_error_reason"
-DETAIL_COLUMN = "_error_detail"
 IMAGE_ID_PATTERN = r"^[0-9a-f]{32}$"
 MANIFEST_NAME_PATTERN = r"^([0-9a-f]{32})\.json$"
+BAD_DT_DETAIL = "dt is not a YYYY-MM-DD date"
 UNPARSEABLE_DETAIL = "manifest is not a JSON document of the manifest v1 schema (unparseable or wrong types)"
 
-FEATURE_NAMES = contracts.field_names(contracts.FEATURES_FIELDS)
-ERROR_NAMES = contracts.field_names(contracts.ERROR_FIELDS)
 # Manifest fields the featurizing worker needs or passes through to the features row.
 PASS_THROUGH = [name for name in FEATURE_NAMES if name in contracts.field_names(contracts.MANIFEST_FIELDS)]
 
@@ -85,23 +91,26 @@ def with_manifest_file(manifests: DataFrame) -> DataFrame:
 # --- Validation ----------------------------------------------------------------------------------
 
 
-def classify_manifests(manifests: DataFrame) -> DataFrame:
-    """Add `_error_reason`/`_error_detail`: null for a usable manifest, else why it is not.
+def error_reason() -> tuple[Column, Column]:
+    """(reason, detail) of a manifest row: both null for a usable manifest, else why it is not.
 
     Order of the checks: unparseable (corrupt record, wrong types) -> malformed;
     a schema_version other than the supported one -> unsupported; a required
-    field missing -> malformed, naming the fields (never their values).
+    field missing -> malformed, naming the fields (never their values); a dt
+    that is not a YYYY-MM-DD date -> malformed (it names an output folder).
     """
     required = contracts.required_field_names(contracts.MANIFEST_FIELDS)
     missing = F.concat_ws(", ", *[F.when(F.col(name).isNull(), F.lit(name)) for name in required])
     version = F.col("schema_version")
     corrupt = F.col(CORRUPT_RECORD_COLUMN).isNotNull()
     foreign_version = version.isNotNull() & (version != contracts.MANIFEST_SCHEMA_VERSION)
+    bad_dt = ~F.col("dt").rlike(contracts.DT_PATTERN)
     reasons = contracts.FeaturizeErrorReason
     reason = (
         F.when(corrupt, reasons.MALFORMED_MANIFEST.value)
         .when(foreign_version, reasons.UNSUPPORTED_SCHEMA_VERSION.value)
         .when(missing != "", reasons.MALFORMED_MANIFEST.value)
+        .when(bad_dt, reasons.MALFORMED_MANIFEST.value)
     )
     detail = (
         F.when(corrupt, F.lit(UNPARSEABLE_DETAIL))
@@ -112,8 +121,9 @@ def classify_manifests(manifests: DataFrame) -> DataFrame:
             ),
         )
         .when(missing != "", F.concat(F.lit("missing required field(s): "), missing))
+        .when(bad_dt, F.lit(BAD_DT_DETAIL))
     )
-    return manifests.withColumns({REASON_COLUMN: reason, DETAIL_COLUMN: detail})
+    return reason, detail
 
 
 def safe_image_id() -> Column:
@@ -125,23 +135,37 @@ def safe_image_id() -> Column:
     )
 
 
-def manifest_error_rows(classified: DataFrame, processed_at: str, processing_dt: str) -> DataFrame:
-    """Rows for the manifests that cannot be featurized (error fields, reason/detail still internal)."""
-    return classified.where(F.col(REASON_COLUMN).isNotNull()).select(
-        safe_image_id().alias("image_id"),
-        F.when(F.col(CORRUPT_RECORD_COLUMN).isNull(), F.col("image_uri")).alias("image_uri"),
-        F.col(REASON_COLUMN),
-        F.col(DETAIL_COLUMN),
-        F.lit(processed_at).alias("processed_at"),
-        F.coalesce(F.col("dt"), F.lit(processing_dt)).alias("dt"),
-        F.col(MANIFEST_MTIME_COLUMN),
-    )
+def batch_row_columns() -> list[Column]:
+    """The select list from manifest rows to what the featurizing worker needs, errors classified.
+
+    Built once per query (Column expressions are reusable): building them costs
+    py4j round trips that would otherwise be paid on every micro-batch. An
+    unusable manifest keeps only what is safe to echo: an image_id of the
+    expected shape (or the file's), its image_uri unless the record was
+    unparseable, its dt if it is a date (else the processing day, UTC).
+    """
+    reason, detail = error_reason()
+    is_error = reason.isNotNull()
+    processing_dt = F.date_format(F.current_timestamp(), "yyyy-MM-dd")
+    computed = {
+        "image_id": F.when(is_error, safe_image_id()).otherwise(F.col("image_id")),
+        "image_uri": F.when(is_error & F.col(CORRUPT_RECORD_COLUMN).isNotNull(), F.lit(None)).otherwise(
+            F.col("image_uri")
+        ),
+        "dt": F.when(F.col("dt").rlike(contracts.DT_PATTERN), F.col("dt")).otherwise(processing_dt),
+        REASON_COLUMN: reason,
+        DETAIL_COLUMN: detail,
+    }
+    names = [*PASS_THROUGH, "image_uri", MANIFEST_MTIME_COLUMN, REASON_COLUMN, DETAIL_COLUMN]
+    return [computed.get(name, F.col(name)).alias(name) for name in names]
+
+
+def batch_rows(manifests: DataFrame) -> DataFrame:
+    """Manifest rows (with their file's name and time) -> the featurizing worker's input rows."""
+    return manifests.select(*batch_row_columns())
 
 
 # --- Featurization -------------------------------------------------------------------------------
-
-# What the featurizing worker returns: a features row, or an error row with the same keys.
-FEATURIZED_COLUMNS = [*FEATURE_NAMES, "image_uri", REASON_COLUMN, DETAIL_COLUMN, MANIFEST_MTIME_COLUMN]
 
 
 def featurized_schema():
@@ -171,7 +195,7 @@ class WorkerContext:
 
 
 def featurize_partition(context: WorkerContext):
-    """The mapInPandas function: manifest rows -> features rows (or error rows), k floats each."""
+    """The mapInPandas function: one output row per manifest row, features or error."""
 
     def featurize(frames: Iterator) -> Iterator:
         import pandas as pd
@@ -191,44 +215,54 @@ def featurize_partition(context: WorkerContext):
         projection = context.projection_broadcast.value
         reader = cached_image_reader()
         for frame in frames:
-            result = featurize_uris(frame["image_uri"].tolist(), featurizer, projection, reader)
-            processed_at = contracts.iso_utc(utc_now())
-            out = frame[[*PASS_THROUGH, "image_uri", MANIFEST_MTIME_COLUMN]].copy()
-            out["processed_at"] = processed_at
-            out["features"] = result.features
-            out["pca_residual"] = result.residuals
-            out["model_version"] = projection.model_version
-            out["pca_version"] = projection.pca_version
-            out[REASON_COLUMN] = [error[0] if error else None for error in result.errors]
-            out[DETAIL_COLUMN] = [error[1] if error else None for error in result.errors]
-            yield pd.DataFrame(out, columns=FEATURIZED_COLUMNS)
+            usable = frame[REASON_COLUMN].isna().to_numpy()
+            result = featurize_uris(frame.loc[usable, "image_uri"].tolist(), featurizer, projection, reader)
+            out = frame.reindex(columns=FEATURIZED_COLUMNS)
+            out["processed_at"] = contracts.iso_utc(utc_now())
+            out["features"] = pd.Series(scatter(usable, result.features), index=out.index, dtype=object)
+            out["pca_residual"] = scatter(usable, result.residuals)
+            out["model_version"] = scatter(usable, [projection.model_version] * len(result.errors))
+            out["pca_version"] = scatter(usable, [projection.pca_version] * len(result.errors))
+            reasons = [error[0] if error else None for error in result.errors]
+            details = [error[1] if error else None for error in result.errors]
+            out[REASON_COLUMN] = scatter(usable, reasons, base=frame[REASON_COLUMN].tolist())
+            out[DETAIL_COLUMN] = scatter(usable, details, base=frame[DETAIL_COLUMN].tolist())
+            yield out
 
     return featurize
 
 
-def featurize_manifests(valid: DataFrame, context: WorkerContext, partitions: int) -> DataFrame:
-    """Featurize valid manifest rows, once per image_id, spread over `partitions` tasks.
+def scatter(mask, values: list, base: list | None = None) -> list:
+    """`base` (default all None) with the rows where `mask` is true set to `values`, in order."""
+    column = list(base) if base is not None else [None] * len(mask)
+    for position, value in zip(mask.nonzero()[0], values, strict=True):
+        column[position] = value
+    return column
 
-    Repartitioning by image_id first makes the de-duplication local to each
-    partition (no second shuffle) and gives every core a share of the images.
+
+def featurize_manifests(rows: DataFrame, context: WorkerContext, partitions: int) -> DataFrame:
+    """Featurize a batch's manifest rows (see batch_rows) in at most `partitions` tasks.
+
+    The file scan already splits a batch into about one partition per core
+    (by bytes; see session.LOCAL_CONF), so the partitions are only coalesced
+    (many small scan partitions on a cluster become one task per core), never
+    shuffled: a shuffle would put a whole stage, with the workers idle, between
+    reading the manifests and featurizing them. Duplicate image_ids, which the
+    key layout rules out, are dropped by split_outcome.
     """
-    columns = [*PASS_THROUGH, "image_uri", MANIFEST_MTIME_COLUMN]
-    deduplicated = valid.select(*columns).repartition(partitions, "image_id").dropDuplicates(["image_id"])
-    return deduplicated.mapInPandas(featurize_partition(context), schema=featurized_schema())
-
-
-def latency_ms(start_column: str, end_column: str) -> Column:
-    def millis(column: str) -> Column:
-        return F.unix_millis(F.to_timestamp(F.col(column)))
-
-    return millis(end_column) - millis(start_column)
+    return rows.coalesce(partitions).mapInPandas(featurize_partition(context), schema=featurized_schema())
 
 
 # --- Sink ----------------------------------------------------------------------------------------
 
 
 class MicroBatchWriter:
-    """The foreachBatch function: classify, featurize, publish features and errors, record stats."""
+    """The foreachBatch function: one Spark job per micro-batch, then Parquet written by the driver.
+
+    Classification, featurization and PCA run in that one job; its output (k
+    floats per image) is collected as Arrow and split, counted and written
+    here, so no further job is planned for statistics or the two outputs.
+    """
 
     def __init__(
         self, spark: SparkSession, config: StreamConfig, context: WorkerContext, board: BatchStatsBoard
@@ -238,25 +272,15 @@ class MicroBatchWriter:
         self.features = BatchPublisher(spark, config.features_uri)
         self.errors = BatchPublisher(spark, config.errors_uri)
         self.partitions = max(1, spark.sparkContext.defaultParallelism)
+        self.row_columns = batch_row_columns()
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
-        now = utc_now()
-        # Cached, so the file source is scanned once although two branches read it.
-        classified = classify_manifests(batch).persist()
-        outcome = None
-        try:
-            manifest_rows = classified.count()
-            featurized = featurize_manifests(
-                classified.where(F.col(REASON_COLUMN).isNull()), self.context, self.partitions
-            )
-            invalid = manifest_error_rows(classified, contracts.iso_utc(now), contracts.partition_date(now))
-            outcome = featurized.unionByName(invalid, allowMissingColumns=True).persist()
-            stats = self._measure(outcome, manifest_rows)
-            self._publish(outcome, batch_id, stats)
-        finally:
-            if outcome is not None:
-                outcome.unpersist()
-            classified.unpersist()
+        builds_before = self.context.model_builds.value
+        rows = batch.select(*self.row_columns)
+        outcome = split_outcome(featurize_manifests(rows, self.context, self.partitions).toArrow())
+        self.features.write(outcome.features, batch_id)
+        self.errors.write(outcome.errors, batch_id)
+        stats = outcome.stats(model_builds=self.context.model_builds.value - builds_before)
         self.board.record(batch_id, stats)
         log.info(
             "batch %d published: %d manifests, %d feature rows, %d error rows",
@@ -264,48 +288,4 @@ class MicroBatchWriter:
             stats.manifest_rows,
             stats.feature_rows,
             stats.error_rows,
-        )
-
-    def _publish(self, outcome: DataFrame, batch_id: int, stats: BatchStats) -> None:
-        """Write (or, for an empty side, just clear) both outputs of the batch."""
-        is_feature = F.col(REASON_COLUMN).isNull()
-        if stats.feature_rows:
-            self.features.write(outcome.where(is_feature).select(*FEATURE_NAMES).coalesce(1), batch_id)
-        else:
-            self.features.publish(batch_id)
-        if stats.error_rows:
-            errors = outcome.where(~is_feature).select(
-                "image_id",
-                "image_uri",
-                F.col(REASON_COLUMN).alias("reason"),
-                F.col(DETAIL_COLUMN).alias("detail"),
-                "processed_at",
-                "dt",
-            )
-            self.errors.write(errors.coalesce(1), batch_id)
-        else:
-            self.errors.publish(batch_id)
-
-    def _measure(self, outcome: DataFrame, manifest_rows: int) -> BatchStats:
-        """One pass over the batch (it also fills the cache the writes read from)."""
-        builds_before = self.context.model_builds.value
-        is_feature = F.col(REASON_COLUMN).isNull()
-        row = outcome.agg(
-            F.count(F.when(is_feature, 1)).alias("feature_rows"),
-            F.count(F.when(~is_feature, 1)).alias("error_rows"),
-            F.percentile_approx(
-                F.when(is_feature, latency_ms("ingested_at", "processed_at")),
-                F.array(F.lit(0.5), F.lit(0.95)),
-            ).alias("latency"),
-            F.max(MANIFEST_MTIME_COLUMN).alias("newest_manifest_ms"),
-        ).first()
-        latency = row["latency"] or [None, None]
-        return BatchStats(
-            manifest_rows=manifest_rows,
-            feature_rows=row["feature_rows"],
-            error_rows=row["error_rows"],
-            latency_p50_ms=float(latency[0]) if latency[0] is not None else None,
-            latency_p95_ms=float(latency[1]) if latency[1] is not None else None,
-            model_builds=self.context.model_builds.value - builds_before,
-            newest_manifest_ms=row["newest_manifest_ms"],
         )

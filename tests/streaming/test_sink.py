@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pyarrow as pa
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 import pytest
 
-from streaming_job.sink import BatchPublisher, Move, plan_publication, published_name
+from streaming_job.sink import BatchPublisher, Move, parquet_by_partition, plan_publication, published_name
 
 
 def test_plan_names_files_by_batch_id_and_ignores_markers_and_checksums():
@@ -32,9 +34,14 @@ def test_plan_refuses_a_file_outside_a_dt_partition():
         plan_publication(1, ["part-00000.parquet"])
 
 
-def _batch(spark, ids: list[str], dt_of=lambda index: "2024-05-01"):
-    rows = [(image_id, float(index), dt_of(index)) for index, image_id in enumerate(ids)]
-    return spark.createDataFrame(rows, "image_id string, value float, dt string")
+def _batch(ids: list[str], dt_of=lambda index: "2024-05-01") -> pa.Table:
+    return pa.table(
+        {
+            "image_id": ids,
+            "value": pa.array([float(index) for index in range(len(ids))], pa.float32()),
+            "dt": [dt_of(index) for index in range(len(ids))],
+        }
+    )
 
 
 def _read_ids(path) -> list[str]:
@@ -43,11 +50,34 @@ def _read_ids(path) -> list[str]:
     )
 
 
+def test_rows_become_one_parquet_file_per_dt_without_the_dt_column():
+    # GIVEN rows of two days, listed out of order
+    table = _batch(["a", "b", "c"], dt_of=lambda index: ["2024-05-02", "2024-05-01", "2024-05-02"][index])
+    # WHEN encoded
+    files = parquet_by_partition(table)
+    # THEN one file per day, in Hive layout, each holding that day's rows and no dt column
+    assert [path for path, _ in files] == [
+        "dt=2024-05-01/part-00000.parquet",
+        "dt=2024-05-02/part-00000.parquet",
+    ]
+    decoded = [pq.read_table(pa.BufferReader(data)) for _, data in files]
+    assert [part.column("image_id").to_pylist() for part in decoded] == [["b"], ["a", "c"]]
+    assert all(part.column_names == ["image_id", "value"] for part in decoded)
+    assert parquet_by_partition(table.slice(0, 0)) == []
+
+
+@pytest.mark.parametrize("dt", ["../../etc", "2024/05/01", "", None])
+def test_a_dt_that_is_not_a_date_is_refused_rather_than_used_as_a_folder(dt):
+    # GIVEN a row whose dt would name a folder outside the output WHEN encoded THEN it is refused
+    with pytest.raises(ValueError, match="YYYY-MM-DD"):
+        parquet_by_partition(pa.table({"image_id": ["a"], "dt": pa.array([dt], pa.string())}))
+
+
 @pytest.mark.spark
 def test_a_batch_is_published_under_deterministic_names_and_staging_is_removed(spark, tmp_path):
     # GIVEN a publisher on an empty output and a batch spanning two dt partitions
     publisher = BatchPublisher(spark, (tmp_path / "features").as_uri())
-    batch = _batch(spark, ["a", "b", "c", "d"], dt_of=lambda index: f"2024-05-0{1 + index % 2}").coalesce(1)
+    batch = _batch(["a", "b", "c", "d"], dt_of=lambda index: f"2024-05-0{1 + index % 2}")
     # WHEN batch 7 is written
     published = publisher.write(batch, 7)
     # THEN one file per partition, named after the batch, and no staging directory left
@@ -62,18 +92,19 @@ def test_a_batch_is_published_under_deterministic_names_and_staging_is_removed(s
 
 @pytest.mark.spark
 def test_republishing_after_a_killed_attempt_leaves_each_row_once(spark, tmp_path):
-    # GIVEN batch 3 fully published by an attempt that was killed before Spark logged the commit,
-    # an unrelated earlier batch 2, and the leftovers of a half-done staging
+    # GIVEN batch 3 fully published by an attempt that was killed before Spark logged the commit
+    # (in two files), an unrelated earlier batch 2, and the leftovers of a half-done staging
     output = tmp_path / "features"
     publisher = BatchPublisher(spark, output.as_uri())
-    publisher.write(_batch(spark, ["x1", "x2"]).coalesce(1), 2)
-    publisher.write(_batch(spark, ["a", "b", "c"]).repartition(3), 3)
-    assert len(publisher.published_files(3)) == 3
+    publisher.write(_batch(["x1", "x2"]), 2)
+    publisher.write(_batch(["a", "b", "c"]), 3)
+    first = output / "dt=2024-05-01" / published_name(3, 0)
+    first.with_name(published_name(3, 1)).write_bytes(first.read_bytes())
     leftover = output / "_staging" / "batch=3" / "dt=2024-05-01"
     leftover.mkdir(parents=True)
     (leftover / "part-00009-stale.parquet").write_bytes(b"half-written")
-    # WHEN Spark re-runs batch 3 (same rows; this time in one file) and it is published again
-    publisher.write(_batch(spark, ["a", "b", "c"]).coalesce(1), 3)
+    # WHEN Spark re-runs batch 3 (same rows) and it is published again
+    publisher.write(_batch(["a", "b", "c"]), 3)
     # THEN the output holds each row exactly once, for pyarrow and for Spark, and batch 2 is untouched
     assert publisher.published_files(3) == [f"dt=2024-05-01/{published_name(3, 0)}"]
     assert _read_ids(output) == ["a", "b", "c", "x1", "x2"]
@@ -90,8 +121,8 @@ def test_republishing_after_a_killed_attempt_leaves_each_row_once(spark, tmp_pat
 def test_an_empty_rerun_removes_what_the_killed_attempt_published(spark, tmp_path):
     # GIVEN batch 5 published once
     publisher = BatchPublisher(spark, (tmp_path / "errors").as_uri())
-    publisher.write(_batch(spark, ["e1"]), 5)
-    # WHEN its re-run has nothing to write for this output (publish without staging)
-    assert publisher.publish(5) == 0
+    publisher.write(_batch(["e1"]), 5)
+    # WHEN its re-run has nothing to write for this output
+    assert publisher.write(_batch([]), 5) == 0
     # THEN nothing of batch 5 remains
     assert publisher.published_files(5) == []

@@ -37,6 +37,7 @@ MISSING_IMAGE_ID = "a" * 32
 BROKEN_ID = "b" * 32
 FUTURE_ID = "c" * 32
 INCOMPLETE_ID = "d" * 32
+BAD_DT_ID = "e" * 32
 FEATURE_NAMES = contracts.field_names(contracts.FEATURES_FIELDS)
 
 
@@ -47,7 +48,7 @@ def models(spark, sample_image_paths):
 
 @pytest.fixture(scope="module")
 def streamed(spark, models, sample_image_paths, tmp_path_factory):
-    """A lake with 10 ingested images, a duplicated manifest and 4 bad ones, streamed to the end, twice."""
+    """A lake with 10 ingested images, a duplicated manifest and 5 bad ones, streamed to the end, twice."""
     root = tmp_path_factory.mktemp("stream")
     lake = root / "lake"
     images = every_nth(sample_image_paths[3:], IMAGES)
@@ -66,6 +67,9 @@ def streamed(spark, models, sample_image_paths, tmp_path_factory):
     incomplete = valid_manifest(lake, INCOMPLETE_ID)
     del incomplete["image_uri"], incomplete["ingested_at"]
     write_manifest(lake, f"{INCOMPLETE_ID}.json", manifest_json(incomplete))
+    write_manifest(
+        lake, f"{BAD_DT_ID}.json", manifest_json(valid_manifest(lake, BAD_DT_ID, dt="../../escape"))
+    )
     config = stream_config(lake, *models, "--available-now", "--max-files-per-trigger", "6")
     running = start_stream(spark, config)
     reason = await_stream(spark, running, config, threading.Event())
@@ -135,7 +139,8 @@ def test_features_follow_the_contract_schema_and_dt_partitioning(spark, streamed
 
 
 def test_bad_manifests_and_missing_images_become_error_rows(spark, streamed):
-    # GIVEN a manifest whose image is gone, a broken file, a v2 manifest and one lacking required fields
+    # GIVEN a manifest whose image is gone, a broken file, a v2 manifest, one lacking required fields
+    # and one whose dt would name a folder outside the output
     errors = {row.image_id: row for row in spark.read.parquet(streamed["config"].errors_uri).collect()}
     # THEN each is an error row with a stable reason, and the stream went on
     assert {image_id: row.reason for image_id, row in errors.items()} == {
@@ -143,9 +148,13 @@ def test_bad_manifests_and_missing_images_become_error_rows(spark, streamed):
         BROKEN_ID: "malformed_manifest",
         FUTURE_ID: "unsupported_schema_version",
         INCOMPLETE_ID: "malformed_manifest",
+        BAD_DT_ID: "malformed_manifest",
     }
     assert "schema_version 2" in errors[FUTURE_ID].detail
     assert errors[INCOMPLETE_ID].detail == "missing required field(s): image_uri, ingested_at"
+    assert errors[BAD_DT_ID].detail == "dt is not a YYYY-MM-DD date"
+    assert re.fullmatch(contracts.DT_PATTERN, str(errors[BAD_DT_ID].dt))
+    assert not list(streamed["lake"].parent.rglob("escape"))
     assert errors[MISSING_IMAGE_ID].image_uri.endswith(f"{MISSING_IMAGE_ID}.jpg")
     assert all(row.dt and row.processed_at for row in errors.values())
     assert [path.parent.name.startswith("dt=") for path in (streamed["lake"] / "errors").glob("*/*.parquet")]
@@ -181,11 +190,11 @@ def test_the_status_log_records_every_batch(streamed):
     progress = sorted((lake / "status" / "progress").rglob("*.json"))
     records = [json.loads(path.read_text()) for path in progress]
     latest = json.loads((lake / "status" / "latest.json").read_text())
-    # 15 manifests (10 accepted, 1 duplicate, 4 bad), at most 6 per batch; the re-delivery is not read again
+    # 16 manifests (10 accepted, 1 duplicate, 5 bad), at most 6 per batch; the re-delivery is not read again
     assert len(records) >= 3
-    assert sum(record["input_rows"] for record in records) == 15
+    assert sum(record["input_rows"] for record in records) == 16
     assert sum(record["feature_rows"] for record in records) == IMAGES
-    assert sum(record["error_rows"] for record in records) == 4
+    assert sum(record["error_rows"] for record in records) == 5
     assert records[-1]["backlog_manifests"] == 0
     assert latest["state"] == "stopped" and latest["totals"]["feature_rows"] == IMAGES
     with_features = [record for record in records if record["feature_rows"]]

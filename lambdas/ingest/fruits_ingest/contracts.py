@@ -40,6 +40,10 @@ CLEAN_IMAGE_FORMAT = "JPEG"
 CLEAN_IMAGE_CONTENT_TYPE = "image/jpeg"
 
 
+# What a `dt` partition value looks like (also what makes it safe inside a path).
+DT_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+
+
 def partition_date(moment: datetime) -> str:
     """The `dt` partition (UTC calendar day) of a moment."""
     return moment.astimezone(UTC).strftime("%Y-%m-%d")

@@ -1,0 +1,122 @@
+"""A micro-batch's featurized rows, collected on the driver: split into the two outputs and measured.
+
+The featurizing job (stream.py) returns one row per manifest with the columns
+named here; `split_outcome` turns that Arrow table into the features and
+errors tables (contract schemas, ready for Parquet) and the batch's figures,
+without another Spark job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from fruits_ingest import contracts
+
+from streaming_job.monitoring import BatchStats
+from streaming_job.schemas import arrow_schema
+
+# Columns added to the manifest rows on their way through a micro-batch.
+MANIFEST_NAME_COLUMN = "_manifest_name"
+MANIFEST_MTIME_COLUMN = "_manifest_mtime_ms"
+REASON_COLUMN = "_error_reason"
+DETAIL_COLUMN = "_error_detail"
+
+FEATURE_NAMES = contracts.field_names(contracts.FEATURES_FIELDS)
+# What the featurizing job returns for every manifest row: a features row or an error row (reason set).
+FEATURIZED_COLUMNS = [*FEATURE_NAMES, "image_uri", REASON_COLUMN, DETAIL_COLUMN, MANIFEST_MTIME_COLUMN]
+# errors/ columns, from the featurized columns they are taken from.
+ERROR_SOURCES = {
+    "image_id": "image_id",
+    "image_uri": "image_uri",
+    "reason": REASON_COLUMN,
+    "detail": DETAIL_COLUMN,
+    "processed_at": "processed_at",
+    "dt": "dt",
+}
+FEATURES_ARROW_SCHEMA = arrow_schema(contracts.FEATURES_FIELDS)
+ERRORS_ARROW_SCHEMA = arrow_schema(contracts.ERROR_FIELDS)
+LATENCY_PERCENTILES = (50, 95)
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    features: pa.Table
+    errors: pa.Table
+    manifest_rows: int
+    latencies_ms: list[float]
+    newest_manifest_ms: int | None
+
+    def stats(self, model_builds: int) -> BatchStats:
+        p50, p95 = (
+            (float(value) for value in np.percentile(self.latencies_ms, LATENCY_PERCENTILES))
+            if self.latencies_ms
+            else (None, None)
+        )
+        return BatchStats(
+            manifest_rows=self.manifest_rows,
+            feature_rows=self.features.num_rows,
+            error_rows=self.errors.num_rows,
+            latency_p50_ms=p50,
+            latency_p95_ms=p95,
+            model_builds=model_builds,
+            newest_manifest_ms=self.newest_manifest_ms,
+        )
+
+
+def split_outcome(featurized: pa.Table) -> BatchOutcome:
+    """Features rows (one per image_id), error rows and the figures of one collected batch."""
+    missing = sorted(set(FEATURIZED_COLUMNS) - set(featurized.column_names))
+    if missing:
+        raise ValueError(f"featurized batch lacks column(s) {', '.join(missing)}")
+    is_feature = pc.is_null(featurized.column(REASON_COLUMN))
+    features = first_per_image_id(featurized.filter(is_feature).select(FEATURE_NAMES))
+    features = features.cast(FEATURES_ARROW_SCHEMA)
+    error_rows = featurized.filter(pc.invert(is_feature))
+    errors = pa.table(
+        [error_rows.column(source) for source in ERROR_SOURCES.values()], names=list(ERROR_SOURCES)
+    ).cast(ERRORS_ARROW_SCHEMA)
+    newest = pc.max(featurized.column(MANIFEST_MTIME_COLUMN)).as_py() if featurized.num_rows else None
+    return BatchOutcome(
+        features=features,
+        errors=errors,
+        manifest_rows=featurized.num_rows,
+        latencies_ms=latencies_ms(
+            features.column("ingested_at").to_pylist(), features.column("processed_at").to_pylist()
+        ),
+        newest_manifest_ms=newest,
+    )
+
+
+def first_per_image_id(rows: pa.Table) -> pa.Table:
+    """`rows` without the repeats of an image_id: a batch publishes an image's features once."""
+    seen: set[str] = set()
+    keep = []
+    for position, image_id in enumerate(rows.column("image_id").to_pylist()):
+        if image_id not in seen:
+            seen.add(image_id)
+            keep.append(position)
+    return rows if len(keep) == rows.num_rows else rows.take(keep)
+
+
+def latencies_ms(ingested_at: list[str | None], processed_at: list[str | None]) -> list[float]:
+    """Ingest-to-features latency of each row, in ms; rows with an unreadable timestamp are left out."""
+    latencies = []
+    for start, end in zip(ingested_at, processed_at, strict=True):
+        if start is None or end is None:
+            continue
+        try:
+            latencies.append((_parse_iso(end) - _parse_iso(start)).total_seconds() * 1000.0)
+        except ValueError:
+            continue
+    return latencies
+
+
+def _parse_iso(text: str) -> datetime:
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise ValueError(f"timestamp without a time zone: {text!r}")
+    return moment
