@@ -2,7 +2,7 @@
 
     readStream json(<lake>/manifests/, explicit manifest schema, PERMISSIVE)
       -> foreachBatch(MicroBatchWriter), one Spark job per micro-batch:
-           batch_rows            malformed / unsupported manifests classified as errors
+           batch_row_columns     malformed / unsupported manifests classified as errors
            featurize_manifests   mapInPandas: read image, TF forward pass, PCA, in the worker
            toArrow               the batch's rows (k floats per image) to the driver
          then on the driver:
@@ -160,11 +160,6 @@ def batch_row_columns() -> list[Column]:
     return [computed.get(name, F.col(name)).alias(name) for name in names]
 
 
-def batch_rows(manifests: DataFrame) -> DataFrame:
-    """Manifest rows (with their file's name and time) -> the featurizing worker's input rows."""
-    return manifests.select(*batch_row_columns())
-
-
 # --- Featurization -------------------------------------------------------------------------------
 
 
@@ -241,7 +236,7 @@ def scatter(mask, values: list, base: list | None = None) -> list:
 
 
 def featurize_manifests(rows: DataFrame, context: WorkerContext, partitions: int) -> DataFrame:
-    """Featurize a batch's manifest rows (see batch_rows) in at most `partitions` tasks.
+    """Featurize a batch's manifest rows (batch_row_columns) in at most `partitions` tasks.
 
     The file scan already splits a batch into about one partition per core
     (by bytes; see session.LOCAL_CONF), so the partitions are only coalesced
