@@ -79,7 +79,7 @@ def parquet_by_partition(table: pa.Table) -> list[tuple[str, bytes]]:
         return []
     files = []
     for dt in sorted(table.column(PARTITION_COLUMN).unique().to_pylist(), key=str):
-        if dt is None or not re.match(contracts.DT_PATTERN, dt):
+        if dt is None or not re.fullmatch(contracts.DT_PATTERN, dt):
             raise ValueError(f"refusing to write rows whose {PARTITION_COLUMN} is not YYYY-MM-DD: {dt!r}")
         rows = table.filter(pc.equal(table.column(PARTITION_COLUMN), dt)).drop_columns([PARTITION_COLUMN])
         buffer = io.BytesIO()

@@ -104,7 +104,7 @@ def error_reason() -> tuple[Column, Column]:
     version = F.col("schema_version")
     corrupt = F.col(CORRUPT_RECORD_COLUMN).isNotNull()
     foreign_version = version.isNotNull() & (version != contracts.MANIFEST_SCHEMA_VERSION)
-    bad_dt = ~F.col("dt").rlike(contracts.DT_PATTERN)
+    bad_dt = ~is_partition_date(F.col("dt"))
     reasons = contracts.FeaturizeErrorReason
     reason = (
         F.when(corrupt, reasons.MALFORMED_MANIFEST.value)
@@ -124,6 +124,11 @@ def error_reason() -> tuple[Column, Column]:
         .when(bad_dt, F.lit(BAD_DT_DETAIL))
     )
     return reason, detail
+
+
+def is_partition_date(value: Column) -> Column:
+    """`value` is a YYYY-MM-DD date string (the length check: Java's `$` also matches before a newline)."""
+    return value.rlike(contracts.DT_PATTERN) & (F.length(value) == len("YYYY-MM-DD"))
 
 
 def safe_image_id() -> Column:
@@ -152,7 +157,7 @@ def batch_row_columns() -> list[Column]:
         "image_uri": F.when(is_error & F.col(CORRUPT_RECORD_COLUMN).isNotNull(), F.lit(None)).otherwise(
             F.col("image_uri")
         ),
-        "dt": F.when(F.col("dt").rlike(contracts.DT_PATTERN), F.col("dt")).otherwise(processing_dt),
+        "dt": F.when(is_partition_date(F.col("dt")), F.col("dt")).otherwise(processing_dt),
         REASON_COLUMN: reason,
         DETAIL_COLUMN: detail,
     }

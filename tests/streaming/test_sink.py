@@ -66,7 +66,7 @@ def test_rows_become_one_parquet_file_per_dt_without_the_dt_column():
     assert parquet_by_partition(table.slice(0, 0)) == []
 
 
-@pytest.mark.parametrize("dt", ["../../etc", "2024/05/01", "", None])
+@pytest.mark.parametrize("dt", ["../../etc", "2024/05/01", "2024-05-01\n", "", None])
 def test_a_dt_that_is_not_a_date_is_refused_rather_than_used_as_a_folder(dt):
     # GIVEN a row whose dt would name a folder outside the output WHEN encoded THEN it is refused
     with pytest.raises(ValueError, match="YYYY-MM-DD"):

@@ -17,6 +17,7 @@ from fruits_ingest import contracts
 
 from streaming_job.runner import await_stream, install_stop_signals, start_stream
 from streaming_job.schemas import features_schema
+from streaming_job.stream import is_partition_date
 from tests.streaming.stream_testkit import (
     PCA_K,
     PCA_SAMPLE,
@@ -254,3 +255,12 @@ def test_manifests_already_archived_are_not_read_again(spark, models, sample_ima
     assert len(archived) >= 2
     assert len(list((lake / "manifests").rglob("*.json"))) == 3 - len(archived)
     assert len(read_features(lake)) == 3
+
+
+def test_only_a_plain_date_is_a_partition_date(spark):
+    # GIVEN dt values a manifest could carry, a trailing newline among them (Java's `$` accepts it)
+    values = ["2024-05-01", "2024-05-01\n", "../../escape", "2024/05/01", "", None]
+    frame = spark.createDataFrame([(value,) for value in values], "dt string")
+    # WHEN checked by the stream's classification THEN only the plain date passes, as the sink requires
+    checked = frame.select(is_partition_date(frame["dt"]).alias("ok")).collect()
+    assert [row.ok for row in checked] == [True, False, False, False, False, None]
