@@ -4,8 +4,13 @@ Layout of a fitted PCA directory (default <lake>/models/pca):
     spark_model/   the Spark ML PipelineModel: StandardScaler(withMean, no std) -> PCA(k)
     pca.json       the sidecar: k, explained variance, sample size, model_version, pca_version, fitted_at
 
-Spark's PCA does not subtract the mean, hence the centring StandardScaler
-first. The stream does not run this pipeline: it projects in the worker from
+Spark's PCAModel projects without subtracting the mean, hence the centring
+StandardScaler stage first. The principal components are the eigenvectors of the covariance that
+Spark computes; the eigen-decomposition itself is numpy's `eigh`, because
+Spark 4.0.1's own (an SVD through netlib's pure-Java LAPACK fallback) returns
+wrong components on the rank-deficient covariance of fewer images than
+features, intermittently and sometimes orthonormal, so no check can catch it.
+The stream does not run this pipeline: it projects in the worker from
 the arrays `load_pca` extracts (see projection.py), which a test proves equal
 to the pipeline's `transform`.
 """
@@ -15,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import uuid
 from datetime import UTC, datetime
 
 import numpy as np
@@ -103,8 +109,7 @@ def fit_pca(
     k is fixed when given, else the fewest components explaining `target_variance`.
     Images that cannot be read or decoded are counted and left out.
     """
-    from pyspark.ml import Pipeline
-    from pyspark.ml.feature import PCA, StandardScaler
+    from pyspark.ml.feature import StandardScaler
     from pyspark.ml.functions import array_to_vector
     from pyspark.sql import functions as F
 
@@ -128,17 +133,14 @@ def fit_pca(
             log.warning("%d of %d images could not be featurized and were left out", failed, len(image_uris))
         _require_sample(sample_size, k, "featurizable")
         vectors = good.select(array_to_vector(FEATURES_COLUMN).alias(VECTOR_COLUMN))
-        scaler = StandardScaler(
+        scaler_model = StandardScaler(
             withMean=True, withStd=False, inputCol=VECTOR_COLUMN, outputCol=CENTRED_COLUMN
-        )
+        ).fit(vectors)
+        centred = scaler_model.transform(vectors).select(CENTRED_COLUMN)
+        components, explained = principal_components(_covariance(centred))
         max_k = k or min(spec.feature_dim, sample_size - 1)
-        pca = PCA(k=max_k, inputCol=CENTRED_COLUMN, outputCol=SCORES_COLUMN)
-        model = _checked(spark, Pipeline(stages=[scaler, pca]).fit(vectors), vectors)
-        chosen_k = k or choose_k(model.stages[-1].explainedVariance.toArray(), target_variance)
-        if chosen_k != max_k:
-            model = _checked(
-                spark, Pipeline(stages=[scaler, pca.copy({pca.k: chosen_k})]).fit(vectors), vectors
-            )
+        chosen_k = k or choose_k(explained[:max_k], target_variance)
+        model = _pipeline_model(spark, scaler_model, components[:, :chosen_k], explained[:chosen_k])
     finally:
         featurized.unpersist()
         spec_broadcast.unpersist()
@@ -216,65 +218,51 @@ def pca_version_of(model_version: str, mean: np.ndarray, components: np.ndarray)
     return f"pca-k{components.shape[1]}-{digest.hexdigest()[:12]}"
 
 
-def components_are_valid(components: np.ndarray, explained: np.ndarray, tolerance: float = 1e-6) -> bool:
-    """Orthonormal columns and non-increasing explained variance: what any correct PCA returns."""
-    gram = components.T @ components
-    orthonormal = np.abs(gram - np.eye(components.shape[1])).max() <= tolerance
-    return bool(orthonormal and np.all(np.diff(explained) <= tolerance))
+def principal_components(covariance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(components [D, D], explained variance ratio [D]) of a covariance, largest first.
 
-
-def _checked(spark, model, vectors):
-    """The fitted pipeline, its PCA stage recomputed with NumPy if Spark's is numerically broken.
-
-    Spark 4.0's PCA takes a LAPACK SVD (pure-Java fallback) of the D x D covariance.
-    With fewer images than features that matrix is rank-deficient, and we saw the
-    SVD intermittently return duplicated, non-orthonormal columns (depending on the
-    summation order of the covariance). The covariance itself is right, so the
-    eigen-decomposition is redone with numpy.linalg.eigh and put back into a
-    Spark ML PCAModel: the saved pipeline stays a Spark ML model either way.
+    numpy.linalg.eigh of the symmetric covariance is exact and deterministic; each
+    component's sign is fixed (its largest-magnitude entry positive) so that
+    refits of the same data give the same model.
     """
-    _, components, explained = _pipeline_arrays(model)
-    if components_are_valid(components, explained):
-        return model
-    log.warning(
-        "Spark's PCA returned non-orthonormal components (an unstable SVD of a rank-deficient "
-        "covariance); recomputing them with numpy.linalg.eigh from Spark's covariance"
-    )
-    scaler_model, pca_model = model.stages
-    centred = scaler_model.transform(vectors).select(CENTRED_COLUMN)
-    components, explained = _eigh_components(spark, centred, pca_model.getOrDefault("k"))
-    return _replace_pca_stage(spark, model, components, explained)
+    eigenvalues, eigenvectors = np.linalg.eigh(covariance)
+    order = np.argsort(eigenvalues)[::-1]
+    eigenvalues = np.clip(eigenvalues[order], 0.0, None)
+    components = eigenvectors[:, order]
+    largest = components[np.abs(components).argmax(axis=0), np.arange(components.shape[1])]
+    components = components * np.where(largest < 0, -1.0, 1.0)
+    total = eigenvalues.sum()
+    if total <= 0:
+        raise PcaError("the sample's features do not vary: no principal component to fit")
+    return components, eigenvalues / total
 
 
-def _eigh_components(spark, centred, k: int) -> tuple[np.ndarray, np.ndarray]:
+def _covariance(centred) -> np.ndarray:
+    """The D x D covariance of a DataFrame of one vector column, computed by Spark (distributed)."""
     from pyspark.mllib.linalg import Vectors as MLlibVectors
     from pyspark.mllib.linalg.distributed import RowMatrix
 
     rows = centred.rdd.map(lambda row: MLlibVectors.fromML(row[0]))
-    covariance = RowMatrix(rows).computeCovariance().toArray()
-    eigenvalues, eigenvectors = np.linalg.eigh(covariance)
-    order = np.argsort(eigenvalues)[::-1]
-    eigenvalues = np.clip(eigenvalues[order], 0.0, None)
-    return eigenvectors[:, order[:k]], eigenvalues[:k] / eigenvalues.sum()
+    return RowMatrix(rows).computeCovariance().toArray()
 
 
-def _replace_pca_stage(spark, model, components: np.ndarray, explained: np.ndarray):
-    """A PipelineModel whose PCA stage holds these arrays (same uid and columns as the fitted one)."""
+def _pipeline_model(spark, scaler_model, components: np.ndarray, explained: np.ndarray):
+    """The Spark ML PipelineModel (fitted centring -> PCAModel holding these arrays) that is saved."""
     from pyspark.ml import PipelineModel
     from pyspark.ml.common import _py2java
     from pyspark.ml.feature import PCAModel
     from pyspark.ml.linalg import DenseMatrix, DenseVector
 
-    scaler_model, fitted = model.stages
     context = spark.sparkContext
     dimension, k = components.shape
     java_pc = _py2java(context, DenseMatrix(dimension, k, components.ravel(order="F").tolist()))
     java_variance = _py2java(context, DenseVector(explained.tolist()))
-    java_model = context._jvm.org.apache.spark.ml.feature.PCAModel(fitted.uid, java_pc, java_variance)
-    replacement = PCAModel._from_java(java_model)
-    replacement._set(k=k, inputCol=fitted.getInputCol(), outputCol=fitted.getOutputCol())
-    replacement._transfer_params_to_java()
-    return PipelineModel(stages=[scaler_model, replacement])
+    uid = f"PCA_{uuid.uuid4().hex[:12]}"
+    java_model = context._jvm.org.apache.spark.ml.feature.PCAModel(uid, java_pc, java_variance)
+    pca_model = PCAModel._from_java(java_model)
+    pca_model._set(k=k, inputCol=CENTRED_COLUMN, outputCol=SCORES_COLUMN)
+    pca_model._transfer_params_to_java()
+    return PipelineModel(stages=[scaler_model, pca_model])
 
 
 def _pipeline_arrays(model) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
