@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SAMPLE_IMAGES = REPO_ROOT / "data" / "fruits360-sample"
+from streaming_job.model import BUNDLED_IMAGES
+
 BENCH_KEY = "benchmark-only-pseudonym-key-0123"
 REGION = "eu-west-3"
 UPLOADS_BUCKET = "bench-uploads"
@@ -219,9 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=50, help="number of uploads to time (default 50)")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
     args = parser.parse_args(argv)
-    images = sorted(SAMPLE_IMAGES.glob("*/*.jpg"))
+    images = sorted(BUNDLED_IMAGES.glob("*/*.jpg"))
     if not images:
-        parser.error(f"no sample images under {SAMPLE_IMAGES}")
+        parser.error(f"no sample images under {BUNDLED_IMAGES}")
     result = measure_ingest(images, args.n)
     if args.json:
         print(json.dumps(result))

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from streaming_job.model import BUNDLED_IMAGES  # the committed subset (25 images per class)
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
-# Committed subset (25 images per class) so a fresh clone has real images.
-BUNDLED_IMAGES = REPO_ROOT / "data" / "fruits360-sample"
 # The full sample, when the shared folder sits beside the repository.
 SHARED_IMAGES = REPO_ROOT.parent / "shared" / "fruits360-sample"
 
