@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import statistics
-from datetime import datetime
+
+from fruits_ingest import contracts
 
 # Micro-batches left out of the steady state: the first pays for Python worker start-up and the model build.
 WARMUP_BATCHES = 1
 
 
 def epoch_seconds(iso_timestamp: str) -> float:
-    return datetime.fromisoformat(iso_timestamp.replace("Z", "+00:00")).timestamp()
+    return contracts.parse_iso(iso_timestamp).timestamp()
 
 
 def batch_end(record: dict) -> float:

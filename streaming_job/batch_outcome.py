@@ -116,7 +116,7 @@ def latencies_ms(ingested_at: list[str | None], processed_at: list[str | None]) 
 
 
 def _parse_iso(text: str) -> datetime:
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    moment = contracts.parse_iso(text)
     if moment.tzinfo is None:
         raise ValueError(f"timestamp without a time zone: {text!r}")
     return moment

@@ -132,12 +132,12 @@ def emf_record(record: dict, namespace: str, stage: str) -> dict:
 
 
 def _epoch_ms(iso_timestamp: str) -> int:
-    return int(datetime.fromisoformat(iso_timestamp.replace("Z", "+00:00")).timestamp() * 1000)
+    return int(contracts.parse_iso(iso_timestamp).timestamp() * 1000)
 
 
 def progress_key(record: dict) -> str:
     """`progress/<date>/<batchId:010d>-<epoch ms>.json`: sorts by time within a day."""
-    moment = datetime.fromisoformat(record["timestamp"].replace("Z", "+00:00"))
+    moment = contracts.parse_iso(record["timestamp"])
     return (
         f"{PROGRESS_DIR}/{contracts.partition_date(moment)}/"
         f"{record['batch_id']:010d}-{_epoch_ms(record['timestamp'])}.json"

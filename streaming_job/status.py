@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
+from fruits_ingest import contracts
+
 from streaming_job.config import join_uri
 from streaming_job.monitoring import StatusLog
 
@@ -39,10 +41,6 @@ class StreamHealth:
         return asdict(self)
 
 
-def _parse(timestamp: str) -> datetime:
-    return datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
-
-
 def stall_after_seconds(latest: dict) -> float:
     trigger = latest.get("trigger_seconds") or 0.0
     return max(STALL_TRIGGERS * float(trigger), MIN_STALL_SECONDS)
@@ -64,7 +62,8 @@ def assess(latest: dict | None, recent: list[dict], now: datetime) -> StreamHeal
             {},
         )
     last = latest.get("last_progress")
-    since_update = (now - _parse(latest["updated_at"])).total_seconds() if latest.get("updated_at") else None
+    updated_at = latest.get("updated_at")
+    since_update = (now - contracts.parse_iso(updated_at)).total_seconds() if updated_at else None
     health, reason = _rule(latest, last, since_update)
     recent_rows = sum(record["input_rows"] for record in recent)
     recent_ms = sum(record["batch_duration_ms"] for record in recent)
@@ -103,14 +102,12 @@ def _rule(latest: dict, last: dict | None, since_update: float | None) -> tuple[
 
 def load_status(lake: str) -> tuple[dict | None, list[dict]]:
     """(latest.json, the recent progress records of its last batch's day) of a lake."""
-    from fruits_ingest import contracts
-
     status_log = StatusLog(join_uri(lake, contracts.STATUS_PREFIX))
     latest = status_log.read_latest()
     last = (latest or {}).get("last_progress")
     if not last:
         return latest, []
-    day = contracts.partition_date(_parse(last["timestamp"]))
+    day = contracts.partition_date(contracts.parse_iso(last["timestamp"]))
     return latest, status_log.recent_progress(day, RECENT_RECORDS)
 
 

@@ -80,6 +80,11 @@ def iso_utc(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def parse_iso(text: str) -> datetime:
+    """The moment an ISO 8601 string names (the inverse of iso_utc; ValueError if it is not one)."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 # --- Upload metadata (x-amz-meta-*) ----------------------------------------
 
 META_USER_ID = "user-id"
