@@ -117,7 +117,8 @@ class BatchPublisher:
         return join_uri(self.output_uri, STAGING_DIR, f"batch={batch_id}")
 
     def write(self, table: pa.Table, batch_id: int) -> int:
-        """Stage `table`'s rows (one Parquet file per dt) and publish them; return the files published.
+        """Stage `table`'s rows (one Parquet file per dt), then replace whatever an earlier attempt
+        published for `batch_id` with them; return the number of files published.
 
         An empty table still publishes: that clears what a killed attempt of the batch left.
         """
@@ -125,21 +126,15 @@ class BatchPublisher:
         staging_root = self._path(staging)
         if self._fs.exists(staging_root):
             self._fs.delete(staging_root, True)
-        for relative_path, data in parquet_by_partition(table):
+        files = parquet_by_partition(table)
+        for relative_path, data in files:
             self._write_file(f"{staging}/{relative_path}", data)
-        return self.publish(batch_id)
-
-    def publish(self, batch_id: int) -> int:
-        """Replace whatever an earlier attempt published for `batch_id` with the staged files."""
-        staging_root = self._path(self.staging_uri(batch_id))
-        staged = self._list_relative(staging_root) if self._fs.exists(staging_root) else []
-        moves = plan_publication(batch_id, staged)
+        moves = plan_publication(batch_id, [relative_path for relative_path, _ in files])
         self.delete_published(batch_id)
         for move in moves:
-            source = self._path(f"{self.staging_uri(batch_id)}/{move.source}")
             target = self._path(f"{self.output_uri}/{move.target}")
             self._fs.mkdirs(target.getParent())
-            if not self._fs.rename(source, target):
+            if not self._fs.rename(self._path(f"{staging}/{move.source}"), target):
                 raise OSError(f"could not publish batch {batch_id} file {move.source} to {move.target}")
         if self._fs.exists(staging_root):
             self._fs.delete(staging_root, True)
@@ -147,14 +142,17 @@ class BatchPublisher:
 
     def delete_published(self, batch_id: int) -> int:
         """Delete the files a (possibly killed) earlier attempt published for `batch_id`."""
-        statuses = self._fs.globStatus(self._path(f"{self.output_uri}/{published_glob(batch_id)}")) or []
+        statuses = self._published_statuses(batch_id)
         for status in statuses:
             self._fs.delete(status.getPath(), False)
         return len(statuses)
 
     def published_files(self, batch_id: int) -> list[str]:
-        statuses = self._fs.globStatus(self._path(f"{self.output_uri}/{published_glob(batch_id)}")) or []
+        statuses = self._published_statuses(batch_id)
         return sorted(self._relative(status.getPath(), self._root) for status in statuses)
+
+    def _published_statuses(self, batch_id: int) -> list:
+        return list(self._fs.globStatus(self._path(f"{self.output_uri}/{published_glob(batch_id)}")) or [])
 
     def _write_file(self, uri: str, data: bytes) -> None:
         stream = self._fs.create(self._path(uri), True)
@@ -163,13 +161,6 @@ class BatchPublisher:
                 stream.write(bytearray(data[start : start + WRITE_CHUNK_BYTES]))
         finally:
             stream.close()
-
-    def _list_relative(self, root) -> list[str]:
-        iterator = self._fs.listFiles(root, True)
-        relative = []
-        while iterator.hasNext():
-            relative.append(self._relative(iterator.next().getPath(), root))
-        return relative
 
     def _relative(self, path, root) -> str:
         root_text = self._fs.makeQualified(root).toString().rstrip("/")
