@@ -20,7 +20,6 @@ from streaming_job.monitoring import BatchStats
 from streaming_job.schemas import arrow_schema
 
 # Columns added to the manifest rows on their way through a micro-batch.
-MANIFEST_NAME_COLUMN = "_manifest_name"
 MANIFEST_MTIME_COLUMN = "_manifest_mtime_ms"
 REASON_COLUMN = "_error_reason"
 DETAIL_COLUMN = "_error_detail"

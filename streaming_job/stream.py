@@ -28,7 +28,6 @@ from streaming_job.batch_outcome import (
     FEATURE_NAMES,
     FEATURIZED_COLUMNS,
     MANIFEST_MTIME_COLUMN,
-    MANIFEST_NAME_COLUMN,
     REASON_COLUMN,
     split_outcome,
 )
@@ -40,6 +39,8 @@ from streaming_job.sink import BatchPublisher
 log = logging.getLogger(__name__)
 
 QUERY_NAME = "fruits-features"
+# The manifest's file name (`<image_id>.json`), the fallback image_id of an unparseable manifest.
+MANIFEST_NAME_COLUMN = "_manifest_name"
 IMAGE_ID_PATTERN = r"^[0-9a-f]{32}$"
 MANIFEST_NAME_PATTERN = r"^([0-9a-f]{32})\.json$"
 BAD_DT_DETAIL = "dt is not a YYYY-MM-DD date"
