@@ -1,11 +1,12 @@
-"""`fruits bench`: stream throughput against TensorFlow alone, on the same real images and input size.
+"""`fruits bench`: stream throughput against its runtime alone, for each featurizer runtime.
 
-Modes (each in a fresh interpreter, see benchmarks/modes.py):
-  tf_alone        decode + resize + preprocess + forward pass in one process, TensorFlow on all cores
+Modes, run for each runtime (litert, keras), each in a fresh interpreter (see benchmarks/modes.py):
+  alone           decode + resize + featurize in one process, the runtime on all cores
   stream          the real streaming job in local[*] over N manifests (processing-time trigger)
   batch_backfill  the same job with --available-now
+and once per repetition:
   ingest          the ingest function's per-image time and cold import (benchmarks.ingest_bench)
-The stream/tf_alone ratio of steady-state images/s is printed last.
+Printed last: each runtime's stream/alone ratio and the litert/keras stream speed-up.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from benchmarks.stats import median_or_none, ratio
 from streaming_job.config import StreamConfig
+from streaming_job.model import RUNTIMES
 
 DEFAULT_N = 2000
 DEFAULT_INPUT_SIZE = 224
@@ -29,7 +31,8 @@ DEFAULT_K = 16
 DEFAULT_MAX_FILES_PER_TRIGGER = StreamConfig.max_files_per_trigger
 DEFAULT_TRIGGER_SECONDS = 1.0
 DEFAULT_INGEST_N = 200
-MEASURED_MODES = ("tf_alone", "stream", "batch_backfill", "ingest")
+MEASURED_MODES = ("alone", "stream", "batch_backfill", "ingest")
+RUNTIME_MODES = ("alone", "stream", "batch_backfill")
 LOG_TAIL_CHARS = 3000
 
 
@@ -73,6 +76,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"comma-separated subset of {','.join(MEASURED_MODES)} (default: all)",
     )
     parser.add_argument(
+        "--runtimes",
+        default=",".join(RUNTIMES),
+        help=f"comma-separated featurizer runtimes to measure (default {','.join(RUNTIMES)})",
+    )
+    parser.add_argument(
         "--repeat",
         type=int,
         default=1,
@@ -106,8 +114,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def validate(args: argparse.Namespace) -> list[str]:
-    """The modes to run; raises ConfigError on a bad flag."""
+def validate(args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """(modes, runtimes) to run; raises ConfigError on a bad flag."""
     from streaming_job.config import ConfigError
     from streaming_job.model import MAX_INPUT_SIZE, MIN_INPUT_SIZE
 
@@ -116,6 +124,11 @@ def validate(args: argparse.Namespace) -> list[str]:
     if unknown or not modes:
         raise ConfigError(
             f"--modes must be a comma-separated subset of {','.join(MEASURED_MODES)}, got {args.modes!r}"
+        )
+    runtimes = [runtime.strip() for runtime in args.runtimes.split(",") if runtime.strip()]
+    if not runtimes or set(runtimes) - set(RUNTIMES):
+        raise ConfigError(
+            f"--runtimes must be a comma-separated subset of {','.join(RUNTIMES)}, got {args.runtimes!r}"
         )
     if args.n < 2:
         raise ConfigError(f"--n must be >= 2, got {args.n}")
@@ -131,13 +144,15 @@ def validate(args: argparse.Namespace) -> list[str]:
         raise ConfigError("--max-files-per-trigger, --trigger and --ingest-n must be > 0")
     if args.images is not None and not args.images.is_dir():
         raise ConfigError(f"--images {args.images} is not a folder of <label>/<image> files")
-    return [mode for mode in MEASURED_MODES if mode in modes]
+    return [mode for mode in MEASURED_MODES if mode in modes], [
+        runtime for runtime in RUNTIMES if runtime in runtimes
+    ]
 
 
 def run(args: argparse.Namespace) -> int:
     from streaming_job.demo import default_images_dir
 
-    modes = validate(args)
+    modes, runtimes = validate(args)
     images = (args.images or default_images_dir()).resolve()
     workdir = args.workdir.resolve()
     runner = ModeRunner(workdir)
@@ -153,6 +168,8 @@ def run(args: argparse.Namespace) -> int:
         str(args.input_size),
         "--k",
         str(args.k),
+        "--runtimes",
+        ",".join(runtimes),
     )
     stream_flags = [
         "--max-files-per-trigger",
@@ -160,25 +177,35 @@ def run(args: argparse.Namespace) -> int:
         "--trigger",
         str(args.trigger),
     ]
-    runs: dict[str, list[dict]] = {mode: [] for mode in modes}
+    runs: dict[str, dict[str, list[dict]]] = {
+        runtime: {mode: [] for mode in modes if mode in RUNTIME_MODES} for runtime in runtimes
+    }
+    ingest_runs: list[dict] = []
     for repetition in range(args.repeat):
-        for mode in modes:
-            say(f"run {repetition + 1}/{args.repeat}: {mode}")
-            if mode == "ingest":
-                runs[mode].append(runner.run(mode, "--images", str(images), "--ingest-n", str(args.ingest_n)))
-            else:
-                runs[mode].append(runner.run(mode, "--master", args.master, *stream_flags))
-    scaling = measure_scaling(runner, stream_flags, args.repeat) if args.scaling else None
+        for runtime in runtimes:
+            for mode in runs[runtime]:
+                say(f"run {repetition + 1}/{args.repeat}: {mode} ({runtime})")
+                runs[runtime][mode].append(
+                    runner.run(mode, "--runtime", runtime, "--master", args.master, *stream_flags)
+                )
+        if "ingest" in modes:
+            say(f"run {repetition + 1}/{args.repeat}: ingest")
+            ingest_runs.append(
+                runner.run("ingest", "--images", str(images), "--ingest-n", str(args.ingest_n))
+            )
+    scaling = measure_scaling(runner, runtimes[0], stream_flags, args.repeat) if args.scaling else None
     machine["load_average_after"] = _load_average()
-    report = build_report(args, machine, workload, runs, scaling)
+    report = build_report(args, machine, workload, runs, ingest_runs, scaling)
     print(render_table(report))
     if args.json:
         print(json.dumps(report, sort_keys=True))
-    return (
-        0
-        if all(run_["complete"] for mode in ("stream", "batch_backfill") for run_ in runs.get(mode, []))
-        else 1
-    )
+    streams = [
+        run_
+        for by_mode in runs.values()
+        for mode in ("stream", "batch_backfill")
+        for run_ in by_mode.get(mode, [])
+    ]
+    return 0 if all(run_["complete"] for run_ in streams) else 1
 
 
 class ModeRunner:
@@ -208,7 +235,7 @@ class ModeRunner:
         return json.loads(lines[-1])
 
 
-def measure_scaling(runner: ModeRunner, stream_flags: list[str], repeat: int) -> dict:
+def measure_scaling(runner: ModeRunner, runtime: str, stream_flags: list[str], repeat: int) -> dict:
     """Steady-state stream images/s on local[1] .. local[cores], and the speed-up over one core."""
     cores = os.cpu_count() or 1
     by_cores: dict[str, float | None] = {}
@@ -217,17 +244,25 @@ def measure_scaling(runner: ModeRunner, stream_flags: list[str], repeat: int) ->
         for repetition in range(repeat):
             say(f"scaling run {repetition + 1}/{repeat}: stream on local[{count}]")
             samples.append(
-                runner.run("stream", "--master", f"local[{count}]", *stream_flags)["steady"]["images_per_s"]
+                runner.run("stream", "--runtime", runtime, "--master", f"local[{count}]", *stream_flags)[
+                    "steady"
+                ]["images_per_s"]
             )
         by_cores[str(count)] = median_or_none(samples)
     return {
+        "runtime": runtime,
         "images_per_s_by_cores": by_cores,
         "speedup": {count: ratio(value, by_cores["1"]) for count, value in by_cores.items()},
     }
 
 
 def build_report(
-    args: argparse.Namespace, machine: dict, workload: dict, runs: dict[str, list[dict]], scaling: dict | None
+    args: argparse.Namespace,
+    machine: dict,
+    workload: dict,
+    runs: dict[str, dict[str, list[dict]]],
+    ingest_runs: list[dict],
+    scaling: dict | None,
 ) -> dict:
     report: dict = {
         "machine": machine,
@@ -241,21 +276,12 @@ def build_report(
             "master": args.master,
             "max_files_per_trigger": args.max_files_per_trigger,
             "trigger_seconds": args.trigger,
-            "model_version": workload["model_version"],
-            "pca_version": workload["pca_version"],
+            "model_versions": workload["model_versions"],
+            "pca_versions": workload["pca_versions"],
         },
+        "runtimes": {runtime: summarize_runtime(by_mode) for runtime, by_mode in runs.items()},
     }
-    if "tf_alone" in runs:
-        tf_runs = runs["tf_alone"]
-        report["tf_alone"] = {
-            "images_per_s": median_or_none([run_["images_per_s"] for run_ in tf_runs]),
-            "runs": tf_runs,
-        }
-    for mode in ("stream", "batch_backfill"):
-        if mode in runs:
-            report[mode] = summarize_stream_runs(runs[mode])
-    if "ingest" in runs:
-        ingest_runs = runs["ingest"]
+    if ingest_runs:
         report["ingest"] = {
             name: median_or_none([run_[name] for run_ in ingest_runs])
             for name in ("per_image_ms_median", "per_image_ms_p95", "cold_import_s")
@@ -265,12 +291,33 @@ def build_report(
         )
     if scaling is not None:
         report["scaling"] = scaling
-    tf_rate = report.get("tf_alone", {}).get("images_per_s")
-    report["ratio_backfill_vs_tf_alone"] = ratio(
-        report.get("batch_backfill", {}).get("steady_images_per_s"), tf_rate
+    stream_rates = {
+        runtime: summary.get("stream", {}).get("steady_images_per_s")
+        for runtime, summary in report["runtimes"].items()
+    }
+    report["ratio_litert_stream_vs_keras_stream"] = ratio(
+        stream_rates.get("litert"), stream_rates.get("keras")
     )
-    report["ratio_stream_vs_tf_alone"] = ratio(report.get("stream", {}).get("steady_images_per_s"), tf_rate)
     return report
+
+
+def summarize_runtime(by_mode: dict[str, list[dict]]) -> dict:
+    """One runtime's figures: alone, stream and backfill medians, and their ratios to alone."""
+    summary: dict = {}
+    if "alone" in by_mode:
+        summary["alone"] = {
+            "images_per_s": median_or_none([run_["images_per_s"] for run_ in by_mode["alone"]]),
+            "runs": by_mode["alone"],
+        }
+    for mode in ("stream", "batch_backfill"):
+        if mode in by_mode:
+            summary[mode] = summarize_stream_runs(by_mode[mode])
+    alone_rate = summary.get("alone", {}).get("images_per_s")
+    summary["ratio_stream_vs_alone"] = ratio(summary.get("stream", {}).get("steady_images_per_s"), alone_rate)
+    summary["ratio_backfill_vs_alone"] = ratio(
+        summary.get("batch_backfill", {}).get("steady_images_per_s"), alone_rate
+    )
+    return summary
 
 
 def summarize_stream_runs(runs: list[dict]) -> dict:
@@ -291,26 +338,27 @@ def render_table(report: dict) -> str:
         f"fruits bench: {config['n']} images ({config['distinct_images']} distinct) at "
         f"{config['input_size']} px, median of {config['repeat']} run(s), "
         f"{report['machine']['cores']} cores ({report['machine']['cpu']})",
-        f"  {'mode':<16}{'images/s':>12}{'wall s':>10}  notes",
+        f"  {'runtime':<8}{'mode':<16}{'images/s':>12}{'wall s':>10}  notes",
     ]
-    if "tf_alone" in report:
-        lines.append(
-            f"  {'tf_alone':<16}{_cell(report['tf_alone']['images_per_s'])}{'':>10}  "
-            "steady state, one process, TF on all cores"
-        )
-    for mode in ("stream", "batch_backfill"):
-        if mode in report:
-            summary = report[mode]
-            rate, wall = _cell(summary["steady_images_per_s"]), _cell(summary["wall_s"], 10)
+    for runtime, summary in report["runtimes"].items():
+        if "alone" in summary:
             lines.append(
-                f"  {mode:<16}{rate}{wall}  "
-                f"steady state; {summary['wall_images_per_s']} images/s incl. start-up, "
-                f"first batch done at {summary['first_batch_end_s']} s"
+                f"  {runtime:<8}{'alone':<16}{_cell(summary['alone']['images_per_s'])}{'':>10}  "
+                "one process, the runtime on all cores"
             )
+        for mode in ("stream", "batch_backfill"):
+            if mode in summary:
+                figures = summary[mode]
+                rate, wall = _cell(figures["steady_images_per_s"]), _cell(figures["wall_s"], 10)
+                lines.append(
+                    f"  {runtime:<8}{mode:<16}{rate}{wall}  "
+                    f"steady state; {figures['wall_images_per_s']} images/s incl. start-up, "
+                    f"first batch done at {figures['first_batch_end_s']} s"
+                )
     if "ingest" in report:
         ingest = report["ingest"]
         lines.append(
-            f"  {'ingest':<28}  per image {ingest['per_image_ms_median']} ms median, "
+            f"  {'ingest':<36}  per image {ingest['per_image_ms_median']} ms median, "
             f"{ingest['per_image_ms_p95']} ms p95; cold import {ingest['cold_import_s']} s "
             f"({ingest['backend']})"
         )
@@ -319,10 +367,12 @@ def render_table(report: dict) -> str:
             f"local[{cores}] {rate} images/s (x{report['scaling']['speedup'][cores]})"
             for cores, rate in report["scaling"]["images_per_s_by_cores"].items()
         )
-        lines.append(f"  scaling: {speedups}")
-    if report.get("ratio_backfill_vs_tf_alone") is not None:
-        lines.append(f"  ratio batch_backfill/tf_alone: {report['ratio_backfill_vs_tf_alone']}")
-    lines.append(f"  ratio stream/tf_alone: {report['ratio_stream_vs_tf_alone']}")
+        lines.append(f"  scaling ({report['scaling']['runtime']}): {speedups}")
+    for runtime, summary in report["runtimes"].items():
+        if summary.get("ratio_backfill_vs_alone") is not None:
+            lines.append(f"  ratio batch_backfill/alone ({runtime}): {summary['ratio_backfill_vs_alone']}")
+        lines.append(f"  ratio stream/alone ({runtime}): {summary['ratio_stream_vs_alone']}")
+    lines.append(f"  ratio stream litert/keras: {report['ratio_litert_stream_vs_keras_stream']}")
     return "\n".join(lines)
 
 
@@ -355,7 +405,7 @@ def _versions() -> dict[str, str | None]:
     from importlib.metadata import PackageNotFoundError, version
 
     found: dict[str, str | None] = {}
-    for name in ("pyspark", "tensorflow-cpu", "tensorflow", "keras", "pillow", "numpy"):
+    for name in ("pyspark", "tensorflow-cpu", "tensorflow", "keras", "ai-edge-litert", "pillow", "numpy"):
         try:
             found[name] = version(name)
         except PackageNotFoundError:

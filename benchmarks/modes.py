@@ -19,9 +19,10 @@ from pathlib import Path
 from benchmarks.stats import batch_end, steady_state
 from benchmarks.workload import Workload, WorkloadSpec, build_workload, load_workload, reusable, sample_images
 from streaming_job.config import StreamConfig
+from streaming_job.model import DEFAULT_RUNTIME, RUNTIMES
 
-MODES = ("prepare", "tf_alone", "stream", "batch_backfill", "ingest")
-TF_ALONE_BATCH = 64
+MODES = ("prepare", "alone", "stream", "batch_backfill", "ingest")
+ALONE_BATCH = 64
 STREAM_POLL_SECONDS = 0.2
 
 
@@ -40,28 +41,30 @@ def prepare(workdir: Path, spec: WorkloadSpec) -> dict:
     return {"reused": False, **json.loads(workload.to_json())}
 
 
-def tf_alone(workload: Workload, batch_size: int = TF_ALONE_BATCH) -> dict:
-    """Read + decode + resize + scale + forward pass in this one process, TensorFlow on all cores.
+def alone(workload: Workload, runtime: str, batch_size: int = ALONE_BATCH) -> dict:
+    """Read + decode + resize + featurize in this one process, the runtime on all cores.
 
-    The limit the stream is compared with: the same images and model, a fixed-shape
-    traced forward pass, decoding in a thread pool overlapping the forward pass of the
-    previous chunk, TensorFlow's default thread pools (one thread per core). The model
-    build and the first trace (one warm-up batch) are not timed.
+    The limit the stream is compared with: the same images and artifact, decoding
+    in a thread pool that overlaps the featurization of the previous chunk, the
+    runtime's threads on every core (TensorFlow's default pools; LiteRT's
+    interpreter with one thread per core). The build and one warm-up chunk are
+    not timed.
     """
     from concurrent.futures import ThreadPoolExecutor
 
     import numpy as np
 
     from streaming_job import uris
-    from streaming_job.featurize import Featurizer
-    from streaming_job.model import build_model, load_featurizer_spec
+    from streaming_job.model import load_featurizer_spec
     from streaming_job.preprocess import decode_and_resize
+    from streaming_job.runtimes import build_featurizer
 
     image_uris = workload.image_uris()
-    spec = load_featurizer_spec(workload.featurizer_uri)
-    featurizer = Featurizer(build_model(spec), spec.model_version, batch_size=batch_size)
+    spec = load_featurizer_spec(workload.featurizer_uri(runtime))
+    cores = os.cpu_count() or 1
+    featurizer = build_featurizer(spec, batch_size=batch_size, threads=cores)
     size = spec.input_size
-    decoders = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="decode")
+    decoders = ThreadPoolExecutor(max_workers=cores, thread_name_prefix="decode")
 
     def load(chunk: list[str]) -> np.ndarray:
         return np.stack(
@@ -81,20 +84,20 @@ def tf_alone(workload: Workload, batch_size: int = TF_ALONE_BATCH) -> dict:
             produced += len(featurizer.features(images))
     seconds = time.perf_counter() - started
     decoders.shutdown()
-    import tensorflow as tf
-
     return {
+        "runtime": runtime,
+        "model_version": spec.model_version,
         "images": produced,
         "seconds": round(seconds, 3),
         "images_per_s": round(produced / seconds, 2),
         "batch_size": batch_size,
-        "traces": featurizer.traces,
-        "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count(),
+        "threads": cores,
     }
 
 
 def stream(
     workload: Workload,
+    runtime: str,
     master: str,
     available_now: bool,
     max_files_per_trigger: int,
@@ -120,8 +123,8 @@ def stream(
     config = StreamConfig(
         lake=workload.lake_uri,
         checkpoint=join_uri(workload.lake_uri, contracts.CHECKPOINTS_PREFIX, "features"),
-        featurizer=workload.featurizer_uri,
-        pca=workload.pca_uri,
+        featurizer=workload.featurizer_uri(runtime),
+        pca=workload.pca_uri(runtime),
         trigger_seconds=trigger_seconds,
         available_now=available_now,
         max_files_per_trigger=max_files_per_trigger,
@@ -143,6 +146,7 @@ def stream(
     processed = sum(record["feature_rows"] + record["error_rows"] for record in records)
     wall = batch_end(records[-1]) - started_epoch if records else None
     return {
+        "runtime": runtime,
         "master": master,
         "cores": cores,
         "available_now": available_now,
@@ -210,6 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--n", type=int)
     parser.add_argument("--input-size", type=int)
     parser.add_argument("--k", type=int)
+    parser.add_argument("--runtimes", help="prepare: comma-separated runtimes to build artifacts for")
+    parser.add_argument("--runtime", choices=RUNTIMES, default=DEFAULT_RUNTIME)
     parser.add_argument("--master", default="local[*]")
     parser.add_argument("--max-files-per-trigger", type=int, default=StreamConfig.max_files_per_trigger)
     parser.add_argument("--trigger", type=float, default=1.0)
@@ -222,7 +228,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.mode == "prepare":
         spec = WorkloadSpec(
-            images_dir=str(args.images.resolve()), n=args.n, input_size=args.input_size, k=args.k
+            images_dir=str(args.images.resolve()),
+            n=args.n,
+            input_size=args.input_size,
+            k=args.k,
+            runtimes=tuple(args.runtimes.split(",")),
         )
         result = prepare(args.workdir, spec)
     elif args.mode == "ingest":
@@ -232,11 +242,17 @@ def main(argv: list[str] | None = None) -> int:
         if workload is None:
             print(f"no benchmark workload in {args.workdir}: run the prepare mode first", file=sys.stderr)
             return 2
-        if args.mode == "tf_alone":
-            result = tf_alone(workload)
+        if args.runtime not in workload.spec.runtimes:
+            print(
+                f"the benchmark workload has no {args.runtime} artifacts: prepare it again", file=sys.stderr
+            )
+            return 2
+        if args.mode == "alone":
+            result = alone(workload, args.runtime)
         else:
             result = stream(
                 workload,
+                args.runtime,
                 args.master,
                 available_now=args.mode == "batch_backfill",
                 max_files_per_trigger=args.max_files_per_trigger,

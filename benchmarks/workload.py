@@ -1,14 +1,15 @@
-"""The benchmark's lake: a featurizer, a fitted PCA and N manifests of real images.
+"""The benchmark's lake: a featurizer and a fitted PCA per runtime, and N manifests of real images.
 
-Built once per (images, N, input size, k) in the bench workdir and reused:
+Built once per (images, N, input size, k, runtimes) in the bench workdir and reused:
 
     <workdir>/seed/            the real ingest (LocalIngest) run once on each distinct sample image
-    <workdir>/lake/models/     featurizer.keras (seeded, at the input size) and pca/ (Spark ML, fixed k)
+    <workdir>/lake/models/     per runtime: featurizer.tflite / featurizer.keras (the bundled ImageNet
+                               weights, at the input size) and pca-<runtime>/ (Spark ML, fixed k)
     <workdir>/lake/clean/      N clean images: the ingested ones, repeated (copied) up to N
     <workdir>/lake/manifests/  N manifest v1 documents, one per clean image, each its own image_id
     <workdir>/workload.json    what was built, to decide whether a later run can reuse it
 
-Each mode (benchmarks/modes.py) reads the same N images: tf_alone from the
+Each mode (benchmarks/modes.py) reads the same N images: `alone` from the
 manifests' image URIs, the stream and the backfill through the manifests.
 """
 
@@ -27,7 +28,7 @@ from streaming_job import uris
 from streaming_job.config import join_uri
 
 WORKLOAD_FILE = "workload.json"
-WORKLOAD_VERSION = 1
+WORKLOAD_VERSION = 2
 PCA_SAMPLE_SIZE = 64
 BENCH_UPLOADS_BUCKET = "fruits-bench-uploads"
 # Local benchmark only: the real key comes from SSM (AWS) or FRUITS_PSEUDONYM_KEY.
@@ -49,6 +50,7 @@ class WorkloadSpec:
     n: int
     input_size: int
     k: int
+    runtimes: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -57,8 +59,8 @@ class Workload:
 
     spec: WorkloadSpec
     workdir: str
-    model_version: str
-    pca_version: str
+    model_versions: dict[str, str]
+    pca_versions: dict[str, str]
     distinct_images: int
     images_fingerprint: str
     version: int = WORKLOAD_VERSION
@@ -71,13 +73,11 @@ class Workload:
     def lake_uri(self) -> str:
         return self.lake.as_uri()
 
-    @property
-    def featurizer_uri(self) -> str:
-        return join_uri(self.lake_uri, contracts.FEATURIZER_KEY)
+    def featurizer_uri(self, runtime: str) -> str:
+        return join_uri(self.lake_uri, contracts.featurizer_key(runtime))
 
-    @property
-    def pca_uri(self) -> str:
-        return join_uri(self.lake_uri, contracts.PCA_KEY)
+    def pca_uri(self, runtime: str) -> str:
+        return join_uri(self.lake_uri, f"{contracts.PCA_KEY}-{runtime}")
 
     def image_uris(self) -> list[str]:
         """The N clean images' URIs, in manifest-name order (the images every mode processes)."""
@@ -94,7 +94,8 @@ class Workload:
     @classmethod
     def from_json(cls, text: str) -> Workload:
         data = json.loads(text)
-        return cls(**{**data, "spec": WorkloadSpec(**data["spec"])})
+        spec = data["spec"]
+        return cls(**{**data, "spec": WorkloadSpec(**{**spec, "runtimes": tuple(spec["runtimes"])})})
 
 
 def sample_images(images_dir: Path) -> list[Path]:
@@ -128,7 +129,7 @@ def reusable(workload: Workload | None, spec: WorkloadSpec, images: list[Path]) 
 
 
 def build_workload(workdir: Path, spec: WorkloadSpec, spark) -> Workload:
-    """Export the featurizer, ingest the images, replicate their manifests to N, fit the PCA."""
+    """Export each runtime's featurizer, ingest the images, replicate their manifests to N, fit the PCAs."""
     from streaming_job.model import export_featurizer
     from streaming_job.pca import fit_pca
 
@@ -147,23 +148,25 @@ def build_workload(workdir: Path, spec: WorkloadSpec, spark) -> Workload:
     partial = Workload(
         spec=spec,
         workdir=str(workdir),
-        model_version="",
-        pca_version="",
+        model_versions={},
+        pca_versions={},
         distinct_images=len(images),
         images_fingerprint=fingerprint(images),
-    )
-    model_version = export_featurizer(
-        partial.featurizer_uri, input_size=spec.input_size, calibration_images=images
     )
     seed_manifests = ingest_sample(images, workdir / "seed")
     replicate_manifests(seed_manifests, lake, spec.n)
     pca_sample = [json.loads(path.read_text())["image_uri"] for path in seed_manifests][:PCA_SAMPLE_SIZE]
-    sidecar = fit_pca(spark, pca_sample, partial.featurizer_uri, partial.pca_uri, k=spec.k)
+    model_versions, pca_versions = {}, {}
+    for runtime in spec.runtimes:
+        featurizer_uri = partial.featurizer_uri(runtime)
+        model_versions[runtime] = export_featurizer(featurizer_uri, input_size=spec.input_size)
+        sidecar = fit_pca(spark, pca_sample, featurizer_uri, partial.pca_uri(runtime), k=spec.k)
+        pca_versions[runtime] = sidecar["pca_version"]
     workload = Workload(
         spec=spec,
         workdir=str(workdir),
-        model_version=model_version,
-        pca_version=sidecar["pca_version"],
+        model_versions=model_versions,
+        pca_versions=pca_versions,
         distinct_images=len(images),
         images_fingerprint=partial.images_fingerprint,
     )

@@ -5,11 +5,12 @@
 3. play the mobile app: every image is uploaded with personal metadata and GPS EXIF,
    plus two bad uploads, and the real ingest code (LocalIngest) processes each;
 4. wait until every accepted image is in `<workdir>/lake/features/`, stop cleanly;
-5. summarise (throughput, latency, k, explained variance) and draw the plots.
+5. summarise (throughput, latency, k, explained variance, and the features' quality: a
+   5-fold linear probe of the fruit label and PC1's share of the variance) and draw the plots.
 
 Re-running resets the lake's data (uploads, manifests, clean images, features,
 errors, checkpoints, status) and keeps `<workdir>/lake/models/`, so the model
-export and the PCA fit are skipped when the images and the input size are unchanged.
+export and the PCA fit are skipped when the images, weights, runtime and input size are unchanged.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ from fruits_ingest import contracts
 from streaming_job import uris
 from streaming_job.config import ConfigError, StreamConfig, join_uri
 from streaming_job.demo_uploads import AppUpload, app_uploads, bad_uploads, find_images
-from streaming_job.model import BUNDLED_IMAGES
+from streaming_job.model import BUNDLED_IMAGES, DEFAULT_RUNTIME, DEFAULT_WEIGHTS, MODEL_NAMES
+from streaming_job.quality import first_component_share, linear_probe_accuracy
 
 DEFAULT_WORKDIR = Path("work") / "demo"
 DEFAULT_INPUT_SIZE = 224
@@ -56,6 +58,7 @@ LAKE_DATA_PREFIXES = (
     "control/",
 )
 PCA_SOURCE_NAME = "pca-images.json"
+PROBE_FOLDS = 5
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,8 @@ class DemoOptions:
     images: Path
     workdir: Path
     input_size: int = DEFAULT_INPUT_SIZE
+    runtime: str = DEFAULT_RUNTIME
+    weights: str = DEFAULT_WEIGHTS
     master: str = "local[*]"
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
 
@@ -103,11 +108,11 @@ def prepare_workdir(workdir: Path) -> DemoPaths:
     return paths
 
 
-def demo_stream_config(lake_uri: str) -> StreamConfig:
+def demo_stream_config(lake_uri: str, runtime: str = DEFAULT_RUNTIME) -> StreamConfig:
     return StreamConfig(
         lake=lake_uri,
         checkpoint=join_uri(lake_uri, contracts.CHECKPOINTS_PREFIX, "features"),
-        featurizer=join_uri(lake_uri, contracts.FEATURIZER_KEY),
+        featurizer=join_uri(lake_uri, contracts.featurizer_key(runtime)),
         pca=join_uri(lake_uri, contracts.PCA_KEY),
         trigger_seconds=TRIGGER_SECONDS,
         max_files_per_trigger=MAX_FILES_PER_TRIGGER,
@@ -115,20 +120,24 @@ def demo_stream_config(lake_uri: str) -> StreamConfig:
     )
 
 
-def ensure_featurizer(featurizer_uri: str, input_size: int, calibration_images: list[Path]) -> str:
-    """Export the featurizer unless one with this input size is already there; return its version."""
+def ensure_featurizer(
+    featurizer_uri: str, input_size: int, weights: str, calibration_images: list[Path]
+) -> str:
+    """Export the featurizer unless one with these weights and input size is there; return its version."""
     from streaming_job.model import FeaturizerError, export_featurizer, load_featurizer_spec
 
     if uris.exists(featurizer_uri):
         try:
             spec = load_featurizer_spec(featurizer_uri)
-            if spec.input_size == input_size:
+            if spec.input_size == input_size and spec.model_version.startswith(f"{MODEL_NAMES[weights]}-"):
                 say(f"featurizer {spec.model_version} reused")
                 return spec.model_version
         except FeaturizerError:
             say("the existing featurizer cannot be loaded: exporting a new one")
-    say(f"exporting the featurizer (MobileNetV2, input {input_size}x{input_size})")
-    return export_featurizer(featurizer_uri, input_size=input_size, calibration_images=calibration_images)
+    say(f"exporting the featurizer ({MODEL_NAMES[weights]}, input {input_size}x{input_size})")
+    return export_featurizer(
+        featurizer_uri, input_size=input_size, weights=weights, calibration_images=calibration_images
+    )
 
 
 def images_fingerprint(images: list[Path], model_version: str) -> str:
@@ -231,6 +240,14 @@ def latency_percentiles(features) -> dict[str, float | None]:
     }
 
 
+def probe_accuracy(scores: np.ndarray, labels: list[str]) -> float | None:
+    """The k-fold linear probe of the label on the PCA features, or None when the labels are too few."""
+    try:
+        return round(linear_probe_accuracy(scores, labels, folds=PROBE_FOLDS), 4)
+    except ValueError:
+        return None
+
+
 def run_demo(options: DemoOptions) -> tuple[dict, bool]:
     """Run the demo; return (summary, whether every accepted image came out)."""
     from tqdm import tqdm
@@ -247,10 +264,10 @@ def run_demo(options: DemoOptions) -> tuple[dict, bool]:
     timings: dict[str, float] = {}
     started = time.monotonic()
     paths = prepare_workdir(options.workdir)
-    config = demo_stream_config(paths.lake_uri)
+    config = demo_stream_config(paths.lake_uri, options.runtime)
 
     clock = time.monotonic()
-    model_version = ensure_featurizer(config.featurizer, options.input_size, images)
+    model_version = ensure_featurizer(config.featurizer, options.input_size, options.weights, images)
     timings["featurizer"] = round(time.monotonic() - clock, 1)
     spark = build_spark_session("fruits-demo", master=options.master)
     clock = time.monotonic()
@@ -276,13 +293,13 @@ def run_demo(options: DemoOptions) -> tuple[dict, bool]:
 
     features = read_features(config.features_uri)
     throughput, steady_batches = steady_throughput(running.listener.records)
+    scores = np.stack(features["features"].to_numpy()) if len(features) else np.zeros((0, 2))
+    labels = features["label"].fillna("unlabelled").tolist()
     plots = [
-        explained_variance_plot(running.explained_variance, paths.plots / "explained_variance.png"),
-        pca_scatter_plot(
-            np.stack(features["features"].to_numpy()) if len(features) else np.zeros((0, 2)),
-            features["label"].fillna("unlabelled").tolist(),
-            paths.plots / "pca_scatter.png",
+        explained_variance_plot(
+            running.explained_variance, running.model_version, paths.plots / "explained_variance.png"
         ),
+        pca_scatter_plot(scores, labels, running.model_version, paths.plots / "pca_scatter.png"),
     ]
     timings["total"] = round(time.monotonic() - started, 1)
     summary = {
@@ -301,6 +318,8 @@ def run_demo(options: DemoOptions) -> tuple[dict, bool]:
         "latency_ms": latency_percentiles(features),
         "k": running.k,
         "explained_variance": round(float(sum(running.explained_variance)), 4),
+        "pc1_share": round(first_component_share(running.explained_variance), 4),
+        "linear_probe_accuracy": probe_accuracy(scores, labels),
         "model_version": running.model_version,
         "pca_version": running.pca_version,
         "features_uri": config.features_uri,
@@ -313,6 +332,8 @@ def run_demo(options: DemoOptions) -> tuple[dict, bool]:
 def render_summary(summary: dict) -> str:
     quarantined = ", ".join(f"{reason} {count}" for reason, count in summary["quarantined"].items()) or "none"
     latency = summary["latency_ms"]
+    accuracy = summary["linear_probe_accuracy"]
+    probe = "n/a (too few labelled images)" if accuracy is None else f"{accuracy:.3f}"
     lines = [
         "Fruits! demo summary",
         f"  uploads            {summary['uploads']} ({summary['accepted']} accepted; "
@@ -322,7 +343,9 @@ def render_summary(summary: dict) -> str:
         f"  throughput         {summary['throughput_images_per_s']} images/s (steady state, "
         f"{summary['throughput_batches']} batches)",
         f"  latency p50 / p95  {latency['p50']} ms / {latency['p95']} ms (ingested -> featurized)",
-        f"  PCA                k={summary['k']}, explained variance {summary['explained_variance']:.1%}",
+        f"  PCA                k={summary['k']}, explained variance {summary['explained_variance']:.1%}, "
+        f"PC1 {summary['pc1_share']:.1%}",
+        f"  feature quality    linear probe of the label: {probe} ({PROBE_FOLDS}-fold, k PCA features)",
         f"  model              {summary['model_version']} / {summary['pca_version']}",
         f"  output             {summary['features_uri']}",
         f"  plots              {', '.join(summary['plots'])}",

@@ -275,7 +275,9 @@ def plan_upload(target: Target, sources: UploadSources) -> list[ApiCall]:
         calls.append(
             put_object(
                 target,
-                target.lake.key(contracts.FEATURIZER_KEY),
+                target.lake.key(
+                    contracts.featurizer_key(contracts.featurizer_runtime(sources.featurizer.name))
+                ),
                 LocalFile(sources.featurizer),
                 "application/octet-stream",
             )

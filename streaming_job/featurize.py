@@ -1,8 +1,8 @@
 """Batched featurization: image URIs -> feature vectors (or PCA scores), or an error per image.
 
 `featurize_uris` is what a worker runs on each Arrow batch: it reads and decodes
-the next chunk of images in a background thread while TensorFlow runs the
-forward pass of the current one, and turns every unreadable or undecodable
+the next chunk of images in a background thread while the runtime (LiteRT or
+TensorFlow) featurizes the current one, and turns every unreadable or undecodable
 image into an error entry instead of failing the batch.
 """
 
@@ -15,56 +15,11 @@ import numpy as np
 from fruits_ingest.contracts import FeaturizeErrorReason
 
 from streaming_job.image_io import ImageReader
-from streaming_job.preprocess import MOBILENET_OFFSET, MOBILENET_SCALE, ImageDecodeError
+from streaming_job.preprocess import ImageDecodeError
 from streaming_job.projection import PcaProjection
+from streaming_job.runtimes import Featurizer
 
-DEFAULT_BATCH_SIZE = 64
 MAX_ERROR_DETAIL = 300
-
-
-class Featurizer:
-    """A Keras featurizer behind one traced `tf.function` (uint8 in, float32 features out).
-
-    The function's input signature fixes everything but the batch dimension, so
-    it is traced once per process whatever the batch sizes; pixel scaling to
-    [-1, 1] runs inside the graph.
-    """
-
-    def __init__(self, model, model_version: str, batch_size: int = DEFAULT_BATCH_SIZE):
-        import tensorflow as tf
-
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.model_version = model_version
-        self.batch_size = batch_size
-        self.input_size = int(model.input_shape[1])
-        self.feature_dim = int(model.output_shape[-1])
-        self.traces = 0
-        self._model = model
-        signature = [tf.TensorSpec([None, self.input_size, self.input_size, 3], tf.uint8)]
-
-        @tf.function(input_signature=signature, jit_compile=False)
-        def forward(images):
-            self.traces += 1  # Python side effect: runs only while tracing
-            scaled = tf.cast(images, tf.float32) / MOBILENET_SCALE - MOBILENET_OFFSET
-            return model(scaled, training=False)
-
-        self._forward = forward
-
-    def features(self, images_uint8: np.ndarray) -> np.ndarray:
-        """[N, S, S, 3] uint8 -> [N, D] float32, in forward passes of at most `batch_size` images."""
-        expected = (self.input_size, self.input_size, 3)
-        if images_uint8.ndim != 4 or images_uint8.shape[1:] != expected:
-            raise ValueError(
-                f"expected images [N, {self.input_size}, {self.input_size}, 3], got {images_uint8.shape}"
-            )
-        if len(images_uint8) == 0:
-            return np.zeros((0, self.feature_dim), dtype=np.float32)
-        chunks = [
-            self._forward(images_uint8[start : start + self.batch_size]).numpy()
-            for start in range(0, len(images_uint8), self.batch_size)
-        ]
-        return np.concatenate(chunks).astype(np.float32, copy=False)
 
 
 @dataclass
@@ -83,6 +38,14 @@ class BatchResult:
     @property
     def error_count(self) -> int:
         return sum(error is not None for error in self.errors)
+
+    @property
+    def reasons(self) -> list[str | None]:
+        return [error[0] if error else None for error in self.errors]
+
+    @property
+    def details(self) -> list[str | None]:
+        return [error[1] if error else None for error in self.errors]
 
 
 def featurize_uris(

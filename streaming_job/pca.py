@@ -87,8 +87,8 @@ def _featurize_batches(spec_broadcast, batch_size: int):
                 {
                     "image_uri": image_uris,
                     "features": result.features,
-                    "reason": [error[0] if error else None for error in result.errors],
-                    "detail": [error[1] if error else None for error in result.errors],
+                    "reason": result.reasons,
+                    "detail": result.details,
                 }
             )
 

@@ -16,7 +16,13 @@ def _pyplot():
     return plt
 
 
-def explained_variance_plot(explained_variance: list[float], out: Path) -> Path:
+def model_title(model_version: str) -> str:
+    """'mobilenetv2-imagenet-int8 (litert, 224 px)' from a model_version."""
+    name, runtime, size, _ = model_version.rsplit("-", 3)
+    return f"{name} ({runtime}, {size} px)"
+
+
+def explained_variance_plot(explained_variance: list[float], model_version: str, out: Path) -> Path:
     """Bars: each component's share of the variance; line: the cumulative share."""
     plt = _pyplot()
     ratios = np.asarray(explained_variance, dtype=float)
@@ -27,7 +33,9 @@ def explained_variance_plot(explained_variance: list[float], out: Path) -> Path:
     axis.set_xlabel("principal component")
     axis.set_ylabel("share of the feature variance")
     axis.set_ylim(0, 1.02)
-    axis.set_title(f"PCA explained variance (k={len(ratios)}, total {ratios.sum():.1%})")
+    axis.set_title(
+        f"PCA explained variance (k={len(ratios)}, total {ratios.sum():.1%})\n{model_title(model_version)}"
+    )
     axis.legend(loc="center right")
     figure.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -36,7 +44,7 @@ def explained_variance_plot(explained_variance: list[float], out: Path) -> Path:
     return out
 
 
-def pca_scatter_plot(scores: np.ndarray, labels: list[str], out: Path) -> Path:
+def pca_scatter_plot(scores: np.ndarray, labels: list[str], model_version: str, out: Path) -> Path:
     """The images on the first two principal components, one colour per label."""
     plt = _pyplot()
     if scores.ndim != 2 or scores.shape[1] < 2:
@@ -51,7 +59,9 @@ def pca_scatter_plot(scores: np.ndarray, labels: list[str], out: Path) -> Path:
         axis.scatter(scores[chosen, 0], scores[chosen, 1], s=18, alpha=0.8, label=label)
     axis.set_xlabel("PC 1")
     axis.set_ylabel("PC 2")
-    axis.set_title(f"{len(labels)} featurized images on the first two components")
+    axis.set_title(
+        f"{len(labels)} featurized images on the first two components\n{model_title(model_version)}"
+    )
     axis.legend(loc="best", fontsize="small")
     figure.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -224,10 +224,8 @@ def featurize_partition(context: WorkerContext):
             out["pca_residual"] = scatter(usable, result.residuals)
             out["model_version"] = scatter(usable, [projection.model_version] * len(result.errors))
             out["pca_version"] = scatter(usable, [projection.pca_version] * len(result.errors))
-            reasons = [error[0] if error else None for error in result.errors]
-            details = [error[1] if error else None for error in result.errors]
-            out[REASON_COLUMN] = scatter(usable, reasons, base=frame[REASON_COLUMN].tolist())
-            out[DETAIL_COLUMN] = scatter(usable, details, base=frame[DETAIL_COLUMN].tolist())
+            out[REASON_COLUMN] = scatter(usable, result.reasons, base=frame[REASON_COLUMN].tolist())
+            out[DETAIL_COLUMN] = scatter(usable, result.details, base=frame[DETAIL_COLUMN].tolist())
             yield out
 
     return featurize

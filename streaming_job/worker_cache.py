@@ -1,9 +1,11 @@
-"""Per-process state of a Python worker: the featurizer model and the image reader.
+"""Per-process state of a Python worker: the featurizer and the image reader.
 
 With `spark.python.worker.reuse=true` a worker process runs many tasks and
-micro-batches in turn; building the model once per process (from the
-broadcast weights) instead of once per task or batch is what makes the stream
-fast. The build count is exposed so tests and metrics can prove it.
+micro-batches in turn; building the model or interpreter once per process
+(from the broadcast spec) instead of once per task or batch is what makes the
+stream fast. The build count is exposed so tests and metrics can prove it.
+Threads follow the task's cores: TensorFlow's pools for the Keras runtime, the
+interpreter's threads for LiteRT (which never imports TensorFlow).
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ import logging
 import os
 import threading
 
-from streaming_job.featurize import DEFAULT_BATCH_SIZE, Featurizer
 from streaming_job.image_io import ImageReader
+from streaming_job.runtimes import DEFAULT_BATCH_SIZE, Featurizer, build_featurizer
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +25,7 @@ THREAD_ENV_VARS = ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "OPENBLAS_NUM_TH
 INTER_OP_THREADS = 2
 
 _lock = threading.Lock()
-_models: dict[str, object] = {}
+_keras_models: dict[str, object] = {}
 _featurizers: dict[tuple[str, int], Featurizer] = {}
 _builds: dict[str, int] = {}
 _threads_configured: int | None = None
@@ -66,10 +68,10 @@ def task_cores(default: int = 1) -> int:
 def cached_featurizer(
     spec_broadcast, batch_size: int = DEFAULT_BATCH_SIZE, cores_per_task: int | None = None
 ) -> Featurizer:
-    """The process's featurizer for the broadcast spec: the model is built on first use only.
+    """The process's featurizer for the broadcast spec: built on first use only.
 
-    Keyed by model_version: a new artifact gets a new model, a repeated call
-    (next task, next micro-batch) gets the cached one. Threads are sized first,
+    Keyed by model_version: a new artifact gets a new featurizer, a repeated
+    call (next task, next micro-batch) gets the cached one. Threads are sized
     from `cores_per_task` or the running task's `spark.task.cpus`.
     """
     spec = spec_broadcast.value
@@ -77,22 +79,31 @@ def cached_featurizer(
     cached = _featurizers.get(key)
     if cached is not None:
         return cached
-    configure_threads(cores_per_task or task_cores())
+    cores = cores_per_task or task_cores()
+    if spec.runtime == "keras":
+        configure_threads(cores)
     with _lock:
         if key not in _featurizers:
-            _featurizers[key] = Featurizer(_model_for(spec), spec.model_version, batch_size=batch_size)
+            _featurizers[key] = _build(spec, batch_size, cores)
         return _featurizers[key]
 
 
-def _model_for(spec):
-    """The Keras model of a spec, built once per process (caller holds the lock)."""
+def _build(spec, batch_size: int, cores: int) -> Featurizer:
+    """A featurizer for the spec; a Keras model is built once per process whatever the batch size.
+
+    (The caller holds the lock.) A LiteRT interpreter costs milliseconds and is
+    built per featurizer. Each counts as a build: one per model_version and batch
+    size when caching works.
+    """
     from streaming_job.model import build_model
 
-    if spec.model_version not in _models:
-        _models[spec.model_version] = build_model(spec)
+    model = _keras_models.get(spec.model_version)
+    if model is None:
+        if spec.runtime == "keras":
+            model = _keras_models[spec.model_version] = build_model(spec)
         _builds[spec.model_version] = _builds.get(spec.model_version, 0) + 1
         log.info("featurizer %s built in worker process %d", spec.model_version, os.getpid())
-    return _models[spec.model_version]
+    return build_featurizer(spec, batch_size=batch_size, threads=cores, keras_model=model)
 
 
 def cached_image_reader() -> ImageReader:

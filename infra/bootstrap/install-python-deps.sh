@@ -19,9 +19,11 @@ readonly PYTHON="${FRUITS_PYTHON:-python3.11}"
 readonly VENV_DIR="${FRUITS_VENV_DIR:-/opt/fruits/python3.11}"
 readonly MARKER="${VENV_DIR}/.fruits-requirements.sha256"
 
-# tensorflow-cpu and pillow are pinned exactly as in pyproject.toml; the others are the versions
-# the test suite runs with, inside pyproject.toml's ranges (tests/infra checks both).
+# tensorflow-cpu, ai-edge-litert (the default featurizer runtime) and pillow are pinned exactly as
+# in pyproject.toml; the others are the versions the test suite runs with, inside pyproject.toml's
+# ranges (tests/infra checks both).
 readonly REQUIREMENTS="tensorflow-cpu==2.20.0
+ai-edge-litert==2.3.0
 pillow==12.3.0
 boto3==1.44.8
 numpy==2.4.6
@@ -87,7 +89,7 @@ main() {
     fi
     rm -f "${requirements_file}"
 
-    "${VENV_DIR}/bin/python" -c "import tensorflow, PIL, boto3, numpy, pandas, pyarrow" \
+    "${VENV_DIR}/bin/python" -c "import tensorflow, ai_edge_litert.interpreter, PIL, boto3, numpy, pandas, pyarrow" \
         || fail "the new environment cannot import the installed packages"
 
     printf '%s\n' "${pins_sha256}" >"${MARKER}.tmp"

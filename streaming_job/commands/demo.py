@@ -8,6 +8,8 @@ import logging
 import os
 from pathlib import Path
 
+from streaming_job.model import DEFAULT_RUNTIME, DEFAULT_WEIGHTS, RUNTIMES, WEIGHT_CHOICES
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -24,6 +26,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--input-size", type=int, default=224, help="featurizer input size in pixels (default 224)"
+    )
+    parser.add_argument(
+        "--runtime",
+        choices=RUNTIMES,
+        default=DEFAULT_RUNTIME,
+        help=f"featurizer runtime: litert (int8, fast) or keras (float32) (default {DEFAULT_RUNTIME})",
+    )
+    parser.add_argument(
+        "--weights",
+        choices=WEIGHT_CHOICES,
+        default=DEFAULT_WEIGHTS,
+        help=f"featurizer weights (default {DEFAULT_WEIGHTS}, the bundled ImageNet model; "
+        "seeded and imagenet need --runtime keras)",
     )
     parser.add_argument("--master", default="local[*]", help="Spark master (default local[*])")
     parser.add_argument(
@@ -45,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
     images = args.images or default_images_dir()
     if not images.is_dir():
         raise ConfigError(f"--images {images} is not a folder of <label>/<image> files")
+    if args.runtime == "litert" and args.weights != "imagenet-int8":
+        raise ConfigError(f"--weights {args.weights} runs only with --runtime keras")
     if args.timeout <= 0:
         raise ConfigError(f"--timeout must be > 0, got {args.timeout}")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -52,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
         images=images,
         workdir=args.workdir,
         input_size=args.input_size,
+        runtime=args.runtime,
+        weights=args.weights,
         master=args.master,
         timeout_seconds=args.timeout,
     )

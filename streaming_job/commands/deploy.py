@@ -12,12 +12,14 @@ import os
 import sys
 from pathlib import Path
 
+from fruits_ingest import contracts
+
 from streaming_job.config import ConfigError, add_stream_arguments
 from streaming_job.deploy import DEFAULT_REGION, STOP_POLL_SECONDS
 
 DEFAULT_STAGE = os.environ.get("FRUITS_STAGE", "dev")
 # Where `fruits demo` / `fruits model export` / `fruits fit-pca` leave the artifacts by default.
-DEFAULT_FEATURIZER = Path("work/demo/lake/models/featurizer.keras")
+DEFAULT_FEATURIZER = Path("work/demo/lake") / contracts.FEATURIZER_KEY
 DEFAULT_PCA_DIR = Path("work/demo/lake/models/pca")
 BOOTSTRAP_SCRIPT = Path("infra/bootstrap/install-python-deps.sh")
 
@@ -41,6 +43,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"local fitted PCA directory (default {DEFAULT_PCA_DIR})",
     )
     upload.add_argument("--skip-featurizer", action="store_true", help="do not upload the featurizer")
+    upload.add_argument(
+        "--allow-random-weights",
+        action="store_true",
+        help="upload a seeded (random-weight) featurizer anyway: its features are not ImageNet features",
+    )
     upload.add_argument(
         "--skip-pca",
         action="store_true",
@@ -181,6 +188,8 @@ def _upload(args, executor, target) -> int:
         tls_certificates=args.tls_certificates
         and _existing_file(args.tls_certificates, "--tls-certificates"),
     )
+    if sources.featurizer is not None:
+        _check_featurizer(sources.featurizer, sources.pca_dir, args.allow_random_weights)
     uris = deploy.upload(executor, target, sources)
     verb = "would upload" if executor.dry_run else "uploaded"
     executor.note(
@@ -194,6 +203,34 @@ def _existing_file(path: Path, what: str) -> Path:
     if not path.is_file():
         raise ConfigError(f"{what} not found: {path}")
     return path
+
+
+def _check_featurizer(featurizer: Path, pca_dir: Path | None, allow_random_weights: bool) -> None:
+    """Refuse random weights unless asked for; warn when the PCA was fitted on another featurizer."""
+    from streaming_job.model import FeaturizerError, is_random_weights, load_featurizer_spec
+    from streaming_job.pca import PcaError, read_sidecar
+
+    try:
+        version = load_featurizer_spec(featurizer.resolve().as_uri()).model_version
+    except FeaturizerError as error:
+        raise ConfigError(str(error)) from error
+    if is_random_weights(version) and not allow_random_weights:
+        raise ConfigError(
+            f"{featurizer} is {version}, a random-weight featurizer whose features are not ImageNet "
+            "features: export the default with `fruits model export`, or pass --allow-random-weights"
+        )
+    if pca_dir is None:
+        return
+    try:
+        fitted_on = read_sidecar(pca_dir.resolve().as_uri())["model_version"]
+    except PcaError:
+        return
+    if fitted_on != version:
+        print(
+            f"fruits deploy upload: WARNING: the PCA in {pca_dir} was fitted on {fitted_on}, the featurizer "
+            f"is {version}: the stream will refuse to start; refit with `fruits deploy fit-pca`",
+            file=sys.stderr,
+        )
 
 
 def _existing_pca(path: Path) -> Path:

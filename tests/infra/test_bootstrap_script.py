@@ -41,7 +41,7 @@ FAKE_SUDO = """#!/usr/bin/env bash
 echo "sudo $*" >> "$FAKE_LOG"
 exit 1
 """
-JOB_PACKAGES = {"tensorflow-cpu", "pillow", "boto3", "numpy", "pandas", "pyarrow"}
+JOB_PACKAGES = {"tensorflow-cpu", "ai-edge-litert", "pillow", "boto3", "numpy", "pandas", "pyarrow"}
 
 
 def _executable(path: Path, text: str) -> None:

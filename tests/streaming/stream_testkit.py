@@ -1,7 +1,7 @@
 """Lakes of real, really ingested images for the stream tests, and the model artifacts they need.
 
 Import as `from tests.streaming.stream_testkit import ...`. The PCA is fitted once
-per test process on the seeded 96-px featurizer of featurizer_testkit.
+per test process on the default (LiteRT, ImageNet int8) 96-px featurizer of featurizer_testkit.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from fruits_ingest import contracts
 
-from tests.streaming.featurizer_testkit import seeded_featurizer
+from tests.streaming.featurizer_testkit import litert_featurizer
 
 PSEUDONYM_KEY = b"stream-tests-pseudonym-key-0123456789"
 # What a phone sends about its user: none of it may reach any output of the stream.
@@ -102,10 +102,10 @@ def manifest_json(manifest: dict) -> str:
 
 @functools.cache
 def fitted_pca(spark, sample_images: tuple[Path, ...]) -> tuple[str, str]:
-    """(featurizer URI, PCA URI): the seeded featurizer and a k=4 PCA fitted on real images."""
+    """(featurizer URI, PCA URI): the default featurizer and a k=4 PCA fitted on real images."""
     from streaming_job.pca import fit_pca
 
-    featurizer_uri, _ = seeded_featurizer()
+    featurizer_uri, _ = litert_featurizer()
     directory = Path(tempfile.mkdtemp(prefix="fruits-test-pca-"))
     atexit.register(shutil.rmtree, directory, ignore_errors=True)
     pca_uri = (directory / "pca").as_uri()

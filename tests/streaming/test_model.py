@@ -31,7 +31,7 @@ def test_seeded_export_is_labelled_and_loads_into_a_spec():
     # WHEN the driver loads it
     spec = seeded_spec()
     # THEN its version says what it is and matches the export's, and it outputs MobileNetV2's 1280 features
-    assert re.fullmatch(rf"mobilenetv2-seeded-{TEST_INPUT_SIZE}-[0-9a-f]{{12}}", version)
+    assert re.fullmatch(rf"mobilenetv2-seeded-keras-{TEST_INPUT_SIZE}-[0-9a-f]{{12}}", version)
     assert spec.model_version == version
     assert (spec.input_size, spec.feature_dim) == (TEST_INPUT_SIZE, 1280)
     # AND the spec is small enough to broadcast (weights only: no optimizer, no file)
@@ -43,7 +43,9 @@ def test_seeded_export_is_deterministic_through_the_cli(tmp_path, capsys):
     parser = argparse.ArgumentParser()
     model_command.add_arguments(parser)
     out = tmp_path / "again" / "featurizer.keras"
-    args = parser.parse_args(["export", "--out", out.as_uri(), "--input-size", str(TEST_INPUT_SIZE)])
+    args = parser.parse_args(
+        ["export", "--out", out.as_uri(), "--input-size", str(TEST_INPUT_SIZE), "--weights", "seeded"]
+    )
     # WHEN it runs
     assert model_command.run(args) == 0
     # THEN it reports, and the artifact carries, the very same model_version
@@ -99,8 +101,8 @@ def test_invalid_export_requests_fail_clearly(tmp_path, kwargs, message):
         export_featurizer((tmp_path / "f.keras").as_uri(), **kwargs)
 
 
-def test_export_refuses_a_name_that_is_not_a_keras_file(tmp_path):
-    with pytest.raises(FeaturizerError, match=r"must be a \.keras file"):
+def test_export_refuses_a_name_that_is_not_an_artifact(tmp_path):
+    with pytest.raises(FeaturizerError, match=r"a \.tflite or \.keras file"):
         export_featurizer((tmp_path / "featurizer.h5").as_uri())
 
 
@@ -142,6 +144,8 @@ def test_imagenet_export_offline_fails_with_a_clear_message_and_no_traceback(tmp
             "export",
             "--weights",
             "imagenet",
+            "--runtime",
+            "keras",
             "--input-size",
             "96",
             "--out",
@@ -156,6 +160,6 @@ def test_imagenet_export_offline_fails_with_a_clear_message_and_no_traceback(tmp
     # THEN it exits 1 with an explanation and the offline alternative, without a stack trace or a file
     assert completed.returncode == 1, completed.stderr
     assert "could not obtain the ImageNet weights" in completed.stderr
-    assert "--weights seeded" in completed.stderr
+    assert "--weights imagenet-int8" in completed.stderr
     assert "Traceback" not in completed.stderr
     assert not out.exists()

@@ -124,7 +124,9 @@ def test_worker_projection_equals_the_saved_spark_pipeline_transform(spark, fitt
 @pytest.mark.spark
 @pytest.mark.tf
 def test_a_pca_fitted_on_another_model_version_is_refused(spark, fitted):
-    with pytest.raises(PcaVersionMismatch, match=r"fitted on featurizer mobilenetv2-seeded-96-.* refit"):
+    with pytest.raises(
+        PcaVersionMismatch, match=r"fitted on featurizer mobilenetv2-seeded-keras-96-.* refit"
+    ):
         load_pca(spark, fitted["out"], "mobilenetv2-imagenet-224-0123456789ab")
 
 

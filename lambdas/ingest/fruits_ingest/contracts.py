@@ -30,7 +30,21 @@ CODE_PREFIX = "code/"
 EMR_LOGS_PREFIX = "emr-logs/"
 # Where the stream's cleanSource moves processed manifests: outside manifests/ on purpose.
 MANIFESTS_ARCHIVE_PREFIX = "archive/manifests/"
-FEATURIZER_KEY = f"{MODELS_PREFIX}featurizer.keras"
+# The featurizer artifact's suffix names the runtime that runs it (see streaming_job.model).
+FEATURIZER_SUFFIXES = {"litert": ".tflite", "keras": ".keras"}
+DEFAULT_RUNTIME = "litert"
+
+
+def featurizer_key(runtime: str = DEFAULT_RUNTIME) -> str:
+    return f"{MODELS_PREFIX}featurizer{FEATURIZER_SUFFIXES[runtime]}"
+
+
+def featurizer_runtime(name: str) -> str | None:
+    """The runtime of a featurizer artifact from its file name's suffix (None: not an artifact)."""
+    return next((runtime for runtime, suffix in FEATURIZER_SUFFIXES.items() if name.endswith(suffix)), None)
+
+
+FEATURIZER_KEY = featurizer_key()
 PCA_KEY = f"{MODELS_PREFIX}pca"
 # Written by `fruits deploy stop`: the running stream stops cleanly after its current micro-batch.
 STOP_MARKER_KEY = "control/stop-stream"
