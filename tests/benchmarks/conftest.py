@@ -29,5 +29,11 @@ def tiny_workload(spark, tiny_images: Path, tmp_path_factory):
     """The benchmark lake the bench command would build for --n 16 --input-size 96 --k 4."""
     from benchmarks.workload import WorkloadSpec, build_workload
 
-    spec = WorkloadSpec(images_dir=str(tiny_images.resolve()), n=TINY_N, input_size=TINY_INPUT_SIZE, k=TINY_K)
+    spec = WorkloadSpec(
+        images_dir=str(tiny_images.resolve()),
+        n=TINY_N,
+        input_size=TINY_INPUT_SIZE,
+        k=TINY_K,
+        runtimes=("litert", "keras"),
+    )
     return build_workload(tmp_path_factory.mktemp("bench-work"), spec, spark)

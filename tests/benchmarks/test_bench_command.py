@@ -45,27 +45,34 @@ def test_bench_json_reports_every_mode_and_the_ratio_last(tiny_workload, tiny_im
 
     # THEN it succeeds, the human table ends with the ratio, and the JSON holds every figure
     assert exit_code == 0
-    assert lines[-2].startswith("  ratio stream/tf_alone:")
+    assert lines[-2].startswith("  ratio stream/alone (keras):")
+    assert lines[-1].startswith("  ratio stream litert/keras:")
     assert report["config"]["n"] == TINY_N and report["config"]["input_size"] == TINY_INPUT_SIZE
-    assert report["tf_alone"]["runs"][0]["images"] == TINY_N
-    for mode in ("stream", "batch_backfill"):
-        run = report[mode]["runs"][0]
-        assert run["complete"] and run["feature_rows"] == TINY_N and run["error_rows"] == 0
-        assert run["images"] == TINY_N
-        assert report[mode]["steady_images_per_s"] > 0
-        assert report[mode]["wall_s"] >= run["first_batch_end_s"] > 0
-        assert run["model_builds"] >= 1
-    assert report["batch_backfill"]["runs"][0]["available_now"] is True
+    assert set(report["runtimes"]) == {"litert", "keras"}
+    for runtime, summary in report["runtimes"].items():
+        assert summary["alone"]["runs"][0]["images"] == TINY_N
+        assert summary["alone"]["runs"][0]["model_version"] == report["config"]["model_versions"][runtime]
+        for mode in ("stream", "batch_backfill"):
+            run = summary[mode]["runs"][0]
+            assert run["runtime"] == runtime
+            assert run["complete"] and run["feature_rows"] == TINY_N and run["error_rows"] == 0
+            assert run["images"] == TINY_N
+            assert summary[mode]["steady_images_per_s"] > 0
+            assert summary[mode]["wall_s"] >= run["first_batch_end_s"] > 0
+            assert run["model_builds"] >= 1
+        assert summary["batch_backfill"]["runs"][0]["available_now"] is True
+        assert summary["ratio_stream_vs_alone"] > 0 and summary["ratio_backfill_vs_alone"] > 0
+    assert report["ratio_litert_stream_vs_keras_stream"] > 0
     assert report["ingest"]["per_image_ms_p95"] >= report["ingest"]["per_image_ms_median"] > 0
     assert report["ingest"]["cold_import_s"] > 0
-    assert report["ratio_stream_vs_tf_alone"] > 0 and report["ratio_backfill_vs_tf_alone"] > 0
     assert report["machine"]["cores"] >= 1
 
 
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
-        (["--modes", "tf_alone,warp"], "--modes must be"),
+        (["--modes", "alone,warp"], "--modes must be"),
+        (["--runtimes", "litert,onnx"], "--runtimes must be"),
         (["--n", "1"], "--n must be >= 2"),
         (["--input-size", "8"], "--input-size must be in"),
         (["--repeat", "0"], "--repeat must be >= 1"),

@@ -1,4 +1,8 @@
-"""The tuned stream computes what a straightforward Keras + Spark ML reference computes (to 1e-4)."""
+"""The tuned stream computes what a straightforward runtime + Spark ML reference computes (to 1e-4).
+
+The reference runs each artifact the plain way: Keras `load_model` + `predict`,
+or one LiteRT interpreter invoked image by image, then the Spark ML `PipelineModel`.
+"""
 
 from __future__ import annotations
 
@@ -18,19 +22,42 @@ TOLERANCE = 1e-4
 pytestmark = [pytest.mark.spark, pytest.mark.tf, pytest.mark.slow]
 
 
-def reference_features(workload, image_uris: list[str], spark) -> dict[str, tuple[np.ndarray, float]]:
-    """image_uri -> (PCA scores, residual), the plain way: load_model, predict, PipelineModel.transform."""
-    import keras
+def plain_features(artifact_uri: str, pixels: np.ndarray) -> np.ndarray:
+    """The raw 1280-d features of uint8 images, without the project's runtime classes."""
+    if artifact_uri.endswith(".keras"):
+        import keras
+
+        model = keras.saving.load_model(uris.local_path(artifact_uri), compile=False)
+        return model.predict(scale_for_mobilenet(pixels), batch_size=8, verbose=0)
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(uris.local_path(artifact_uri)))
+    interpreter.allocate_tensors()
+    image, output = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    scale, zero_point = output["quantization"]
+    features = []
+    for single in pixels:
+        interpreter.set_tensor(image["index"], single[None])
+        interpreter.invoke()
+        features.append(
+            (interpreter.get_tensor(output["index"]).reshape(-1).astype(np.float64) - zero_point) * scale
+        )
+    return np.stack(features)
+
+
+def reference_features(
+    workload, runtime: str, image_uris: list[str], spark
+) -> dict[str, tuple[np.ndarray, float]]:
+    """image_uri -> (PCA scores, residual), the plain way: the runtime, then PipelineModel.transform."""
     from pyspark.ml import PipelineModel
     from pyspark.ml.functions import array_to_vector, vector_to_array
 
-    model = keras.saving.load_model(uris.local_path(workload.featurizer_uri), compile=False)
     size = workload.spec.input_size
     pixels = np.stack([decode_and_resize(uris.local_path(uri).read_bytes(), size) for uri in image_uris])
-    raw = model.predict(scale_for_mobilenet(pixels), batch_size=8, verbose=0)
+    raw = plain_features(workload.featurizer_uri(runtime), pixels)
     rows = [(uri, [float(value) for value in vector]) for uri, vector in zip(image_uris, raw, strict=True)]
     frame = spark.createDataFrame(rows, "image_uri string, raw array<double>")
-    pipeline = PipelineModel.load(join_uri(workload.pca_uri, SPARK_MODEL_DIR))
+    pipeline = PipelineModel.load(join_uri(workload.pca_uri(runtime), SPARK_MODEL_DIR))
     projected = pipeline.transform(frame.select("image_uri", array_to_vector("raw").alias(VECTOR_COLUMN)))
     rows = projected.select(
         "image_uri",
@@ -45,8 +72,9 @@ def reference_features(workload, image_uris: list[str], spark) -> dict[str, tupl
     return reference
 
 
-def test_tuned_stream_equals_keras_predict_then_spark_pca_transform(spark, tiny_workload):
-    # GIVEN the benchmark lake: N manifests of real images, a seeded featurizer and a fitted PCA
+@pytest.mark.parametrize("runtime", ["litert", "keras"])
+def test_tuned_stream_equals_the_plain_runtime_then_spark_pca_transform(spark, tiny_workload, runtime):
+    # GIVEN the benchmark lake: N manifests of real images, the runtime's featurizer and its fitted PCA
     from streaming_job.demo import read_features
     from streaming_job.runner import await_stream, start_stream
 
@@ -55,8 +83,8 @@ def test_tuned_stream_equals_keras_predict_then_spark_pca_transform(spark, tiny_
     config = StreamConfig(
         lake=lake,
         checkpoint=join_uri(lake, contracts.CHECKPOINTS_PREFIX, "features"),
-        featurizer=tiny_workload.featurizer_uri,
-        pca=tiny_workload.pca_uri,
+        featurizer=tiny_workload.featurizer_uri(runtime),
+        pca=tiny_workload.pca_uri(runtime),
         available_now=True,
         max_files_per_trigger=8,
         stage="test",
@@ -69,10 +97,10 @@ def test_tuned_stream_equals_keras_predict_then_spark_pca_transform(spark, tiny_
 
     # THEN every image is featurized once, equal to the reference within 1e-4
     assert sorted(features["image_id"]) == sorted(manifests)
-    reference = reference_features(tiny_workload, list(manifests.values()), spark)
+    reference = reference_features(tiny_workload, runtime, list(manifests.values()), spark)
     for row in features.itertuples():
         scores, residual = reference[manifests[row.image_id]]
         assert len(row.features) == tiny_workload.spec.k
         np.testing.assert_allclose(np.asarray(row.features, dtype=np.float64), scores, rtol=0, atol=TOLERANCE)
         assert row.pca_residual == pytest.approx(residual, rel=TOLERANCE, abs=TOLERANCE)
-        assert row.model_version == tiny_workload.model_version
+        assert row.model_version == tiny_workload.model_versions[runtime]

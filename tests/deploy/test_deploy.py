@@ -14,7 +14,7 @@ from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.emr.models import emr_backends
 
-from streaming_job import deploy
+from streaming_job import deploy, uris
 from streaming_job.aws_calls import ApiCall, Boto3Executor
 from streaming_job.commands import deploy as deploy_command
 from streaming_job.config import ConfigError, StreamConfig
@@ -86,12 +86,15 @@ def cluster_id(emr) -> str:
 
 @pytest.fixture
 def artifacts(tmp_path: Path) -> tuple[Path, Path]:
-    """A featurizer file and a PCA directory laid out as `fruits fit-pca` saves it (Spark ML + sidecar)."""
-    featurizer = tmp_path / "featurizer.keras"
-    featurizer.write_bytes(b"PK\x03\x04 keras archive bytes")
+    """The default featurizer and a PCA directory as `fruits fit-pca` saves it (Spark ML + sidecar)."""
+    from tests.streaming.featurizer_testkit import litert_featurizer
+
+    featurizer_uri, model_version = litert_featurizer()
+    featurizer = tmp_path / "featurizer.tflite"
+    featurizer.write_bytes(uris.read_bytes(featurizer_uri))
     pca = tmp_path / "pca"
     (pca / "spark_model" / "metadata").mkdir(parents=True)
-    (pca / "pca.json").write_text(json.dumps({"k": 8, "model_version": "mobilenetv2-seeded-96-abc"}))
+    (pca / "pca.json").write_text(json.dumps({"k": 8, "model_version": model_version}))
     (pca / "spark_model" / "metadata" / "part-00000").write_text('{"class": "PipelineModel"}')
     (pca / "spark_model" / "metadata" / ".part-00000.crc").write_bytes(b"crc")
     return featurizer, pca
@@ -609,3 +612,30 @@ def test_upload_needs_the_lake_kms_key(s3, cluster_id, artifacts):
             "--pca",
             str(pca),
         )
+
+
+@pytest.mark.tf
+def test_upload_refuses_random_weights_unless_asked(s3, kms_key, cluster_id, artifacts, tmp_path, capsys):
+    # GIVEN a seeded (random-weight) Keras featurizer
+    from tests.streaming.featurizer_testkit import seeded_featurizer
+
+    seeded = tmp_path / "featurizer.keras"
+    seeded.write_bytes(uris.read_bytes(seeded_featurizer()[0]))
+    _, pca = artifacts
+    flags = [*target_flags(cluster_id, kms_key), "--featurizer", str(seeded), "--pca", str(pca)]
+    # WHEN it is uploaded without --allow-random-weights
+    # THEN the command refuses, says why and what to do, and uploads nothing
+    with pytest.raises(ConfigError, match=r"random-weight featurizer.*--allow-random-weights"):
+        fruits_deploy("upload", *flags)
+    assert keys(s3) == set()
+    # AND with the flag it goes to the Keras key, with a warning that the PCA belongs to another featurizer
+    assert fruits_deploy("upload", *flags, "--allow-random-weights") == 0
+    assert contracts.featurizer_key("keras") in keys(s3)
+    assert (
+        f"fitted on {json.loads((pca / 'pca.json').read_text())['model_version']}" in capsys.readouterr().err
+    )
+
+
+def test_upload_of_the_matching_featurizer_and_pca_warns_nothing(s3, kms_key, cluster_id, artifacts, capsys):
+    assert upload_all(cluster_id, kms_key, artifacts) == 0
+    assert "WARNING" not in capsys.readouterr().err

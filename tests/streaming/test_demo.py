@@ -53,7 +53,7 @@ def test_a_rerun_resets_the_lake_data_but_keeps_the_models_and_foreign_files(tmp
     # GIVEN a workdir left by an earlier demo, plus a file the demo did not write
     workdir = tmp_path / "demo"
     for relative in (
-        "lake/models/featurizer.keras",
+        "lake/models/featurizer.tflite",
         "lake/features/dt=2024-05-01/part.parquet",
         "lake/checkpoints/features/offsets/0",
         "lake/status/latest.json",
@@ -67,7 +67,7 @@ def test_a_rerun_resets_the_lake_data_but_keeps_the_models_and_foreign_files(tmp
     prepare_workdir(workdir)
     # THEN only the model artifacts and the foreign file survive
     left = sorted(str(path.relative_to(workdir)) for path in workdir.rglob("*") if path.is_file())
-    assert left == ["lake/models/featurizer.keras", "notes.txt"]
+    assert left == ["lake/models/featurizer.tflite", "notes.txt"]
 
 
 def test_steady_throughput_leaves_out_the_warm_up_batch():
