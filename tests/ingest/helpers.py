@@ -146,7 +146,7 @@ def load_event(name: str) -> dict[str, Any]:
     return json.loads((EVENTS_DIR / name).read_text(encoding="utf-8"))
 
 
-def sqs_event(uploads: list[tuple[str, str, int]]) -> dict[str, Any]:
+def sqs_event(uploads: list[tuple[str, str, int]], version_id: str | None = None) -> dict[str, Any]:
     """An SQS batch shaped like events/sqs-s3-notification.json, one message per (key, etag, size)."""
     template = load_event("sqs-s3-notification.json")["Records"][0]
     records = []
@@ -154,6 +154,8 @@ def sqs_event(uploads: list[tuple[str, str, int]]) -> dict[str, Any]:
         notification = json.loads(template["body"])
         s3_object = notification["Records"][0]["s3"]["object"]
         s3_object.update({"key": quote_plus(key, safe="/"), "eTag": etag, "size": size})
+        if version_id:
+            s3_object["versionId"] = version_id
         record = copy.deepcopy(template)
         record["messageId"] = str(uuid.uuid4())
         record["body"] = json.dumps(notification)

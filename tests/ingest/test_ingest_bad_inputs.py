@@ -1,4 +1,4 @@
-"""Every bad input ends accepted-and-normalized or quarantined with its reason; none fails the batch."""
+"""Every bad input ends accepted, quarantined with its reason, or skipped; none fails the batch."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from fruits_ingest import contracts
 from PIL import Image, ImageStat
 
 from .bad_inputs import CORPUS, Case
-from .helpers import LAKE_URI, UPLOADS_BUCKET, failed_ids, sqs_event
+from .helpers import LAKE_URI, UPLOADS_BUCKET, Aws, failed_ids, sqs_event
 
 LAKE_PREFIX = LAKE_URI.split("/", 3)[3] + "/"
 
@@ -19,6 +19,7 @@ def test_corpus_is_large_and_covers_every_reason_code() -> None:
     # GIVEN the corpus WHEN its expected reasons are collected THEN each reason code appears at least once
     assert len(CORPUS) >= 20
     assert {case.reason for case in CORPUS if case.reason} == set(contracts.QuarantineReason)
+    assert {case.skip for case in CORPUS if case.skip} == set(contracts.SkipReason)
 
 
 @pytest.mark.parametrize("case", CORPUS, ids=lambda case: case.id)
@@ -27,9 +28,13 @@ def test_bad_input_is_accepted_or_quarantined_never_crashes(
 ):
     # GIVEN an upload built from a real sample image, announced by an SQS message
     data = case.make(sample_image_paths[0].read_bytes())
-    etag = aws.upload(case.key, data, case.metadata)
-    event = sqs_event([(case.key, etag, len(data))])
-    image_id = contracts.image_id(UPLOADS_BUCKET, case.key, etag)
+    if case.then == "delete-versioned":
+        aws.s3.put_bucket_versioning(Bucket=UPLOADS_BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    response = aws.s3.put_object(Bucket=UPLOADS_BUCKET, Key=case.key, Body=data, Metadata=case.metadata)
+    etag = response["ETag"].strip('"')
+    event = sqs_event([(case.key, etag, len(data))], version_id=response.get("VersionId"))
+    image_id = contracts.image_id(UPLOADS_BUCKET, case.key, response.get("VersionId") or etag)
+    _tamper(aws, case, sample_image_paths[1].read_bytes())
 
     # WHEN the ingest function handles the batch
     response = app.lambda_handler(event, lambda_context)
@@ -38,7 +43,9 @@ def test_bad_input_is_accepted_or_quarantined_never_crashes(
     assert failed_ids(response) == []
     dt = json.loads(event["Records"][0]["body"])["Records"][0]["eventTime"][:10]
     written = aws.lake_keys()
-    if case.reason is None:
+    if case.skip is not None:
+        assert written == []
+    elif case.reason is None:
         manifest = aws.lake_json(LAKE_PREFIX + contracts.manifest_key(dt, image_id))
         assert manifest["format"] == case.expected_format
         assert (manifest["width"], manifest["height"]) == case.expected_size
@@ -56,6 +63,14 @@ def test_bad_input_is_accepted_or_quarantined_never_crashes(
         assert record["reason"] == case.reason.value
         assert record["detail"]
         assert written == [LAKE_PREFIX + contracts.quarantine_key(dt, image_id)]
+
+
+def _tamper(aws: Aws, case: Case, other_photo: bytes) -> None:
+    """What happens to the object between its event and the function's run."""
+    if case.then in ("delete", "delete-versioned"):
+        aws.s3.delete_object(Bucket=UPLOADS_BUCKET, Key=case.key)
+    elif case.then == "overwrite":
+        aws.upload(case.key, other_photo)
 
 
 def _assert_clean_rgb_jpeg(data: bytes, size: tuple[int, int]) -> None:
