@@ -35,6 +35,8 @@ from streaming_job import deploy as stream_deploy
 from streaming_job import monitoring
 from streaming_job.config import StreamConfig
 
+CUSTOM_CHECKS_DIR = REPO_ROOT / "infra" / "checkov_checks"
+CUSTOM_EMR_CHECKS = ("CKV_FRUITS_EMR_1", "CKV_FRUITS_EMR_2", "CKV_FRUITS_EMR_3", "CKV_FRUITS_EMR_4")
 # GDPR: EU member-state regions only. London and Zurich are outside the EU.
 EU_REGIONS = {"eu-west-1", "eu-west-3", "eu-central-1", "eu-north-1", "eu-south-1", "eu-south-2"}
 STREAM_METRIC_NAMESPACE = StreamConfig.__dataclass_fields__["metrics_namespace"].default
@@ -43,6 +45,8 @@ ACTIONS_WITHOUT_RESOURCE_LEVEL = {
     "xray:PutTraceSegments",
     "xray:PutTelemetryRecords",
     "cloudwatch:PutMetricData",
+    "elasticmapreduce:PutBlockPublicAccessConfiguration",
+    "elasticmapreduce:GetBlockPublicAccessConfiguration",
 }
 
 
@@ -182,6 +186,8 @@ def test_checkov_finds_no_failed_check_and_every_skip_has_a_reason(checkov):
             EMR_TEMPLATE,
             "--framework",
             "cloudformation",
+            "--external-checks-dir",
+            CUSTOM_CHECKS_DIR,
             "--compact",
             "--skip-download",
             "--output",
@@ -192,6 +198,8 @@ def test_checkov_finds_no_failed_check_and_every_skip_has_a_reason(checkov):
     failed = [(check["check_id"], check["resource"]) for check in report["results"]["failed_checks"]]
     # THEN no check fails, both files were really scanned, and each suppression says why
     assert failed == [], failed
+    passed_custom = {check["check_id"] for check in report["results"]["passed_checks"]}
+    assert passed_custom >= set(CUSTOM_EMR_CHECKS), "the EMR custom checks did not run"
     assert result.returncode == 0, result.stderr[-2000:]
     assert report["summary"]["parsing_errors"] == 0
     scanned = {Path(check["file_path"]).name for check in report["results"]["passed_checks"]}
@@ -203,6 +211,43 @@ def test_checkov_finds_no_failed_check_and_every_skip_has_a_reason(checkov):
 
 
 @pytest.mark.iac
+@pytest.mark.iac
+def test_custom_emr_checks_fail_an_insecure_cluster(checkov, tmp_path):
+    # GIVEN the EMR template with every gap the custom checks guard reopened
+    text = EMR_TEMPLATE.read_text(encoding="utf-8")
+    for secure, insecure in (
+        ("VisibleToAllUsers: false", "VisibleToAllUsers: true"),
+        ("EnableEbsEncryption: true", "EnableEbsEncryption: false"),
+        ("MinimumInstanceMetadataServiceVersion: 2", "MinimumInstanceMetadataServiceVersion: 1"),
+        ("Value: !Ref EmrBlockPublicAccess", "Value: none"),
+    ):
+        assert secure in text
+        text = text.replace(secure, insecure)
+    insecure_template = tmp_path / "emr-insecure.yaml"
+    insecure_template.write_text(text, encoding="utf-8")
+    # WHEN checkov runs only the custom checks on it
+    result = _run(
+        [
+            checkov,
+            "-f",
+            insecure_template,
+            "--framework",
+            "cloudformation",
+            "--external-checks-dir",
+            CUSTOM_CHECKS_DIR,
+            "--check",
+            ",".join(CUSTOM_EMR_CHECKS),
+            "--compact",
+            "--skip-download",
+            "--output",
+            "json",
+        ]
+    )
+    # THEN each of them fails
+    failed = {check["check_id"] for check in json.loads(result.stdout)["results"]["failed_checks"]}
+    assert failed == set(CUSTOM_EMR_CHECKS)
+
+
 def test_sam_validate_lint_accepts_the_ingest_template(sam, offline_aws_env):
     # GIVEN the SAM template and samconfig.toml WHEN `sam validate --lint` runs offline
     result = _run(
@@ -639,3 +684,57 @@ def test_samconfig_defines_eu_environments_with_reviewed_changesets():
         assert "CAPABILITY_IAM" in deploy["capabilities"]
         assert f'Stage="{stage}"' in deploy["parameter_overrides"]
         assert f'PseudonymKeyParameterName="/fruits/{stage}/pseudonym-key"' in deploy["parameter_overrides"]
+
+
+def test_no_queue_keeps_messages_longer_than_the_raw_uploads_live(ingest_template):
+    # GIVEN the uploads' lifecycle and both queues (their messages hold the key and the uploader's IP)
+    resources = ingest_template["Resources"]
+    rules = resources["UploadsBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    raw = next(rule for rule in rules if rule.get("Prefix") == contracts.UPLOADS_PREFIX)
+    upload_lifetime_s = (
+        raw["ExpirationInDays"] + raw["NoncurrentVersionExpiration"]["NoncurrentDays"]
+    ) * 86400
+    queue = resources["IngestQueue"]["Properties"]["MessageRetentionPeriod"]
+    dlq = resources["IngestDeadLetterQueue"]["Properties"]["MessageRetentionPeriod"]
+    # THEN the DLQ outlives the queue (AWS counts from the first enqueue) but not the raw uploads
+    assert queue < dlq <= upload_lifetime_s
+    assert dlq <= raw["ExpirationInDays"] * 86400
+
+
+def test_dead_letter_queue_denies_insecure_transport(ingest_template):
+    policies = resources_of_type(ingest_template, "AWS::SQS::QueuePolicy")
+    dlq_policies = [
+        ingest_template["Resources"][name]["Properties"]
+        for name in policies
+        if {"Ref": "IngestDeadLetterQueue"} in ingest_template["Resources"][name]["Properties"]["Queues"]
+    ]
+    (policy,) = dlq_policies
+    (statement,) = policy["PolicyDocument"]["Statement"]
+    assert statement["Effect"] == "Deny" and statement["Principal"] == "*"
+    assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_kms_key_lets_s3_use_it_only_for_the_pipeline_buckets(ingest_template):
+    statements = ingest_template["Resources"]["LakeKey"]["Properties"]["KeyPolicy"]["Statement"]
+    s3 = [s for s in statements if s["Principal"].get("Service") == "s3.amazonaws.com"]
+    assert s3
+    for statement in s3:
+        arns = [sub_text(arn) for arn in as_list(statement["Condition"]["ArnLike"]["aws:SourceArn"])]
+        assert arns and all(re.search(r":s3:::fruits-\$\{Stage\}-(uploads|lake)-", arn) for arn in arns)
+
+
+def test_emr_cluster_is_private_and_encrypts_its_volumes(emr_template):
+    resources = emr_template["Resources"]
+    assert resources["Cluster"]["Properties"]["VisibleToAllUsers"] is False
+    encryption = resources["SecurityConfiguration"]["Properties"]["SecurityConfiguration"]
+    local_disk = encryption["EncryptionConfiguration"]["AtRestEncryptionConfiguration"][
+        "LocalDiskEncryptionConfiguration"
+    ]
+    assert local_disk["EnableEbsEncryption"] is True
+    # AND block public access is turned on, with no permitted port, before the cluster exists
+    code = resources["BlockPublicAccessFunction"]["Properties"]["Code"]["ZipFile"]
+    assert "put_block_public_access_configuration" in code
+    assert '"PermittedPublicSecurityGroupRuleRanges": []' in code
+    assert {"Key": "block-public-access", "Value": {"Ref": "EmrBlockPublicAccess"}} in resources["Cluster"][
+        "Properties"
+    ]["Tags"]
