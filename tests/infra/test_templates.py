@@ -262,7 +262,7 @@ def test_sam_validate_lint_accepts_the_ingest_template(sam, offline_aws_env):
 @pytest.mark.iac
 @pytest.mark.slow
 def test_sam_build_packages_the_ingest_function_for_arm64(sam, offline_aws_env, tmp_path):
-    # GIVEN the SAM template WHEN `sam build` resolves the function's requirements for arm64 / python3.11
+    # GIVEN the SAM template WHEN `sam build` resolves the function's requirements for arm64 / python3.12
     build_dir = tmp_path / "build"
     result = _run(
         [
@@ -283,8 +283,8 @@ def test_sam_build_packages_the_ingest_function_for_arm64(sam, offline_aws_env, 
     )
     # THEN the artifact holds the handler, the contracts and the pinned dependencies
     assert result.returncode == 0, (
-        "sam build failed (a pin without a manylinux2014 aarch64 wheel cannot run on the python3.11 "
-        f"Lambda runtime, Amazon Linux 2):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        "sam build failed (every pin needs a manylinux_2_28-or-older aarch64 wheel for the python3.12 "
+        f"Lambda runtime, Amazon Linux 2023):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     )
     artifact = build_dir / "IngestFunction"
     assert (artifact / "app.py").is_file()
@@ -339,11 +339,11 @@ def test_both_queues_and_the_topic_are_encrypted_with_the_lake_key(ingest_templa
     assert resources["LakeKey"]["Properties"]["EnableKeyRotation"] is True
 
 
-def test_ingest_function_is_python311_arm64_with_partial_batch_failures(ingest_template):
+def test_ingest_function_is_python312_arm64_with_partial_batch_failures(ingest_template):
     # GIVEN the function WHEN its definition is read
     function = ingest_template["Resources"]["IngestFunction"]["Properties"]
     # THEN runtime, architecture, code, handler, tracing and the SQS event source are as required
-    assert function["Runtime"] == "python3.11"
+    assert function["Runtime"] == "python3.12"  # Amazon Linux 2023: current Pillow wheels load there
     assert function["Architectures"] == ["arm64"]
     assert function["CodeUri"] == "lambdas/ingest/"
     assert function["Handler"] == "app.lambda_handler"

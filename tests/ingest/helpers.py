@@ -6,6 +6,7 @@ import copy
 import hashlib
 import importlib
 import json
+import os
 import sys
 import uuid
 from collections.abc import Callable, Mapping
@@ -25,7 +26,8 @@ UPLOADS_BUCKET = "fruits-uploads-example"  # the bucket named in events/*.json
 LAKE_BUCKET = "fruits-lake-example"
 LAKE_URI = f"s3://{LAKE_BUCKET}/lake"
 TEST_PSEUDONYM_KEY = "test-only-pseudonym-key-0123456789"
-EVENTS_DIR = Path(__file__).resolve().parents[2] / "events"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+EVENTS_DIR = REPO_ROOT / "events"
 
 # Personal metadata of the uploads named in events/*.json: distinctive values, so a test can
 # search every output and log line for them.
@@ -119,6 +121,12 @@ def cold_start(environ: Mapping[str, str], monkeypatch: pytest.MonkeyPatch) -> M
         monkeypatch.setenv(name, value)
     sys.modules.pop("app", None)
     return importlib.import_module("app")
+
+
+def module_env(**extra: str) -> dict[str, str]:
+    """Environment for `python -m tests.ingest.<module>` in a subprocess: the pytest pythonpath."""
+    paths = [str(REPO_ROOT / "lambdas" / "ingest"), str(REPO_ROOT)]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths), **extra}
 
 
 def fail_s3_calls(

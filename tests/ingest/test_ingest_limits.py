@@ -8,19 +8,16 @@ compared with the template's FunctionMemoryMB and RECORD_TIME_BUDGET_MS.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from fruits_ingest.config import DEFAULT_RECORD_TIME_BUDGET_MS
 
-from .helpers import LAKE_URI, TEST_PSEUDONYM_KEY
+from .helpers import LAKE_URI, REPO_ROOT, TEST_PSEUDONYM_KEY, module_env
 from .worst_case import INPUTS
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 # Room left for the SQS batch, the S3 response bodies and Python's own growth during a batch.
 MEMORY_HEADROOM = 0.8
 # The function's arm64 share of a vCPU at 1024 MB is below one core of this machine: keep 2x margin.
@@ -35,13 +32,7 @@ def _function_memory_mb() -> int:
 
 
 def _run(*args: str) -> str:
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(REPO_ROOT / "lambdas" / "ingest"), str(REPO_ROOT)]),
-        "LAKE_URI": LAKE_URI,
-        "PSEUDONYM_KEY": TEST_PSEUDONYM_KEY,
-        "AWS_DEFAULT_REGION": "eu-west-3",
-    }
+    env = module_env(LAKE_URI=LAKE_URI, PSEUDONYM_KEY=TEST_PSEUDONYM_KEY, AWS_DEFAULT_REGION="eu-west-3")
     result = subprocess.run(
         [sys.executable, "-m", "tests.ingest.worst_case", *args],
         cwd=REPO_ROOT,

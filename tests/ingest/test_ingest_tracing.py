@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
+from .helpers import REPO_ROOT, module_env
 from .xray_capture import KEY
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 PERSONAL_TEXT = ("Jane", "IMG_20250613", "0612345678")
 
 
@@ -22,14 +20,10 @@ def _capture_segments(*flags: str) -> str:
         daemon.bind(("127.0.0.1", 0))
         daemon.settimeout(0.5)
         port = daemon.getsockname()[1]
-        env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join([str(REPO_ROOT / "lambdas" / "ingest"), str(REPO_ROOT)]),
-        }
         result = subprocess.run(
             [sys.executable, "-m", "tests.ingest.xray_capture", str(port), *flags],
             cwd=REPO_ROOT,
-            env=env,
+            env=module_env(),
             capture_output=True,
             text=True,
             timeout=120,
