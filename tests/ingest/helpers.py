@@ -115,6 +115,9 @@ def cold_start(environ: Mapping[str, str], monkeypatch: pytest.MonkeyPatch) -> M
         "PSEUDONYM_KEY_PARAMETER",
         "MAX_UPLOAD_BYTES",
         "MAX_IMAGE_PIXELS",
+        "PSEUDONYM_KEY_TTL_SECONDS",
+        "RECORD_TIME_BUDGET_MS",
+        "LABEL_VOCABULARY_FILE",
     ):
         monkeypatch.delenv(name, raising=False)
     for name, value in environ.items():

@@ -36,10 +36,10 @@ def structure_problem(data: bytes) -> str | None:
     return None
 
 
-def count_jpeg_segments(data: bytes, limit: int) -> tuple[int, int]:
-    """(segments, scans) of the first picture, counting stops once either passes `limit`."""
+def count_jpeg_segments(data: bytes, max_segments: int, max_scans: int) -> tuple[int, int]:
+    """(segments, scans) of the first picture; counting stops once either passes its maximum."""
     position, segments, scans, size = len(JPEG_SOI), 0, 0, len(data)
-    while position + 4 <= size and segments <= limit and scans <= limit:
+    while position + 4 <= size and segments <= max_segments and scans <= max_scans:
         if data[position] != 0xFF:
             break
         marker = data[position + 1]
@@ -74,7 +74,7 @@ def count_png_chunks(data: bytes, limit: int) -> int:
 
 
 def _jpeg_problem(data: bytes) -> str | None:
-    segments, scans = count_jpeg_segments(data, max(MAX_JPEG_SEGMENTS, MAX_JPEG_SCANS))
+    segments, scans = count_jpeg_segments(data, MAX_JPEG_SEGMENTS, MAX_JPEG_SCANS)
     if scans > MAX_JPEG_SCANS:
         return f"JPEG has more than {MAX_JPEG_SCANS} scans (progressive CPU bomb guard)"
     if segments > MAX_JPEG_SEGMENTS:
