@@ -366,6 +366,7 @@ def test_ingest_function_environment_matches_what_the_function_reads(ingest_temp
         ingest_config.ENV_PSEUDONYM_KEY_PARAMETER,
         ingest_config.ENV_MAX_UPLOAD_BYTES,
         ingest_config.ENV_MAX_IMAGE_PIXELS,
+        ingest_config.ENV_IDENTITY_FROM_KEY,
         "POWERTOOLS_SERVICE_NAME",
         "POWERTOOLS_METRICS_NAMESPACE",
         "POWERTOOLS_LOG_LEVEL",
@@ -400,7 +401,7 @@ def test_no_role_allows_a_wildcard_action_or_an_unneeded_wildcard_resource(templ
 
 def test_ingest_function_reaches_only_its_prefixes(ingest_template):
     # GIVEN the function role's statements
-    statements = [s for _, s in _allow_statements(ingest_template)]
+    statements = [s for role, s in _allow_statements(ingest_template) if role == "IngestFunctionRole"]
     access = _object_access(statements, r"\$\{(?P<bucket>\w+)\.Arn\}/(?P<prefix>[a-z-]+/)\*")
     # THEN object access is exactly: read uploads/, write clean/ manifests/ quarantine/ in the lake
     assert access == EXPECTED_INGEST_OBJECT_ACCESS
@@ -738,3 +739,24 @@ def test_emr_cluster_is_private_and_encrypts_its_volumes(emr_template):
     assert {"Key": "block-public-access", "Value": {"Ref": "EmrBlockPublicAccess"}} in resources["Cluster"][
         "Properties"
     ]["Tags"]
+
+
+def test_upload_api_can_only_sign_puts_under_uploads(ingest_template):
+    # GIVEN the presign function's role (a presigned POST acts with the signer's permissions)
+    statements = [s for role, s in _allow_statements(ingest_template) if role == "PresignFunctionRole"]
+    access = _object_access(statements, r"\$\{(?P<bucket>\w+)\.Arn\}/(?P<prefix>[a-z-]+/)\*")
+    # THEN it may put objects under uploads/ of the uploads bucket, and nothing else in S3
+    assert access == {"s3:PutObject": {("UploadsBucket", contracts.UPLOADS_PREFIX)}}
+    s3_actions = {a for s in statements for a in as_list(s["Action"]) if a.startswith("s3:")}
+    assert s3_actions == {"s3:PutObject"}
+
+
+def test_upload_api_requires_a_cognito_jwt_and_the_ingest_trusts_only_the_key(ingest_template):
+    resources = ingest_template["Resources"]
+    auth = resources["UploadApi"]["Properties"]["Auth"]
+    jwt = auth["Authorizers"][auth["DefaultAuthorizer"]]["JwtConfiguration"]
+    assert "${UploadUserPool}" in sub_text(jwt["issuer"])
+    assert jwt["audience"] == [{"Ref": "UploadUserPoolClient"}]
+    assert "sourceIp" not in resources["UploadApi"]["Properties"]["AccessLogSettings"]["Format"]
+    variables = resources["IngestFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables[ingest_config.ENV_IDENTITY_FROM_KEY] == "true"

@@ -107,8 +107,10 @@ class Aws:
         return json.loads(self.lake_object(key))
 
 
-def cold_start(environ: Mapping[str, str], monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    """Import `app` afresh, as a new Lambda container would, with the given environment."""
+def cold_start(
+    environ: Mapping[str, str], monkeypatch: pytest.MonkeyPatch, module: str = "app"
+) -> ModuleType:
+    """Import a handler module afresh, as a new Lambda container would, with the given environment."""
     for name in (
         "LAKE_URI",
         "PSEUDONYM_KEY",
@@ -118,12 +120,15 @@ def cold_start(environ: Mapping[str, str], monkeypatch: pytest.MonkeyPatch) -> M
         "PSEUDONYM_KEY_TTL_SECONDS",
         "RECORD_TIME_BUDGET_MS",
         "LABEL_VOCABULARY_FILE",
+        "IDENTITY_FROM_KEY",
+        "UPLOADS_BUCKET",
+        "PRESIGN_EXPIRES_SECONDS",
     ):
         monkeypatch.delenv(name, raising=False)
     for name, value in environ.items():
         monkeypatch.setenv(name, value)
-    sys.modules.pop("app", None)
-    return importlib.import_module("app")
+    sys.modules.pop(module, None)
+    return importlib.import_module(module)
 
 
 def module_env(**extra: str) -> dict[str, str]:

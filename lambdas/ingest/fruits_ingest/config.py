@@ -37,6 +37,7 @@ ENV_MAX_IMAGE_PIXELS = "MAX_IMAGE_PIXELS"
 ENV_PSEUDONYM_KEY_TTL_SECONDS = "PSEUDONYM_KEY_TTL_SECONDS"
 ENV_RECORD_TIME_BUDGET_MS = "RECORD_TIME_BUDGET_MS"
 ENV_LABEL_VOCABULARY_FILE = "LABEL_VOCABULARY_FILE"
+ENV_IDENTITY_FROM_KEY = "IDENTITY_FROM_KEY"
 
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _SSM_PARAMETER_NAME = re.compile(r"^/?[A-Za-z0-9_.\-/]{1,2048}$")
@@ -58,6 +59,8 @@ class IngestConfig:
     pseudonym_key_ttl_seconds: int = DEFAULT_PSEUDONYM_KEY_TTL_SECONDS
     record_time_budget_ms: int = DEFAULT_RECORD_TIME_BUDGET_MS
     label_vocabulary: LabelVocabulary = field(default_factory=default_vocabulary)
+    # True behind the upload API: the subject is the key's uploads/<sub>/ prefix, never `user-id`.
+    identity_from_key: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "lake_uri", validate_lake_uri(self.lake_uri))
@@ -86,13 +89,14 @@ def load_config(environ: Mapping[str, str]) -> IngestConfig:
         lake_uri=lake_uri,
         pseudonym_key=raw_key.encode("utf-8") if raw_key else None,
         pseudonym_key_parameter=environ.get(ENV_PSEUDONYM_KEY_PARAMETER, "").strip() or None,
-        max_upload_bytes=_int_setting(environ, ENV_MAX_UPLOAD_BYTES, DEFAULT_MAX_UPLOAD_BYTES),
-        max_image_pixels=_int_setting(environ, ENV_MAX_IMAGE_PIXELS, DEFAULT_MAX_IMAGE_PIXELS),
-        pseudonym_key_ttl_seconds=_int_setting(
+        max_upload_bytes=int_setting(environ, ENV_MAX_UPLOAD_BYTES, DEFAULT_MAX_UPLOAD_BYTES),
+        max_image_pixels=int_setting(environ, ENV_MAX_IMAGE_PIXELS, DEFAULT_MAX_IMAGE_PIXELS),
+        pseudonym_key_ttl_seconds=int_setting(
             environ, ENV_PSEUDONYM_KEY_TTL_SECONDS, DEFAULT_PSEUDONYM_KEY_TTL_SECONDS
         ),
-        record_time_budget_ms=_int_setting(environ, ENV_RECORD_TIME_BUDGET_MS, DEFAULT_RECORD_TIME_BUDGET_MS),
+        record_time_budget_ms=int_setting(environ, ENV_RECORD_TIME_BUDGET_MS, DEFAULT_RECORD_TIME_BUDGET_MS),
         label_vocabulary=_vocabulary_setting(environ),
+        identity_from_key=_bool_setting(environ, ENV_IDENTITY_FROM_KEY),
     )
 
 
@@ -113,7 +117,7 @@ def validate_pseudonym_key(key: bytes, source: str) -> bytes:
     return key
 
 
-def _int_setting(environ: Mapping[str, str], name: str, default: int) -> int:
+def int_setting(environ: Mapping[str, str], name: str, default: int) -> int:
     raw = environ.get(name, "").strip()
     if not raw:
         return default
@@ -121,6 +125,13 @@ def _int_setting(environ: Mapping[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+
+
+def _bool_setting(environ: Mapping[str, str], name: str) -> bool:
+    raw = environ.get(name, "").strip().lower()
+    if raw not in ("", "true", "false"):
+        raise ConfigError(f"{name} must be true or false, got {raw!r}")
+    return raw == "true"
 
 
 def _vocabulary_setting(environ: Mapping[str, str]) -> LabelVocabulary:

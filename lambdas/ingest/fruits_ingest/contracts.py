@@ -36,6 +36,10 @@ PCA_KEY = f"{MODELS_PREFIX}pca"
 STOP_MARKER_KEY = "control/stop-stream"
 
 ACCEPTED_UPLOAD_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+# What the upload API signs: content type -> the suffix of the key it hands out.
+UPLOAD_CONTENT_TYPES = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp"}
+# Authenticated uploads live under uploads/<subject>/, the subject being the caller's Cognito `sub`.
+SUBJECT_PATTERN = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 CLEAN_IMAGE_FORMAT = "JPEG"
 CLEAN_IMAGE_CONTENT_TYPE = "image/jpeg"
 # Long side of a clean image at most: 9x the featurizer's largest input (224 px), and it bounds the
@@ -62,6 +66,11 @@ def manifest_key(dt: str, image_id: str) -> str:
 
 def quarantine_key(dt: str, image_id: str) -> str:
     return f"{QUARANTINE_PREFIX}dt={dt}/{image_id}.json"
+
+
+def upload_prefix(subject: str) -> str:
+    """Where the upload API lets one authenticated caller write: `uploads/<subject>/`."""
+    return f"{UPLOADS_PREFIX}{subject}/"
 
 
 # --- Identity ---------------------------------------------------------------
@@ -156,6 +165,8 @@ class QuarantineReason(StrEnum):
     SIDE_TOO_LONG = "side_too_long"
     # More JPEG scans or PNG chunks than any camera or encoder writes: CPU bomb guard.
     TOO_COMPLEX = "too_complex"
+    # Identity from the key is required and the key is not uploads/<subject>/<name>.
+    NO_IDENTITY = "no_identity"
 
 
 class SkipReason(StrEnum):

@@ -1,7 +1,8 @@
 """The one processing function of an upload, shared by the Lambda and local mode.
 
-Order of checks (the first failure is the recorded reason): key, size (from a
-HEAD, before any download), metadata, then the decoded image. A rejection is a
+Order of checks (the first failure is the recorded reason): key, identity
+(behind the upload API), size (from a HEAD, before any download), metadata,
+then the decoded image. A rejection is a
 normal outcome (a quarantine record). An upload that is gone (deleted, expired,
 or overwritten since its event) is skipped: no record, a counted outcome, never
 a retry. Other storage failures propagate so the caller retries the message. The
@@ -24,6 +25,7 @@ from fruits_ingest import contracts
 from fruits_ingest.anonymize import geohash, subject_id, truncate_to_hour
 from fruits_ingest.config import IngestConfig
 from fruits_ingest.events import ObjectRef
+from fruits_ingest.identity import subject_from_key
 from fruits_ingest.imaging import CleanImage, ImageRejected, normalize_image
 from fruits_ingest.metadata import InvalidMetadata, UploadMetadata, parse_upload_metadata
 from fruits_ingest.pseudonym_key import PseudonymKey
@@ -84,6 +86,8 @@ def process_upload(
     image_id = ref.image_id
     dt = contracts.partition_date(ref.event_time)
     try:
+        _check_key(ref)
+        subject = _subject(ref, config)
         upload_bytes, metadata = _fetch_valid_upload(ref, config, store, clock())
         clean = _normalize(upload_bytes, config.max_image_pixels)
     except _Skipped as skip:
@@ -108,7 +112,15 @@ def process_upload(
     image_uri = join_uri(config.lake_uri, contracts.clean_image_key(dt, image_id))
     store.put(image_uri, clean.jpeg, contracts.CLEAN_IMAGE_CONTENT_TYPE)
     manifest = manifest_record(
-        image_id, image_uri, clean, metadata, pseudonym_key, ref.event_time, clock(), dt
+        image_id,
+        image_uri,
+        clean,
+        metadata,
+        subject if config.identity_from_key else metadata.user_id,
+        pseudonym_key,
+        ref.event_time,
+        clock(),
+        dt,
     )
     manifest_uri = join_uri(config.lake_uri, contracts.manifest_key(dt, image_id))
     store.put(manifest_uri, _json_bytes(manifest), JSON_CONTENT_TYPE)
@@ -132,6 +144,7 @@ def manifest_record(
     image_uri: str,
     clean: CleanImage,
     metadata: UploadMetadata,
+    person: str | None,
     pseudonym_key: PseudonymKey,
     uploaded_at: datetime,
     ingested_at: datetime,
@@ -139,8 +152,10 @@ def manifest_record(
 ) -> dict[str, Any]:
     """Manifest v1, in contract field order; only anonymized values derived from the metadata.
 
-    `uploaded_at` is truncated to the hour like `captured_hour`: to the millisecond, the upload time
-    would single out the person (and undo the capture-time truncation for a photo sent at once).
+    `person` is who uploaded (the key's subject behind the upload API, else the `user-id` metadata);
+    only its keyed pseudonym is kept. `uploaded_at` is truncated to the hour like `captured_hour`: to
+    the millisecond, the upload time would single out the person (and undo the capture-time
+    truncation for a photo sent at once).
     """
     has_position = metadata.lat is not None and metadata.lon is not None
     values = {
@@ -153,7 +168,7 @@ def manifest_record(
         "format": clean.source_format,
         "bytes": len(clean.jpeg),
         "label": metadata.label,
-        "subject_id": subject_id(pseudonym_key.value, metadata.user_id) if metadata.user_id else None,
+        "subject_id": subject_id(pseudonym_key.value, person) if person else None,
         "region": geohash(metadata.lat, metadata.lon) if has_position else None,
         "captured_hour": (
             contracts.iso_utc(truncate_to_hour(metadata.captured_at)) if metadata.captured_at else None
@@ -162,7 +177,7 @@ def manifest_record(
         "ingested_at": contracts.iso_utc(ingested_at),
         "app_version": metadata.app_version,
         "dt": dt,
-        "key_version": pseudonym_key.version if metadata.user_id else None,
+        "key_version": pseudonym_key.version if person else None,
     }
     return {name: values[name] for name in contracts.field_names(contracts.MANIFEST_FIELDS)}
 
@@ -193,14 +208,30 @@ def is_accepted_key(key: str) -> bool:
     )
 
 
-def _fetch_valid_upload(
-    ref: ObjectRef, config: IngestConfig, store: ObjectStore, now: datetime
-) -> tuple[bytes, UploadMetadata]:
+def _check_key(ref: ObjectRef) -> None:
     if not is_accepted_key(ref.key):
         raise _Rejected(
             contracts.QuarantineReason.UNSUPPORTED_KEY,
             f"key is not under {contracts.UPLOADS_PREFIX} with a suffix in {_ACCEPTED_SUFFIXES_TEXT}",
         )
+
+
+def _subject(ref: ObjectRef, config: IngestConfig) -> str | None:
+    """The key's subject when identity must come from the key (quarantined without one), else None."""
+    if not config.identity_from_key:
+        return None
+    subject = subject_from_key(ref.key)
+    if subject is None:
+        raise _Rejected(
+            contracts.QuarantineReason.NO_IDENTITY,
+            f"key is not {contracts.UPLOADS_PREFIX}<subject>/<name> as the upload API hands it out",
+        )
+    return subject
+
+
+def _fetch_valid_upload(
+    ref: ObjectRef, config: IngestConfig, store: ObjectStore, now: datetime
+) -> tuple[bytes, UploadMetadata]:
     try:
         info = _head_announced_version(ref, store)
     except UnreadableMetadata as error:
