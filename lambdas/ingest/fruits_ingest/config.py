@@ -25,7 +25,7 @@ MIN_PSEUDONYM_KEY_BYTES = 16
 DEFAULT_PSEUDONYM_KEY_TTL_SECONDS = 300
 PSEUDONYM_KEY_TTL_CEILING = 3600
 # A record is started only if this much invocation time is left: the worst accepted input takes
-# under 3 s on the function (docs/ingest-security.md), so a record never runs into the timeout.
+# about 3 s on one core (docs/ingest-security.md), so a started record never runs into the timeout.
 DEFAULT_RECORD_TIME_BUDGET_MS = 15_000
 RECORD_TIME_BUDGET_CEILING_MS = 60_000
 
