@@ -1,12 +1,15 @@
 # Fruits! image pipeline. `make demo` and `make test` install what they need into .venv
-# (and the template linters into .venv-sam / .venv-checkov: their pins clash with pytest's).
+# (and the template linters into .venv-sam / .venv-checkov: their pins clash with pytest's;
+# the ingest Lambda's runtime and exact pins into .venv-lambda, where its bad-input corpus runs).
 PYTHON ?= python3.11
+LAMBDA_PYTHON ?= python3.12
 VENV := .venv
 SAM_VENV := .venv-sam
 CHECKOV_VENV := .venv-checkov
+LAMBDA_VENV := .venv-lambda
 PIP_FLAGS := --quiet --disable-pip-version-check
 
-.PHONY: help venv iac-tools demo test test-fast lint bench sam-build sam-validate clean
+.PHONY: help venv iac-tools lambda-venv demo test test-fast lint bench sam-build sam-validate clean
 
 help:
 	@echo "make demo   - local end-to-end demo on the bundled images (installs .venv)"
@@ -31,18 +34,27 @@ $(CHECKOV_VENV)/.installed: infra/requirements-checkov.txt
 	$(CHECKOV_VENV)/bin/pip install $(PIP_FLAGS) -r infra/requirements-checkov.txt
 	touch $@
 
+# The function's runtime (python3.12) with lambdas/ingest/requirements.txt as pinned, plus test tools.
+$(LAMBDA_VENV)/.installed: lambdas/ingest/requirements.txt tests/ingest/requirements-lambda-pins.txt
+	$(LAMBDA_PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 12), "Python 3.12 is required (set LAMBDA_PYTHON=...)"'
+	$(LAMBDA_PYTHON) -m venv $(LAMBDA_VENV)
+	$(LAMBDA_VENV)/bin/pip install $(PIP_FLAGS) -r lambdas/ingest/requirements.txt -r tests/ingest/requirements-lambda-pins.txt
+	touch $@
+
 venv: $(VENV)/.installed
 
 iac-tools: $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed
 
+lambda-venv: $(LAMBDA_VENV)/.installed
+
 demo: venv
 	$(VENV)/bin/fruits demo
 
-test: venv iac-tools
+test: venv iac-tools lambda-venv
 	$(VENV)/bin/pytest
 
 test-fast: venv
-	$(VENV)/bin/pytest -m "not slow and not iac"
+	$(VENV)/bin/pytest -m "not slow and not iac and not lambda_pins"
 
 lint: venv
 	$(VENV)/bin/ruff check .
@@ -54,8 +66,9 @@ bench: venv
 sam-validate: $(SAM_VENV)/.installed
 	$(SAM_VENV)/bin/sam validate --lint --region eu-west-3
 
-sam-build: $(SAM_VENV)/.installed
-	$(SAM_VENV)/bin/sam build
+# SAM's pip builder needs the runtime's python3.12 on PATH: .venv-lambda has it.
+sam-build: $(SAM_VENV)/.installed $(LAMBDA_VENV)/.installed
+	PATH="$(CURDIR)/$(LAMBDA_VENV)/bin:$$PATH" $(SAM_VENV)/bin/sam build
 
 clean:
 	rm -rf .aws-sam .pytest_cache .ruff_cache work

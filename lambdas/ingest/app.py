@@ -5,6 +5,13 @@ only the failed messages return to the queue and, after the redrive limit, to
 the DLQ) or a direct S3 event (`sam local invoke -e events/s3-put.json`).
 Settings are read and validated here, at cold start: a bad environment fails
 the INIT phase with a message naming the variable.
+
+A record is only started while at least RECORD_TIME_BUDGET_MS of the invocation
+is left: the ones not started fail alone (back to the queue) instead of a
+timeout failing the whole batch. X-Ray records only this module's own
+subsegments and annotations (image_id, status): the automatic botocore and HTTP
+instrumentation is off, because it would put the object key, which holds the
+file name the phone chose, into every S3 subsegment.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ from fruits_ingest.events import (
     refs_from_sqs_body,
 )
 from fruits_ingest.imaging import install_pillow_guards
-from fruits_ingest.processor import IngestOutcome, UploadMissing, process_upload
+from fruits_ingest.processor import IngestOutcome, process_upload
 from fruits_ingest.pseudonym_key import PseudonymKeySource
 from fruits_ingest.storage import FileObjectStore, ObjectNotFound, RoutingStore, S3ObjectStore, StorageError
 
@@ -42,10 +49,16 @@ METRICS_NAMESPACE = "Fruits/Ingest"
 # Attempts and retry mode come from AWS_MAX_ATTEMPTS / AWS_RETRY_MODE when set.
 _BOTO_CONFIG = Config(connect_timeout=5, read_timeout=20, retries={"mode": "standard"})
 
-SANITIZED_ERRORS = (StorageError, ObjectNotFound, UploadMissing, PoisonMessage, UnsupportedEvent, ConfigError)
+
+class NotStarted(Exception):
+    """Too little invocation time left to process the record safely: it goes back to the queue."""
+
+
+SANITIZED_ERRORS = (StorageError, ObjectNotFound, PoisonMessage, UnsupportedEvent, ConfigError, NotStarted)
 
 logger = Logger(service=SERVICE)
-tracer = Tracer(service=SERVICE)
+# auto_patch=False: botocore's automatic subsegments would record each object key and URL.
+tracer = Tracer(service=SERVICE, auto_patch=False)
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE)
 
 CONFIG = load_config(os.environ)
@@ -75,10 +88,13 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     return _handle_direct_s3_event(event)
 
 
-def sqs_record_handler(record: SqsRecordModel) -> None:
+def sqs_record_handler(record: SqsRecordModel, lambda_context: LambdaContext) -> None:
     """One SQS message; any exception puts its messageId in batchItemFailures (retry, then DLQ)."""
     logger.set_correlation_id(record.messageId)
     with _counting_failures():
+        if lambda_context.get_remaining_time_in_millis() < CONFIG.record_time_budget_ms:
+            metrics.add_metric(name="NotStarted", unit=MetricUnit.Count, value=1)
+            raise NotStarted(f"less than {CONFIG.record_time_budget_ms} ms left in the invocation")
         refs = refs_from_sqs_body(record.body)
         for ref in refs:
             ingest(ref)
@@ -108,6 +124,7 @@ def _handle_direct_s3_event(event: dict[str, Any]) -> dict[str, Any]:
     return {
         "accepted": sum(outcome.status == "accepted" for outcome in outcomes),
         "quarantined": sum(outcome.status == "quarantined" for outcome in outcomes),
+        "skipped": sum(outcome.status == "skipped" for outcome in outcomes),
         "image_ids": [outcome.image_id for outcome in outcomes],
     }
 
@@ -131,15 +148,20 @@ def _safe_detail(error: Exception) -> str | None:
     return str(error) if isinstance(error, SANITIZED_ERRORS) else None
 
 
+_STATUS_METRICS = {"accepted": "Accepted", "quarantined": "Quarantined", "skipped": "Skipped"}
+
+
 def _emit_outcome_metrics(outcome: IngestOutcome, elapsed_ms: float) -> None:
     metrics.add_metric(name="ProcessingTime", unit=MetricUnit.Milliseconds, value=elapsed_ms)
+    if outcome.label_dropped:
+        metrics.add_metric(name="LabelsDropped", unit=MetricUnit.Count, value=1)
+    name = _STATUS_METRICS[outcome.status]
+    metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
     if outcome.status == "accepted":
-        metrics.add_metric(name="Accepted", unit=MetricUnit.Count, value=1)
         return
-    metrics.add_metric(name="Quarantined", unit=MetricUnit.Count, value=1)
     # A second metric of the same name, per reason: dashboards split on it, alarms use the total.
     with single_metric(
-        name="Quarantined",
+        name=name,
         unit=MetricUnit.Count,
         value=1,
         namespace=METRICS_NAMESPACE,

@@ -55,7 +55,13 @@ def offline_aws_env() -> dict[str, str]:
         AWS_SECRET_ACCESS_KEY="testing",
         AWS_DEFAULT_REGION="eu-west-3",
         SAM_CLI_TELEMETRY="0",
-        # SAM's pip builder runs the python3.11 it finds on PATH: use the SAM environment's.
-        PATH=f"{REPO_ROOT / '.venv-sam' / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
+        # SAM's pip builder runs the function runtime's python3.12 it finds on PATH: .venv-lambda's.
+        PATH=os.pathsep.join(
+            [
+                str(REPO_ROOT / ".venv-sam" / "bin"),
+                str(REPO_ROOT / ".venv-lambda" / "bin"),
+                os.environ.get("PATH", ""),
+            ]
+        ),
     )
     return env

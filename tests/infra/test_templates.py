@@ -35,6 +35,8 @@ from streaming_job import deploy as stream_deploy
 from streaming_job import monitoring
 from streaming_job.config import StreamConfig
 
+CUSTOM_CHECKS_DIR = REPO_ROOT / "infra" / "checkov_checks"
+CUSTOM_EMR_CHECKS = ("CKV_FRUITS_EMR_1", "CKV_FRUITS_EMR_2", "CKV_FRUITS_EMR_3", "CKV_FRUITS_EMR_4")
 # GDPR: EU member-state regions only. London and Zurich are outside the EU.
 EU_REGIONS = {"eu-west-1", "eu-west-3", "eu-central-1", "eu-north-1", "eu-south-1", "eu-south-2"}
 STREAM_METRIC_NAMESPACE = StreamConfig.__dataclass_fields__["metrics_namespace"].default
@@ -43,6 +45,8 @@ ACTIONS_WITHOUT_RESOURCE_LEVEL = {
     "xray:PutTraceSegments",
     "xray:PutTelemetryRecords",
     "cloudwatch:PutMetricData",
+    "elasticmapreduce:PutBlockPublicAccessConfiguration",
+    "elasticmapreduce:GetBlockPublicAccessConfiguration",
 }
 
 
@@ -182,6 +186,8 @@ def test_checkov_finds_no_failed_check_and_every_skip_has_a_reason(checkov):
             EMR_TEMPLATE,
             "--framework",
             "cloudformation",
+            "--external-checks-dir",
+            CUSTOM_CHECKS_DIR,
             "--compact",
             "--skip-download",
             "--output",
@@ -192,6 +198,8 @@ def test_checkov_finds_no_failed_check_and_every_skip_has_a_reason(checkov):
     failed = [(check["check_id"], check["resource"]) for check in report["results"]["failed_checks"]]
     # THEN no check fails, both files were really scanned, and each suppression says why
     assert failed == [], failed
+    passed_custom = {check["check_id"] for check in report["results"]["passed_checks"]}
+    assert passed_custom >= set(CUSTOM_EMR_CHECKS), "the EMR custom checks did not run"
     assert result.returncode == 0, result.stderr[-2000:]
     assert report["summary"]["parsing_errors"] == 0
     scanned = {Path(check["file_path"]).name for check in report["results"]["passed_checks"]}
@@ -203,6 +211,43 @@ def test_checkov_finds_no_failed_check_and_every_skip_has_a_reason(checkov):
 
 
 @pytest.mark.iac
+@pytest.mark.iac
+def test_custom_emr_checks_fail_an_insecure_cluster(checkov, tmp_path):
+    # GIVEN the EMR template with every gap the custom checks guard reopened
+    text = EMR_TEMPLATE.read_text(encoding="utf-8")
+    for secure, insecure in (
+        ("VisibleToAllUsers: false", "VisibleToAllUsers: true"),
+        ("EnableEbsEncryption: true", "EnableEbsEncryption: false"),
+        ("MinimumInstanceMetadataServiceVersion: 2", "MinimumInstanceMetadataServiceVersion: 1"),
+        ("Value: !Ref EmrBlockPublicAccess", "Value: none"),
+    ):
+        assert secure in text
+        text = text.replace(secure, insecure)
+    insecure_template = tmp_path / "emr-insecure.yaml"
+    insecure_template.write_text(text, encoding="utf-8")
+    # WHEN checkov runs only the custom checks on it
+    result = _run(
+        [
+            checkov,
+            "-f",
+            insecure_template,
+            "--framework",
+            "cloudformation",
+            "--external-checks-dir",
+            CUSTOM_CHECKS_DIR,
+            "--check",
+            ",".join(CUSTOM_EMR_CHECKS),
+            "--compact",
+            "--skip-download",
+            "--output",
+            "json",
+        ]
+    )
+    # THEN each of them fails
+    failed = {check["check_id"] for check in json.loads(result.stdout)["results"]["failed_checks"]}
+    assert failed == set(CUSTOM_EMR_CHECKS)
+
+
 def test_sam_validate_lint_accepts_the_ingest_template(sam, offline_aws_env):
     # GIVEN the SAM template and samconfig.toml WHEN `sam validate --lint` runs offline
     result = _run(
@@ -217,7 +262,7 @@ def test_sam_validate_lint_accepts_the_ingest_template(sam, offline_aws_env):
 @pytest.mark.iac
 @pytest.mark.slow
 def test_sam_build_packages_the_ingest_function_for_arm64(sam, offline_aws_env, tmp_path):
-    # GIVEN the SAM template WHEN `sam build` resolves the function's requirements for arm64 / python3.11
+    # GIVEN the SAM template WHEN `sam build` resolves the function's requirements for arm64 / python3.12
     build_dir = tmp_path / "build"
     result = _run(
         [
@@ -238,8 +283,8 @@ def test_sam_build_packages_the_ingest_function_for_arm64(sam, offline_aws_env, 
     )
     # THEN the artifact holds the handler, the contracts and the pinned dependencies
     assert result.returncode == 0, (
-        "sam build failed (a pin without a manylinux2014 aarch64 wheel cannot run on the python3.11 "
-        f"Lambda runtime, Amazon Linux 2):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        "sam build failed (every pin needs a manylinux_2_28-or-older aarch64 wheel for the python3.12 "
+        f"Lambda runtime, Amazon Linux 2023):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     )
     artifact = build_dir / "IngestFunction"
     assert (artifact / "app.py").is_file()
@@ -294,11 +339,11 @@ def test_both_queues_and_the_topic_are_encrypted_with_the_lake_key(ingest_templa
     assert resources["LakeKey"]["Properties"]["EnableKeyRotation"] is True
 
 
-def test_ingest_function_is_python311_arm64_with_partial_batch_failures(ingest_template):
+def test_ingest_function_is_python312_arm64_with_partial_batch_failures(ingest_template):
     # GIVEN the function WHEN its definition is read
     function = ingest_template["Resources"]["IngestFunction"]["Properties"]
     # THEN runtime, architecture, code, handler, tracing and the SQS event source are as required
-    assert function["Runtime"] == "python3.11"
+    assert function["Runtime"] == "python3.12"  # Amazon Linux 2023: current Pillow wheels load there
     assert function["Architectures"] == ["arm64"]
     assert function["CodeUri"] == "lambdas/ingest/"
     assert function["Handler"] == "app.lambda_handler"
@@ -321,6 +366,7 @@ def test_ingest_function_environment_matches_what_the_function_reads(ingest_temp
         ingest_config.ENV_PSEUDONYM_KEY_PARAMETER,
         ingest_config.ENV_MAX_UPLOAD_BYTES,
         ingest_config.ENV_MAX_IMAGE_PIXELS,
+        ingest_config.ENV_IDENTITY_FROM_KEY,
         "POWERTOOLS_SERVICE_NAME",
         "POWERTOOLS_METRICS_NAMESPACE",
         "POWERTOOLS_LOG_LEVEL",
@@ -355,7 +401,7 @@ def test_no_role_allows_a_wildcard_action_or_an_unneeded_wildcard_resource(templ
 
 def test_ingest_function_reaches_only_its_prefixes(ingest_template):
     # GIVEN the function role's statements
-    statements = [s for _, s in _allow_statements(ingest_template)]
+    statements = [s for role, s in _allow_statements(ingest_template) if role == "IngestFunctionRole"]
     access = _object_access(statements, r"\$\{(?P<bucket>\w+)\.Arn\}/(?P<prefix>[a-z-]+/)\*")
     # THEN object access is exactly: read uploads/, write clean/ manifests/ quarantine/ in the lake
     assert access == EXPECTED_INGEST_OBJECT_ACCESS
@@ -639,3 +685,78 @@ def test_samconfig_defines_eu_environments_with_reviewed_changesets():
         assert "CAPABILITY_IAM" in deploy["capabilities"]
         assert f'Stage="{stage}"' in deploy["parameter_overrides"]
         assert f'PseudonymKeyParameterName="/fruits/{stage}/pseudonym-key"' in deploy["parameter_overrides"]
+
+
+def test_no_queue_keeps_messages_longer_than_the_raw_uploads_live(ingest_template):
+    # GIVEN the uploads' lifecycle and both queues (their messages hold the key and the uploader's IP)
+    resources = ingest_template["Resources"]
+    rules = resources["UploadsBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    raw = next(rule for rule in rules if rule.get("Prefix") == contracts.UPLOADS_PREFIX)
+    upload_lifetime_s = (
+        raw["ExpirationInDays"] + raw["NoncurrentVersionExpiration"]["NoncurrentDays"]
+    ) * 86400
+    queue = resources["IngestQueue"]["Properties"]["MessageRetentionPeriod"]
+    dlq = resources["IngestDeadLetterQueue"]["Properties"]["MessageRetentionPeriod"]
+    # THEN the DLQ outlives the queue (AWS counts from the first enqueue) but not the raw uploads
+    assert queue < dlq <= upload_lifetime_s
+    assert dlq <= raw["ExpirationInDays"] * 86400
+
+
+def test_dead_letter_queue_denies_insecure_transport(ingest_template):
+    policies = resources_of_type(ingest_template, "AWS::SQS::QueuePolicy")
+    dlq_policies = [
+        ingest_template["Resources"][name]["Properties"]
+        for name in policies
+        if {"Ref": "IngestDeadLetterQueue"} in ingest_template["Resources"][name]["Properties"]["Queues"]
+    ]
+    (policy,) = dlq_policies
+    (statement,) = policy["PolicyDocument"]["Statement"]
+    assert statement["Effect"] == "Deny" and statement["Principal"] == "*"
+    assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_kms_key_lets_s3_use_it_only_for_the_pipeline_buckets(ingest_template):
+    statements = ingest_template["Resources"]["LakeKey"]["Properties"]["KeyPolicy"]["Statement"]
+    s3 = [s for s in statements if s["Principal"].get("Service") == "s3.amazonaws.com"]
+    assert s3
+    for statement in s3:
+        arns = [sub_text(arn) for arn in as_list(statement["Condition"]["ArnLike"]["aws:SourceArn"])]
+        assert arns and all(re.search(r":s3:::fruits-\$\{Stage\}-(uploads|lake)-", arn) for arn in arns)
+
+
+def test_emr_cluster_is_private_and_encrypts_its_volumes(emr_template):
+    resources = emr_template["Resources"]
+    assert resources["Cluster"]["Properties"]["VisibleToAllUsers"] is False
+    encryption = resources["SecurityConfiguration"]["Properties"]["SecurityConfiguration"]
+    local_disk = encryption["EncryptionConfiguration"]["AtRestEncryptionConfiguration"][
+        "LocalDiskEncryptionConfiguration"
+    ]
+    assert local_disk["EnableEbsEncryption"] is True
+    # AND block public access is turned on, with no permitted port, before the cluster exists
+    code = resources["BlockPublicAccessFunction"]["Properties"]["Code"]["ZipFile"]
+    assert "put_block_public_access_configuration" in code
+    assert '"PermittedPublicSecurityGroupRuleRanges": []' in code
+    assert {"Key": "block-public-access", "Value": {"Ref": "EmrBlockPublicAccess"}} in resources["Cluster"][
+        "Properties"
+    ]["Tags"]
+
+
+def test_upload_api_can_only_sign_puts_under_uploads(ingest_template):
+    # GIVEN the presign function's role (a presigned POST acts with the signer's permissions)
+    statements = [s for role, s in _allow_statements(ingest_template) if role == "PresignFunctionRole"]
+    access = _object_access(statements, r"\$\{(?P<bucket>\w+)\.Arn\}/(?P<prefix>[a-z-]+/)\*")
+    # THEN it may put objects under uploads/ of the uploads bucket, and nothing else in S3
+    assert access == {"s3:PutObject": {("UploadsBucket", contracts.UPLOADS_PREFIX)}}
+    s3_actions = {a for s in statements for a in as_list(s["Action"]) if a.startswith("s3:")}
+    assert s3_actions == {"s3:PutObject"}
+
+
+def test_upload_api_requires_a_cognito_jwt_and_the_ingest_trusts_only_the_key(ingest_template):
+    resources = ingest_template["Resources"]
+    auth = resources["UploadApi"]["Properties"]["Auth"]
+    jwt = auth["Authorizers"][auth["DefaultAuthorizer"]]["JwtConfiguration"]
+    assert "${UploadUserPool}" in sub_text(jwt["issuer"])
+    assert jwt["audience"] == [{"Ref": "UploadUserPoolClient"}]
+    assert "sourceIp" not in resources["UploadApi"]["Properties"]["AccessLogSettings"]["Format"]
+    variables = resources["IngestFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables[ingest_config.ENV_IDENTITY_FROM_KEY] == "true"

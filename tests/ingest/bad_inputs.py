@@ -1,7 +1,8 @@
 """The bad-input corpus: uploads derived from a real sample JPEG, each with its expected outcome.
 
-Every case must end accepted-and-normalized or quarantined with its reason;
-none may crash the handler or fail the batch.
+Every case must end accepted-and-normalized, quarantined with its reason, or
+skipped (the object is gone); none may crash the handler or fail the batch.
+The bombs are built here, at test time (small files announcing big work).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from email.header import Header
 
 from fruits_ingest.contracts import QuarantineReason as R
+from fruits_ingest.contracts import SkipReason
 from PIL import Image, ImageCms
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
@@ -120,6 +122,40 @@ def oversize_jpeg(real_jpeg: bytes) -> bytes:
     return real_jpeg + b"\x00" * (MAX_UPLOAD_BYTES + 1 - len(real_jpeg))
 
 
+def progressive_bomb(real_jpeg: bytes, scans: int = 5_000) -> bytes:
+    """A progressive JPEG whose last scan is repeated: libjpeg walks every block again for each one."""
+    data = encode(pixels(real_jpeg), "JPEG", progressive=True)
+    last_scan = data.rindex(b"\xff\xda")
+    return data[:last_scan] + data[last_scan:-2] * scans + b"\xff\xd9"
+
+
+def png_many_chunks(real_jpeg: bytes) -> bytes:
+    """The same pixels with the image data split into 1-byte IDAT chunks (thousands of chunks)."""
+    data = encode(pixels(real_jpeg), "PNG")
+    start = data.index(b"IDAT") - 4
+    length = int.from_bytes(data[start : start + 4], "big")
+    payload = data[start + 8 : start + 8 + length]
+    chunks = b"".join(png_chunk(b"IDAT", payload[i : i + 1]) for i in range(len(payload)))
+    return data[:start] + chunks + data[start + 12 + length :]
+
+
+def solid_png(width: int, height: int) -> bytes:
+    """A real (fully decodable) PNG of one colour: tiny file, any size."""
+    return encode(Image.new("RGB", (width, height), (220, 40, 60)), "PNG")
+
+
+def qoi(_: bytes) -> bytes:
+    """A 64x64 QOI image: header, one RGB pixel, a run for the rest, end marker."""
+    header = b"qoif" + struct.pack(">IIBB", 64, 64, 3, 0)
+    ops = b"\xfe\xdc\x28\x3c" + b"\xfd" * (64 * 64 // 62) + bytes([0xC0 | (64 * 64 % 62 - 2)])
+    return header + ops + b"\x00" * 7 + b"\x01"
+
+
+def iso_bmff(brand: bytes) -> bytes:
+    """The start of a HEIF/AVIF file: an ftyp box with the given major brand."""
+    return b"\x00\x00\x00\x18ftyp" + brand + b"\x00\x00\x00\x00mif1" + brand + b"\x00" * 64
+
+
 @dataclass(frozen=True)
 class Case:
     id: str
@@ -130,6 +166,10 @@ class Case:
     expected_format: str = "jpeg"
     expected_size: tuple[int, int] = (100, 100)
     expected_label: str | None = None
+    # What happens to the object after its event and before the function runs: "delete",
+    # "delete-versioned" (a delete marker hides it), "overwrite" (replaced before processing).
+    then: str | None = None
+    skip: SkipReason | None = None
 
 
 def rfc2047(text: str) -> str:
@@ -167,6 +207,39 @@ CORPUS: tuple[Case, ...] = (
     ),
     Case("over-10-mib", oversize_jpeg, R.TOO_LARGE),
     Case("16x16-thumbnail", lambda real: encode(pixels(real).resize((16, 16)), "PNG"), R.TOO_SMALL),
+    Case("jpeg-2000-named-jpg", lambda real: encode(pixels(real), "JPEG2000"), R.UNSUPPORTED_FORMAT),
+    Case(
+        "jpeg-2000-codestream",
+        lambda real: encode(pixels(real), "JPEG2000", no_jp2=True),
+        R.UNSUPPORTED_FORMAT,
+    ),
+    Case("heif-heim-named-jpg", lambda _: iso_bmff(b"heim"), R.UNSUPPORTED_FORMAT),
+    Case("heif-msf1-named-jpg", lambda _: iso_bmff(b"msf1"), R.UNSUPPORTED_FORMAT),
+    Case("avif-sequence-named-jpg", lambda _: iso_bmff(b"avis"), R.UNSUPPORTED_FORMAT),
+    Case("ppm-named-jpg", lambda real: encode(pixels(real), "PPM"), R.UNSUPPORTED_FORMAT),
+    Case("tga-named-jpg", lambda real: encode(pixels(real), "TGA"), R.UNSUPPORTED_FORMAT),
+    Case("qoi-named-png", qoi, R.UNSUPPORTED_FORMAT, key="uploads/q.png"),
+    # --- bounded work: CPU and memory bombs, encoder limits ---
+    Case("progressive-jpeg-5000-scans", progressive_bomb, R.TOO_COMPLEX),
+    Case("png-thousands-of-chunks", png_many_chunks, R.TOO_COMPLEX, key="uploads/c.png"),
+    Case("png-70000x32", lambda _: solid_png(70_000, 32), R.SIDE_TOO_LONG, key="uploads/w.png"),
+    Case("png-32x70000", lambda _: solid_png(32, 70_000), R.SIDE_TOO_LONG, key="uploads/t.png"),
+    Case("png-65501x32", lambda _: solid_png(65_501, 32), R.SIDE_TOO_LONG, key="uploads/w.png"),
+    Case(
+        "png-65500x32-at-the-limit",
+        lambda _: solid_png(65_500, 32),
+        key="uploads/w.png",
+        expected_format="png",
+        expected_size=(2048, 1),
+    ),
+    Case(
+        "progressive-jpeg-100-scans",
+        lambda real: progressive_bomb(real, scans=90),
+    ),
+    # --- gone before processing: skipped, no record, no retry ---
+    Case("deleted-before-processing", same, then="delete", skip=SkipReason.UPLOAD_MISSING),
+    Case("delete-marker", same, then="delete-versioned", skip=SkipReason.UPLOAD_DELETED),
+    Case("overwritten-before-processing", same, then="overwrite", skip=SkipReason.UPLOAD_SUPERSEDED),
     Case("gif-suffix", same, R.UNSUPPORTED_KEY, key="uploads/photo.gif"),
     Case("outside-uploads-prefix", same, R.UNSUPPORTED_KEY, key="incoming/photo.jpg"),
     # --- unusual but acceptable images: normalized to RGB JPEG ---
@@ -187,14 +260,19 @@ CORPUS: tuple[Case, ...] = (
     # --- metadata ---
     Case("label-normalized", same, metadata={"label": "  Red   Apple "}, expected_label="red-apple"),
     # S3 hands non-ASCII metadata back RFC 2047-encoded.
-    Case(
-        "label-accented", same, metadata={"label": rfc2047("Pêche de vigne")}, expected_label="peche-de-vigne"
-    ),
-    Case("label-markup", same, R.INVALID_METADATA, metadata={"label": "<script>alert(1)</script>"}),
-    Case("label-path", same, R.INVALID_METADATA, metadata={"label": "../../etc/passwd"}),
-    Case("label-template", same, R.INVALID_METADATA, metadata={"label": "${jndi:ldap://x/a}"}),
-    Case("label-sql", same, R.INVALID_METADATA, metadata={"label": "apple'; DROP TABLE labels;--"}),
-    Case("label-only-dashes", same, R.INVALID_METADATA, metadata={"label": "---"}),
+    Case("label-accented", same, metadata={"label": rfc2047("Pêche de vigne")}, expected_label="vine-peach"),
+    Case("label-cyrillic", same, metadata={"label": rfc2047("Яблоко")}, expected_label="apple"),
+    Case("label-greek", same, metadata={"label": rfc2047("Λεμόνι")}, expected_label="lemon"),
+    Case("label-arabic", same, metadata={"label": rfc2047("مانجو")}, expected_label="mango"),
+    Case("label-japanese", same, metadata={"label": rfc2047("ラズベリー")}, expected_label="raspberry"),
+    Case("label-emoji", same, metadata={"label": rfc2047("🍓")}, expected_label="strawberry"),
+    # Free text outside the vocabulary: the photo is kept, the text is not.
+    Case("label-name-and-phone", same, metadata={"label": "Jane Doe 0612345678"}),
+    Case("label-markup", same, metadata={"label": "<script>alert(1)</script>"}),
+    Case("label-path", same, metadata={"label": "../../etc/passwd"}),
+    Case("label-template", same, metadata={"label": "${jndi:ldap://x/a}"}),
+    Case("label-sql", same, metadata={"label": "apple'; DROP TABLE labels;--"}),
+    Case("label-only-dashes", same, metadata={"label": "---"}),
     Case("user-id-too-long", same, R.INVALID_METADATA, metadata={"user-id": "u" * 129}),
     Case("device-id-too-long", same, R.INVALID_METADATA, metadata={"device-id": "d" * 129}),
     Case("captured-at-not-a-date", same, R.INVALID_METADATA, metadata={"captured-at": "yesterday"}),
@@ -208,4 +286,5 @@ CORPUS: tuple[Case, ...] = (
     Case("lon-not-a-number", same, R.INVALID_METADATA, metadata={"lat": "48.85", "lon": "east"}),
     Case("lat-nan", same, R.INVALID_METADATA, metadata={"lat": "nan", "lon": "2.35"}),
     Case("app-version-injection", same, R.INVALID_METADATA, metadata={"app-version": "1.0; rm -rf /"}),
+    Case("app-version-device-suffix", same, R.INVALID_METADATA, metadata={"app-version": "2.3.1-SM-G991B"}),
 )

@@ -6,6 +6,7 @@ import copy
 import hashlib
 import importlib
 import json
+import os
 import sys
 import uuid
 from collections.abc import Callable, Mapping
@@ -25,7 +26,8 @@ UPLOADS_BUCKET = "fruits-uploads-example"  # the bucket named in events/*.json
 LAKE_BUCKET = "fruits-lake-example"
 LAKE_URI = f"s3://{LAKE_BUCKET}/lake"
 TEST_PSEUDONYM_KEY = "test-only-pseudonym-key-0123456789"
-EVENTS_DIR = Path(__file__).resolve().parents[2] / "events"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+EVENTS_DIR = REPO_ROOT / "events"
 
 # Personal metadata of the uploads named in events/*.json: distinctive values, so a test can
 # search every output and log line for them.
@@ -105,20 +107,34 @@ class Aws:
         return json.loads(self.lake_object(key))
 
 
-def cold_start(environ: Mapping[str, str], monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    """Import `app` afresh, as a new Lambda container would, with the given environment."""
+def cold_start(
+    environ: Mapping[str, str], monkeypatch: pytest.MonkeyPatch, module: str = "app"
+) -> ModuleType:
+    """Import a handler module afresh, as a new Lambda container would, with the given environment."""
     for name in (
         "LAKE_URI",
         "PSEUDONYM_KEY",
         "PSEUDONYM_KEY_PARAMETER",
         "MAX_UPLOAD_BYTES",
         "MAX_IMAGE_PIXELS",
+        "PSEUDONYM_KEY_TTL_SECONDS",
+        "RECORD_TIME_BUDGET_MS",
+        "LABEL_VOCABULARY_FILE",
+        "IDENTITY_FROM_KEY",
+        "UPLOADS_BUCKET",
+        "PRESIGN_EXPIRES_SECONDS",
     ):
         monkeypatch.delenv(name, raising=False)
     for name, value in environ.items():
         monkeypatch.setenv(name, value)
-    sys.modules.pop("app", None)
-    return importlib.import_module("app")
+    sys.modules.pop(module, None)
+    return importlib.import_module(module)
+
+
+def module_env(**extra: str) -> dict[str, str]:
+    """Environment for `python -m tests.ingest.<module>` in a subprocess: the pytest pythonpath."""
+    paths = [str(REPO_ROOT / "lambdas" / "ingest"), str(REPO_ROOT)]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths), **extra}
 
 
 def fail_s3_calls(
@@ -146,7 +162,7 @@ def load_event(name: str) -> dict[str, Any]:
     return json.loads((EVENTS_DIR / name).read_text(encoding="utf-8"))
 
 
-def sqs_event(uploads: list[tuple[str, str, int]]) -> dict[str, Any]:
+def sqs_event(uploads: list[tuple[str, str, int]], version_id: str | None = None) -> dict[str, Any]:
     """An SQS batch shaped like events/sqs-s3-notification.json, one message per (key, etag, size)."""
     template = load_event("sqs-s3-notification.json")["Records"][0]
     records = []
@@ -154,6 +170,8 @@ def sqs_event(uploads: list[tuple[str, str, int]]) -> dict[str, Any]:
         notification = json.loads(template["body"])
         s3_object = notification["Records"][0]["s3"]["object"]
         s3_object.update({"key": quote_plus(key, safe="/"), "eTag": etag, "size": size})
+        if version_id:
+            s3_object["versionId"] = version_id
         record = copy.deepcopy(template)
         record["messageId"] = str(uuid.uuid4())
         record["body"] = json.dumps(notification)

@@ -1,14 +1,21 @@
-"""Pure rules: geohash, pseudonyms, hour truncation, label slugs, metadata validation."""
+"""Pure rules: geohash, pseudonyms, hour truncation, label vocabulary, metadata validation."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from fruits_ingest.anonymize import geohash, normalize_label, subject_id, truncate_to_hour
-from fruits_ingest.metadata import InvalidMetadata, UploadMetadata, parse_upload_metadata
+from fruits_ingest.anonymize import geohash, subject_id, truncate_to_hour
+from fruits_ingest.labels import LabelVocabulary, VocabularyError, default_vocabulary
+from fruits_ingest.metadata import InvalidMetadata, UploadMetadata
+from fruits_ingest.metadata import parse_upload_metadata as parse_with_vocabulary
 
 NOW = datetime(2025, 6, 14, 9, 30, tzinfo=UTC)
+VOCABULARY = default_vocabulary()
+
+
+def parse_upload_metadata(raw, now):
+    return parse_with_vocabulary(raw, now, VOCABULARY)
 
 
 @pytest.mark.parametrize(
@@ -47,49 +54,72 @@ def test_truncate_to_hour_converts_to_utc_first():
 
 
 @pytest.mark.parametrize(
-    ("raw", "slug"),
+    ("raw", "label"),
     [
         ("Red Apple", "red-apple"),
-        ("  Granny_Smith  ", "granny-smith"),
-        ("Pêche de vigne", "peche-de-vigne"),
-        ("Äpfel", "apfel"),
-        ("king's mango", "kings-mango"),
-        ("lemon--2", "lemon-2"),
-        ("x" * 64, "x" * 64),
+        ("  RED_apple  ", "red-apple"),
+        ("\uff32\uff25\uff24 \uff21\uff30\uff30\uff2c\uff25", "red-apple"),  # fullwidth RED APPLE: NFKC
+        ("Pêche de vigne", "vine-peach"),
+        ("ЯБЛОКО", "apple"),  # Cyrillic, casefolded
+        ("Μήλο", "apple"),  # Greek
+        ("تفاح", "apple"),  # Arabic
+        ("りんご", "apple"),  # Japanese
+        ("🍎", "apple"),
+        ("🍎\ufe0f", "apple"),
+        ("Lemon", "lemon"),
     ],
 )
-def test_label_normalizes_to_slug(raw, slug):
-    assert normalize_label(raw) == slug
+def test_label_in_any_script_maps_to_its_vocabulary_label(raw, label):
+    assert VOCABULARY.match(raw) == label
 
 
 @pytest.mark.parametrize(
     "raw",
     [
+        "Jane Doe 0612345678",
+        "jane.doe@example.org",
         "<script>alert(1)</script>",
-        "<img src=x onerror=alert(1)>",
         "../../etc/passwd",
-        "..\\windows\\system32",
-        "apple/../../x",
         "${jndi:ldap://attacker/a}",
-        "{{7*7}}",
         "apple'; DROP TABLE labels;--",
-        'apple" OR "1"="1',
         "apple\x00",
         "apple\nlevel=ERROR fake log line",
         "apple\u202ereversed",
-        "%2e%2e%2f",
-        "`rm -rf /`",
         "",
         "---",
-        "🍎",
-        "x" * 65,
+        "apple " * 20,
     ],
 )
-def test_label_refuses_injection_and_empty(raw):
-    # GIVEN a hostile or empty label WHEN normalized THEN it is refused, and the message does not echo it
-    with pytest.raises(ValueError) as refused:
-        normalize_label(raw)
-    assert raw.strip() == "" or raw not in str(refused.value)
+def test_label_outside_the_vocabulary_matches_nothing(raw):
+    assert VOCABULARY.match(raw) is None
+
+
+def test_unknown_label_is_dropped_not_rejected():
+    # GIVEN a label that is personal data WHEN parsed THEN the metadata is valid, the label null and flagged
+    parsed = parse_upload_metadata({"label": "Jane Doe 0612345678", "user-id": "u1"}, NOW)
+    assert isinstance(parsed, UploadMetadata)
+    assert parsed.label is None and parsed.label_unknown
+    assert "Jane" not in repr(parsed)
+
+
+def test_label_flag_cannot_be_set_from_metadata():
+    parsed = parse_upload_metadata({"label_unknown": "true"}, NOW)
+    assert isinstance(parsed, UploadMetadata) and parsed.label_unknown is False
+
+
+@pytest.mark.parametrize(
+    ("entries", "message"),
+    [
+        ({"Red Apple": []}, "slug"),
+        ({"apple": "pomme"}, "list of strings"),
+        ({"apple": ["x"], "pear": ["X"]}, "names two labels"),
+        ({"apple": [" "]}, "empty"),
+        ({}, "empty"),
+    ],
+)
+def test_malformed_vocabulary_is_refused(entries, message):
+    with pytest.raises(VocabularyError, match=message):
+        LabelVocabulary.from_mapping(entries)
 
 
 def test_full_valid_metadata_is_parsed():
@@ -113,9 +143,10 @@ def test_full_valid_metadata_is_parsed():
 def test_empty_metadata_is_valid_and_all_none():
     parsed = parse_upload_metadata({}, NOW)
     assert isinstance(parsed, UploadMetadata)
-    assert parsed.model_dump() == dict.fromkeys(
-        ["user_id", "device_id", "captured_at", "lat", "lon", "label", "app_version"]
-    )
+    assert parsed.model_dump() == {
+        **dict.fromkeys(["user_id", "device_id", "captured_at", "lat", "lon", "label", "app_version"]),
+        "label_unknown": False,
+    }
 
 
 def test_prefixed_and_mixed_case_keys_are_accepted():
@@ -125,9 +156,9 @@ def test_prefixed_and_mixed_case_keys_are_accepted():
 
 
 def test_rfc2047_encoded_value_is_decoded():
-    # GIVEN a label as S3 returns non-ASCII metadata WHEN parsed THEN it is decoded before slugging
+    # GIVEN a label as S3 returns non-ASCII metadata WHEN parsed THEN it is decoded before matching
     parsed = parse_upload_metadata({"label": "=?utf-8?b?UMOqY2hl?="}, NOW)
-    assert isinstance(parsed, UploadMetadata) and parsed.label == "peche"
+    assert isinstance(parsed, UploadMetadata) and parsed.label == "peach"
 
 
 @pytest.mark.parametrize(
@@ -150,9 +181,13 @@ def test_rfc2047_encoded_value_is_decoded():
         ({"lat": "inf", "lon": "0"}, "lat"),
         ({"lat": " 48.85", "lon": "0"}, "lat"),
         ({"lat": "48,85", "lon": "2,35"}, "lat"),
-        ({"label": "<svg/onload=alert(1)>"}, "label"),
         ({"app-version": "latest"}, "app-version"),
         ({"app-version": "1.2.3; curl evil"}, "app-version"),
+        ({"app-version": "2.3.1-SM-G991B"}, "app-version"),  # a device model in a free suffix
+        ({"app-version": "2.3.1+build.Jane-Pixel-7"}, "app-version"),
+        ({"app-version": "v2.3.1"}, "app-version"),
+        ({"app-version": "2.3"}, "app-version"),
+        ({"app-version": "02.3.1"}, "app-version"),
         ({"label": "a", "LABEL": "b"}, "label"),
     ],
 )

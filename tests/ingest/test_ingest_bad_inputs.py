@@ -1,24 +1,27 @@
-"""Every bad input ends accepted-and-normalized or quarantined with its reason; none fails the batch."""
+"""Every bad input ends accepted, quarantined with its reason, or skipped; none fails the batch."""
 
 from __future__ import annotations
 
 import io
-import json
 
 import pytest
 from fruits_ingest import contracts
 from PIL import Image, ImageStat
 
 from .bad_inputs import CORPUS, Case
-from .helpers import LAKE_URI, UPLOADS_BUCKET, failed_ids, sqs_event
-
-LAKE_PREFIX = LAKE_URI.split("/", 3)[3] + "/"
+from .corpus_run import run_case
+from .helpers import sqs_event
 
 
 def test_corpus_is_large_and_covers_every_reason_code() -> None:
     # GIVEN the corpus WHEN its expected reasons are collected THEN each reason code appears at least once
     assert len(CORPUS) >= 20
-    assert {case.reason for case in CORPUS if case.reason} == set(contracts.QuarantineReason)
+    # no_identity needs IDENTITY_FROM_KEY (the upload API's setting): test_ingest_upload_api.py covers it
+    behind_the_upload_api = {contracts.QuarantineReason.NO_IDENTITY}
+    assert {case.reason for case in CORPUS if case.reason} == set(
+        contracts.QuarantineReason
+    ) - behind_the_upload_api
+    assert {case.skip for case in CORPUS if case.skip} == set(contracts.SkipReason)
 
 
 @pytest.mark.parametrize("case", CORPUS, ids=lambda case: case.id)
@@ -26,47 +29,10 @@ def test_bad_input_is_accepted_or_quarantined_never_crashes(
     case: Case, aws, app, lambda_context, sample_image_paths
 ):
     # GIVEN an upload built from a real sample image, announced by an SQS message
-    data = case.make(sample_image_paths[0].read_bytes())
-    etag = aws.upload(case.key, data, case.metadata)
-    event = sqs_event([(case.key, etag, len(data))])
-    image_id = contracts.image_id(UPLOADS_BUCKET, case.key, etag)
-
     # WHEN the ingest function handles the batch
-    response = app.lambda_handler(event, lambda_context)
-
-    # THEN the message succeeds and exactly one outcome record exists, with the expected content
-    assert failed_ids(response) == []
-    dt = json.loads(event["Records"][0]["body"])["Records"][0]["eventTime"][:10]
-    written = aws.lake_keys()
-    if case.reason is None:
-        manifest = aws.lake_json(LAKE_PREFIX + contracts.manifest_key(dt, image_id))
-        assert manifest["format"] == case.expected_format
-        assert (manifest["width"], manifest["height"]) == case.expected_size
-        assert manifest["label"] == case.expected_label
-        clean = aws.lake_object(manifest["image_uri"].split("/", 3)[3])
-        _assert_clean_rgb_jpeg(clean, case.expected_size)
-        assert written == sorted(
-            [
-                LAKE_PREFIX + contracts.clean_image_key(dt, image_id),
-                LAKE_PREFIX + contracts.manifest_key(dt, image_id),
-            ]
-        )
-    else:
-        record = aws.lake_json(LAKE_PREFIX + contracts.quarantine_key(dt, image_id))
-        assert record["reason"] == case.reason.value
-        assert record["detail"]
-        assert written == [LAKE_PREFIX + contracts.quarantine_key(dt, image_id)]
-
-
-def _assert_clean_rgb_jpeg(data: bytes, size: tuple[int, int]) -> None:
-    with Image.open(io.BytesIO(data)) as image:
-        assert image.format == "JPEG"
-        assert image.mode == "RGB"
-        assert image.size == size
-        assert not image.getexif()
-        assert "icc_profile" not in image.info
-        assert "comment" not in image.info
-    assert b"Exif" not in data and b"ICC_PROFILE" not in data and b"Jane" not in data
+    # THEN the message succeeds and exactly the expected outcome record exists (none when skipped)
+    photo, other_photo = (path.read_bytes() for path in sample_image_paths[:2])
+    run_case(aws, app, lambda_context, case, photo, other_photo)
 
 
 def test_transparent_pixels_become_white(aws, app, lambda_context, sample_image_paths):

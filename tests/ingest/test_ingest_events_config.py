@@ -140,6 +140,22 @@ def test_env_key_wins_over_parameter():
             {"LAKE_URI": "s3://lake", "PSEUDONYM_KEY": "k" * 16, "MAX_UPLOAD_BYTES": str(10**9)},
             "between 1 and",
         ),
+        (
+            {"LAKE_URI": "s3://lake", "PSEUDONYM_KEY": "k" * 16, "PSEUDONYM_KEY_TTL_SECONDS": "86400"},
+            "PSEUDONYM_KEY_TTL_SECONDS",
+        ),
+        (
+            {"LAKE_URI": "s3://lake", "PSEUDONYM_KEY": "k" * 16, "RECORD_TIME_BUDGET_MS": "0"},
+            "RECORD_TIME_BUDGET_MS",
+        ),
+        (
+            {
+                "LAKE_URI": "s3://lake",
+                "PSEUDONYM_KEY": "k" * 16,
+                "LABEL_VOCABULARY_FILE": "/nonexistent.json",
+            },
+            "LABEL_VOCABULARY_FILE: .* unreadable",
+        ),
     ],
 )
 def test_invalid_settings_are_refused_with_the_variable_named(environ, message):
@@ -151,3 +167,22 @@ def test_short_key_error_does_not_print_the_key():
     with pytest.raises(ConfigError) as refused:
         load_config({"LAKE_URI": "s3://lake", "PSEUDONYM_KEY": "secret-ish"})
     assert "secret-ish" not in str(refused.value)
+
+
+def test_label_vocabulary_file_replaces_the_bundled_one(tmp_path):
+    # GIVEN a vocabulary file with one label WHEN the config is loaded THEN only that label matches
+    path = tmp_path / "labels.json"
+    path.write_text(json.dumps({"quince": ["coing", "membrillo"]}), encoding="utf-8")
+    config = load_config(
+        {"LAKE_URI": "s3://lake", "PSEUDONYM_KEY": "k" * 16, "LABEL_VOCABULARY_FILE": str(path)}
+    )
+    assert config.label_vocabulary.labels == {"quince"}
+    assert config.label_vocabulary.match("Membrillo") == "quince"
+    assert config.label_vocabulary.match("apple") is None
+
+
+def test_vocabulary_file_errors_name_the_variable(tmp_path):
+    path = tmp_path / "labels.json"
+    path.write_text(json.dumps({"Not A Slug": []}), encoding="utf-8")
+    with pytest.raises(ConfigError, match="LABEL_VOCABULARY_FILE: canonical label"):
+        load_config({"LAKE_URI": "s3://lake", "PSEUDONYM_KEY": "k" * 16, "LABEL_VOCABULARY_FILE": str(path)})

@@ -8,7 +8,6 @@ import io
 import json
 
 import pytest
-from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from fruits_ingest import contracts
 from fruits_ingest.config import ConfigError
 from PIL import Image
@@ -53,7 +52,8 @@ def test_sqs_event_accepts_both_uploads_with_decoded_keys(aws, app, lambda_conte
         clean = aws.lake_object(manifest["image_uri"].split("/", 3)[3])
         assert hashlib.sha256(clean).hexdigest() == manifest["content_sha256"]
         assert manifest["bytes"] == len(clean)
-        assert manifest["uploaded_at"] == json.loads(record["body"])["Records"][0]["eventTime"]
+        event_time = json.loads(record["body"])["Records"][0]["eventTime"]
+        assert manifest["uploaded_at"] == event_time[:13] + ":00:00.000Z"  # truncated to the hour
 
 
 def test_direct_s3_put_event_writes_anonymized_manifest(aws, app, lambda_context, seed_event_uploads):
@@ -67,7 +67,7 @@ def test_direct_s3_put_event_writes_anonymized_manifest(aws, app, lambda_context
 
     # THEN the manifest holds only the anonymized values DESIGN.md allows
     image_id = contracts.image_id(UPLOADS_BUCKET, "uploads/apple 0.jpg", record["object"]["eTag"])
-    assert response == {"accepted": 1, "quarantined": 0, "image_ids": [image_id]}
+    assert response == {"accepted": 1, "quarantined": 0, "skipped": 0, "image_ids": [image_id]}
     manifest = aws.lake_json(LAKE_PREFIX + contracts.manifest_key(DT, image_id))
     expected_subject = hmac.new(
         TEST_PSEUDONYM_KEY.encode(), PERSONAL_METADATA["user-id"].encode(), hashlib.sha256
@@ -77,6 +77,7 @@ def test_direct_s3_put_event_writes_anonymized_manifest(aws, app, lambda_context
     assert manifest["captured_hour"] == "2025-06-13T16:00:00.000Z"  # 18:47:53+02:00, truncated
     assert manifest["label"] == "red-apple"
     assert manifest["app_version"] == "2.3.1"
+    assert manifest["key_version"] is None  # a key from the environment has no version
     assert manifest["format"] == "jpeg"
     assert (manifest["width"], manifest["height"]) == (100, 100)
     assert manifest["image_uri"] == f"{LAKE_URI}/{contracts.clean_image_key(DT, image_id)}"
@@ -170,15 +171,88 @@ def test_poison_message_fails_alone(aws, app, lambda_context, seed_event_uploads
     assert len(aws.lake_keys()) == 2
 
 
-def test_vanished_upload_is_retried_not_dropped(aws, app, lambda_context):
-    # GIVEN a notification for an object that does not exist (deleted before processing)
-    event = sqs_event([("uploads/gone.jpg", "0123456789abcdef0123456789abcdef", 1234)])
+def _skipped_metrics(blobs: list[dict]) -> list[tuple[str, list[float]]]:
+    return [(b["Reason"], b["Skipped"]) for b in blobs if "Reason" in b and "Skipped" in b]
+
+
+def _emf_blobs(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if '"_aws"' in line]
+
+
+def test_vanished_upload_is_skipped_and_counted_not_retried(aws, app, lambda_context, capsys):
+    # GIVEN a notification for an object that does not exist (deleted or expired before processing)
+    event = sqs_event([("uploads/Jane Doe IMG_0001.jpg", "0123456789abcdef0123456789abcdef", 1234)])
+    capsys.readouterr()
     # WHEN it is handled
-    # THEN the invocation fails (Powertools raises when every record failed: the batch is redelivered,
-    # then kept in the DLQ) and nothing is written
-    with pytest.raises(BatchProcessingError, match="All records failed"):
-        app.lambda_handler(event, lambda_context)
+    response = app.lambda_handler(event, lambda_context)
+    # THEN the message succeeds (no retry, no DLQ), nothing is written, and the skip is counted
+    assert failed_ids(response) == []
     assert aws.lake_keys() == []
+    out = capsys.readouterr()
+    assert _skipped_metrics(_emf_blobs(out.out)) == [("upload_missing", [1.0])]
+    assert "Jane" not in out.out + out.err
+
+
+def test_delete_marker_means_the_user_deleted_the_photo(aws, app, lambda_context):
+    # GIVEN a versioned bucket where the announced version is hidden by a delete marker
+    aws.s3.put_bucket_versioning(Bucket=UPLOADS_BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    photo = _photo()
+    version = aws.s3.put_object(Bucket=UPLOADS_BUCKET, Key="uploads/deleted.jpg", Body=photo)["VersionId"]
+    aws.s3.delete_object(Bucket=UPLOADS_BUCKET, Key="uploads/deleted.jpg")
+    event = _with_version(sqs_event([("uploads/deleted.jpg", "etag", len(photo))]), [version])
+    # WHEN it is handled THEN it is skipped: the photo is not ingested and the message is not retried
+    assert failed_ids(app.lambda_handler(event, lambda_context)) == []
+    assert aws.lake_keys() == []
+
+
+def test_overwritten_upload_is_not_stored_twice(aws, app, lambda_context, sample_image_paths):
+    # GIVEN an unversioned bucket where one key was uploaded twice, with two notifications
+    key = "uploads/overwritten.jpg"
+    first, second = (path.read_bytes() for path in sample_image_paths[:2])
+    first_etag = aws.upload(key, first)
+    second_etag = aws.upload(key, second)
+    event = sqs_event([(key, first_etag, len(first)), (key, second_etag, len(second))])
+    # WHEN both are handled
+    response = app.lambda_handler(event, lambda_context)
+    # THEN only the second content is stored, under its own id; the first event is skipped
+    assert failed_ids(response) == []
+    manifests = [aws.lake_json(k) for k in aws.lake_keys() if k.startswith(f"{LAKE_PREFIX}manifests/")]
+    assert [m["image_id"] for m in manifests] == [contracts.image_id(UPLOADS_BUCKET, key, second_etag)]
+
+
+def test_object_overwritten_between_head_and_get_is_skipped(aws, app, lambda_context, sample_image_paths):
+    # GIVEN an upload replaced right after the function's HEAD, before its GET
+    key = "uploads/raced.jpg"
+    first, second = (path.read_bytes() for path in sample_image_paths[:2])
+    etag = aws.upload(key, first)
+    app.S3_CLIENT.meta.events.register("after-call.s3.HeadObject", lambda **_: aws.upload(key, second))
+    # WHEN the event for the first content is handled
+    response = app.lambda_handler(sqs_event([(key, etag, len(first))]), lambda_context)
+    # THEN the conditional GET notices the change: skipped, nothing stored, no retry
+    assert failed_ids(response) == []
+    assert aws.lake_keys() == []
+
+
+def test_record_is_not_started_without_enough_time_left(aws, app, lambda_context, seed_event_uploads):
+    # GIVEN a batch of two uploads and an invocation with time for one record only
+    seed_event_uploads()
+    event = load_event("sqs-s3-notification.json")
+    first, second = event["Records"]
+    remaining = iter([60_000, 10_000])
+    lambda_context.get_remaining_time_in_millis = lambda: next(remaining)
+    # WHEN the batch is handled
+    response = app.lambda_handler(event, lambda_context)
+    # THEN the first is accepted and only the second goes back to the queue
+    assert failed_ids(response) == [second["messageId"]]
+    aws.lake_json(LAKE_PREFIX + contracts.manifest_key(DT, _expected_id(first)))
+
+
+def _with_version(event: dict, version_ids: list[str]) -> dict:
+    for record, version_id in zip(event["Records"], version_ids, strict=True):
+        body = json.loads(record["body"])
+        body["Records"][0]["s3"]["object"]["versionId"] = version_id
+        record["body"] = json.dumps(body)
+    return event
 
 
 def test_versioned_bucket_uses_version_id_for_identity(aws, app, lambda_context, sample_image_paths):
@@ -190,11 +264,7 @@ def test_versioned_bucket_uses_version_id_for_identity(aws, app, lambda_context,
         data = path.read_bytes()
         response = aws.s3.put_object(Bucket=UPLOADS_BUCKET, Key=key, Body=data)
         versions.append((response["VersionId"], data))
-    event = sqs_event([(key, "ignored-etag", 1)] * 2)
-    for record, (version_id, _) in zip(event["Records"], versions, strict=True):
-        body = json.loads(record["body"])
-        body["Records"][0]["s3"]["object"]["versionId"] = version_id
-        record["body"] = json.dumps(body)
+    event = _with_version(sqs_event([(key, "ignored-etag", 1)] * 2), [v for v, _ in versions])
 
     # WHEN both notifications are handled
     response = app.lambda_handler(event, lambda_context)
@@ -265,6 +335,7 @@ def test_pseudonym_key_is_read_from_ssm_once_per_container(
     expected = hmac.new(ssm_key.encode(), PERSONAL_METADATA["user-id"].encode(), hashlib.sha256).hexdigest()
     assert len(manifests) == 3
     assert {m["subject_id"] for m in manifests} == {expected}
+    assert {m["key_version"] for m in manifests} == {"1"}
 
 
 def test_missing_ssm_parameter_fails_the_invocation_clearly(

@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 from fruits_ingest import contracts
 from fruits_ingest.config import ConfigError
-from fruits_ingest.local import IngestOutcome, LocalIngest
-from fruits_ingest.processor import UploadMissing
+from fruits_ingest.local import IngestOutcome, LocalIngest, UploadMissing
 
 from .helpers import PERSONAL_METADATA, TEST_PSEUDONYM_KEY
 

@@ -4,19 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
-import unicodedata
 from datetime import UTC, datetime
 
 from fruits_ingest import contracts
 
 _GEOHASH_ALPHABET = "0123456789bcdefghjkmnpqrstuvwxyz"
-LABEL_MAX_CHARS = 64
-# What a fruit name may contain before normalization: letters (any script), digits, spaces,
-# hyphens, underscores and apostrophes. Anything else (markup, paths, quotes, template or shell
-# syntax, control characters) is refused rather than silently stripped.
-_LABEL_INPUT = re.compile(r"\w[\w '\-]*")
-_NOT_SLUG = re.compile(r"[^a-z0-9]+")
 
 
 def subject_id(key: bytes, user_id: str) -> str:
@@ -53,24 +45,3 @@ def geohash(lat: float, lon: float, precision: int = contracts.GEOHASH_PRECISION
 def truncate_to_hour(moment: datetime) -> datetime:
     """UTC moment truncated to the hour: keeps time-of-day patterns, drops the exact capture time."""
     return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-
-
-def normalize_label(raw: str) -> str:
-    """Lowercase ASCII slug `[a-z0-9-]` of a fruit name ("Red Apple" -> "red-apple").
-
-    Surrounding whitespace is ignored. Raises ValueError (with a message that
-    does not repeat the value) when the input holds characters outside the
-    allowed set, is longer than 64 characters, or normalizes to nothing.
-    """
-    text = raw.strip()
-    if len(text) > LABEL_MAX_CHARS:
-        raise ValueError(f"label is longer than {LABEL_MAX_CHARS} characters")
-    if not _LABEL_INPUT.fullmatch(text):
-        raise ValueError(
-            "label may only contain letters, digits, spaces, hyphens, underscores and apostrophes"
-        )
-    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
-    slug = _NOT_SLUG.sub("-", ascii_text.lower().replace("'", "")).strip("-")
-    if not slug:
-        raise ValueError("label has no letter or digit that fits a slug")
-    return slug

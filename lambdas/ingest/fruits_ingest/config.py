@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlparse
+
+from fruits_ingest.labels import LabelVocabulary, VocabularyError, default_vocabulary
 
 DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
@@ -17,12 +20,24 @@ DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
 MAX_UPLOAD_BYTES_CEILING = 100 * 1024 * 1024
 MAX_IMAGE_PIXELS_CEILING = 200_000_000
 MIN_PSEUDONYM_KEY_BYTES = 16
+# How long a container keeps the SSM key before reading it again: a rotation reaches every
+# container within this delay (docs/ingest-security.md, "Key rotation").
+DEFAULT_PSEUDONYM_KEY_TTL_SECONDS = 300
+PSEUDONYM_KEY_TTL_CEILING = 3600
+# A record is started only if this much invocation time is left: the worst accepted input takes
+# about 3 s on one core (docs/ingest-security.md), so a started record never runs into the timeout.
+DEFAULT_RECORD_TIME_BUDGET_MS = 15_000
+RECORD_TIME_BUDGET_CEILING_MS = 60_000
 
 ENV_LAKE_URI = "LAKE_URI"
 ENV_PSEUDONYM_KEY = "PSEUDONYM_KEY"
 ENV_PSEUDONYM_KEY_PARAMETER = "PSEUDONYM_KEY_PARAMETER"
 ENV_MAX_UPLOAD_BYTES = "MAX_UPLOAD_BYTES"
 ENV_MAX_IMAGE_PIXELS = "MAX_IMAGE_PIXELS"
+ENV_PSEUDONYM_KEY_TTL_SECONDS = "PSEUDONYM_KEY_TTL_SECONDS"
+ENV_RECORD_TIME_BUDGET_MS = "RECORD_TIME_BUDGET_MS"
+ENV_LABEL_VOCABULARY_FILE = "LABEL_VOCABULARY_FILE"
+ENV_IDENTITY_FROM_KEY = "IDENTITY_FROM_KEY"
 
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _SSM_PARAMETER_NAME = re.compile(r"^/?[A-Za-z0-9_.\-/]{1,2048}$")
@@ -41,6 +56,11 @@ class IngestConfig:
     pseudonym_key_parameter: str | None = None
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+    pseudonym_key_ttl_seconds: int = DEFAULT_PSEUDONYM_KEY_TTL_SECONDS
+    record_time_budget_ms: int = DEFAULT_RECORD_TIME_BUDGET_MS
+    label_vocabulary: LabelVocabulary = field(default_factory=default_vocabulary)
+    # True behind the upload API: the subject is the key's uploads/<sub>/ prefix, never `user-id`.
+    identity_from_key: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "lake_uri", validate_lake_uri(self.lake_uri))
@@ -55,6 +75,8 @@ class IngestConfig:
             raise ConfigError(f"{ENV_PSEUDONYM_KEY_PARAMETER} is not a valid SSM parameter name")
         _check_range(ENV_MAX_UPLOAD_BYTES, self.max_upload_bytes, MAX_UPLOAD_BYTES_CEILING)
         _check_range(ENV_MAX_IMAGE_PIXELS, self.max_image_pixels, MAX_IMAGE_PIXELS_CEILING)
+        _check_range(ENV_PSEUDONYM_KEY_TTL_SECONDS, self.pseudonym_key_ttl_seconds, PSEUDONYM_KEY_TTL_CEILING)
+        _check_range(ENV_RECORD_TIME_BUDGET_MS, self.record_time_budget_ms, RECORD_TIME_BUDGET_CEILING_MS)
 
 
 def load_config(environ: Mapping[str, str]) -> IngestConfig:
@@ -67,8 +89,14 @@ def load_config(environ: Mapping[str, str]) -> IngestConfig:
         lake_uri=lake_uri,
         pseudonym_key=raw_key.encode("utf-8") if raw_key else None,
         pseudonym_key_parameter=environ.get(ENV_PSEUDONYM_KEY_PARAMETER, "").strip() or None,
-        max_upload_bytes=_int_setting(environ, ENV_MAX_UPLOAD_BYTES, DEFAULT_MAX_UPLOAD_BYTES),
-        max_image_pixels=_int_setting(environ, ENV_MAX_IMAGE_PIXELS, DEFAULT_MAX_IMAGE_PIXELS),
+        max_upload_bytes=int_setting(environ, ENV_MAX_UPLOAD_BYTES, DEFAULT_MAX_UPLOAD_BYTES),
+        max_image_pixels=int_setting(environ, ENV_MAX_IMAGE_PIXELS, DEFAULT_MAX_IMAGE_PIXELS),
+        pseudonym_key_ttl_seconds=int_setting(
+            environ, ENV_PSEUDONYM_KEY_TTL_SECONDS, DEFAULT_PSEUDONYM_KEY_TTL_SECONDS
+        ),
+        record_time_budget_ms=int_setting(environ, ENV_RECORD_TIME_BUDGET_MS, DEFAULT_RECORD_TIME_BUDGET_MS),
+        label_vocabulary=_vocabulary_setting(environ),
+        identity_from_key=_bool_setting(environ, ENV_IDENTITY_FROM_KEY),
     )
 
 
@@ -89,7 +117,7 @@ def validate_pseudonym_key(key: bytes, source: str) -> bytes:
     return key
 
 
-def _int_setting(environ: Mapping[str, str], name: str, default: int) -> int:
+def int_setting(environ: Mapping[str, str], name: str, default: int) -> int:
     raw = environ.get(name, "").strip()
     if not raw:
         return default
@@ -97,6 +125,22 @@ def _int_setting(environ: Mapping[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+
+
+def _bool_setting(environ: Mapping[str, str], name: str) -> bool:
+    raw = environ.get(name, "").strip().lower()
+    if raw not in ("", "true", "false"):
+        raise ConfigError(f"{name} must be true or false, got {raw!r}")
+    return raw == "true"
+
+
+def _vocabulary_setting(environ: Mapping[str, str]) -> LabelVocabulary:
+    """The bundled vocabulary, or the JSON file LABEL_VOCABULARY_FILE names (same shape)."""
+    path = environ.get(ENV_LABEL_VOCABULARY_FILE, "").strip()
+    try:
+        return LabelVocabulary.from_file(Path(path)) if path else default_vocabulary()
+    except VocabularyError as error:
+        raise ConfigError(f"{ENV_LABEL_VOCABULARY_FILE}: {error}") from None
 
 
 def _check_range(name: str, value: int, ceiling: int) -> None:

@@ -50,8 +50,15 @@ PCA_KEY = f"{MODELS_PREFIX}pca"
 STOP_MARKER_KEY = "control/stop-stream"
 
 ACCEPTED_UPLOAD_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+# What the upload API signs: content type -> the suffix of the key it hands out.
+UPLOAD_CONTENT_TYPES = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp"}
+# Authenticated uploads live under uploads/<subject>/, the subject being the caller's Cognito `sub`.
+SUBJECT_PATTERN = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 CLEAN_IMAGE_FORMAT = "JPEG"
 CLEAN_IMAGE_CONTENT_TYPE = "image/jpeg"
+# Long side of a clean image at most: 9x the featurizer's largest input (224 px), and it bounds the
+# ingest function's memory (large JPEGs are decoded at reduced scale).
+CLEAN_IMAGE_MAX_SIDE_PX = 2048
 
 
 # What a `dt` partition value looks like (also what makes it safe inside a path).
@@ -73,6 +80,11 @@ def manifest_key(dt: str, image_id: str) -> str:
 
 def quarantine_key(dt: str, image_id: str) -> str:
     return f"{QUARANTINE_PREFIX}dt={dt}/{image_id}.json"
+
+
+def upload_prefix(subject: str) -> str:
+    """Where the upload API lets one authenticated caller write: `uploads/<subject>/`."""
+    return f"{UPLOADS_PREFIX}{subject}/"
 
 
 # --- Identity ---------------------------------------------------------------
@@ -143,6 +155,9 @@ MANIFEST_FIELDS: tuple[tuple[str, str], ...] = (
     ("ingested_at", "string"),
     ("app_version", "string?"),
     ("dt", "string"),
+    # Version of the pseudonym key behind subject_id (SSM parameter version; null in local mode).
+    # Appended last and nullable: manifests written before it still read with the same schema.
+    ("key_version", "string?"),
 )
 
 # --- Quarantine record v1 ------------------------------------------------------
@@ -160,6 +175,20 @@ class QuarantineReason(StrEnum):
     INVALID_METADATA = "invalid_metadata"
     EMPTY_FILE = "empty_file"
     UNSUPPORTED_KEY = "unsupported_key"
+    # A side over the JPEG encoder's limit (65,500 px): it could never be re-encoded.
+    SIDE_TOO_LONG = "side_too_long"
+    # More JPEG scans or PNG chunks than any camera or encoder writes: CPU bomb guard.
+    TOO_COMPLEX = "too_complex"
+    # Identity from the key is required and the key is not uploads/<subject>/<name>.
+    NO_IDENTITY = "no_identity"
+
+
+class SkipReason(StrEnum):
+    """Why an announced upload was not processed and left no record (counted, never retried)."""
+
+    UPLOAD_MISSING = "upload_missing"  # deleted or expired before processing
+    UPLOAD_DELETED = "upload_deleted"  # versioned bucket: the user deleted it (delete marker is current)
+    UPLOAD_SUPERSEDED = "upload_superseded"  # overwritten since the event; the newer one has its own event
 
 
 QUARANTINE_FIELDS: tuple[tuple[str, str], ...] = (

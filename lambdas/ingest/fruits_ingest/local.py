@@ -18,11 +18,16 @@ from fruits_ingest import contracts
 from fruits_ingest.config import DEFAULT_MAX_IMAGE_PIXELS, DEFAULT_MAX_UPLOAD_BYTES, ConfigError, IngestConfig
 from fruits_ingest.events import ObjectRef
 from fruits_ingest.imaging import install_pillow_guards
-from fruits_ingest.processor import IngestOutcome, UploadMissing, process_upload
+from fruits_ingest.processor import IngestOutcome, process_upload
+from fruits_ingest.pseudonym_key import PseudonymKey
 from fruits_ingest.storage import FILE_SCHEME, FileObjectStore
 
-__all__ = ["IngestOutcome", "LocalIngest"]
+__all__ = ["IngestOutcome", "LocalIngest", "UploadMissing"]
 _HASH_CHUNK_BYTES = 1024 * 1024
+
+
+class UploadMissing(Exception):
+    """`process` was asked for a key that has no upload (a caller error in local mode)."""
 
 
 class LocalIngest:
@@ -45,7 +50,7 @@ class LocalIngest:
             max_upload_bytes=max_upload_bytes,
             max_image_pixels=max_image_pixels,
         )
-        self._pseudonym_key = pseudonym_key
+        self._pseudonym_key = PseudonymKey(pseudonym_key)
         self._store = FileObjectStore()
         install_pillow_guards(max_image_pixels)
 

@@ -1,7 +1,9 @@
 """Validation of the upload's S3 user metadata (x-amz-meta-*) against the table in DESIGN.md.
 
-A present but malformed field rejects the upload. Error details name the field
-and the rule, never the submitted value: they end up in quarantine records.
+A present but malformed field rejects the upload, except the label: free text
+that names no fruit of the vocabulary is dropped (null) and the photo kept.
+Error details name the field and the rule, never the submitted value: they end
+up in quarantine records.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from pydantic import (
 )
 
 from fruits_ingest import contracts
-from fruits_ingest.anonymize import normalize_label
+from fruits_ingest.labels import LabelVocabulary
 
 S3_METADATA_PREFIX = "x-amz-meta-"
 OPAQUE_ID_MAX_CHARS = 128
@@ -33,12 +35,14 @@ EARLIEST_CAPTURE = datetime(2000, 1, 1, tzinfo=UTC)
 # Phone clocks drift and time zones are misconfigured: tolerate a day, not more.
 CAPTURE_FUTURE_TOLERANCE = timedelta(hours=24)
 _DECIMAL_DEGREES = re.compile(r"[+-]?\d{1,3}(\.\d{1,12})?")
-_SEMVER_LIKE = re.compile(r"v?\d{1,6}(\.\d{1,6}){0,3}([-+][0-9A-Za-z.\-+]{1,32})?")
+# Strict semver with release-channel pre-releases only: a free suffix would fit a device model.
+_NUMBER = r"(0|[1-9]\d{0,5})"
+_APP_VERSION = re.compile(rf"{_NUMBER}\.{_NUMBER}\.{_NUMBER}(-(alpha|beta|rc)(\.{_NUMBER})?)?")
 _RFC2047_WORD = re.compile(r"=\?[^?]+\?[bBqQ]\?[^?]*\?=")
 
 
 class UploadMetadata(BaseModel):
-    """Validated upload metadata; `label` is already normalized to a slug."""
+    """Validated upload metadata; `label` is a vocabulary label or None (`label_unknown` if dropped)."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
@@ -49,6 +53,19 @@ class UploadMetadata(BaseModel):
     lon: float | None = Field(default=None, alias=contracts.META_LON)
     label: str | None = Field(default=None, alias=contracts.META_LABEL)
     app_version: str | None = Field(default=None, alias=contracts.META_APP_VERSION)
+    label_unknown: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _match_label(cls, data: Any, info: ValidationInfo) -> Any:
+        """Swap the free-text label for its vocabulary label; anything else is dropped, not rejected."""
+        if not isinstance(data, dict):
+            return data
+        raw = data.get(contracts.META_LABEL)
+        vocabulary: LabelVocabulary = (info.context or {})["vocabulary"]
+        label = vocabulary.match(raw) if isinstance(raw, str) else None
+        # Always computed here, so no metadata key can set it.
+        return {**data, contracts.META_LABEL: label, "label_unknown": raw is not None and label is None}
 
     @field_validator("user_id", "device_id", mode="before")
     @classmethod
@@ -85,17 +102,14 @@ class UploadMetadata(BaseModel):
     def _longitude(cls, value: Any) -> float:
         return _degrees(value, limit=180.0)
 
-    @field_validator("label", mode="before")
-    @classmethod
-    def _label(cls, value: Any) -> str:
-        return normalize_label(_require_text(value))
-
     @field_validator("app_version", mode="before")
     @classmethod
     def _app_version(cls, value: Any) -> str:
         text = _require_text(value)
-        if not _SEMVER_LIKE.fullmatch(text):
-            raise ValueError("must look like a version number (e.g. 1.4.2 or 2.0.0-beta.1)")
+        if not _APP_VERSION.fullmatch(text):
+            raise ValueError(
+                "must be MAJOR.MINOR.PATCH, optionally -alpha, -beta or -rc[.N] (e.g. 2.0.0-rc.1)"
+            )
         return text
 
     @model_validator(mode="after")
@@ -112,7 +126,9 @@ class InvalidMetadata:
     detail: str
 
 
-def parse_upload_metadata(raw: Mapping[str, Any], now: datetime) -> UploadMetadata | InvalidMetadata:
+def parse_upload_metadata(
+    raw: Mapping[str, Any], now: datetime, vocabulary: LabelVocabulary
+) -> UploadMetadata | InvalidMetadata:
     """Validate S3 user metadata (keys with or without the x-amz-meta- prefix, any case)."""
     normalized: dict[str, Any] = {}
     for key, value in raw.items():
@@ -121,7 +137,7 @@ def parse_upload_metadata(raw: Mapping[str, Any], now: datetime) -> UploadMetada
             return InvalidMetadata(f"{name}: given more than once")
         normalized[name] = _decode_mime_words(value) if isinstance(value, str) else value
     try:
-        return UploadMetadata.model_validate(normalized, context={"now": now})
+        return UploadMetadata.model_validate(normalized, context={"now": now, "vocabulary": vocabulary})
     except ValidationError as error:
         return InvalidMetadata(_describe(error))
 

@@ -1,10 +1,13 @@
 """The one processing function of an upload, shared by the Lambda and local mode.
 
-Order of checks (the first failure is the recorded reason): key, size (from a
-HEAD, before any download), metadata, then the decoded image. A rejection is a
-normal outcome (a quarantine record); storage failures propagate so the caller
-retries the whole message. The clean image is written before the manifest, so a
-manifest never points to a missing image.
+Order of checks (the first failure is the recorded reason): key, identity
+(behind the upload API), size (from a HEAD, before any download), metadata,
+then the decoded image. A rejection is a
+normal outcome (a quarantine record). An upload that is gone (deleted, expired,
+or overwritten since its event) is skipped: no record, a counted outcome, never
+a retry. Other storage failures propagate so the caller retries the message. The
+clean image is written before the manifest, so a manifest never points to a
+missing image.
 """
 
 from __future__ import annotations
@@ -22,16 +25,25 @@ from fruits_ingest import contracts
 from fruits_ingest.anonymize import geohash, subject_id, truncate_to_hour
 from fruits_ingest.config import IngestConfig
 from fruits_ingest.events import ObjectRef
+from fruits_ingest.identity import subject_from_key
 from fruits_ingest.imaging import CleanImage, ImageRejected, normalize_image
 from fruits_ingest.metadata import InvalidMetadata, UploadMetadata, parse_upload_metadata
-from fruits_ingest.storage import ObjectNotFound, ObjectStore, UnreadableMetadata, join_uri
+from fruits_ingest.pseudonym_key import PseudonymKey
+from fruits_ingest.storage import (
+    ObjectChanged,
+    ObjectInfo,
+    ObjectNotFound,
+    ObjectStore,
+    UnreadableMetadata,
+    join_uri,
+)
 
 # A child of the Powertools logger "ingest": JSON lines in Lambda, plain logging in local mode.
 logger = logging.getLogger("ingest.processor")
 JSON_CONTENT_TYPE = "application/json"
 _ACCEPTED_SUFFIXES_TEXT = ", ".join(contracts.ACCEPTED_UPLOAD_SUFFIXES)
 
-Status = Literal["accepted", "quarantined"]
+Status = Literal["accepted", "quarantined", "skipped"]
 
 
 @dataclass(frozen=True)
@@ -41,10 +53,14 @@ class IngestOutcome:
     reason: str | None
     dt: str
     manifest_uri: str | None
+    # The label metadata named no fruit of the vocabulary and was dropped (counted by the caller).
+    label_dropped: bool = False
 
 
-class UploadMissing(Exception):
-    """The announced object is gone before it was processed: retry, then keep the message in the DLQ."""
+class _Skipped(Exception):
+    def __init__(self, reason: contracts.SkipReason) -> None:
+        super().__init__(reason.value)
+        self.reason = reason
 
 
 class _Rejected(Exception):
@@ -62,7 +78,7 @@ def process_upload(
     ref: ObjectRef,
     config: IngestConfig,
     store: ObjectStore,
-    pseudonym_key: bytes,
+    pseudonym_key: PseudonymKey,
     clock: Callable[[], datetime] = utc_now,
 ) -> IngestOutcome:
     """Validate, anonymize and store one upload; the same object version always yields the same keys."""
@@ -70,8 +86,16 @@ def process_upload(
     image_id = ref.image_id
     dt = contracts.partition_date(ref.event_time)
     try:
+        _check_key(ref)
+        subject = _subject(ref, config)
         upload_bytes, metadata = _fetch_valid_upload(ref, config, store, clock())
         clean = _normalize(upload_bytes, config.max_image_pixels)
+    except _Skipped as skip:
+        logger.info(
+            "upload skipped",
+            extra={"image_id": image_id, "reason": skip.reason.value, "duration_ms": _elapsed_ms(started)},
+        )
+        return IngestOutcome("skipped", image_id, skip.reason.value, dt, None)
     except _Rejected as rejection:
         _write_quarantine(store, config, image_id, dt, ref.event_time, rejection, clock())
         logger.info(
@@ -88,7 +112,15 @@ def process_upload(
     image_uri = join_uri(config.lake_uri, contracts.clean_image_key(dt, image_id))
     store.put(image_uri, clean.jpeg, contracts.CLEAN_IMAGE_CONTENT_TYPE)
     manifest = manifest_record(
-        image_id, image_uri, clean, metadata, pseudonym_key, ref.event_time, clock(), dt
+        image_id,
+        image_uri,
+        clean,
+        metadata,
+        subject if config.identity_from_key else metadata.user_id,
+        pseudonym_key,
+        ref.event_time,
+        clock(),
+        dt,
     )
     manifest_uri = join_uri(config.lake_uri, contracts.manifest_key(dt, image_id))
     store.put(manifest_uri, _json_bytes(manifest), JSON_CONTENT_TYPE)
@@ -104,7 +136,7 @@ def process_upload(
             "duration_ms": _elapsed_ms(started),
         },
     )
-    return IngestOutcome("accepted", image_id, None, dt, manifest_uri)
+    return IngestOutcome("accepted", image_id, None, dt, manifest_uri, label_dropped=metadata.label_unknown)
 
 
 def manifest_record(
@@ -112,12 +144,19 @@ def manifest_record(
     image_uri: str,
     clean: CleanImage,
     metadata: UploadMetadata,
-    pseudonym_key: bytes,
+    person: str | None,
+    pseudonym_key: PseudonymKey,
     uploaded_at: datetime,
     ingested_at: datetime,
     dt: str,
 ) -> dict[str, Any]:
-    """Manifest v1, in contract field order; only anonymized values derived from the metadata."""
+    """Manifest v1, in contract field order; only anonymized values derived from the metadata.
+
+    `person` is who uploaded (the key's subject behind the upload API, else the `user-id` metadata);
+    only its keyed pseudonym is kept. `uploaded_at` is truncated to the hour like `captured_hour`: to
+    the millisecond, the upload time would single out the person (and undo the capture-time
+    truncation for a photo sent at once).
+    """
     has_position = metadata.lat is not None and metadata.lon is not None
     values = {
         "schema_version": contracts.MANIFEST_SCHEMA_VERSION,
@@ -129,15 +168,16 @@ def manifest_record(
         "format": clean.source_format,
         "bytes": len(clean.jpeg),
         "label": metadata.label,
-        "subject_id": subject_id(pseudonym_key, metadata.user_id) if metadata.user_id else None,
+        "subject_id": subject_id(pseudonym_key.value, person) if person else None,
         "region": geohash(metadata.lat, metadata.lon) if has_position else None,
         "captured_hour": (
             contracts.iso_utc(truncate_to_hour(metadata.captured_at)) if metadata.captured_at else None
         ),
-        "uploaded_at": contracts.iso_utc(uploaded_at),
+        "uploaded_at": contracts.iso_utc(truncate_to_hour(uploaded_at)),
         "ingested_at": contracts.iso_utc(ingested_at),
         "app_version": metadata.app_version,
         "dt": dt,
+        "key_version": pseudonym_key.version if person else None,
     }
     return {name: values[name] for name in contracts.field_names(contracts.MANIFEST_FIELDS)}
 
@@ -155,7 +195,7 @@ def quarantine_record(
         "image_id": image_id,
         "reason": reason.value,
         "detail": detail,
-        "uploaded_at": contracts.iso_utc(uploaded_at),
+        "uploaded_at": contracts.iso_utc(truncate_to_hour(uploaded_at)),
         "rejected_at": contracts.iso_utc(rejected_at),
         "dt": dt,
     }
@@ -168,30 +208,77 @@ def is_accepted_key(key: str) -> bool:
     )
 
 
-def _fetch_valid_upload(
-    ref: ObjectRef, config: IngestConfig, store: ObjectStore, now: datetime
-) -> tuple[bytes, UploadMetadata]:
+def _check_key(ref: ObjectRef) -> None:
     if not is_accepted_key(ref.key):
         raise _Rejected(
             contracts.QuarantineReason.UNSUPPORTED_KEY,
             f"key is not under {contracts.UPLOADS_PREFIX} with a suffix in {_ACCEPTED_SUFFIXES_TEXT}",
         )
+
+
+def _subject(ref: ObjectRef, config: IngestConfig) -> str | None:
+    """The key's subject when identity must come from the key (quarantined without one), else None."""
+    if not config.identity_from_key:
+        return None
+    subject = subject_from_key(ref.key)
+    if subject is None:
+        raise _Rejected(
+            contracts.QuarantineReason.NO_IDENTITY,
+            f"key is not {contracts.UPLOADS_PREFIX}<subject>/<name> as the upload API hands it out",
+        )
+    return subject
+
+
+def _fetch_valid_upload(
+    ref: ObjectRef, config: IngestConfig, store: ObjectStore, now: datetime
+) -> tuple[bytes, UploadMetadata]:
     try:
-        info = store.head(ref.uri, version_id=ref.version_id)
-    except ObjectNotFound:
-        raise UploadMissing("the announced upload no longer exists") from None
+        info = _head_announced_version(ref, store)
     except UnreadableMetadata as error:
         raise _Rejected(contracts.QuarantineReason.INVALID_METADATA, str(error)) from None
     _check_size(info.size, config.max_upload_bytes)
-    metadata = parse_upload_metadata(info.metadata, now)
+    metadata = parse_upload_metadata(info.metadata, now, config.label_vocabulary)
     if isinstance(metadata, InvalidMetadata):
         raise _Rejected(contracts.QuarantineReason.INVALID_METADATA, metadata.detail)
+    # Unversioned bucket: read only the content the event announced (the ETag the HEAD saw).
+    expected_etag = None if ref.version_id else info.etag
     try:
-        data = store.get(ref.uri, max_bytes=config.max_upload_bytes, version_id=ref.version_id)
+        data = store.get(
+            ref.uri, max_bytes=config.max_upload_bytes, version_id=ref.version_id, etag=expected_etag
+        )
     except ObjectNotFound:
-        raise UploadMissing("the announced upload no longer exists") from None
+        raise _Skipped(contracts.SkipReason.UPLOAD_MISSING) from None
+    except ObjectChanged:
+        raise _Skipped(contracts.SkipReason.UPLOAD_SUPERSEDED) from None
     _check_size(len(data), config.max_upload_bytes)
     return data, metadata
+
+
+def _head_announced_version(ref: ObjectRef, store: ObjectStore) -> ObjectInfo:
+    """HEAD of the version the event announced, or _Skipped when it should not be ingested.
+
+    The current object is read first: a delete marker there means the user deleted the photo
+    (versioned bucket), and an ETag other than the event's means it was overwritten since
+    (unversioned bucket: the newer upload has its own event, so processing this one would
+    store the newer content twice).
+    """
+    try:
+        current = store.head(ref.uri)
+    except ObjectNotFound:
+        reason = (
+            contracts.SkipReason.UPLOAD_DELETED if ref.version_id else contracts.SkipReason.UPLOAD_MISSING
+        )
+        raise _Skipped(reason) from None
+    if ref.version_id is None:
+        if ref.etag and current.etag and current.etag != ref.etag:
+            raise _Skipped(contracts.SkipReason.UPLOAD_SUPERSEDED)
+        return current
+    if current.version_id == ref.version_id:
+        return current
+    try:
+        return store.head(ref.uri, version_id=ref.version_id)
+    except ObjectNotFound:
+        raise _Skipped(contracts.SkipReason.UPLOAD_MISSING) from None
 
 
 def _check_size(size: int, max_bytes: int) -> None:

@@ -1,13 +1,19 @@
 """The HMAC key behind `subject_id`: from the environment (local mode, tests) or an SSM SecureString.
 
-The SSM parameter is read once per container, on first use, then kept in memory.
+The SSM parameter is read on first use, then again once its cache TTL has
+passed, so a rotation reaches every container within the TTL; the parameter's
+version travels with the key into each manifest (`key_version`). If a refresh
+fails transiently, the cached key is kept and the read retried on the next use.
 The key itself never appears in an exception, a log line or a trace.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from fruits_ingest.config import (
@@ -18,6 +24,7 @@ from fruits_ingest.config import (
 )
 from fruits_ingest.storage import StorageError
 
+logger = logging.getLogger("ingest.pseudonym_key")
 _MISCONFIGURATION_CODES = {
     "ParameterNotFound",
     "ParameterVersionNotFound",
@@ -26,23 +33,58 @@ _MISCONFIGURATION_CODES = {
 }
 
 
-class PseudonymKeySource:
-    """Hands out the key; fetches it from SSM at most once (unless the fetch failed)."""
+@dataclass(frozen=True, repr=False)
+class PseudonymKey:
+    """The key and its version (the SSM parameter version; None for a key from the environment)."""
 
-    def __init__(self, config: IngestConfig, ssm_client_factory: Callable[[], Any]) -> None:
+    value: bytes
+    version: str | None = None
+
+    def __repr__(self) -> str:
+        return f"PseudonymKey(version={self.version!r})"
+
+
+class PseudonymKeySource:
+    """Hands out the key; fetches it from SSM when missing or older than the configured TTL."""
+
+    def __init__(
+        self,
+        config: IngestConfig,
+        ssm_client_factory: Callable[[], Any],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._config = config
         self._ssm_client_factory = ssm_client_factory
-        self._key: bytes | None = config.pseudonym_key
+        self._clock = clock
+        self._key: PseudonymKey | None = (
+            PseudonymKey(config.pseudonym_key) if config.pseudonym_key is not None else None
+        )
+        self._fetched_at = clock()
         self._lock = threading.Lock()
 
-    def get(self) -> bytes:
-        if self._key is None:
+    def get(self) -> PseudonymKey:
+        if self._key is None or self._expired():
             with self._lock:
-                if self._key is None:
-                    self._key = self._fetch()
+                if self._key is None or self._expired():
+                    self._refresh()
+        assert self._key is not None
         return self._key
 
-    def _fetch(self) -> bytes:
+    def _expired(self) -> bool:
+        from_ssm = self._config.pseudonym_key is None
+        return from_ssm and self._clock() - self._fetched_at >= self._config.pseudonym_key_ttl_seconds
+
+    def _refresh(self) -> None:
+        try:
+            self._key = self._fetch()
+        except StorageError:
+            if self._key is None:
+                raise
+            logger.warning("pseudonym key refresh failed; the cached key stays in use until the next try")
+            return
+        self._fetched_at = self._clock()
+
+    def _fetch(self) -> PseudonymKey:
         from botocore.exceptions import BotoCoreError, ClientError
 
         name = self._config.pseudonym_key_parameter
@@ -57,5 +99,6 @@ class PseudonymKeySource:
             raise StorageError(f"SSM GetParameter failed ({code})") from None
         except BotoCoreError as error:
             raise StorageError(f"SSM GetParameter failed ({type(error).__name__})") from None
-        value = response["Parameter"]["Value"].encode("utf-8")
-        return validate_pseudonym_key(value, f"SSM parameter {name}")
+        parameter = response["Parameter"]
+        value = validate_pseudonym_key(parameter["Value"].encode("utf-8"), f"SSM parameter {name}")
+        return PseudonymKey(value, str(parameter["Version"]))

@@ -19,10 +19,17 @@ from typing import Any, Protocol
 S3_SCHEME = "s3://"
 FILE_SCHEME = "file://"
 _NOT_FOUND_CODES = {"404", "NoSuchKey", "NotFound", "NoSuchVersion"}
+# HEAD/GET of a version that is a delete marker answers 405 MethodNotAllowed: the object is gone.
+_DELETE_MARKER_CODES = {"405", "MethodNotAllowed"}
+_CHANGED_CODES = {"412", "PreconditionFailed"}
 
 
 class ObjectNotFound(Exception):
     """The object does not exist (deleted, expired, or never written)."""
+
+
+class ObjectChanged(Exception):
+    """The object no longer has the ETag it was read for (overwritten between two calls)."""
 
 
 class StorageError(Exception):
@@ -44,7 +51,9 @@ class ObjectInfo:
 class ObjectStore(Protocol):
     def head(self, uri: str, version_id: str | None = None) -> ObjectInfo: ...
 
-    def get(self, uri: str, max_bytes: int, version_id: str | None = None) -> bytes: ...
+    def get(
+        self, uri: str, max_bytes: int, version_id: str | None = None, etag: str | None = None
+    ) -> bytes: ...
 
     def put(
         self, uri: str, data: bytes, content_type: str, metadata: Mapping[str, str] | None = None
@@ -84,8 +93,8 @@ class RoutingStore:
     def head(self, uri: str, version_id: str | None = None) -> ObjectInfo:
         return self._store(uri).head(uri, version_id=version_id)
 
-    def get(self, uri: str, max_bytes: int, version_id: str | None = None) -> bytes:
-        return self._store(uri).get(uri, max_bytes=max_bytes, version_id=version_id)
+    def get(self, uri: str, max_bytes: int, version_id: str | None = None, etag: str | None = None) -> bytes:
+        return self._store(uri).get(uri, max_bytes=max_bytes, version_id=version_id, etag=etag)
 
     def put(
         self, uri: str, data: bytes, content_type: str, metadata: Mapping[str, str] | None = None
@@ -114,8 +123,10 @@ class S3ObjectStore:
             version_id=response.get("VersionId"),
         )
 
-    def get(self, uri: str, max_bytes: int, version_id: str | None = None) -> bytes:
-        response = self._call("GetObject", self.client.get_object, uri, version_id)
+    def get(self, uri: str, max_bytes: int, version_id: str | None = None, etag: str | None = None) -> bytes:
+        """The object's bytes; with `etag`, only if it still has that ETag (else ObjectChanged)."""
+        condition = {"IfMatch": f'"{etag}"'} if etag else {}
+        response = self._call("GetObject", self.client.get_object, uri, version_id, **condition)
         from botocore.exceptions import BotoCoreError
 
         try:
@@ -138,10 +149,10 @@ class S3ObjectStore:
             ),
         )
 
-    def _call(self, operation: str, method: Any, uri: str, version_id: str | None) -> dict:
+    def _call(self, operation: str, method: Any, uri: str, version_id: str | None, **extra: str) -> dict:
         bucket, key = split_s3_uri(uri)
         version = {"VersionId": version_id} if version_id else {}
-        return self._call_raw(operation, lambda: method(Bucket=bucket, Key=key, **version))
+        return self._call_raw(operation, lambda: method(Bucket=bucket, Key=key, **version, **extra))
 
     @staticmethod
     def _call_raw(operation: str, call: Any) -> Any:
@@ -152,8 +163,10 @@ class S3ObjectStore:
         except ClientError as error:
             code = str(error.response.get("Error", {}).get("Code", "unknown"))
             status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            if code in _NOT_FOUND_CODES:
+            if code in _NOT_FOUND_CODES or code in _DELETE_MARKER_CODES:
                 raise ObjectNotFound(f"S3 {operation}: object not found") from None
+            if code in _CHANGED_CODES:
+                raise ObjectChanged(f"S3 {operation}: object changed since the event") from None
             raise StorageError(f"S3 {operation} failed ({code}, HTTP {status})") from None
         except BotoCoreError as error:
             raise StorageError(f"S3 {operation} failed ({type(error).__name__})") from None
@@ -172,7 +185,7 @@ class FileObjectStore:
             raise StorageError(f"file stat failed ({error.strerror})") from None
         return ObjectInfo(size=size, metadata=_read_sidecar(sidecar_path(path)))
 
-    def get(self, uri: str, max_bytes: int, version_id: str | None = None) -> bytes:
+    def get(self, uri: str, max_bytes: int, version_id: str | None = None, etag: str | None = None) -> bytes:
         path = file_uri_path(uri)
         try:
             with path.open("rb") as handle:

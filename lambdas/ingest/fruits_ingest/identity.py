@@ -1,0 +1,37 @@
+"""Who uploaded: the subject the upload API bound into the key, never a value the uploader writes.
+
+The presign function hands each authenticated caller a key under `uploads/<sub>/`
+(`sub` from the verified Cognito JWT) and signs it into the presigned POST, so
+the prefix is proof of identity. The `user-id` metadata, which anyone can set,
+is not used for `subject_id` when the ingest requires identity from the key.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from fruits_ingest import contracts
+
+_SUBJECT = re.compile(rf"^{contracts.SUBJECT_PATTERN}$")
+_AUTHENTICATED_KEY = re.compile(
+    rf"^{re.escape(contracts.UPLOADS_PREFIX)}({contracts.SUBJECT_PATTERN})/[0-9a-f]{{32}}\.(jpg|png|webp)$"
+)
+
+
+def is_subject(value: str) -> bool:
+    return bool(_SUBJECT.match(value))
+
+
+def new_upload_key(subject: str, content_type: str) -> str:
+    """A fresh key under the subject's prefix; its name is random, so no phone file name lands in it."""
+    if not is_subject(subject):
+        raise ValueError("subject is not a Cognito sub (UUID)")
+    suffix = contracts.UPLOAD_CONTENT_TYPES[content_type]
+    return f"{contracts.upload_prefix(subject)}{uuid.uuid4().hex}{suffix}"
+
+
+def subject_from_key(key: str) -> str | None:
+    """The subject of a key the upload API handed out, or None for any other key."""
+    match = _AUTHENTICATED_KEY.match(key)
+    return match.group(1) if match else None

@@ -1,0 +1,54 @@
+"""PresignFunction: the upload API's handler (HTTP API, Cognito JWT authorizer, POST /uploads).
+
+Answers a presigned POST bound to the caller's `uploads/<sub>/` prefix; see
+`fruits_ingest.presign`. Settings are validated at cold start.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.config import Config
+from fruits_ingest.presign import PresignRefused, grant_for, load_presign_config
+
+SERVICE = "upload-api"
+logger = Logger(service=SERVICE)
+metrics = Metrics(namespace="Fruits/Ingest", service=SERVICE)
+
+CONFIG = load_presign_config(os.environ)
+# Regional endpoint and SigV4: the URL the app posts to is the bucket's own region.
+S3_CLIENT = boto3.client("s3", config=Config(signature_version="s3v4", s3={"addressing_style": "virtual"}))
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    try:
+        grant = grant_for(event, CONFIG)
+    except PresignRefused as refused:
+        metrics.add_metric(name="UploadsRefused", unit=MetricUnit.Count, value=1)
+        logger.info("upload refused", extra={"status": refused.status, "detail": refused.message})
+        return _response(refused.status, {"message": refused.message})
+    post = S3_CLIENT.generate_presigned_post(
+        Bucket=CONFIG.uploads_bucket,
+        Key=grant.key,
+        Fields=grant.fields,
+        Conditions=grant.conditions,
+        ExpiresIn=CONFIG.expires_seconds,
+    )
+    metrics.add_metric(name="UploadsSigned", unit=MetricUnit.Count, value=1)
+    return _response(200, {**post, "key": grant.key, "expires_in": CONFIG.expires_seconds})
+
+
+def _response(status: int, body: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "statusCode": status,
+        "headers": {"content-type": "application/json", "cache-control": "no-store"},
+        "body": json.dumps(body),
+    }

@@ -1,0 +1,101 @@
+"""Structure counts on the raw bytes (before decoding) and reduced-scale decoding of large images."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from fruits_ingest import contracts
+from fruits_ingest.imaging import ImageRejected, clean_size, install_pillow_guards, normalize_image
+from fruits_ingest.preflight import (
+    MAX_JPEG_SCANS,
+    MAX_JPEG_SEGMENTS,
+    MAX_PNG_CHUNKS,
+    count_jpeg_segments,
+    count_png_chunks,
+    structure_problem,
+)
+from PIL import Image
+
+from .bad_inputs import encode, pixels, png_many_chunks, progressive_bomb
+
+LIMIT = 40_000_000
+
+
+@pytest.fixture(autouse=True)
+def _guards():
+    install_pillow_guards(LIMIT)
+
+
+def test_baseline_and_progressive_jpegs_are_counted(sample_image_paths):
+    real = sample_image_paths[0].read_bytes()
+    _, baseline_scans = count_jpeg_segments(real, 1000, 1000)
+    _, progressive_scans = count_jpeg_segments(encode(pixels(real), "JPEG", progressive=True), 1000, 1000)
+    assert baseline_scans == 1
+    assert 2 < progressive_scans <= 12
+    assert structure_problem(real) is None
+
+
+def test_scan_counting_stops_just_past_the_limit(sample_image_paths):
+    bomb = progressive_bomb(sample_image_paths[0].read_bytes(), scans=5_000)
+    _, scans = count_jpeg_segments(bomb, MAX_JPEG_SEGMENTS, MAX_JPEG_SCANS)
+    assert scans == MAX_JPEG_SCANS + 1
+    assert "scans" in structure_problem(bomb)
+
+
+def test_byte_stuffing_and_restart_markers_are_not_segments():
+    entropy = b"\x12\xff\x00\x34\xff\xd0\x56\xff\xff\xd7\x78"
+    data = b"\xff\xd8\xff\xda\x00\x02" + entropy + b"\xff\xd9"
+    assert count_jpeg_segments(data, 100, 100) == (1, 1)
+
+
+def test_png_chunks_are_counted_up_to_iend(sample_image_paths):
+    real = sample_image_paths[0].read_bytes()
+    assert count_png_chunks(encode(pixels(real), "PNG"), 100) == 3  # IHDR, IDAT, IEND
+    assert count_png_chunks(png_many_chunks(real), MAX_PNG_CHUNKS) == MAX_PNG_CHUNKS + 1
+
+
+def test_garbage_after_the_magic_is_left_to_the_decoder():
+    assert structure_problem(b"\xff\xd8\x00\x01\x02") is None
+    assert structure_problem(b"\x89PNG\r\n\x1a\n\x00") is None
+
+
+@pytest.mark.parametrize(
+    ("size", "expected"),
+    [
+        ((100, 60), (100, 60)),
+        ((4096, 3072), (2048, 1536)),
+        ((3000, 9000), (683, 2048)),
+        ((65500, 32), (2048, 1)),
+    ],
+)
+def test_clean_size_fits_the_long_side_and_never_enlarges(size, expected):
+    assert clean_size(*size) == expected
+    assert max(expected) <= contracts.CLEAN_IMAGE_MAX_SIDE_PX
+
+
+@pytest.mark.parametrize("image_format", ["JPEG", "PNG", "WEBP"])
+def test_large_image_comes_out_at_the_clean_size(image_format):
+    # GIVEN a 4000x3000 photo-sized image WHEN normalized THEN the clean image is 2048x1536 RGB JPEG
+    image = Image.new("RGB", (4000, 3000), (30, 160, 60))
+    clean = normalize_image(encode(image, image_format), LIMIT)
+    assert (clean.width, clean.height) == (2048, 1536)
+    with Image.open(io.BytesIO(clean.jpeg)) as output:
+        assert output.size == (2048, 1536)
+        assert output.getpixel((1000, 700)) == pytest.approx((30, 160, 60), abs=3)
+
+
+def test_exif_rotation_is_applied_after_shrinking():
+    # GIVEN a 4000x2000 JPEG tagged "rotate 90" WHEN normalized THEN it comes out upright, 1024x2048
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    data = encode(Image.new("RGB", (4000, 2000), (200, 0, 0)), "JPEG", exif=exif.tobytes())
+    clean = normalize_image(data, LIMIT)
+    assert (clean.width, clean.height) == (1024, 2048)
+
+
+def test_encoder_limit_is_refused_before_decoding():
+    data = encode(Image.new("L", (65_501, 32)), "PNG")
+    with pytest.raises(ImageRejected) as refused:
+        normalize_image(data, LIMIT)
+    assert refused.value.reason == contracts.QuarantineReason.SIDE_TOO_LONG

@@ -1,0 +1,106 @@
+"""The worst inputs the ingest accepts, measured one per fresh process (peak RSS, wall time).
+
+`python -m tests.ingest.worst_case make NAME PATH` writes input NAME to PATH;
+`... measure PATH` imports the Lambda's modules (Powertools, boto3, Pillow: the
+function's own baseline), runs `normalize_image` on the file and prints one
+JSON line. Each measurement runs in a fresh process, without the generator's
+memory, so one peak does not hide another. Used by test_ingest_limits.py and
+to size the function's MemorySize (docs/ingest-security.md).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import resource
+import sys
+import time
+from collections.abc import Callable
+
+from fruits_ingest.config import DEFAULT_MAX_IMAGE_PIXELS
+from fruits_ingest.preflight import MAX_JPEG_SCANS
+from PIL import Image
+
+# 16383 is WebP's largest side; 16383 x 2441 is just under the 40 MP limit.
+WIDE_SIDES = (16_383, 2_441)
+SQUARE_SIDES = (6_324, 6_324)
+
+
+def _noise(size: tuple[int, int], mode: str) -> Image.Image:
+    """Content that compresses little at a low cost to make: a small noise tile, repeated."""
+    tile = Image.effect_noise((256, 256), 64).convert(mode)
+    canvas = Image.new(mode, size)
+    for x in range(0, size[0], 256):
+        for y in range(0, size[1], 256):
+            canvas.paste(tile, (x, y))
+    return canvas
+
+
+def _save(image: Image.Image, image_format: str, **options: object) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, image_format, **options)
+    return buffer.getvalue()
+
+
+def webp_rgba_40mp() -> bytes:
+    return _save(Image.new("RGBA", WIDE_SIDES, (10, 200, 30, 128)), "WEBP", lossless=True, method=0)
+
+
+def png_rgba_40mp() -> bytes:
+    return _save(_noise(SQUARE_SIDES, "RGBA"), "PNG", compress_level=1)
+
+
+def png_palette_transparent_40mp() -> bytes:
+    return _save(_noise(SQUARE_SIDES, "L").convert("P"), "PNG", transparency=0, compress_level=1)
+
+
+def jpeg_progressive_444_40mp_max_scans() -> bytes:
+    """40 MP, no chroma subsampling, progressive, its last (near empty) scan repeated up to the limit.
+
+    Mostly flat content keeps every scan small, as in the attack: the cost is per scan and block.
+    """
+    image = Image.new("RGB", SQUARE_SIDES, (200, 120, 40))
+    image.paste(_noise((256, 256), "RGB"), (0, 0))
+    data = _save(image, "JPEG", progressive=True, subsampling=0, quality=90)
+    last_scan = data.rindex(b"\xff\xda")
+    scans = data.count(b"\xff\xda")
+    return data[:last_scan] + data[last_scan:-2] * (MAX_JPEG_SCANS - scans + 1) + b"\xff\xd9"
+
+
+INPUTS: dict[str, Callable[[], bytes]] = {
+    "webp-rgba-16383x2441": webp_rgba_40mp,
+    "png-rgba-40mp": png_rgba_40mp,
+    "png-palette-transparent-40mp": png_palette_transparent_40mp,
+    "jpeg-progressive-444-40mp-100-scans": jpeg_progressive_444_40mp_max_scans,
+}
+
+
+def measure(path: str) -> dict[str, object]:
+    with open(path, "rb") as handle:
+        data = handle.read()
+    import app  # noqa: F401 (the function's imports: its memory baseline)
+    from fruits_ingest.imaging import normalize_image
+
+    baseline_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    started = time.perf_counter()
+    clean = normalize_image(data, DEFAULT_MAX_IMAGE_PIXELS)
+    seconds = time.perf_counter() - started
+    return {
+        "input_bytes": len(data),
+        "output": [clean.width, clean.height],
+        "seconds": round(seconds, 2),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "rss_before_decode_mb": round(baseline_mb),
+    }
+
+
+def make(name: str, path: str) -> None:
+    with open(path, "wb") as handle:
+        handle.write(INPUTS[name]())
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "make":
+        make(sys.argv[2], sys.argv[3])
+    else:
+        print(json.dumps(measure(sys.argv[2])))
