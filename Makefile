@@ -2,7 +2,9 @@
 # (and the template linters into .venv-sam / .venv-checkov: their pins clash with pytest's;
 # the ingest Lambda's runtime and exact pins into .venv-lambda, where its bad-input corpus runs).
 PYTHON ?= python3.11
-LAMBDA_PYTHON ?= python3.12
+# The function's runtime: the first python3.12 that runs (a pyenv shim may not), else $(PYTHON).
+LAMBDA_PYTHON_CANDIDATES := python3.12 $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3.12) /usr/bin/python3.12
+LAMBDA_PYTHON ?= $(firstword $(foreach candidate,$(LAMBDA_PYTHON_CANDIDATES),$(shell $(candidate) -c 'import sys; assert sys.version_info[:2] == (3, 12)' >/dev/null 2>&1 && echo $(candidate))) $(PYTHON))
 VENV := .venv
 SAM_VENV := .venv-sam
 CHECKOV_VENV := .venv-checkov
@@ -34,9 +36,9 @@ $(CHECKOV_VENV)/.installed: infra/requirements-checkov.txt
 	$(CHECKOV_VENV)/bin/pip install $(PIP_FLAGS) -r infra/requirements-checkov.txt
 	touch $@
 
-# The function's runtime (python3.12) with lambdas/ingest/requirements.txt as pinned, plus test tools.
+# The function's runtime (python3.12, else 3.11) with lambdas/ingest/requirements.txt as pinned, plus test tools.
 $(LAMBDA_VENV)/.installed: lambdas/ingest/requirements.txt tests/ingest/requirements-lambda-pins.txt
-	$(LAMBDA_PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 12), "Python 3.12 is required (set LAMBDA_PYTHON=...)"'
+	@$(LAMBDA_PYTHON) -c 'import sys; found = sys.version_info[:2]; assert found in ((3, 12), (3, 11)), "LAMBDA_PYTHON must be Python 3.12 (or 3.11)"; found == (3, 12) or print("note: no Python 3.12 found, so .venv-lambda runs the Lambda pins on Python 3.11 and the sam build test is skipped (set LAMBDA_PYTHON=...)")'
 	$(LAMBDA_PYTHON) -m venv $(LAMBDA_VENV)
 	$(LAMBDA_VENV)/bin/pip install $(PIP_FLAGS) -r lambdas/ingest/requirements.txt -r tests/ingest/requirements-lambda-pins.txt
 	touch $@

@@ -261,6 +261,10 @@ def test_sam_validate_lint_accepts_the_ingest_template(sam, offline_aws_env):
 
 @pytest.mark.iac
 @pytest.mark.slow
+@pytest.mark.skipif(
+    not (REPO_ROOT / ".venv-lambda" / "bin" / "python3.12").exists(),
+    reason="sam build of a python3.12 function needs Python 3.12: `make lambda-venv` found none",
+)
 def test_sam_build_packages_the_ingest_function_for_arm64(sam, offline_aws_env, tmp_path):
     # GIVEN the SAM template WHEN `sam build` resolves the function's requirements for arm64 / python3.12
     build_dir = tmp_path / "build"
