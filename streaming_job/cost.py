@@ -58,7 +58,9 @@ class Assumptions:
     # Stream on EMR
     trigger_seconds: float = 10.0
     peak_factor: float = 3.0
-    images_per_vcpu_second: float = 15.0
+    # LiteRT runtime: ~260-300 images/s on one core here (docs/performance.md), derated to 60 as the
+    # Keras default (15 against 66 measured) was, for hyperthreads, decoding and Spark's per-row work.
+    images_per_vcpu_second: float = 60.0
     driver_vcpus: int = 1  # the cluster-mode driver occupies a core node's vCPU
     stream_gets_per_image: float = 3.0  # manifest, clean image, cleanSource rename's HEAD
     stream_copies_per_image: float = 1.0  # cleanSource archive = COPY + DELETE

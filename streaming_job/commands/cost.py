@@ -18,7 +18,7 @@ TUNABLE = {
     "quarantine_rate": "fraction of uploads rejected (default 0.02)",
     "trigger_seconds": "stream trigger interval in seconds (default 10)",
     "peak_factor": "peak image rate / average rate, sizes the fleet (default 3)",
-    "images_per_vcpu_second": "stream throughput per vCPU at input size 224 (default 15)",
+    "images_per_vcpu_second": "stream throughput per vCPU at input size 224 (default 60, the LiteRT runtime)",
     "core_count": "on-demand core nodes (default 2)",
     "primary_type": "primary node instance type (default m7i.xlarge)",
     "core_type": "core node instance type (default m7i.2xlarge)",
