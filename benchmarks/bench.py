@@ -135,7 +135,7 @@ def validate(args: argparse.Namespace) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from streaming_job.demo import default_images_dir
+    from demo.run import default_images_dir
 
     modes = validate(args)
     images = (args.images or default_images_dir()).resolve()

@@ -108,8 +108,7 @@ def stream(
     end of the last micro-batch.
     """
     started_epoch = time.time()
-    from fruits_ingest import contracts
-
+    from fruits_core import contracts
     from streaming_job.config import join_uri
     from streaming_job.runner import await_stream, start_stream
     from streaming_job.session import build_spark_session
@@ -185,10 +184,9 @@ def _wait_for_rows(running, expected: int, timeout_seconds: float) -> None:
 
 
 def _published_rows(workload: Workload) -> dict[str, int]:
-    from fruits_ingest import contracts
-
+    from demo.run import parquet_rows
+    from fruits_core import contracts
     from streaming_job.config import join_uri
-    from streaming_job.demo import parquet_rows
 
     return {
         "features": parquet_rows(join_uri(workload.lake_uri, contracts.FEATURES_PREFIX)),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import statistics
 
-from fruits_ingest import contracts
+from fruits_core import contracts
 
 # Micro-batches left out of the steady state: the first pays for Python worker start-up and the model build.
 WARMUP_BATCHES = 1

@@ -21,8 +21,7 @@ import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from fruits_ingest import contracts
-
+from fruits_core import contracts
 from streaming_job import uris
 from streaming_job.config import join_uri
 
@@ -99,7 +98,7 @@ class Workload:
 
 def sample_images(images_dir: Path) -> list[Path]:
     """The real `<label>/<n>.jpg` images of a folder, sorted."""
-    from streaming_job.demo_uploads import find_images
+    from demo.uploads import find_images
 
     return find_images(images_dir)
 

@@ -14,8 +14,8 @@ from datetime import datetime
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from fruits_ingest import contracts
 
+from fruits_core import contracts
 from streaming_job.monitoring import BatchStats
 from streaming_job.schemas import arrow_schema
 

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass, fields
 from urllib.parse import urlparse
 
-from fruits_ingest import contracts
+from fruits_core import contracts
 
 CLEAN_SOURCE_MODES = ("off", "archive", "delete")
 

@@ -6,7 +6,7 @@ it runs any `fruits` command (e.g. fit-pca) from the shipped job package.
 
 import sys
 
-from streaming_job.cli import main
+from fruits_cli.main import main
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

@@ -18,9 +18,9 @@ import threading
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
-from fruits_ingest import contracts
 from pyspark.sql.streaming import StreamingQueryListener
 
+from fruits_core import contracts
 from streaming_job import uris
 from streaming_job.config import StreamConfig, join_uri
 

@@ -24,8 +24,8 @@ import uuid
 from datetime import UTC, datetime
 
 import numpy as np
-from fruits_ingest import contracts
 
+from fruits_core import contracts
 from streaming_job import uris
 from streaming_job.config import join_uri
 from streaming_job.projection import PcaProjection

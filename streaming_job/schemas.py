@@ -7,7 +7,6 @@ so a malformed or foreign manifest cannot change the query's schema.
 from __future__ import annotations
 
 import pyarrow as pa
-from fruits_ingest import contracts
 from pyspark.sql.types import (
     ArrayType,
     DataType,
@@ -18,6 +17,8 @@ from pyspark.sql.types import (
     StructField,
     StructType,
 )
+
+from fruits_core import contracts
 
 # Column that PERMISSIVE JSON parsing fills with the raw text of a manifest it cannot parse.
 CORRUPT_RECORD_COLUMN = "_corrupt_record"

@@ -13,8 +13,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-from fruits_ingest import contracts
-
+from fruits_core import contracts
 from streaming_job.config import join_uri
 from streaming_job.monitoring import StatusLog
 

@@ -19,10 +19,10 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from fruits_ingest import contracts
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from fruits_core import contracts
 from streaming_job.batch_outcome import (
     DETAIL_COLUMN,
     FEATURE_NAMES,

@@ -6,8 +6,8 @@ import threading
 
 import numpy as np
 import pytest
-from fruits_ingest import contracts
 
+from fruits_core import contracts
 from streaming_job import uris
 from streaming_job.config import StreamConfig, join_uri
 from streaming_job.pca import CENTRED_COLUMN, SCORES_COLUMN, SPARK_MODEL_DIR, VECTOR_COLUMN
@@ -47,7 +47,7 @@ def reference_features(workload, image_uris: list[str], spark) -> dict[str, tupl
 
 def test_tuned_stream_equals_keras_predict_then_spark_pca_transform(spark, tiny_workload):
     # GIVEN the benchmark lake: N manifests of real images, a seeded featurizer and a fitted PCA
-    from streaming_job.demo import read_features
+    from demo.run import read_features
     from streaming_job.runner import await_stream, start_stream
 
     tiny_workload.clear_run_outputs()

@@ -10,9 +10,9 @@ from datetime import date
 
 import pytest
 
-from streaming_job.commands import cost as cost_command
+from fruits_cli import cost as cost_command
+from operations.cost import Assumptions, UnknownPriceError, estimate, format_table, load_price_table
 from streaming_job.config import ConfigError
-from streaming_job.cost import Assumptions, UnknownPriceError, estimate, format_table, load_price_table
 
 SERVICES = ("lambda", "sqs", "s3", "kms", "cloudwatch", "xray", "ebs", "vpc")
 

@@ -9,16 +9,16 @@ from pathlib import Path
 
 import boto3
 import pytest
-from fruits_ingest import contracts
 from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.emr.models import emr_backends
 
-from streaming_job import deploy
-from streaming_job.aws_calls import ApiCall, Boto3Executor
-from streaming_job.commands import deploy as deploy_command
+from fruits_cli import deploy as deploy_command
+from fruits_core import contracts
+from operations import deploy
+from operations.aws_calls import ApiCall, Boto3Executor
+from operations.job_package import build_job_package
 from streaming_job.config import ConfigError, StreamConfig
-from streaming_job.job_package import build_job_package
 from streaming_job.monitoring import StatusLog
 
 REGION = "eu-west-3"

@@ -8,7 +8,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from streaming_job.job_package import build_job_package, collect_sources, content_version
+from operations.job_package import build_job_package, collect_sources, content_version
 
 
 def test_same_sources_give_byte_identical_packages():
@@ -34,9 +34,9 @@ def test_entries_are_sorted_sources_with_fixed_metadata(tmp_path: Path):
     assert names == sorted(names)
     assert {
         "streaming_job/config.py",
-        "streaming_job/cli.py",
-        "fruits_ingest/contracts.py",
-        "streaming_job/pricing_eu.json",
+        "fruits_cli/main.py",
+        "fruits_core/contracts.py",
+        "operations/pricing_eu.json",
     } <= set(names)
     assert all(name.endswith((".py", ".json")) for name in names)
     assert not any("__pycache__" in name for name in names)
@@ -60,8 +60,8 @@ def test_modules_import_from_the_zip_alone(tmp_path: Path):
     archive_path = tmp_path / "fruits_job.zip"
     archive_path.write_bytes(build_job_package().data)
     probe = (
-        "import streaming_job.config as config, fruits_ingest.contracts as contracts\n"
-        "import streaming_job.cost as cost\n"
+        "import streaming_job.config as config, fruits_core.contracts as contracts\n"
+        "import operations.cost as cost\n"
         "print(config.__file__); print(contracts.__file__)\n"
         "print(cost.estimate(1000).total_usd > 0)\n"
     )

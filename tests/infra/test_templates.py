@@ -29,9 +29,9 @@ from cfn_template import (
     sub_text,
 )
 from fruits_ingest import config as ingest_config
-from fruits_ingest import contracts
 
-from streaming_job import deploy as stream_deploy
+from fruits_core import contracts
+from operations import deploy as stream_deploy
 from streaming_job import monitoring
 from streaming_job.config import StreamConfig
 
@@ -243,7 +243,7 @@ def test_sam_build_packages_the_ingest_function_for_arm64(sam, offline_aws_env, 
     )
     artifact = build_dir / "IngestFunction"
     assert (artifact / "app.py").is_file()
-    assert (artifact / "fruits_ingest" / "contracts.py").is_file()
+    assert (artifact / "fruits_core" / "contracts.py").is_file()
     assert (artifact / "PIL").is_dir()
     assert (artifact / "aws_lambda_powertools").is_dir()
     assert not (artifact / "numpy").exists(), "the Lambda package must stay slim"

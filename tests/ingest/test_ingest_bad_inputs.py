@@ -6,8 +6,9 @@ import io
 import json
 
 import pytest
-from fruits_ingest import contracts
 from PIL import Image, ImageStat
+
+from fruits_core import contracts
 
 from .bad_inputs import CORPUS, Case
 from .helpers import LAKE_URI, UPLOADS_BUCKET, failed_ids, sqs_event

@@ -9,9 +9,10 @@ import json
 
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
-from fruits_ingest import contracts
 from fruits_ingest.config import ConfigError
 from PIL import Image
+
+from fruits_core import contracts
 
 from .helpers import (
     LAKE_URI,

@@ -7,10 +7,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from fruits_ingest import contracts
 from fruits_ingest.config import ConfigError
 from fruits_ingest.local import IngestOutcome, LocalIngest
 from fruits_ingest.processor import UploadMissing
+
+from fruits_core import contracts
 
 from .helpers import PERSONAL_METADATA, TEST_PSEUDONYM_KEY
 

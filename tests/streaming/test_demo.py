@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from fruits_ingest import contracts
 
-from streaming_job.demo import prepare_workdir, steady_throughput
-from streaming_job.demo_uploads import EU_PLACES, app_uploads, bad_uploads, find_images, read_gps_exif
+from demo.run import prepare_workdir, steady_throughput
+from demo.uploads import EU_PLACES, app_uploads, bad_uploads, find_images, read_gps_exif
+from fruits_core import contracts
 
 FRUITS = str(Path(sys.executable).with_name("fruits"))
 PER_LABEL = 3

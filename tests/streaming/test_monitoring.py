@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
-from fruits_ingest import contracts
 from moto import mock_aws
 from pyspark.sql.streaming.listener import (
     QueryIdleEvent,
@@ -17,6 +16,7 @@ from pyspark.sql.streaming.listener import (
     StreamingQueryProgress,
 )
 
+from fruits_core import contracts
 from streaming_job.monitoring import (
     EMF_METRICS,
     BatchStats,

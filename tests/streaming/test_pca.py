@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 
+from fruits_cli import fit_pca as fit_pca_command
 from streaming_job import uris
-from streaming_job.commands import fit_pca as fit_pca_command
 from streaming_job.pca import (
     PcaError,
     PcaVersionMismatch,

@@ -7,9 +7,9 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from fruits_ingest import contracts
 
-from streaming_job.commands import status as status_command
+from fruits_cli import status as status_command
+from fruits_core import contracts
 from streaming_job.monitoring import StatusLog
 from streaming_job.status import assess, render_table
 

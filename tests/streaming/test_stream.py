@@ -13,8 +13,8 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
-from fruits_ingest import contracts
 
+from fruits_core import contracts
 from streaming_job.runner import await_stream, install_stop_signals, start_stream
 from streaming_job.schemas import features_schema
 from streaming_job.stream import is_partition_date

@@ -8,7 +8,7 @@ import re
 import unicodedata
 from datetime import UTC, datetime
 
-from fruits_ingest import contracts
+from fruits_core import contracts
 
 _GEOHASH_ALPHABET = "0123456789bcdefghjkmnpqrstuvwxyz"
 LABEL_MAX_CHARS = 64

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from fruits_ingest.contracts import CLEAN_IMAGE_FORMAT, QuarantineReason
+from fruits_core.contracts import CLEAN_IMAGE_FORMAT, QuarantineReason
 
 ALLOWED_PILLOW_FORMATS = ("JPEG", "PNG", "WEBP")
 MIN_SIDE_PX = 32

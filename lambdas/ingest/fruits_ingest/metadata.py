@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from fruits_ingest import contracts
+from fruits_core import contracts
 from fruits_ingest.anonymize import normalize_label
 
 S3_METADATA_PREFIX = "x-amz-meta-"

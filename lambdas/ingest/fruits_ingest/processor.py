@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from fruits_ingest import contracts
+from fruits_core import contracts
 from fruits_ingest.anonymize import geohash, subject_id, truncate_to_hour
 from fruits_ingest.config import IngestConfig
 from fruits_ingest.events import ObjectRef

@@ -16,8 +16,9 @@ from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
 
-from fruits_ingest import contracts
 from PIL import ExifTags, Image
+
+from fruits_core import contracts
 
 APP_VERSION = "2.4.1"
 USERS = 5

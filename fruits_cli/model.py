@@ -14,8 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from fruits_ingest import contracts
-
+from fruits_core import contracts
 from streaming_job.config import join_uri
 
 # The local lake `fruits demo` uses when FRUITS_LAKE is not set.

@@ -14,9 +14,8 @@ import os
 import random
 import sys
 
-from fruits_ingest import contracts
-
-from streaming_job.commands.model import DEFAULT_LOCAL_LAKE, default_lake
+from fruits_cli.model import DEFAULT_LOCAL_LAKE, default_lake
+from fruits_core import contracts
 from streaming_job.config import ConfigError, join_uri, validate_lake_uri
 
 DEFAULT_SAMPLE_SIZE = 2000

@@ -16,7 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # The packages of pyproject.toml: the CLI imports `benchmarks` to build its help, so it ships too.
-PACKAGES: tuple[str, ...] = ("fruits_ingest", "streaming_job", "benchmarks")
+PACKAGES: tuple[str, ...] = (
+    "fruits_core",
+    "fruits_ingest",
+    "streaming_job",
+    "fruits_cli",
+    "operations",
+    "demo",
+    "benchmarks",
+)
 INCLUDED_SUFFIXES = (".py", ".json")
 FIXED_TIMESTAMP = (1980, 1, 1, 0, 0, 0)
 FILE_MODE = 0o644

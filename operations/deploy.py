@@ -1,7 +1,7 @@
 """Operating the stream on Amazon EMR: upload, start, status, stop and fit-pca.
 
 Each operation plans its AWS requests as `ApiCall`s (pure functions below) and
-runs them through an executor (`streaming_job.aws_calls`): boto3 for real, or a
+runs them through an executor (`operations.aws_calls`): boto3 for real, or a
 printer for `--dry-run`, so a dry run shows exactly what a real run would call.
 Reads whose answers drive the next step (the stack outputs, the running steps)
 go through the same executor; in a dry run their values are shown as
@@ -20,12 +20,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from fruits_ingest import contracts
-
+from fruits_core import contracts
+from operations.aws_calls import ApiCall, Executor, InlineBytes, LocalFile
+from operations.job_package import JobPackage
 from streaming_job import uris
-from streaming_job.aws_calls import ApiCall, Executor, InlineBytes, LocalFile
 from streaming_job.config import ConfigError, StreamConfig, config_from_args, join_uri
-from streaming_job.job_package import JobPackage
 
 DEFAULT_REGION = "eu-west-3"
 # The regions the templates' `EuRegionsOnly` rule accepts (London and Zurich are outside the EU).

@@ -135,7 +135,7 @@ class Estimate:
 def load_price_table(path: Path | None = None) -> dict[str, Any]:
     if path is not None:
         return json.loads(path.read_text(encoding="utf-8"))
-    return json.loads(resources.files("streaming_job").joinpath(PRICE_TABLE_NAME).read_text(encoding="utf-8"))
+    return json.loads(resources.files("operations").joinpath(PRICE_TABLE_NAME).read_text(encoding="utf-8"))
 
 
 class UnknownPriceError(ValueError):

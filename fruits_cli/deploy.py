@@ -12,8 +12,8 @@ import os
 import sys
 from pathlib import Path
 
+from operations.deploy import DEFAULT_REGION, STOP_POLL_SECONDS
 from streaming_job.config import ConfigError, add_stream_arguments
-from streaming_job.deploy import DEFAULT_REGION, STOP_POLL_SECONDS
 
 DEFAULT_STAGE = os.environ.get("FRUITS_STAGE", "dev")
 # Where `fruits demo` / `fruits model export` / `fruits fit-pca` leave the artifacts by default.
@@ -132,8 +132,8 @@ def _add_target_arguments(parser: argparse.ArgumentParser, with_lake_and_stage: 
 def run(args: argparse.Namespace) -> int:
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from streaming_job import deploy
-    from streaming_job.aws_calls import Boto3Executor, DryRunExecutor
+    from operations import deploy
+    from operations.aws_calls import Boto3Executor, DryRunExecutor
 
     deploy.require_eu_region(args.region)
     executor = DryRunExecutor() if args.dry_run else Boto3Executor(args.region)
@@ -161,8 +161,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _upload(args, executor, target) -> int:
-    from streaming_job import deploy
-    from streaming_job.job_package import build_job_package, package_directory
+    from operations import deploy
+    from operations.job_package import build_job_package, package_directory
 
     sources_dir = package_directory("streaming_job")
     bootstrap = args.bootstrap_script or sources_dir.parent / BOOTSTRAP_SCRIPT
@@ -197,7 +197,7 @@ def _existing_file(path: Path, what: str) -> Path:
 
 
 def _existing_pca(path: Path) -> Path:
-    from streaming_job.deploy import pca_files
+    from operations.deploy import pca_files
 
     if not path.is_dir() or not pca_files(path):
         raise ConfigError(
@@ -208,13 +208,13 @@ def _existing_pca(path: Path) -> Path:
 
 
 def _code_version(args) -> str:
-    from streaming_job.job_package import build_job_package
+    from operations.job_package import build_job_package
 
     return args.code_version or build_job_package().version
 
 
 def _start(args, executor, target) -> int:
-    from streaming_job import deploy
+    from operations import deploy
 
     config = deploy.stream_config(target, args)
     version = _code_version(args)
@@ -228,7 +228,7 @@ def _start(args, executor, target) -> int:
 
 
 def _status(args, executor, target) -> int:
-    from streaming_job import deploy
+    from operations import deploy
 
     report = deploy.status(executor, target, health_reader=_stream_health)
     if executor.dry_run:
@@ -281,7 +281,7 @@ def _stream_health(lake: str) -> dict:
 
 
 def _stop(args, executor, target) -> int:
-    from streaming_job import deploy
+    from operations import deploy
 
     result = deploy.stop(executor, target, timeout_s=args.timeout, poll_s=args.poll)
     messages = {
@@ -296,9 +296,8 @@ def _stop(args, executor, target) -> int:
 
 
 def _fit_pca(args, executor, target) -> int:
-    from fruits_ingest import contracts
-
-    from streaming_job import deploy
+    from fruits_core import contracts
+    from operations import deploy
 
     options = deploy.FitPcaOptions(
         images=args.images, k=args.k, target_variance=args.target_variance, sample_size=args.sample_size

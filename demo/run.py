@@ -27,11 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from fruits_ingest import contracts
 
+from demo.uploads import AppUpload, app_uploads, bad_uploads, find_images
+from fruits_core import contracts
 from streaming_job import uris
 from streaming_job.config import ConfigError, StreamConfig, join_uri
-from streaming_job.demo_uploads import AppUpload, app_uploads, bad_uploads, find_images
 from streaming_job.model import BUNDLED_IMAGES
 
 DEFAULT_WORKDIR = Path("work") / "demo"
