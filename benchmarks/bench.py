@@ -108,7 +108,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def validate(args: argparse.Namespace) -> list[str]:
     """The modes to run; raises ConfigError on a bad flag."""
-    from streaming_job.config import ConfigError
+    from fruits_core.errors import ConfigError
     from streaming_job.model import MAX_INPUT_SIZE, MIN_INPUT_SIZE
 
     modes = [mode.strip() for mode in args.modes.split(",") if mode.strip()]

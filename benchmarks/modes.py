@@ -109,7 +109,7 @@ def stream(
     """
     started_epoch = time.time()
     from fruits_core import contracts
-    from streaming_job.config import join_uri
+    from fruits_core.lake_uris import join_uri
     from streaming_job.runner import await_stream, start_stream
     from streaming_job.session import build_spark_session
 
@@ -186,7 +186,7 @@ def _wait_for_rows(running, expected: int, timeout_seconds: float) -> None:
 def _published_rows(workload: Workload) -> dict[str, int]:
     from demo.run import parquet_rows
     from fruits_core import contracts
-    from streaming_job.config import join_uri
+    from fruits_core.lake_uris import join_uri
 
     return {
         "features": parquet_rows(join_uri(workload.lake_uri, contracts.FEATURES_PREFIX)),

@@ -22,8 +22,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from fruits_core import contracts
+from fruits_core.lake_uris import join_uri
 from streaming_job import uris
-from streaming_job.config import join_uri
 
 WORKLOAD_FILE = "workload.json"
 WORKLOAD_VERSION = 1

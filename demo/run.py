@@ -30,8 +30,10 @@ import numpy as np
 
 from demo.uploads import AppUpload, app_uploads, bad_uploads, find_images
 from fruits_core import contracts
+from fruits_core.errors import ConfigError
+from fruits_core.lake_uris import join_uri
 from streaming_job import uris
-from streaming_job.config import ConfigError, StreamConfig, join_uri
+from streaming_job.config import StreamConfig
 from streaming_job.model import BUNDLED_IMAGES
 
 DEFAULT_WORKDIR = Path("work") / "demo"

@@ -7,7 +7,7 @@ import json
 from dataclasses import fields, replace
 from pathlib import Path
 
-from streaming_job.config import ConfigError
+from fruits_core.errors import ConfigError
 
 # Assumptions exposed as flags (the rest keep their documented defaults).
 TUNABLE = {

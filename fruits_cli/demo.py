@@ -40,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from demo.run import DemoOptions, default_images_dir, render_summary, run_demo
-    from streaming_job.config import ConfigError
+    from fruits_core.errors import ConfigError
 
     images = args.images or default_images_dir()
     if not images.is_dir():

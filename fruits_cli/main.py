@@ -13,7 +13,7 @@ import argparse
 import importlib
 import sys
 
-from streaming_job.config import ConfigError
+from fruits_core.errors import ConfigError
 
 COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("demo", "fruits_cli.demo", "local end-to-end demo on real images"),

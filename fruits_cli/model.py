@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from fruits_core import contracts
-from streaming_job.config import join_uri
+from fruits_core.lake_uris import join_uri
 
 # The local lake `fruits demo` uses when FRUITS_LAKE is not set.
 DEFAULT_LOCAL_LAKE = Path("work/demo/lake")

@@ -7,7 +7,7 @@ import json
 import os
 from datetime import UTC, datetime
 
-from streaming_job.config import validate_lake_uri
+from fruits_core.lake_uris import validate_lake_uri
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from streaming_job.config import ConfigError
+    from fruits_core.errors import ConfigError
     from streaming_job.status import assess, load_status, render_table
 
     if not args.lake:

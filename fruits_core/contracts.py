@@ -13,7 +13,6 @@ from enum import StrEnum
 
 MANIFEST_SCHEMA_VERSION = 1
 QUARANTINE_SCHEMA_VERSION = 1
-FEATURES_SCHEMA_VERSION = 1
 
 # --- Key layout -------------------------------------------------------------
 
@@ -36,6 +35,10 @@ PCA_KEY = f"{MODELS_PREFIX}pca"
 STOP_MARKER_KEY = "control/stop-stream"
 
 ACCEPTED_UPLOAD_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+# The Pillow decoders either half may open (ingest and the stream's preprocess): nothing else is reachable.
+IMAGE_PILLOW_FORMATS = ("JPEG", "PNG", "WEBP")
+# Decompression-bomb guard: images with more pixels are refused before decoding (both halves).
+MAX_IMAGE_PIXELS = 40_000_000
 CLEAN_IMAGE_FORMAT = "JPEG"
 CLEAN_IMAGE_CONTENT_TYPE = "image/jpeg"
 
@@ -94,18 +97,6 @@ META_LAT = "lat"
 META_LON = "lon"
 META_LABEL = "label"
 META_APP_VERSION = "app-version"
-UPLOAD_METADATA_KEYS = (
-    META_USER_ID,
-    META_DEVICE_ID,
-    META_CAPTURED_AT,
-    META_LAT,
-    META_LON,
-    META_LABEL,
-    META_APP_VERSION,
-)
-# Fields that identify a person: never copied into any output, log or metric.
-PERSONAL_METADATA_KEYS = (META_USER_ID, META_DEVICE_ID, META_CAPTURED_AT, META_LAT, META_LON)
-
 GEOHASH_PRECISION = 4
 
 # --- Manifest v1 --------------------------------------------------------------

@@ -16,13 +16,14 @@ import json
 import logging
 import threading
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 
 from pyspark.sql.streaming import StreamingQueryListener
 
 from fruits_core import contracts
+from fruits_core.clock import utc_now
+from fruits_core.lake_uris import join_uri
 from streaming_job import uris
-from streaming_job.config import StreamConfig, join_uri
+from streaming_job.config import StreamConfig
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +76,6 @@ class BatchStatsBoard:
             for older in [key for key in self._stats if key < batch_id]:
                 del self._stats[older]
             return stats
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def progress_record(progress: dict, stats: BatchStats | None, backlog_manifests: int | None) -> dict:

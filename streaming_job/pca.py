@@ -26,8 +26,8 @@ from datetime import UTC, datetime
 import numpy as np
 
 from fruits_core import contracts
+from fruits_core.lake_uris import join_uri
 from streaming_job import uris
-from streaming_job.config import join_uri
 from streaming_job.projection import PcaProjection
 
 log = logging.getLogger(__name__)

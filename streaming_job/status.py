@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 
 from fruits_core import contracts
-from streaming_job.config import join_uri
+from fruits_core.lake_uris import join_uri
 from streaming_job.monitoring import StatusLog
 
 MIN_STALL_SECONDS = 60.0

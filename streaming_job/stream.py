@@ -23,6 +23,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from fruits_core import contracts
+from fruits_core.clock import utc_now
 from streaming_job.batch_outcome import (
     DETAIL_COLUMN,
     FEATURE_NAMES,
@@ -32,7 +33,7 @@ from streaming_job.batch_outcome import (
     split_outcome,
 )
 from streaming_job.config import StreamConfig
-from streaming_job.monitoring import BatchStatsBoard, utc_now
+from streaming_job.monitoring import BatchStatsBoard
 from streaming_job.schemas import CORRUPT_RECORD_COLUMN, features_schema, manifest_read_schema
 from streaming_job.sink import BatchPublisher
 

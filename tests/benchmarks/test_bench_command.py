@@ -8,7 +8,7 @@ import pytest
 
 from benchmarks import bench
 from fruits_cli.main import main as fruits_main
-from streaming_job.config import ConfigError
+from fruits_core.errors import ConfigError
 from tests.benchmarks.conftest import TINY_INPUT_SIZE, TINY_K, TINY_N
 
 

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from fruits_core import contracts
+from fruits_core.lake_uris import join_uri
 from streaming_job import uris
-from streaming_job.config import StreamConfig, join_uri
+from streaming_job.config import StreamConfig
 from streaming_job.pca import CENTRED_COLUMN, SCORES_COLUMN, SPARK_MODEL_DIR, VECTOR_COLUMN
 from streaming_job.preprocess import decode_and_resize, scale_for_mobilenet
 

@@ -11,8 +11,8 @@ from datetime import date
 import pytest
 
 from fruits_cli import cost as cost_command
+from fruits_core.errors import ConfigError
 from operations.cost import Assumptions, UnknownPriceError, estimate, format_table, load_price_table
-from streaming_job.config import ConfigError
 
 SERVICES = ("lambda", "sqs", "s3", "kms", "cloudwatch", "xray", "ebs", "vpc")
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from fruits_core.contracts import CLEAN_IMAGE_FORMAT, QuarantineReason
+from fruits_core.contracts import IMAGE_PILLOW_FORMATS as ALLOWED_PILLOW_FORMATS
 
-ALLOWED_PILLOW_FORMATS = ("JPEG", "PNG", "WEBP")
 MIN_SIDE_PX = 32
 CLEAN_JPEG_QUALITY = 90
 _WHITE = (255, 255, 255)
