@@ -33,7 +33,6 @@ EU_PLACES = (
     (51.9244, 4.4777),  # Rotterdam
 )
 JITTER_DEGREES = 0.2
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 
 
 @dataclass(frozen=True)
@@ -48,7 +47,9 @@ class AppUpload:
 def find_images(images_dir: Path) -> list[Path]:
     """`<label>/<image>` files under a folder, sorted (the label is the parent folder's name)."""
     return sorted(
-        path for path in images_dir.glob("*/*") if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
+        path
+        for path in images_dir.glob("*/*")
+        if path.is_file() and path.suffix.lower() in contracts.ACCEPTED_UPLOAD_SUFFIXES
     )
 
 
@@ -133,20 +134,3 @@ def _dms(degrees: float) -> tuple[Fraction, Fraction, Fraction]:
     minutes = int(minutes_float)
     seconds = Fraction(round((minutes_float - minutes) * 60 * 10000), 10000)
     return Fraction(whole), Fraction(minutes), seconds
-
-
-def read_gps_exif(data: bytes) -> tuple[float, float] | None:
-    """(lat, lon) from an image's GPS EXIF, or None (used to prove the tags are there, and gone)."""
-    with Image.open(io.BytesIO(data)) as image:
-        gps = image.getexif().get_ifd(ExifTags.IFD.GPSInfo)
-    if ExifTags.GPS.GPSLatitude not in gps:
-        return None
-
-    def decimal(dms, ref) -> float:
-        value = float(dms[0]) + float(dms[1]) / 60 + float(dms[2]) / 3600
-        return -value if ref in ("S", "W") else value
-
-    return (
-        decimal(gps[ExifTags.GPS.GPSLatitude], gps[ExifTags.GPS.GPSLatitudeRef]),
-        decimal(gps[ExifTags.GPS.GPSLongitude], gps[ExifTags.GPS.GPSLongitudeRef]),
-    )

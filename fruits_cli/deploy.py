@@ -12,8 +12,9 @@ import os
 import sys
 from pathlib import Path
 
+from fruits_core.errors import ConfigError
 from operations.deploy import DEFAULT_REGION, STOP_POLL_SECONDS
-from streaming_job.config import ConfigError, add_stream_arguments
+from streaming_job.config import add_stream_arguments
 
 DEFAULT_STAGE = os.environ.get("FRUITS_STAGE", "dev")
 # Where `fruits demo` / `fruits model export` / `fruits fit-pca` leave the artifacts by default.
@@ -169,7 +170,7 @@ def _upload(args, executor, target) -> int:
     sources = deploy.UploadSources(
         package=build_job_package(),
         main_script=_existing_file(sources_dir / "main.py", "stream entry script"),
-        launcher=_existing_file(sources_dir / "launcher.py", "batch entry script"),
+        fit_pca_script=_existing_file(sources_dir / "fit_pca_main.py", "fit-pca entry script"),
         bootstrap_script=_existing_file(bootstrap, "bootstrap script (--bootstrap-script)"),
         featurizer=None
         if args.skip_featurizer
@@ -303,7 +304,7 @@ def _fit_pca(args, executor, target) -> int:
         images=args.images, k=args.k, target_variance=args.target_variance, sample_size=args.sample_size
     )
     version = _code_version(args)
-    step_id = deploy.fit_pca(executor, target, version, options)
+    step_id = deploy.submit_fit_pca_step(executor, target, version, options)
     if step_id:
         executor.note(
             f"fit-pca step {step_id} added to cluster {target.cluster_id}; the PCA is written to "

@@ -1,127 +1,20 @@
-"""`fruits fit-pca`: fit the PCA (mean-centring + Spark ML PCA) on a sample of images.
-
-Images come from the lake's clean/ area by default, or from --images (a local
-folder of <label>/<image> files, or any file:// / s3:// prefix). k is fixed with
---k or chosen as the fewest components reaching --target-variance.
-"""
+"""`fruits fit-pca`: fit the PCA locally (the job's streaming_job/fit_pca_main.py, master local[*])."""
 
 from __future__ import annotations
 
 import argparse
-import json
-import logging
-import os
-import random
-import sys
 
 from fruits_cli.model import DEFAULT_LOCAL_LAKE, default_lake
-from fruits_core import contracts
-from streaming_job.config import ConfigError, join_uri, validate_lake_uri
+from streaming_job.fit_pca_main import add_fit_pca_arguments, run_fit_pca
 
-DEFAULT_SAMPLE_SIZE = 2000
-# A fixed seed: the same listing gives the same sample, hence the same PCA.
-SAMPLE_SEED = 0
+LOCAL_MASTER = "local[*]"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--lake",
-        default=None,
-        help=f"lake root, file:// or s3:// (default FRUITS_LAKE or {DEFAULT_LOCAL_LAKE})",
-    )
-    parser.add_argument(
-        "--images",
-        help=f"folder or URI prefix of the images to fit on (default <lake>/{contracts.CLEAN_PREFIX})",
-    )
-    parser.add_argument(
-        "--featurizer", help=f"featurizer artifact (default <lake>/{contracts.FEATURIZER_KEY})"
-    )
-    parser.add_argument("--out", help=f"output directory (default <lake>/{contracts.PCA_KEY})")
-    choice = parser.add_mutually_exclusive_group()
-    choice.add_argument("--k", type=int, help="number of principal components")
-    choice.add_argument(
-        "--target-variance",
-        type=float,
-        default=0.95,
-        help="choose the fewest components explaining this share of variance (default 0.95)",
-    )
-    parser.add_argument(
-        "--sample-size",
-        type=int,
-        default=DEFAULT_SAMPLE_SIZE,
-        help=f"images drawn at random for the fit (default {DEFAULT_SAMPLE_SIZE})",
-    )
-    parser.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default 64)")
-    parser.add_argument(
-        "--master",
-        default=os.environ.get("FRUITS_SPARK_MASTER", "local[*]"),
-        help="Spark master (default local[*]; yarn on EMR)",
-    )
+    add_fit_pca_arguments(parser, lake_default_help=f"FRUITS_LAKE or {DEFAULT_LOCAL_LAKE}")
 
 
 def run(args: argparse.Namespace) -> int:
-    from streaming_job import uris
-    from streaming_job.model import FeaturizerError
-    from streaming_job.pca import PcaError, fit_pca
-    from streaming_job.session import build_spark_session
-
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    lake = validate_lake_uri(uris.to_uri(args.lake or default_lake()))
-    images_prefix = uris.to_uri(args.images) if args.images else join_uri(lake, contracts.CLEAN_PREFIX)
-    featurizer = uris.to_uri(args.featurizer) if args.featurizer else join_uri(lake, contracts.FEATURIZER_KEY)
-    out = uris.to_uri(args.out) if args.out else join_uri(lake, contracts.PCA_KEY)
-    _validate(args)
-    image_uris = sample_images(uris.list_uris(images_prefix), args.sample_size)
-    needed = (args.k + 1) if args.k else 2
-    if len(image_uris) < needed:
-        raise ConfigError(
-            f"found {len(image_uris)} images under {images_prefix}: fitting a PCA with "
-            f"k={args.k or 'auto'} needs >= {needed}"
-        )
-    from pyspark.sql import SparkSession
-
-    owns_session = SparkSession.getActiveSession() is None
-    spark = build_spark_session("fruits-fit-pca", master=args.master)
-    try:
-        sidecar = fit_pca(
-            spark,
-            image_uris,
-            featurizer,
-            out,
-            k=args.k,
-            target_variance=args.target_variance,
-            batch_size=args.batch_size,
-        )
-    except (PcaError, FeaturizerError) as error:
-        print(f"fruits fit-pca: {error}", file=sys.stderr)
-        return 1
-    finally:
-        if owns_session:
-            spark.stop()
-    summary = {
-        key: sidecar[key] for key in ("pca_version", "model_version", "k", "sample_size", "images_failed")
-    }
-    summary["explained_variance_total"] = sidecar["cumulative_explained_variance"][-1]
-    summary["out"] = out
-    print(json.dumps(summary, indent=2))
-    return 0
-
-
-def sample_images(image_uris: list[str], sample_size: int) -> list[str]:
-    """The image URIs (accepted suffixes only), at most `sample_size` of them, drawn reproducibly."""
-    images = sorted(uri for uri in image_uris if uri.lower().endswith(contracts.ACCEPTED_UPLOAD_SUFFIXES))
-    if len(images) <= sample_size:
-        return images
-    sampler = random.Random(SAMPLE_SEED)  # noqa: S311 - a reproducible sample, not a secret
-    return sorted(sampler.sample(images, sample_size))
-
-
-def _validate(args: argparse.Namespace) -> None:
-    if args.k is not None and args.k < 1:
-        raise ConfigError(f"--k must be >= 1, got {args.k}")
-    if not 0 < args.target_variance <= 1:
-        raise ConfigError(f"--target-variance must be in (0, 1], got {args.target_variance}")
-    if args.sample_size < 2:
-        raise ConfigError(f"--sample-size must be >= 2, got {args.sample_size}")
-    if not 1 <= args.batch_size <= 1024:
-        raise ConfigError(f"--batch-size must be in 1..1024, got {args.batch_size}")
+    args.lake = args.lake or default_lake()
+    args.master = args.master or LOCAL_MASTER
+    return run_fit_pca(args)

@@ -63,16 +63,8 @@ def manifest_read_schema() -> StructType:
     return StructType([*fields, StructField(CORRUPT_RECORD_COLUMN, StringType(), nullable=True)])
 
 
-def manifest_schema() -> StructType:
-    return struct_type(contracts.MANIFEST_FIELDS)
-
-
 def features_schema() -> StructType:
     return struct_type(contracts.FEATURES_FIELDS)
-
-
-def errors_schema() -> StructType:
-    return struct_type(contracts.ERROR_FIELDS)
 
 
 def arrow_schema(fields: tuple[tuple[str, str], ...]) -> pa.Schema:

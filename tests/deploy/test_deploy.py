@@ -15,10 +15,10 @@ from moto.emr.models import emr_backends
 
 from fruits_cli import deploy as deploy_command
 from fruits_core import contracts
+from fruits_core.errors import ConfigError
 from operations import deploy
 from operations.aws_calls import ApiCall, Boto3Executor
 from operations.job_package import build_job_package
-from streaming_job.config import ConfigError, StreamConfig
 from streaming_job.monitoring import StatusLog
 
 REGION = "eu-west-3"
@@ -141,7 +141,7 @@ def test_upload_puts_code_and_artifacts_encrypted_with_the_lake_key(s3, kms_key,
     assert keys(s3) == {
         f"code/{version}/fruits_job.zip",
         f"code/{version}/main.py",
-        f"code/{version}/fruits_cli.py",
+        f"code/{version}/fit_pca_main.py",
         "code/bootstrap/install-python-deps.sh",
         contracts.FEATURIZER_KEY,
         f"{contracts.PCA_KEY}/pca.json",
@@ -172,15 +172,7 @@ def test_a_new_pca_replaces_every_file_of_the_old_one(s3, kms_key, cluster_id, a
 
 
 def expected_stream_args(version: str) -> list[str]:
-    config = StreamConfig(
-        lake=f"s3://{BUCKET}",
-        checkpoint=f"s3://{BUCKET}/checkpoints/features",
-        featurizer=f"s3://{BUCKET}/{contracts.FEATURIZER_KEY}",
-        pca=f"s3://{BUCKET}/{contracts.PCA_KEY}",
-        clean_source="archive",
-        stage=STAGE,
-        cloudwatch_log_group=f"/fruits/{STAGE}/stream",
-    )
+    # Written out literally: not rebuilt with StreamConfig.to_cli_args, the function under test.
     return [
         "spark-submit",
         "--deploy-mode",
@@ -192,7 +184,28 @@ def expected_stream_args(version: str) -> list[str]:
         "--py-files",
         f"s3://{BUCKET}/code/{version}/fruits_job.zip",
         f"s3://{BUCKET}/code/{version}/main.py",
-        *config.to_cli_args(),
+        "--lake",
+        f"s3://{BUCKET}",
+        "--checkpoint",
+        f"s3://{BUCKET}/checkpoints/features",
+        "--featurizer",
+        f"s3://{BUCKET}/models/featurizer.keras",
+        "--pca",
+        f"s3://{BUCKET}/models/pca",
+        "--trigger",
+        "10",
+        "--max-files-per-trigger",
+        "1000",
+        "--clean-source",
+        "archive",
+        "--inference-batch-size",
+        "64",
+        "--metrics-namespace",
+        "Fruits/Stream",
+        "--stage",
+        STAGE,
+        "--cloudwatch-log-group",
+        f"/fruits/{STAGE}/stream",
     ]
 
 
@@ -377,7 +390,7 @@ def test_stop_without_a_running_stream_writes_nothing(s3, kms_key, cluster_id):
     assert keys(s3) == set()
 
 
-def test_fit_pca_adds_a_batch_step_running_the_cli_launcher(s3, emr, kms_key, cluster_id, artifacts):
+def test_fit_pca_adds_a_batch_step_running_the_job_fit_pca_entry(s3, emr, kms_key, cluster_id, artifacts):
     # GIVEN uploaded code and featurizer
     assert upload_all(cluster_id, kms_key, artifacts) == 0
     version = build_job_package().version
@@ -395,7 +408,7 @@ def test_fit_pca_adds_a_batch_step_running_the_cli_launcher(s3, emr, kms_key, cl
         )
         == 0
     )
-    # THEN the step runs `fruits fit-pca` on YARN from the zip, writing the lake's models/pca
+    # THEN the step runs the job's fit_pca_main.py from the zip (master: spark-submit's), writing models/pca
     [step] = steps(emr, cluster_id)
     assert step["Name"] == f"fruits-fit-pca-{STAGE}"
     assert step["ActionOnFailure"] == "CONTINUE"
@@ -409,16 +422,13 @@ def test_fit_pca_adds_a_batch_step_running_the_cli_launcher(s3, emr, kms_key, cl
         "spark.yarn.submit.waitAppCompletion=true",
         "--py-files",
         f"s3://{BUCKET}/code/{version}/fruits_job.zip",
-        f"s3://{BUCKET}/code/{version}/fruits_cli.py",
-        "fit-pca",
+        f"s3://{BUCKET}/code/{version}/fit_pca_main.py",
         "--lake",
         f"s3://{BUCKET}",
         "--featurizer",
         f"s3://{BUCKET}/{contracts.FEATURIZER_KEY}",
         "--out",
         f"s3://{BUCKET}/{contracts.PCA_KEY}",
-        "--master",
-        "yarn",
         "--k",
         "16",
         "--sample-size",

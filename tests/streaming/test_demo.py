@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -12,13 +13,31 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from PIL import ExifTags, Image
 
 from demo.run import prepare_workdir, steady_throughput
-from demo.uploads import EU_PLACES, app_uploads, bad_uploads, find_images, read_gps_exif
+from demo.uploads import EU_PLACES, app_uploads, bad_uploads, find_images
 from fruits_core import contracts
 
 FRUITS = str(Path(sys.executable).with_name("fruits"))
 PER_LABEL = 3
+
+
+def read_gps_exif(data: bytes) -> tuple[float, float] | None:
+    """(lat, lon) from an image's GPS EXIF, or None (used to prove the tags are there, and gone)."""
+    with Image.open(io.BytesIO(data)) as image:
+        gps = image.getexif().get_ifd(ExifTags.IFD.GPSInfo)
+    if ExifTags.GPS.GPSLatitude not in gps:
+        return None
+
+    def decimal(dms, ref) -> float:
+        value = float(dms[0]) + float(dms[1]) / 60 + float(dms[2]) / 3600
+        return -value if ref in ("S", "W") else value
+
+    return (
+        decimal(gps[ExifTags.GPS.GPSLatitude], gps[ExifTags.GPS.GPSLatitudeRef]),
+        decimal(gps[ExifTags.GPS.GPSLongitude], gps[ExifTags.GPS.GPSLongitudeRef]),
+    )
 
 
 def test_app_uploads_carry_personal_metadata_and_matching_gps_exif(sample_image_paths):
