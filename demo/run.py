@@ -44,6 +44,7 @@ INGEST_THREADS = 4
 DEFAULT_TIMEOUT_SECONDS = 900.0
 # Local demo only: the real key comes from SSM (AWS) or FRUITS_PSEUDONYM_KEY.
 DEMO_PSEUDONYM_KEY = b"fruits-demo-pseudonym-key-not-for-production"
+PSEUDONYM_KEY_ENV = "FRUITS_PSEUDONYM_KEY"
 # What a re-run deletes: the lake's data areas (never models/), the uploads and the plots.
 LAKE_DATA_PREFIXES = (
     contracts.UPLOADS_PREFIX,
@@ -160,12 +161,19 @@ def ensure_pca(
     source_file.write_text(json.dumps({"fingerprint": fingerprint, "images": len(images)}))
 
 
+def demo_pseudonym_key() -> bytes:
+    """FRUITS_PSEUDONYM_KEY, or the demo's own key; ConfigError naming the variable when too short."""
+    from fruits_ingest.config import validate_pseudonym_key
+
+    raw = os.environ.get(PSEUDONYM_KEY_ENV, "")
+    return validate_pseudonym_key(raw.encode(), PSEUDONYM_KEY_ENV) if raw else DEMO_PSEUDONYM_KEY
+
+
 def play_app(paths: DemoPaths, uploads: list[AppUpload], progress) -> list:
     """Upload everything as the app would and run the real ingest on each, a few at a time."""
     from fruits_ingest.local import LocalIngest
 
-    key = os.environ.get("FRUITS_PSEUDONYM_KEY", "").encode() or DEMO_PSEUDONYM_KEY
-    ingest = LocalIngest(paths.uploads, paths.lake_uri, key)
+    ingest = LocalIngest(paths.uploads, paths.lake_uri, demo_pseudonym_key())
 
     def upload_and_ingest(upload: AppUpload):
         outcome = ingest.process(ingest.upload(upload.data, upload.metadata, upload.name))

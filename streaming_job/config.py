@@ -179,7 +179,7 @@ def config_from_args(args: argparse.Namespace) -> StreamConfig:
     """Build and validate the config; raise ConfigError with a clear message."""
     if not args.lake:
         raise ConfigError("--lake (or FRUITS_LAKE) is required")
-    lake = validate_lake_uri(args.lake)
+    lake = validate_lake_uri(args.lake, "--lake")
     if args.trigger_seconds <= 0:
         raise ConfigError(f"--trigger must be > 0 seconds, got {args.trigger_seconds}")
     if args.max_files_per_trigger < 1:
@@ -205,5 +205,5 @@ def config_from_args(args: argparse.Namespace) -> StreamConfig:
         cloudwatch_log_group=args.cloudwatch_log_group or None,
     )
     for uri_field in ("checkpoint", "featurizer", "pca"):
-        validate_lake_uri(getattr(config, uri_field))
+        validate_lake_uri(getattr(config, uri_field), f"--{uri_field}")
     return config

@@ -153,3 +153,16 @@ def test_fruits_demo_end_to_end_on_twelve_images(sample_image_paths, tmp_path):
         read_gps_exif(path.read_bytes()) is None for path in (workdir / "lake" / "clean").rglob("*.jpg")
     )
     assert "[demo]" in result.stderr and find_images(images)
+
+
+def test_a_short_pseudonym_key_is_a_configuration_error_naming_its_variable(monkeypatch, capsys):
+    # GIVEN a FRUITS_PSEUDONYM_KEY too short to resist a dictionary attack
+    from fruits_cli.main import main
+
+    monkeypatch.setenv("FRUITS_PSEUDONYM_KEY", "short")
+    # WHEN the demo starts THEN it stops at once with exit 2 and a message naming that variable
+    assert main(["demo", "--workdir", "unused-workdir"]) == 2
+    error = capsys.readouterr().err
+    assert "configuration error" in error
+    assert "FRUITS_PSEUDONYM_KEY" in error
+    assert "Traceback" not in error
