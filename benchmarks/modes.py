@@ -16,9 +16,9 @@ import threading
 import time
 from pathlib import Path
 
-from benchmarks.stats import batch_end, steady_state
 from benchmarks.workload import Workload, WorkloadSpec, build_workload, load_workload, reusable, sample_images
 from streaming_job.config import StreamConfig
+from streaming_job.status_log import batch_end, steady_state
 
 MODES = ("prepare", "tf_alone", "stream", "batch_backfill", "ingest")
 TF_ALONE_BATCH = 64

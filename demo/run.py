@@ -55,8 +55,8 @@ LAKE_DATA_PREFIXES = (
     contracts.ERRORS_PREFIX,
     contracts.CHECKPOINTS_PREFIX,
     contracts.STATUS_PREFIX,
-    "archive/",
-    "control/",
+    contracts.ARCHIVE_PREFIX,
+    contracts.CONTROL_PREFIX,
 )
 PCA_SOURCE_NAME = "pca-images.json"
 
@@ -208,11 +208,11 @@ def wait_until_done(config: StreamConfig, expected: int, timeout_seconds: float,
 
 
 def steady_throughput(records: list[dict]) -> tuple[float | None, int]:
-    """Images/s over the batches after the first (the first one pays the model build); batches used."""
-    steady = records[1:] if len(records) > 1 else records
-    rows = sum(record["input_rows"] for record in steady)
-    milliseconds = sum(record["batch_duration_ms"] for record in steady)
-    return (round(rows * 1000.0 / milliseconds, 2) if milliseconds else None), len(steady)
+    """(images/s, batches used) in steady state: the bench's definition (status_log.steady_state)."""
+    from streaming_job.status_log import steady_state
+
+    steady = steady_state(records)
+    return steady["images_per_s"], steady["batches"]
 
 
 def read_features(features_uri: str):

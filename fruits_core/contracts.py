@@ -27,12 +27,14 @@ STATUS_PREFIX = "status/"
 MODELS_PREFIX = "models/"
 CODE_PREFIX = "code/"
 EMR_LOGS_PREFIX = "emr-logs/"
+ARCHIVE_PREFIX = "archive/"
+CONTROL_PREFIX = "control/"
 # Where the stream's cleanSource moves processed manifests: outside manifests/ on purpose.
-MANIFESTS_ARCHIVE_PREFIX = "archive/manifests/"
+MANIFESTS_ARCHIVE_PREFIX = f"{ARCHIVE_PREFIX}manifests/"
 FEATURIZER_KEY = f"{MODELS_PREFIX}featurizer.keras"
 PCA_KEY = f"{MODELS_PREFIX}pca"
 # Written by `fruits deploy stop`: the running stream stops cleanly after its current micro-batch.
-STOP_MARKER_KEY = "control/stop-stream"
+STOP_MARKER_KEY = f"{CONTROL_PREFIX}stop-stream"
 
 ACCEPTED_UPLOAD_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 # The Pillow decoders either half may open (ingest and the stream's preprocess): nothing else is reachable.
@@ -98,6 +100,25 @@ META_LON = "lon"
 META_LABEL = "label"
 META_APP_VERSION = "app-version"
 GEOHASH_PRECISION = 4
+
+# --- Stream status log (under STATUS_PREFIX) and metrics ----------------------------
+# <status>/latest.json for `fruits status`, one <status>/progress/<date>/<batchId>-<epoch ms>.json per batch.
+
+STATUS_RECORD_VERSION = 1
+STATUS_LATEST_NAME = "latest.json"
+STATUS_PROGRESS_DIR = "progress"
+# CloudWatch metric name -> (status record field, unit). The alarm templates key on these names.
+STREAM_METRICS: tuple[tuple[str, str, str], ...] = (
+    ("InputRows", "input_rows", "Count"),
+    ("RowsPerSecond", "rows_per_second", "Count/Second"),
+    ("BatchDurationMs", "batch_duration_ms", "Milliseconds"),
+    ("LatencyP50Ms", "latency_p50_ms", "Milliseconds"),
+    ("LatencyP95Ms", "latency_p95_ms", "Milliseconds"),
+    ("ErrorRows", "error_rows", "Count"),
+    ("BacklogManifests", "backlog_manifests", "Count"),
+    ("ModelBuilds", "model_builds", "Count"),
+)
+STREAM_METRIC_DIMENSION = "Stage"
 
 # --- Manifest v1 --------------------------------------------------------------
 # (name, type) with type one of: string, long, int, float, array<float>.

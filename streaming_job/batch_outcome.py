@@ -16,8 +16,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from fruits_core import contracts
-from streaming_job.monitoring import BatchStats
 from streaming_job.schemas import arrow_schema
+from streaming_job.status_log import BatchStats
 
 # Columns added to the manifest rows on their way through a micro-batch.
 MANIFEST_MTIME_COLUMN = "_manifest_mtime_ms"

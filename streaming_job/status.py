@@ -15,7 +15,7 @@ from datetime import datetime
 
 from fruits_core import contracts
 from fruits_core.lake_uris import join_uri
-from streaming_job.monitoring import StatusLog
+from streaming_job.status_log import StatusLog
 
 MIN_STALL_SECONDS = 60.0
 STALL_TRIGGERS = 3

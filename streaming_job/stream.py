@@ -33,9 +33,9 @@ from streaming_job.batch_outcome import (
     split_outcome,
 )
 from streaming_job.config import StreamConfig
-from streaming_job.monitoring import BatchStatsBoard
 from streaming_job.schemas import CORRUPT_RECORD_COLUMN, features_schema, manifest_read_schema
 from streaming_job.sink import BatchPublisher
+from streaming_job.status_log import BatchStatsBoard
 
 log = logging.getLogger(__name__)
 

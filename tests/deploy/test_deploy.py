@@ -19,7 +19,7 @@ from fruits_core.errors import ConfigError
 from operations import deploy
 from operations.aws_calls import ApiCall, Boto3Executor
 from operations.job_package import build_job_package
-from streaming_job.monitoring import StatusLog
+from streaming_job.status_log import StatusLog
 
 REGION = "eu-west-3"
 BUCKET = "fruits-test-lake"

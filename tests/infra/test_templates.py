@@ -32,7 +32,7 @@ from fruits_ingest import config as ingest_config
 
 from fruits_core import contracts
 from operations import deploy as stream_deploy
-from streaming_job import monitoring
+from streaming_job import status_log
 from streaming_job.config import StreamConfig
 
 # GDPR: EU member-state regions only. London and Zurich are outside the EU.
@@ -499,7 +499,7 @@ def test_ingest_alarms_cover_dlq_errors_throttles_and_quarantine_rate(ingest_tem
 
 def test_stream_alarms_watch_the_metrics_the_stream_emits(emr_template):
     alarms = _alarms(emr_template)
-    emitted = {name for name, _, _ in monitoring.EMF_METRICS}
+    emitted = {name for name, _, _ in status_log.EMF_METRICS}
     topic = {"Fn::ImportValue": {"Fn::Sub": "${IngestStackName}-AlertTopicArn"}}
     watched = set()
     for name, alarm in alarms.items():
@@ -510,7 +510,7 @@ def test_stream_alarms_watch_the_metrics_the_stream_emits(emr_template):
             if metric["Namespace"] == STREAM_METRIC_NAMESPACE:
                 # AND a stream metric is one the job emits, with the Stage dimension it emits
                 assert metric["MetricName"] in emitted
-                assert metric["Dimensions"] == [{"Name": monitoring.EMF_DIMENSION, "Value": {"Ref": "Stage"}}]
+                assert metric["Dimensions"] == [{"Name": status_log.EMF_DIMENSION, "Value": {"Ref": "Stage"}}]
             else:
                 assert metric["Namespace"] == "AWS/ElasticMapReduce"
                 assert metric["Dimensions"] == [{"Name": "JobFlowId", "Value": {"Ref": "Cluster"}}]

@@ -89,14 +89,31 @@ def test_a_rerun_resets_the_lake_data_but_keeps_the_models_and_foreign_files(tmp
     assert left == ["lake/models/featurizer.keras", "notes.txt"]
 
 
-def test_steady_throughput_leaves_out_the_warm_up_batch():
+def test_the_demo_reports_the_same_steady_state_as_the_bench():
+    # GIVEN a slow first batch, then 200 rows in two batches ending 10 s after the first one ended
     records = [
-        {"input_rows": 10, "batch_duration_ms": 10_000},
-        {"input_rows": 30, "batch_duration_ms": 2_000},
-        {"input_rows": 10, "batch_duration_ms": 1_000},
+        {
+            "batch_id": 0,
+            "timestamp": "2024-05-01T10:00:00.000Z",
+            "batch_duration_ms": 30_000,
+            "input_rows": 100,
+        },
+        {
+            "batch_id": 1,
+            "timestamp": "2024-05-01T10:00:30.000Z",
+            "batch_duration_ms": 4_000,
+            "input_rows": 100,
+        },
+        {
+            "batch_id": 2,
+            "timestamp": "2024-05-01T10:00:35.000Z",
+            "batch_duration_ms": 5_000,
+            "input_rows": 100,
+        },
     ]
-    assert steady_throughput(records) == (13.33, 2)
-    assert steady_throughput(records[:1]) == (1.0, 1)
+    # WHEN the demo computes its throughput THEN it is the bench's steady state: 200 rows / 10 s
+    assert steady_throughput(records) == (20.0, 2)
+    assert steady_throughput(records[:1]) == (3.33, 1)
 
 
 @pytest.mark.slow

@@ -17,12 +17,12 @@ from pyspark.sql.streaming.listener import (
 )
 
 from fruits_core import contracts
-from streaming_job.monitoring import (
+from streaming_job.monitoring import ProgressListener
+from streaming_job.status_log import (
     EMF_METRICS,
     BatchStats,
     BatchStatsBoard,
     EmfPublisher,
-    ProgressListener,
     StatusLog,
     emf_record,
     progress_record,
@@ -275,3 +275,19 @@ def test_a_failing_status_write_never_reaches_spark(tmp_path, caplog):
     # WHEN a progress event arrives THEN the error is logged, not raised into Spark's listener bus
     listener.onQueryProgress(QueryProgressEvent(StreamingQueryProgress.fromJson(spark_progress(0))))
     assert "could not record the query progress event" in caplog.text
+
+
+def test_the_listener_keeps_a_bounded_history(tmp_path, monkeypatch):
+    # GIVEN a listener whose history holds 3 records
+    import streaming_job.monitoring as monitoring
+
+    monkeypatch.setattr(monitoring, "HISTORY_RECORDS", 3)
+    config = stream_config(tmp_path / "lake", "file:///m/featurizer.keras", "file:///m/pca")
+    listener = ProgressListener(config, BatchStatsBoard())
+    # WHEN five batches report progress
+    for batch_id in range(5):
+        listener.onQueryProgress(
+            QueryProgressEvent(StreamingQueryProgress.fromJson(spark_progress(batch_id)))
+        )
+    # THEN only the three newest stay in memory (the status log in the lake keeps them all)
+    assert [record["batch_id"] for record in listener.records] == [2, 3, 4]
