@@ -158,7 +158,9 @@ def test_bad_manifests_and_missing_images_become_error_rows(spark, streamed):
     assert not list(streamed["lake"].parent.rglob("escape"))
     assert errors[MISSING_IMAGE_ID].image_uri.endswith(f"{MISSING_IMAGE_ID}.jpg")
     assert all(row.dt and row.processed_at for row in errors.values())
-    assert [path.parent.name.startswith("dt=") for path in (streamed["lake"] / "errors").glob("*/*.parquet")]
+    error_files = list((streamed["lake"] / "errors").glob("*/*.parquet"))
+    assert error_files
+    assert all(path.parent.name.startswith("dt=") for path in error_files)
 
 
 def test_no_personal_data_reaches_any_output(streamed):
