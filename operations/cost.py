@@ -26,7 +26,7 @@ LONG_POLL_SECONDS = 20
 
 @dataclass(frozen=True)
 class Assumptions:
-    """Every knob of the estimate; the defaults are documented in README.md ("fruits cost")."""
+    """Every knob of the estimate; the defaults are documented in docs/operations.md ("fruits cost")."""
 
     # Images and records
     image_kib: float = 1000.0  # average upload (12 MP photo compressed by the app); the clean JPEG ~ same

@@ -27,7 +27,7 @@ class StreamConfig:
     pca: str
     trigger_seconds: float = 10.0
     available_now: bool = False
-    # Under a backlog, bigger batches amortise the ~1 s fixed cost of a micro-batch (README, Performance).
+    # Under a backlog, bigger batches amortise the ~1 s fixed cost of a micro-batch (docs/performance.md).
     max_files_per_trigger: int = 1000
     clean_source: str = "off"
     inference_batch_size: int = 64

@@ -630,8 +630,11 @@ def test_samconfig_defines_eu_environments_with_reviewed_changesets():
     # GIVEN samconfig.toml
     config = tomllib.loads((REPO_ROOT / "samconfig.toml").read_text())
     assert config["version"] == 0.1
-    # THEN default, dev and prod deploy to eu-west-3 with change-set review and their own stage
-    for env, stage in (("default", "dev"), ("dev", "dev"), ("prod", "prod")):
+    stages = load_template(INGEST_TEMPLATE)["Parameters"]["Stage"]["AllowedValues"]
+    # THEN every Stage value of template.yaml has its environment (and default is dev's)
+    assert set(config) - {"version"} == {"default", *stages}
+    # AND each deploys to eu-west-3 with change-set review and its own stage
+    for env, stage in (("default", "dev"), *((stage, stage) for stage in stages)):
         assert config[env]["global"]["parameters"]["region"] == "eu-west-3"
         assert config[env]["global"]["parameters"]["stack_name"] == f"fruits-ingest-{stage}"
         deploy = config[env]["deploy"]["parameters"]
