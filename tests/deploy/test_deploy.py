@@ -9,7 +9,6 @@ from pathlib import Path
 
 import boto3
 import pytest
-from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.emr.models import emr_backends
 
@@ -36,18 +35,9 @@ def fruits_deploy(*argv: str) -> int:
 
 
 @pytest.fixture
-def aws(monkeypatch):
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(name, value)
+def aws(mocked_aws, monkeypatch):
     for name in ("FRUITS_LAKE", "FRUITS_STAGE", "FRUITS_STACK_NAME", "FRUITS_REGION"):
         monkeypatch.delenv(name, raising=False)
-    with mock_aws():
-        yield
 
 
 @pytest.fixture

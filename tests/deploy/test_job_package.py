@@ -154,12 +154,12 @@ def test_every_module_of_the_zip_imports_with_only_the_bootstrap_packages(tmp_pa
 @pytest.mark.slow
 @pytest.mark.spark
 @pytest.mark.tf
-def test_main_py_runs_the_stream_from_the_zip(tmp_path: Path, spark, sample_image_paths):
+def test_main_py_runs_the_stream_from_the_zip(tmp_path: Path, models, sample_image_paths):
     # GIVEN a small local lake of ingested images, the model artifacts, and the zip + main.py laid
     # out as an EMR step has them (main.py alone in its folder, the zip on --py-files)
-    from tests.streaming.stream_testkit import PCA_SAMPLE, every_nth, fitted_pca, ingest_images
+    from tests.streaming.stream_testkit import ingest_images
 
-    featurizer_uri, pca_uri = fitted_pca(spark, tuple(every_nth(sample_image_paths, PCA_SAMPLE)))
+    featurizer_uri, pca_uri = models
     lake = tmp_path / "lake"
     images = sample_image_paths[:4]
     ingest_images(lake, tmp_path / "uploads", images)

@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
-from moto import mock_aws
 from pyspark.sql.streaming.listener import (
     QueryIdleEvent,
     QueryProgressEvent,
@@ -142,17 +141,10 @@ def test_emf_leaves_out_metrics_without_a_value():
 
 
 @pytest.fixture
-def logs(monkeypatch):
-    for name, value in {
-        "AWS_DEFAULT_REGION": "eu-west-3",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-    }.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
-        client = boto3.client("logs", region_name="eu-west-3")
-        client.create_log_group(logGroupName="/fruits/prod/stream")
-        yield client
+def logs(mocked_aws):
+    client = boto3.client("logs", region_name="eu-west-3")
+    client.create_log_group(logGroupName="/fruits/prod/stream")
+    return client
 
 
 def recent(seconds_ago: int) -> str:

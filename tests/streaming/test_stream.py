@@ -20,10 +20,8 @@ from streaming_job.schemas import features_schema
 from streaming_job.stream import is_partition_date
 from tests.streaming.stream_testkit import (
     PCA_K,
-    PCA_SAMPLE,
     PERSONAL_STRINGS,
     every_nth,
-    fitted_pca,
     ingest_images,
     manifest_json,
     stream_config,
@@ -40,11 +38,6 @@ FUTURE_ID = "c" * 32
 INCOMPLETE_ID = "d" * 32
 BAD_DT_ID = "e" * 32
 FEATURE_NAMES = contracts.field_names(contracts.FEATURES_FIELDS)
-
-
-@pytest.fixture(scope="module")
-def models(spark, sample_image_paths):
-    return fitted_pca(spark, tuple(every_nth(sample_image_paths, PCA_SAMPLE)))
 
 
 @pytest.fixture(scope="module")
