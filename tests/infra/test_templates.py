@@ -243,7 +243,10 @@ def test_sam_build_packages_the_ingest_function_for_arm64(sam, offline_aws_env, 
     )
     artifact = build_dir / "IngestFunction"
     assert (artifact / "app.py").is_file()
+    # AND the shared core as real files (lambdas/ingest/fruits_core is a link that sam build follows)
     assert (artifact / "fruits_core" / "contracts.py").is_file()
+    assert (artifact / "fruits_core" / "lake_uris.py").is_file()
+    assert not (artifact / "fruits_core").is_symlink()
     assert (artifact / "PIL").is_dir()
     assert (artifact / "aws_lambda_powertools").is_dir()
     assert not (artifact / "numpy").exists(), "the Lambda package must stay slim"
