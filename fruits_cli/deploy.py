@@ -272,10 +272,10 @@ def _status(args, executor, target) -> int:
 
 
 def _stream_health(lake: str) -> dict:
-    """The stream's own health rule (streaming_job.status) applied to its status log in the lake."""
+    """The stream's own health rule (streaming_job.health) applied to its status log in the lake."""
     from datetime import UTC, datetime
 
-    from streaming_job.status import assess, load_status
+    from streaming_job.health import assess, load_status
 
     latest, recent = load_status(lake)
     return assess(latest, recent, datetime.now(UTC)).to_dict()

@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from fruits_core.errors import ConfigError
-    from streaming_job.status import assess, load_status, render_table
+    from streaming_job.health import assess, load_status, render_table
 
     if not args.lake:
         raise ConfigError("--lake (or FRUITS_LAKE) is required")

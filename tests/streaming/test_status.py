@@ -10,7 +10,7 @@ import pytest
 
 from fruits_cli import status as status_command
 from fruits_core import contracts
-from streaming_job.status import assess, render_table
+from streaming_job.health import assess, render_table
 from streaming_job.status_log import StatusLog
 
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
