@@ -12,13 +12,14 @@ from __future__ import annotations
 import io
 import random
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
 
 from PIL import ExifTags, Image
 
 from fruits_core import contracts
+from fruits_core.clock import utc_now
 
 APP_VERSION = "2.4.1"
 USERS = 5
@@ -56,7 +57,7 @@ def find_images(images_dir: Path) -> list[Path]:
 def app_uploads(images: list[Path], seed: int = 7, now: datetime | None = None) -> list[AppUpload]:
     """An upload per image with personal metadata (metadata and EXIF agree)."""
     rng = random.Random(seed)  # noqa: S311 - reproducible fake data, not security
-    now = now or datetime.now(UTC)
+    now = now or utc_now()
     uploads = []
     for index, path in enumerate(images):
         user = index % USERS
@@ -88,7 +89,7 @@ def app_uploads(images: list[Path], seed: int = 7, now: datetime | None = None) 
 
 def bad_uploads(sample: Path, now: datetime | None = None) -> list[AppUpload]:
     """Uploads the ingest must quarantine: a truncated photo and a text file named like a photo."""
-    now = now or datetime.now(UTC)
+    now = now or utc_now()
     metadata = {
         contracts.META_USER_ID: "demo-farmer-99@example.org",
         contracts.META_CAPTURED_AT: now.replace(microsecond=0).isoformat(),

@@ -273,12 +273,11 @@ def _status(args, executor, target) -> int:
 
 def _stream_health(lake: str) -> dict:
     """The stream's own health rule (streaming_job.health) applied to its status log in the lake."""
-    from datetime import UTC, datetime
-
+    from fruits_core.clock import utc_now
     from streaming_job.health import assess, load_status
 
     latest, recent = load_status(lake)
-    return assess(latest, recent, datetime.now(UTC)).to_dict()
+    return assess(latest, recent, utc_now()).to_dict()
 
 
 def _stop(args, executor, target) -> int:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from datetime import UTC, datetime
 
+from fruits_core.clock import utc_now
 from fruits_core.lake_uris import validate_lake_uri
 
 
@@ -27,6 +27,6 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--lake (or FRUITS_LAKE) is required")
     lake = validate_lake_uri(args.lake)
     latest, recent = load_status(lake)
-    report = assess(latest, recent, datetime.now(UTC))
+    report = assess(latest, recent, utc_now())
     print(json.dumps(report.to_dict(), sort_keys=True) if args.json else render_table(report, lake))
     return 0 if report.health == "healthy" else 1

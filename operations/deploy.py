@@ -15,12 +15,13 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 from fruits_core import contracts
+from fruits_core.clock import utc_now
 from fruits_core.errors import ConfigError
 from fruits_core.lake_uris import is_not_found_code, join_uri
 from operations.aws_calls import ApiCall, Executor, InlineBytes, LocalFile
@@ -633,7 +634,7 @@ def stop(
     poll_s: float = STOP_POLL_SECONDS,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
-    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    now: Callable[[], datetime] = utc_now,
 ) -> StopResult:
     """Ask the stream to stop after its current batch; cancel the step if still running at the timeout."""
     running = active_steps(executor, target, target.stream_step_name)

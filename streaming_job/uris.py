@@ -11,10 +11,8 @@ import os
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from fruits_core.lake_uris import is_missing_object_error, split_s3, write_atomically
+from fruits_core.lake_uris import FILE_SCHEME, S3_SCHEME, is_missing_object_error, split_s3, write_atomically
 
-S3_SCHEME = "s3"
-FILE_SCHEME = "file"
 # Names that writers use for in-flight files (and Spark ignores): never listed.
 HIDDEN_NAME_PREFIXES = (".", "_")
 
