@@ -273,11 +273,9 @@ def _status(args, executor, target) -> int:
 
 def _stream_health(lake: str) -> dict:
     """The stream's own health rule (streaming_job.health) applied to its status log in the lake."""
-    from fruits_core.clock import utc_now
-    from streaming_job.health import assess, load_status
+    from streaming_job.health import lake_health
 
-    latest, recent = load_status(lake)
-    return assess(latest, recent, utc_now()).to_dict()
+    return lake_health(lake).to_dict()
 
 
 def _stop(args, executor, target) -> int:

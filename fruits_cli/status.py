@@ -6,7 +6,6 @@ import argparse
 import json
 import os
 
-from fruits_core.clock import utc_now
 from fruits_core.lake_uris import validate_lake_uri
 
 
@@ -21,12 +20,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from fruits_core.errors import ConfigError
-    from streaming_job.health import assess, load_status, render_table
+    from streaming_job.health import lake_health, render_table
 
     if not args.lake:
         raise ConfigError("--lake (or FRUITS_LAKE) is required")
-    lake = validate_lake_uri(args.lake)
-    latest, recent = load_status(lake)
-    report = assess(latest, recent, utc_now())
+    lake = validate_lake_uri(args.lake, "--lake")
+    report = lake_health(lake)
     print(json.dumps(report.to_dict(), sort_keys=True) if args.json else render_table(report, lake))
     return 0 if report.health == "healthy" else 1

@@ -1,4 +1,4 @@
-"""The pipeline's contracts, defined once (see DESIGN.md).
+"""The pipeline's contracts, defined once (docs/design.md).
 
 Both halves import this module: the ingest Lambda writes what it describes and
 the streaming job reads it. It is stdlib-only on purpose, so the Lambda package

@@ -3,7 +3,7 @@
 Pure functions over the price table shipped with the package (`pricing_eu.json`,
 dated, one source URL per service) and a set of documented assumptions, so the
 estimate is reproducible and every figure can be traced. Volumes follow the data
-path of DESIGN.md: upload -> S3 notification -> SQS -> Lambda -> lake -> Spark
+path of docs/design.md: upload -> S3 notification -> SQS -> Lambda -> lake -> Spark
 stream on EMR -> Parquet.
 """
 

@@ -57,7 +57,7 @@ class DeployError(RuntimeError):
 
 
 def require_eu_region(region: str) -> str:
-    """Personal data stays in the EU (DESIGN.md): refuse any other region before calling AWS."""
+    """Personal data stays in the EU (docs/design.md): refuse any other region before calling AWS."""
     if region not in EU_REGIONS:
         raise ConfigError(
             f"--region must be an EU member-state region ({', '.join(EU_REGIONS)}) so the "

@@ -1,4 +1,4 @@
-"""Spark schemas of the stream's input and outputs, built from the field lists in contracts.py.
+"""Spark schemas of the stream's input and outputs, built from the field lists in fruits_core/contracts.py.
 
 The manifest schema is always given explicitly to `readStream` (never inferred),
 so a malformed or foreign manifest cannot change the query's schema.
