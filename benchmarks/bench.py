@@ -117,7 +117,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def validate(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     """(modes, runtimes) to run; raises ConfigError on a bad flag."""
-    from streaming_job.config import ConfigError
+    from fruits_core.errors import ConfigError
     from streaming_job.model import MAX_INPUT_SIZE, MIN_INPUT_SIZE
 
     modes = [mode.strip() for mode in args.modes.split(",") if mode.strip()]
@@ -151,7 +151,7 @@ def validate(args: argparse.Namespace) -> tuple[list[str], list[str]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from streaming_job.demo import default_images_dir
+    from demo.run import default_images_dir
 
     modes, runtimes = validate(args)
     images = (args.images or default_images_dir()).resolve()

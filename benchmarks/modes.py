@@ -16,10 +16,10 @@ import threading
 import time
 from pathlib import Path
 
-from benchmarks.stats import batch_end, steady_state
 from benchmarks.workload import Workload, WorkloadSpec, build_workload, load_workload, reusable, sample_images
 from streaming_job.config import StreamConfig
 from streaming_job.model import DEFAULT_RUNTIME, RUNTIMES
+from streaming_job.status_log import batch_end, steady_state
 
 MODES = ("prepare", "alone", "stream", "batch_backfill", "ingest")
 ALONE_BATCH = 64
@@ -111,9 +111,8 @@ def stream(
     end of the last micro-batch.
     """
     started_epoch = time.time()
-    from fruits_ingest import contracts
-
-    from streaming_job.config import join_uri
+    from fruits_core import contracts
+    from fruits_core.lake_uris import join_uri
     from streaming_job.runner import await_stream, start_stream
     from streaming_job.session import build_spark_session
 
@@ -189,10 +188,9 @@ def _wait_for_rows(running, expected: int, timeout_seconds: float) -> None:
 
 
 def _published_rows(workload: Workload) -> dict[str, int]:
-    from fruits_ingest import contracts
-
-    from streaming_job.config import join_uri
-    from streaming_job.demo import parquet_rows
+    from demo.run import parquet_rows
+    from fruits_core import contracts
+    from fruits_core.lake_uris import join_uri
 
     return {
         "features": parquet_rows(join_uri(workload.lake_uri, contracts.FEATURES_PREFIX)),

@@ -22,10 +22,9 @@ import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from fruits_ingest import contracts
-
+from fruits_core import contracts
+from fruits_core.lake_uris import join_uri
 from streaming_job import uris
-from streaming_job.config import join_uri
 
 WORKLOAD_FILE = "workload.json"
 WORKLOAD_VERSION = 2
@@ -100,7 +99,7 @@ class Workload:
 
 def sample_images(images_dir: Path) -> list[Path]:
     """The real `<label>/<n>.jpg` images of a folder, sorted."""
-    from streaming_job.demo_uploads import find_images
+    from demo.uploads import find_images
 
     return find_images(images_dir)
 

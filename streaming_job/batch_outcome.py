@@ -14,10 +14,10 @@ from datetime import datetime
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from fruits_ingest import contracts
 
-from streaming_job.monitoring import BatchStats
+from fruits_core import contracts
 from streaming_job.schemas import arrow_schema
+from streaming_job.status_log import BatchStats
 
 # Columns added to the manifest rows on their way through a micro-batch.
 MANIFEST_MTIME_COLUMN = "_manifest_mtime_ms"
@@ -25,8 +25,20 @@ REASON_COLUMN = "_error_reason"
 DETAIL_COLUMN = "_error_detail"
 
 FEATURE_NAMES = contracts.field_names(contracts.FEATURES_FIELDS)
-# What the featurizing job returns for every manifest row: a features row or an error row (reason set).
-FEATURIZED_COLUMNS = [*FEATURE_NAMES, "image_uri", REASON_COLUMN, DETAIL_COLUMN, MANIFEST_MTIME_COLUMN]
+# The worker-to-driver row, defined once: what the featurizing job returns for every manifest row, a
+# features row or an error row (reason set). Its column list, its Spark schema (stream.featurized_schema)
+# and the columns selected for the workers (stream.batch_row_columns) all come from these fields.
+WORKER_ROW_FIELDS: tuple[tuple[str, str], ...] = (
+    *((name, kind.rstrip("?") + "?") for name, kind in contracts.FEATURES_FIELDS),
+    ("image_uri", "string?"),
+    (REASON_COLUMN, "string?"),
+    (DETAIL_COLUMN, "string?"),
+    (MANIFEST_MTIME_COLUMN, "long?"),
+)
+FEATURIZED_COLUMNS = contracts.field_names(WORKER_ROW_FIELDS)
+# Filled in by the worker; every other column arrives with the manifest row, in this order.
+WORKER_COMPUTED_COLUMNS = ("processed_at", "features", "pca_residual", "model_version", "pca_version")
+WORKER_INPUT_COLUMNS = [name for name in FEATURIZED_COLUMNS if name not in WORKER_COMPUTED_COLUMNS]
 # errors/ columns, from the featurized columns they are taken from.
 ERROR_SOURCES = {
     "image_id": "image_id",

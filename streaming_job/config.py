@@ -11,33 +11,12 @@ from __future__ import annotations
 import argparse
 import os
 from dataclasses import dataclass, fields
-from urllib.parse import urlparse
 
-from fruits_ingest import contracts
+from fruits_core import contracts
+from fruits_core.errors import ConfigError
+from fruits_core.lake_uris import join_uri, validate_lake_uri
 
 CLEAN_SOURCE_MODES = ("off", "archive", "delete")
-
-
-class ConfigError(ValueError):
-    """A setting is missing or invalid; the message says which and why."""
-
-
-def join_uri(base: str, *parts: str) -> str:
-    """Join a lake URI and relative keys without doubling or losing slashes."""
-    joined = base.rstrip("/")
-    for part in parts:
-        joined = f"{joined}/{part.strip('/')}"
-    return joined
-
-
-def validate_lake_uri(uri: str) -> str:
-    """Accept `s3://bucket[/prefix]` or `file:///absolute/path`; return it without a trailing slash."""
-    parsed = urlparse(uri)
-    if parsed.scheme == "s3" and parsed.netloc:
-        return uri.rstrip("/")
-    if parsed.scheme == "file" and parsed.path.startswith("/") and not parsed.netloc:
-        return uri.rstrip("/")
-    raise ConfigError(f"lake URI must be s3://bucket[/prefix] or file:///absolute/path, got {uri!r}")
 
 
 @dataclass(frozen=True)
@@ -201,7 +180,7 @@ def config_from_args(args: argparse.Namespace) -> StreamConfig:
     """Build and validate the config; raise ConfigError with a clear message."""
     if not args.lake:
         raise ConfigError("--lake (or FRUITS_LAKE) is required")
-    lake = validate_lake_uri(args.lake)
+    lake = validate_lake_uri(args.lake, "--lake")
     if args.trigger_seconds <= 0:
         raise ConfigError(f"--trigger must be > 0 seconds, got {args.trigger_seconds}")
     if args.max_files_per_trigger < 1:
@@ -227,5 +206,5 @@ def config_from_args(args: argparse.Namespace) -> StreamConfig:
         cloudwatch_log_group=args.cloudwatch_log_group or None,
     )
     for uri_field in ("checkpoint", "featurizer", "pca"):
-        validate_lake_uri(getattr(config, uri_field))
+        validate_lake_uri(getattr(config, uri_field), f"--{uri_field}")
     return config

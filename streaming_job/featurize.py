@@ -12,8 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
-from fruits_ingest.contracts import FeaturizeErrorReason
 
+from fruits_core.contracts import FeaturizeErrorReason
 from streaming_job.image_io import ImageReader
 from streaming_job.preprocess import ImageDecodeError
 from streaming_job.projection import PcaProjection

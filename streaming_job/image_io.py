@@ -51,9 +51,6 @@ class ImageReader:
                 raise
         return uris.local_path(uri).read_bytes()
 
-    def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
-
     def _map(self, task: Callable[[str], T], image_uris: list[str]) -> list[T | Exception]:
         def guarded(uri: str) -> T | Exception:
             try:

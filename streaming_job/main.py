@@ -23,7 +23,8 @@ if __name__ == "__main__":
     sys.path = [entry for entry in sys.path if Path(entry or ".").resolve() != _HERE]
     sys.path.insert(0, str(_HERE.parent))
 
-from streaming_job.config import ConfigError, add_stream_arguments, config_from_args
+from fruits_core.errors import ConfigError
+from streaming_job.config import add_stream_arguments, config_from_args
 from streaming_job.runner import configure_logging, run_stream
 
 

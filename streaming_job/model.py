@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
-from fruits_ingest import contracts
 
+from fruits_core import contracts
 from streaming_job import uris
 from streaming_job.preprocess import decode_and_resize, scale_for_mobilenet
 

@@ -21,13 +21,13 @@ import hashlib
 import json
 import logging
 import uuid
-from datetime import UTC, datetime
 
 import numpy as np
-from fruits_ingest import contracts
 
+from fruits_core import contracts
+from fruits_core.clock import utc_now
+from fruits_core.lake_uris import join_uri
 from streaming_job import uris
-from streaming_job.config import join_uri
 from streaming_job.projection import PcaProjection
 
 log = logging.getLogger(__name__)
@@ -156,7 +156,7 @@ def fit_pca(
         "target_variance": None if k else target_variance,
         "sample_size": sample_size,
         "images_failed": failed,
-        "fitted_at": contracts.iso_utc(datetime.now(UTC)),
+        "fitted_at": contracts.iso_utc(utc_now()),
         "spark_model": SPARK_MODEL_DIR,
     }
     uris.write_bytes(join_uri(out_uri, SIDECAR_NAME), json.dumps(sidecar, indent=2).encode())

@@ -7,11 +7,13 @@ import io
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from fruits_core import contracts
+
 # Only what the lake holds (clean images are JPEG) or an app may upload: no other decoder is reachable.
-DECODER_FORMATS = ("JPEG", "PNG", "WEBP")
+DECODER_FORMATS = contracts.IMAGE_PILLOW_FORMATS
 # Checked before pixels are decoded, so a decompression bomb costs nothing (thread-safe, unlike
 # turning Pillow's DecompressionBombWarning into an error with the global warnings filters).
-MAX_DECODED_PIXELS = 40_000_000
+MAX_DECODED_PIXELS = contracts.MAX_IMAGE_PIXELS
 # MobileNetV2 expects inputs in [-1, 1]: x / 127.5 - 1.
 MOBILENET_SCALE = 127.5
 MOBILENET_OFFSET = 1.0

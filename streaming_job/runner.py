@@ -22,7 +22,8 @@ from pyspark.sql import SparkSession
 
 from streaming_job import uris
 from streaming_job.config import StreamConfig
-from streaming_job.monitoring import BatchStatsBoard, EmfPublisher, ProgressListener
+from streaming_job.monitoring import ProgressListener
+from streaming_job.status_log import BatchStatsBoard, EmfPublisher
 from streaming_job.stream import QUERY_NAME, MicroBatchWriter, WorkerContext, read_manifests
 
 log = logging.getLogger(__name__)

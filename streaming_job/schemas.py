@@ -1,4 +1,4 @@
-"""Spark schemas of the stream's input and outputs, built from the field lists in contracts.py.
+"""Spark schemas of the stream's input and outputs, built from the field lists in fruits_core/contracts.py.
 
 The manifest schema is always given explicitly to `readStream` (never inferred),
 so a malformed or foreign manifest cannot change the query's schema.
@@ -7,7 +7,6 @@ so a malformed or foreign manifest cannot change the query's schema.
 from __future__ import annotations
 
 import pyarrow as pa
-from fruits_ingest import contracts
 from pyspark.sql.types import (
     ArrayType,
     DataType,
@@ -18,6 +17,8 @@ from pyspark.sql.types import (
     StructField,
     StructType,
 )
+
+from fruits_core import contracts
 
 # Column that PERMISSIVE JSON parsing fills with the raw text of a manifest it cannot parse.
 CORRUPT_RECORD_COLUMN = "_corrupt_record"
@@ -62,16 +63,8 @@ def manifest_read_schema() -> StructType:
     return StructType([*fields, StructField(CORRUPT_RECORD_COLUMN, StringType(), nullable=True)])
 
 
-def manifest_schema() -> StructType:
-    return struct_type(contracts.MANIFEST_FIELDS)
-
-
 def features_schema() -> StructType:
     return struct_type(contracts.FEATURES_FIELDS)
-
-
-def errors_schema() -> StructType:
-    return struct_type(contracts.ERROR_FIELDS)
 
 
 def arrow_schema(fields: tuple[tuple[str, str], ...]) -> pa.Schema:

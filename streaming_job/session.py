@@ -8,7 +8,7 @@ import sys
 from pyspark.sql import SparkSession
 
 # Settings every run needs. Python workers are reused so the featurizer model, cached
-# per worker process, survives across tasks and micro-batches (see DESIGN.md pitfalls).
+# per worker process, survives across tasks and micro-batches (docs/design.md, known pitfalls).
 BASE_CONF: dict[str, str] = {
     "spark.python.worker.reuse": "true",
     "spark.sql.execution.arrow.pyspark.enabled": "true",

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from fruits_ingest import contracts
 
-from streaming_job.config import join_uri
+from fruits_core import contracts
+from fruits_core.lake_uris import join_uri
 
 STAGING_DIR = "_staging"
 PARTITION_COLUMN = contracts.FEATURES_PARTITION_COLUMN

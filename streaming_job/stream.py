@@ -19,22 +19,24 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from fruits_ingest import contracts
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from fruits_core import contracts
+from fruits_core.clock import utc_now
 from streaming_job.batch_outcome import (
     DETAIL_COLUMN,
-    FEATURE_NAMES,
     FEATURIZED_COLUMNS,
     MANIFEST_MTIME_COLUMN,
     REASON_COLUMN,
+    WORKER_INPUT_COLUMNS,
+    WORKER_ROW_FIELDS,
     split_outcome,
 )
 from streaming_job.config import StreamConfig
-from streaming_job.monitoring import BatchStatsBoard, utc_now
-from streaming_job.schemas import CORRUPT_RECORD_COLUMN, features_schema, manifest_read_schema
+from streaming_job.schemas import CORRUPT_RECORD_COLUMN, manifest_read_schema, struct_type
 from streaming_job.sink import BatchPublisher
+from streaming_job.status_log import BatchStatsBoard
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +47,6 @@ IMAGE_ID_PATTERN = r"^[0-9a-f]{32}$"
 MANIFEST_NAME_PATTERN = r"^([0-9a-f]{32})\.json$"
 BAD_DT_DETAIL = "dt is not a YYYY-MM-DD date"
 UNPARSEABLE_DETAIL = "manifest is not a JSON document of the manifest v1 schema (unparseable or wrong types)"
-
-# Manifest fields the featurizing worker needs or passes through to the features row.
-PASS_THROUGH = [name for name in FEATURE_NAMES if name in contracts.field_names(contracts.MANIFEST_FIELDS)]
-
 
 # --- Source ------------------------------------------------------------------------------------
 
@@ -162,26 +160,14 @@ def batch_row_columns() -> list[Column]:
         REASON_COLUMN: reason,
         DETAIL_COLUMN: detail,
     }
-    names = [*PASS_THROUGH, "image_uri", MANIFEST_MTIME_COLUMN, REASON_COLUMN, DETAIL_COLUMN]
-    return [computed.get(name, F.col(name)).alias(name) for name in names]
+    return [computed.get(name, F.col(name)).alias(name) for name in WORKER_INPUT_COLUMNS]
 
 
 # --- Featurization -------------------------------------------------------------------------------
 
 
 def featurized_schema():
-    from pyspark.sql.types import LongType, StringType, StructField, StructType
-
-    features = {field.name: field for field in features_schema().fields}
-    return StructType(
-        [
-            *(StructField(name, features[name].dataType, nullable=True) for name in FEATURE_NAMES),
-            StructField("image_uri", StringType(), nullable=True),
-            StructField(REASON_COLUMN, StringType(), nullable=True),
-            StructField(DETAIL_COLUMN, StringType(), nullable=True),
-            StructField(MANIFEST_MTIME_COLUMN, LongType(), nullable=True),
-        ]
-    )
+    return struct_type(WORKER_ROW_FIELDS)
 
 
 @dataclass(frozen=True)

@@ -8,12 +8,11 @@ A bare filesystem path is accepted wherever a `file://` URI is.
 from __future__ import annotations
 
 import os
-import uuid
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-S3_SCHEME = "s3"
-FILE_SCHEME = "file"
+from fruits_core.lake_uris import FILE_SCHEME, S3_SCHEME, is_missing_object_error, split_s3, write_atomically
+
 # Names that writers use for in-flight files (and Spark ignores): never listed.
 HIDDEN_NAME_PREFIXES = (".", "_")
 
@@ -49,14 +48,6 @@ def local_path(uri: str | Path) -> Path:
     raise UnsupportedUriError(f"not a local URI: {text!r}")
 
 
-def split_s3(uri: str) -> tuple[str, str]:
-    """`s3://bucket/some/key` -> ("bucket", "some/key")."""
-    parsed = urlparse(uri)
-    if parsed.scheme != S3_SCHEME or not parsed.netloc:
-        raise UnsupportedUriError(f"not an s3://bucket/key URI: {uri!r}")
-    return parsed.netloc, unquote(parsed.path.lstrip("/"))
-
-
 def s3_client(max_pool_connections: int = 10):
     """A new S3 client (region and endpoint from the usual AWS environment variables).
 
@@ -70,15 +61,6 @@ def s3_client(max_pool_connections: int = 10):
         retries={"max_attempts": 5, "mode": "standard"}, max_pool_connections=max_pool_connections
     )
     return boto3.client("s3", config=config)
-
-
-def is_missing_object_error(error: BaseException) -> bool:
-    """True for the S3 errors that mean "no such object" (404 / NoSuchKey)."""
-    response = getattr(error, "response", None)
-    if not isinstance(response, dict):
-        return False
-    code = str(response.get("Error", {}).get("Code", ""))
-    return code in ("404", "NoSuchKey", "NotFound")
 
 
 def read_bytes(uri: str) -> bytes:
@@ -100,17 +82,7 @@ def write_bytes(uri: str, data: bytes) -> None:
         bucket, key = split_s3(uri)
         s3_client().put_object(Bucket=bucket, Key=key, Body=data)
         return
-    target = local_path(uri)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(temporary, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, target)
-    finally:
-        temporary.unlink(missing_ok=True)
+    write_atomically(local_path(uri), data)
 
 
 def exists(uri: str) -> bool:

@@ -1,4 +1,4 @@
-"""Fixtures shared by every test package: paths to real images, one SparkSession."""
+"""Fixtures shared by every test package: real images, one SparkSession, moto, the model artifacts."""
 
 from __future__ import annotations
 
@@ -39,3 +39,34 @@ def spark():
     session = build_spark_session("fruits-tests", master="local[2]")
     yield session
     session.stop()
+
+
+# Fake credentials in the default region: with moto on, no call can reach a real account.
+MOTO_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "eu-west-3",
+    "AWS_REGION": "eu-west-3",
+}
+
+
+@pytest.fixture
+def mocked_aws(monkeypatch):
+    """moto for every AWS service the project calls (S3, SQS, SSM, EMR, CloudFormation, Logs)."""
+    from moto import mock_aws
+
+    for name, value in MOTO_ENV.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    with mock_aws():
+        yield
+
+
+@pytest.fixture(scope="session")
+def models(spark, sample_image_paths) -> tuple[str, str]:
+    """(featurizer URI, PCA URI): the seeded 96-px featurizer and a k=4 PCA fitted on real images."""
+    from tests.streaming.stream_testkit import PCA_SAMPLE, every_nth, fitted_pca
+
+    return fitted_pca(spark, tuple(every_nth(sample_image_paths, PCA_SAMPLE)))

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from benchmarks import bench
-from streaming_job.cli import main as fruits_main
-from streaming_job.config import ConfigError
+from fruits_cli.main import main as fruits_main
+from fruits_core.errors import ConfigError
 from tests.benchmarks.conftest import TINY_INPUT_SIZE, TINY_K, TINY_N
 
 

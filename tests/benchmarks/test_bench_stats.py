@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.stats import median_or_none, ratio, steady_state
+from benchmarks.stats import median_or_none, ratio
+from streaming_job.status_log import steady_state
 
 
 def record(batch_id: int, start_s: float, duration_s: float, rows: int) -> dict:

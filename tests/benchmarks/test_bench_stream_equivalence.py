@@ -10,10 +10,11 @@ import threading
 
 import numpy as np
 import pytest
-from fruits_ingest import contracts
 
+from fruits_core import contracts
+from fruits_core.lake_uris import join_uri
 from streaming_job import uris
-from streaming_job.config import StreamConfig, join_uri
+from streaming_job.config import StreamConfig
 from streaming_job.pca import CENTRED_COLUMN, SCORES_COLUMN, SPARK_MODEL_DIR, VECTOR_COLUMN
 from streaming_job.preprocess import decode_and_resize, scale_for_mobilenet
 
@@ -75,7 +76,7 @@ def reference_features(
 @pytest.mark.parametrize("runtime", ["litert", "keras"])
 def test_tuned_stream_equals_the_plain_runtime_then_spark_pca_transform(spark, tiny_workload, runtime):
     # GIVEN the benchmark lake: N manifests of real images, the runtime's featurizer and its fitted PCA
-    from streaming_job.demo import read_features
+    from demo.run import read_features
     from streaming_job.runner import await_stream, start_stream
 
     tiny_workload.clear_run_outputs()

@@ -10,9 +10,9 @@ from datetime import date
 
 import pytest
 
-from streaming_job.commands import cost as cost_command
-from streaming_job.config import ConfigError
-from streaming_job.cost import Assumptions, UnknownPriceError, estimate, format_table, load_price_table
+from fruits_cli import cost as cost_command
+from fruits_core.errors import ConfigError
+from operations.cost import Assumptions, UnknownPriceError, estimate, format_table, load_price_table
 
 SERVICES = ("lambda", "sqs", "s3", "kms", "cloudwatch", "xray", "ebs", "vpc")
 
@@ -56,7 +56,7 @@ def test_lambda_line_is_images_times_duration_times_memory_at_the_table_price():
 
 
 def test_cost_and_fleet_grow_with_the_image_rate():
-    # GIVEN the three scales of the README
+    # GIVEN the three scales of docs/operations.md
     small, medium, large = (estimate(n) for n in (10_000, 1_000_000, 100_000_000))
     # THEN the total grows with the rate
     assert small.total_usd < medium.total_usd < large.total_usd

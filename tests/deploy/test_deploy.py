@@ -9,17 +9,17 @@ from pathlib import Path
 
 import boto3
 import pytest
-from fruits_ingest import contracts
-from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.emr.models import emr_backends
 
-from streaming_job import deploy, uris
-from streaming_job.aws_calls import ApiCall, Boto3Executor
-from streaming_job.commands import deploy as deploy_command
-from streaming_job.config import ConfigError, StreamConfig
-from streaming_job.job_package import build_job_package
-from streaming_job.monitoring import StatusLog
+from fruits_cli import deploy as deploy_command
+from fruits_core import contracts
+from fruits_core.errors import ConfigError
+from operations import deploy
+from operations.aws_calls import ApiCall, Boto3Executor
+from operations.job_package import build_job_package
+from streaming_job import uris
+from streaming_job.status_log import StatusLog
 
 REGION = "eu-west-3"
 BUCKET = "fruits-test-lake"
@@ -36,18 +36,9 @@ def fruits_deploy(*argv: str) -> int:
 
 
 @pytest.fixture
-def aws(monkeypatch):
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(name, value)
+def aws(mocked_aws, monkeypatch):
     for name in ("FRUITS_LAKE", "FRUITS_STAGE", "FRUITS_STACK_NAME", "FRUITS_REGION"):
         monkeypatch.delenv(name, raising=False)
-    with mock_aws():
-        yield
 
 
 @pytest.fixture
@@ -144,7 +135,7 @@ def test_upload_puts_code_and_artifacts_encrypted_with_the_lake_key(s3, kms_key,
     assert keys(s3) == {
         f"code/{version}/fruits_job.zip",
         f"code/{version}/main.py",
-        f"code/{version}/fruits_cli.py",
+        f"code/{version}/fit_pca_main.py",
         "code/bootstrap/install-python-deps.sh",
         contracts.FEATURIZER_KEY,
         f"{contracts.PCA_KEY}/pca.json",
@@ -175,15 +166,7 @@ def test_a_new_pca_replaces_every_file_of_the_old_one(s3, kms_key, cluster_id, a
 
 
 def expected_stream_args(version: str) -> list[str]:
-    config = StreamConfig(
-        lake=f"s3://{BUCKET}",
-        checkpoint=f"s3://{BUCKET}/checkpoints/features",
-        featurizer=f"s3://{BUCKET}/{contracts.FEATURIZER_KEY}",
-        pca=f"s3://{BUCKET}/{contracts.PCA_KEY}",
-        clean_source="archive",
-        stage=STAGE,
-        cloudwatch_log_group=f"/fruits/{STAGE}/stream",
-    )
+    # Written out literally: not rebuilt with StreamConfig.to_cli_args, the function under test.
     return [
         "spark-submit",
         "--deploy-mode",
@@ -195,7 +178,28 @@ def expected_stream_args(version: str) -> list[str]:
         "--py-files",
         f"s3://{BUCKET}/code/{version}/fruits_job.zip",
         f"s3://{BUCKET}/code/{version}/main.py",
-        *config.to_cli_args(),
+        "--lake",
+        f"s3://{BUCKET}",
+        "--checkpoint",
+        f"s3://{BUCKET}/checkpoints/features",
+        "--featurizer",
+        f"s3://{BUCKET}/models/featurizer.keras",
+        "--pca",
+        f"s3://{BUCKET}/models/pca",
+        "--trigger",
+        "10",
+        "--max-files-per-trigger",
+        "1000",
+        "--clean-source",
+        "archive",
+        "--inference-batch-size",
+        "64",
+        "--metrics-namespace",
+        "Fruits/Stream",
+        "--stage",
+        STAGE,
+        "--cloudwatch-log-group",
+        f"/fruits/{STAGE}/stream",
     ]
 
 
@@ -380,7 +384,7 @@ def test_stop_without_a_running_stream_writes_nothing(s3, kms_key, cluster_id):
     assert keys(s3) == set()
 
 
-def test_fit_pca_adds_a_batch_step_running_the_cli_launcher(s3, emr, kms_key, cluster_id, artifacts):
+def test_fit_pca_adds_a_batch_step_running_the_job_fit_pca_entry(s3, emr, kms_key, cluster_id, artifacts):
     # GIVEN uploaded code and featurizer
     assert upload_all(cluster_id, kms_key, artifacts) == 0
     version = build_job_package().version
@@ -398,7 +402,7 @@ def test_fit_pca_adds_a_batch_step_running_the_cli_launcher(s3, emr, kms_key, cl
         )
         == 0
     )
-    # THEN the step runs `fruits fit-pca` on YARN from the zip, writing the lake's models/pca
+    # THEN the step runs the job's fit_pca_main.py from the zip (master: spark-submit's), writing models/pca
     [step] = steps(emr, cluster_id)
     assert step["Name"] == f"fruits-fit-pca-{STAGE}"
     assert step["ActionOnFailure"] == "CONTINUE"
@@ -412,16 +416,13 @@ def test_fit_pca_adds_a_batch_step_running_the_cli_launcher(s3, emr, kms_key, cl
         "spark.yarn.submit.waitAppCompletion=true",
         "--py-files",
         f"s3://{BUCKET}/code/{version}/fruits_job.zip",
-        f"s3://{BUCKET}/code/{version}/fruits_cli.py",
-        "fit-pca",
+        f"s3://{BUCKET}/code/{version}/fit_pca_main.py",
         "--lake",
         f"s3://{BUCKET}",
         "--featurizer",
         f"s3://{BUCKET}/{contracts.FEATURIZER_KEY}",
         "--out",
         f"s3://{BUCKET}/{contracts.PCA_KEY}",
-        "--master",
-        "yarn",
         "--k",
         "16",
         "--sample-size",

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
-from streaming_job.job_package import build_job_package, collect_sources, content_version
+import pyarrow.parquet as pq
+import pytest
+
+from operations.job_package import build_job_package, collect_sources, content_version
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_same_sources_give_byte_identical_packages():
@@ -30,13 +36,12 @@ def test_entries_are_sorted_sources_with_fixed_metadata(tmp_path: Path):
     with zipfile.ZipFile(archive_path) as archive:
         infos = archive.infolist()
     names = [info.filename for info in infos]
-    # THEN it holds sorted Python sources (and package data) of the three packages, no caches
+    # THEN it holds sorted Python sources (and package data) of the job and the core, no caches
     assert names == sorted(names)
     assert {
         "streaming_job/config.py",
-        "streaming_job/cli.py",
-        "fruits_ingest/contracts.py",
-        "streaming_job/pricing_eu.json",
+        "streaming_job/main.py",
+        "fruits_core/contracts.py",
     } <= set(names)
     assert all(name.endswith((".py", ".json")) for name in names)
     assert not any("__pycache__" in name for name in names)
@@ -55,45 +60,133 @@ def test_version_changes_when_any_source_changes():
     assert content_version(changed) != content_version(sources)
 
 
-def test_modules_import_from_the_zip_alone(tmp_path: Path):
-    # GIVEN the package on disk, as spark-submit --py-files puts it on sys.path
-    archive_path = tmp_path / "fruits_job.zip"
-    archive_path.write_bytes(build_job_package().data)
-    probe = (
-        "import streaming_job.config as config, fruits_ingest.contracts as contracts\n"
-        "import streaming_job.cost as cost\n"
-        "print(config.__file__); print(contracts.__file__)\n"
-        "print(cost.estimate(1000).total_usd > 0)\n"
-    )
-    # WHEN a fresh interpreter imports the job's modules with the zip first on its path
-    env = {**os.environ, "PYTHONPATH": str(archive_path)}
-    result = subprocess.run(
-        [sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
-    )
-    # THEN they come from the zip (package data included), not from the checkout
-    assert result.returncode == 0, result.stderr
-    config_file, contracts_file, cost_ok = result.stdout.split()
-    assert config_file.startswith(str(archive_path))
-    assert contracts_file.startswith(str(archive_path))
-    assert cost_ok == "True"
+def test_the_zip_holds_the_spark_job_and_the_core_only():
+    # GIVEN the job package WHEN its entries are listed
+    names = collect_sources()
+    # THEN every entry belongs to streaming_job/ or fruits_core/: the CLI, operations, the demo,
+    # benchmarks and the Lambda's own modules stay home
+    assert {name.split("/")[0] for name in names} == {"fruits_core", "streaming_job"}
+    assert "streaming_job/main.py" in names
+    assert "streaming_job/fit_pca_main.py" in names
 
 
-def test_launcher_runs_a_fruits_command_from_the_zip(tmp_path: Path, repo_root: Path):
-    # GIVEN the zip and the launcher uploaded as fruits_cli.py (what the fit-pca step runs)
+# Run in a fresh interpreter: only the zip, the standard library and the distributions the EMR
+# bootstrap installs (its pins plus what they require, and pyspark, which EMR provides) can import.
+BOOTSTRAP_ONLY_PROBE = r"""
+import importlib.abc, importlib.metadata as md, re, sys, zipfile
+
+archive, pins = sys.argv[1], sys.argv[2:]
+
+
+def canonical(name):
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def requirement_name(text):
+    return canonical(re.split(r"[=<>!~;\[ (]", text.strip(), maxsplit=1)[0])
+
+
+installed = {canonical(dist.metadata["Name"]): dist for dist in md.distributions()}
+allowed, pending = set(), [requirement_name(pin) for pin in pins] + ["pyspark"]
+while pending:
+    name = pending.pop()
+    if name in allowed or name not in installed:
+        continue
+    allowed.add(name)
+    pending += [requirement_name(req) for req in installed[name].requires or [] if "extra ==" not in req]
+in_zip = {"fruits_core", "streaming_job"}
+blocked = {
+    module
+    for module, owners in md.packages_distributions().items()
+    if module not in in_zip and not any(canonical(owner) in allowed for owner in owners)
+}
+blocked |= {"fruits_ingest", "fruits_cli", "operations", "demo", "benchmarks"}
+
+
+class NotOnEmr(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in blocked:
+            raise ModuleNotFoundError(f"{name} is not installed on EMR", name=name)
+        return None
+
+
+sys.meta_path.insert(0, NotOnEmr())
+sys.path.insert(0, archive)
+modules = sorted(
+    entry[:-3].replace("/", ".").removesuffix(".__init__")
+    for entry in zipfile.ZipFile(archive).namelist()
+    if entry.endswith(".py")
+)
+for name in modules:
+    module = __import__(name, fromlist=["_"])
+    assert module.__file__.startswith(archive), f"{name} imported from {module.__file__}"
+print(len(modules))
+"""
+
+
+def _bootstrap_pins(repo_root: Path) -> list[str]:
+    script = (repo_root / "infra" / "bootstrap" / "install-python-deps.sh").read_text()
+    block = re.search(r'readonly REQUIREMENTS="([^"]+)"', script)
+    assert block, "REQUIREMENTS not found in the bootstrap script"
+    return block.group(1).split()
+
+
+@pytest.mark.tf
+def test_every_module_of_the_zip_imports_with_only_the_bootstrap_packages(tmp_path: Path, repo_root: Path):
+    # GIVEN the zip on disk, as spark-submit --py-files puts it on sys.path
     archive_path = tmp_path / "fruits_job.zip"
     archive_path.write_bytes(build_job_package().data)
-    launcher = tmp_path / "fruits_cli.py"
-    launcher.write_bytes((repo_root / "streaming_job" / "launcher.py").read_bytes())
-    # WHEN it runs a fruits command with only the zip on the path
-    env = {**os.environ, "PYTHONPATH": str(archive_path)}
+    # WHEN an isolated interpreter (-I: no checkout, no PYTHONPATH) imports every module of the zip,
+    # with only the bootstrap's packages importable
     result = subprocess.run(
-        [sys.executable, str(launcher), "cost", "--images-per-day", "10000", "--json"],
+        [sys.executable, "-I", "-c", BOOTSTRAP_ONLY_PROBE, str(archive_path), *_bootstrap_pins(repo_root)],
         cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    # THEN each module imports, from the zip
+    assert result.returncode == 0, result.stderr[-3000:]
+    modules_in_zip = sum(1 for name in collect_sources() if name.endswith(".py"))
+    assert int(result.stdout.split()[-1]) == modules_in_zip
+
+
+@pytest.mark.slow
+@pytest.mark.spark
+@pytest.mark.tf
+def test_main_py_runs_the_stream_from_the_zip(tmp_path: Path, models, sample_image_paths):
+    # GIVEN a small local lake of ingested images, the model artifacts, and the zip + main.py laid
+    # out as an EMR step has them (main.py alone in its folder, the zip on --py-files)
+    from tests.streaming.stream_testkit import ingest_images
+
+    featurizer_uri, pca_uri = models
+    lake = tmp_path / "lake"
+    images = sample_image_paths[:4]
+    ingest_images(lake, tmp_path / "uploads", images)
+    step = tmp_path / "step"
+    step.mkdir()
+    (step / "fruits_job.zip").write_bytes(build_job_package().data)
+    (step / "main.py").write_bytes((REPO_ROOT / "streaming_job" / "main.py").read_bytes())
+    # WHEN spark-submit runs main.py --available-now
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    env.pop("PYTHONPATH", None)
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("spark-submit")),
+            "--master",
+            "local[1]",
+            "--py-files",
+            "fruits_job.zip",
+            "main.py",
+            *["--lake", lake.as_uri(), "--featurizer", featurizer_uri, "--pca", pca_uri, "--available-now"],
+        ],
+        cwd=step,
         env=env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=600,
     )
-    # THEN the whole CLI (every command module) loads from the zip and the command runs
-    assert result.returncode == 0, result.stderr
-    assert '"images_per_day": 10000' in result.stdout
+    # THEN it exits 0 after featurizing every manifest of the lake
+    assert result.returncode == 0, result.stderr[-4000:]
+    features = pq.read_table(lake / "features")
+    assert features.num_rows == len(images)

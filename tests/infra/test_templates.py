@@ -29,10 +29,10 @@ from cfn_template import (
     sub_text,
 )
 from fruits_ingest import config as ingest_config
-from fruits_ingest import contracts
 
-from streaming_job import deploy as stream_deploy
-from streaming_job import monitoring
+from fruits_core import contracts
+from operations import deploy as stream_deploy
+from streaming_job import status_log
 from streaming_job.config import StreamConfig
 
 CUSTOM_CHECKS_DIR = REPO_ROOT / "infra" / "checkov_checks"
@@ -292,7 +292,10 @@ def test_sam_build_packages_the_ingest_function_for_arm64(sam, offline_aws_env, 
     )
     artifact = build_dir / "IngestFunction"
     assert (artifact / "app.py").is_file()
-    assert (artifact / "fruits_ingest" / "contracts.py").is_file()
+    # AND the shared core as real files (lambdas/ingest/fruits_core is a link that sam build follows)
+    assert (artifact / "fruits_core" / "contracts.py").is_file()
+    assert (artifact / "fruits_core" / "lake_uris.py").is_file()
+    assert not (artifact / "fruits_core").is_symlink()
     assert (artifact / "PIL").is_dir()
     assert (artifact / "aws_lambda_powertools").is_dir()
     assert not (artifact / "numpy").exists(), "the Lambda package must stay slim"
@@ -549,7 +552,7 @@ def test_ingest_alarms_cover_dlq_errors_throttles_and_quarantine_rate(ingest_tem
 
 def test_stream_alarms_watch_the_metrics_the_stream_emits(emr_template):
     alarms = _alarms(emr_template)
-    emitted = {name for name, _, _ in monitoring.EMF_METRICS}
+    emitted = {name for name, _, _ in status_log.EMF_METRICS}
     topic = {"Fn::ImportValue": {"Fn::Sub": "${IngestStackName}-AlertTopicArn"}}
     watched = set()
     for name, alarm in alarms.items():
@@ -560,7 +563,7 @@ def test_stream_alarms_watch_the_metrics_the_stream_emits(emr_template):
             if metric["Namespace"] == STREAM_METRIC_NAMESPACE:
                 # AND a stream metric is one the job emits, with the Stage dimension it emits
                 assert metric["MetricName"] in emitted
-                assert metric["Dimensions"] == [{"Name": monitoring.EMF_DIMENSION, "Value": {"Ref": "Stage"}}]
+                assert metric["Dimensions"] == [{"Name": status_log.EMF_DIMENSION, "Value": {"Ref": "Stage"}}]
             else:
                 assert metric["Namespace"] == "AWS/ElasticMapReduce"
                 assert metric["Dimensions"] == [{"Name": "JobFlowId", "Value": {"Ref": "Cluster"}}]
@@ -680,8 +683,11 @@ def test_samconfig_defines_eu_environments_with_reviewed_changesets():
     # GIVEN samconfig.toml
     config = tomllib.loads((REPO_ROOT / "samconfig.toml").read_text())
     assert config["version"] == 0.1
-    # THEN default, dev and prod deploy to eu-west-3 with change-set review and their own stage
-    for env, stage in (("default", "dev"), ("dev", "dev"), ("prod", "prod")):
+    stages = load_template(INGEST_TEMPLATE)["Parameters"]["Stage"]["AllowedValues"]
+    # THEN every Stage value of template.yaml has its environment (and default is dev's)
+    assert set(config) - {"version"} == {"default", *stages}
+    # AND each deploys to eu-west-3 with change-set review and its own stage
+    for env, stage in (("default", "dev"), *((stage, stage) for stage in stages)):
         assert config[env]["global"]["parameters"]["region"] == "eu-west-3"
         assert config[env]["global"]["parameters"]["stack_name"] == f"fruits-ingest-{stage}"
         deploy = config[env]["deploy"]["parameters"]

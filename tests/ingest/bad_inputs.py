@@ -14,9 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.header import Header
 
-from fruits_ingest.contracts import QuarantineReason as R
-from fruits_ingest.contracts import SkipReason
 from PIL import Image, ImageCms
+
+from fruits_core.contracts import QuarantineReason as R
+from fruits_core.contracts import SkipReason
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 EXIF_ORIENTATION_TAG = 0x0112

@@ -8,7 +8,6 @@ from types import ModuleType
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from .helpers import (
     EVENT_UPLOADS,
@@ -26,30 +25,21 @@ from .helpers import (
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
+def aws(mocked_aws, monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
     """moto S3 + SSM with the uploads and lake buckets; botocore gives up after one attempt."""
-    for name, value in {
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_REGION": REGION,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_MAX_ATTEMPTS": "1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
-        # One botocore session for all tests (it caches service models); clients made from it,
-        # the app's included, see the hooks a test registers through `Aws.on_session`.
-        boto3.DEFAULT_SESSION = shared_session()
-        s3 = boto3.client("s3")
-        for bucket in (UPLOADS_BUCKET, LAKE_BUCKET):
-            s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
-        world = Aws(s3=s3, session_events=boto3.DEFAULT_SESSION.events)
-        try:
-            yield world
-        finally:
-            world.remove_session_hooks()
-            boto3.DEFAULT_SESSION = None
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    # One botocore session for all tests (it caches service models); clients made from it,
+    # the app's included, see the hooks a test registers through `Aws.on_session`.
+    boto3.DEFAULT_SESSION = shared_session()
+    s3 = boto3.client("s3")
+    for bucket in (UPLOADS_BUCKET, LAKE_BUCKET):
+        s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+    world = Aws(s3=s3, session_events=boto3.DEFAULT_SESSION.events)
+    try:
+        yield world
+    finally:
+        world.remove_session_hooks()
+        boto3.DEFAULT_SESSION = None
 
 
 @pytest.fixture

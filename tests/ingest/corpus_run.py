@@ -11,8 +11,9 @@ import json
 from types import ModuleType
 from typing import Any
 
-from fruits_ingest import contracts
 from PIL import Image
+
+from fruits_core import contracts
 
 from .bad_inputs import Case
 from .helpers import LAKE_URI, UPLOADS_BUCKET, Aws, failed_ids, sqs_event

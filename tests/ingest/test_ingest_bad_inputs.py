@@ -5,8 +5,9 @@ from __future__ import annotations
 import io
 
 import pytest
-from fruits_ingest import contracts
 from PIL import Image, ImageStat
+
+from fruits_core import contracts
 
 from .bad_inputs import CORPUS, Case
 from .corpus_run import run_case

@@ -8,9 +8,10 @@ import io
 import json
 
 import pytest
-from fruits_ingest import contracts
 from fruits_ingest.config import ConfigError
 from PIL import Image
+
+from fruits_core import contracts
 
 from .helpers import (
     LAKE_URI,

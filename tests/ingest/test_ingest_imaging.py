@@ -5,9 +5,10 @@ from __future__ import annotations
 import io
 
 import pytest
-from fruits_ingest.contracts import QuarantineReason
 from fruits_ingest.imaging import ImageRejected, install_pillow_guards, normalize_image
 from PIL import Image
+
+from fruits_core.contracts import QuarantineReason
 
 from .bad_inputs import encode, jpeg_with_personal_metadata, pixels, png_header_only
 

@@ -7,9 +7,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from fruits_ingest import contracts
 from fruits_ingest.config import ConfigError
 from fruits_ingest.local import IngestOutcome, LocalIngest, UploadMissing
+
+from fruits_core import contracts
 
 from .helpers import PERSONAL_METADATA, TEST_PSEUDONYM_KEY
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 
 import pytest
-from fruits_ingest import contracts
 from fruits_ingest.imaging import ImageRejected, clean_size, install_pillow_guards, normalize_image
 from fruits_ingest.preflight import (
     MAX_JPEG_SCANS,
@@ -16,6 +15,8 @@ from fruits_ingest.preflight import (
     structure_problem,
 )
 from PIL import Image
+
+from fruits_core import contracts
 
 from .bad_inputs import encode, pixels, png_many_chunks, progressive_bomb
 

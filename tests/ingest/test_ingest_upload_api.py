@@ -15,10 +15,11 @@ import json
 import boto3
 import pytest
 import requests
-from fruits_ingest import contracts
 from fruits_ingest.identity import new_upload_key, subject_from_key
 from fruits_ingest.presign import PresignConfig, PresignRefused, grant_for
 from PIL import Image
+
+from fruits_core import contracts
 
 from .helpers import LAKE_URI, REGION, TEST_PSEUDONYM_KEY, UPLOADS_BUCKET, cold_start, failed_ids, sqs_event
 

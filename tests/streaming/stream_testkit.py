@@ -13,8 +13,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from fruits_ingest import contracts
-
+from fruits_core import contracts
 from tests.streaming.featurizer_testkit import litert_featurizer
 
 PSEUDONYM_KEY = b"stream-tests-pseudonym-key-0123456789"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pytest
-from fruits_ingest import contracts
 
+from fruits_core import contracts
 from streaming_job.batch_outcome import (
     DETAIL_COLUMN,
     FEATURIZED_COLUMNS,

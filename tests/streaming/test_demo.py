@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -12,13 +13,31 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from fruits_ingest import contracts
+from PIL import ExifTags, Image
 
-from streaming_job.demo import prepare_workdir, steady_throughput
-from streaming_job.demo_uploads import EU_PLACES, app_uploads, bad_uploads, find_images, read_gps_exif
+from demo.run import prepare_workdir, steady_throughput
+from demo.uploads import EU_PLACES, app_uploads, bad_uploads, find_images
+from fruits_core import contracts
 
 FRUITS = str(Path(sys.executable).with_name("fruits"))
 PER_LABEL = 3
+
+
+def read_gps_exif(data: bytes) -> tuple[float, float] | None:
+    """(lat, lon) from an image's GPS EXIF, or None (used to prove the tags are there, and gone)."""
+    with Image.open(io.BytesIO(data)) as image:
+        gps = image.getexif().get_ifd(ExifTags.IFD.GPSInfo)
+    if ExifTags.GPS.GPSLatitude not in gps:
+        return None
+
+    def decimal(dms, ref) -> float:
+        value = float(dms[0]) + float(dms[1]) / 60 + float(dms[2]) / 3600
+        return -value if ref in ("S", "W") else value
+
+    return (
+        decimal(gps[ExifTags.GPS.GPSLatitude], gps[ExifTags.GPS.GPSLatitudeRef]),
+        decimal(gps[ExifTags.GPS.GPSLongitude], gps[ExifTags.GPS.GPSLongitudeRef]),
+    )
 
 
 def test_app_uploads_carry_personal_metadata_and_matching_gps_exif(sample_image_paths):
@@ -70,14 +89,31 @@ def test_a_rerun_resets_the_lake_data_but_keeps_the_models_and_foreign_files(tmp
     assert left == ["lake/models/featurizer.tflite", "notes.txt"]
 
 
-def test_steady_throughput_leaves_out_the_warm_up_batch():
+def test_the_demo_reports_the_same_steady_state_as_the_bench():
+    # GIVEN a slow first batch, then 200 rows in two batches ending 10 s after the first one ended
     records = [
-        {"input_rows": 10, "batch_duration_ms": 10_000},
-        {"input_rows": 30, "batch_duration_ms": 2_000},
-        {"input_rows": 10, "batch_duration_ms": 1_000},
+        {
+            "batch_id": 0,
+            "timestamp": "2024-05-01T10:00:00.000Z",
+            "batch_duration_ms": 30_000,
+            "input_rows": 100,
+        },
+        {
+            "batch_id": 1,
+            "timestamp": "2024-05-01T10:00:30.000Z",
+            "batch_duration_ms": 4_000,
+            "input_rows": 100,
+        },
+        {
+            "batch_id": 2,
+            "timestamp": "2024-05-01T10:00:35.000Z",
+            "batch_duration_ms": 5_000,
+            "input_rows": 100,
+        },
     ]
-    assert steady_throughput(records) == (13.33, 2)
-    assert steady_throughput(records[:1]) == (1.0, 1)
+    # WHEN the demo computes its throughput THEN it is the bench's steady state: 200 rows / 10 s
+    assert steady_throughput(records) == (20.0, 2)
+    assert steady_throughput(records[:1]) == (3.33, 1)
 
 
 @pytest.mark.slow
@@ -134,3 +170,16 @@ def test_fruits_demo_end_to_end_on_twelve_images(sample_image_paths, tmp_path):
         read_gps_exif(path.read_bytes()) is None for path in (workdir / "lake" / "clean").rglob("*.jpg")
     )
     assert "[demo]" in result.stderr and find_images(images)
+
+
+def test_a_short_pseudonym_key_is_a_configuration_error_naming_its_variable(monkeypatch, capsys):
+    # GIVEN a FRUITS_PSEUDONYM_KEY too short to resist a dictionary attack
+    from fruits_cli.main import main
+
+    monkeypatch.setenv("FRUITS_PSEUDONYM_KEY", "short")
+    # WHEN the demo starts THEN it stops at once with exit 2 and a message naming that variable
+    assert main(["demo", "--workdir", "unused-workdir"]) == 2
+    error = capsys.readouterr().err
+    assert "configuration error" in error
+    assert "FRUITS_PSEUDONYM_KEY" in error
+    assert "Traceback" not in error

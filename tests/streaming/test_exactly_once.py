@@ -19,7 +19,7 @@ import pyarrow.dataset as ds
 import pytest
 
 from streaming_job.schemas import features_schema
-from tests.streaming.stream_testkit import PCA_SAMPLE, every_nth, fitted_pca, ingest_images, stream_args
+from tests.streaming.stream_testkit import every_nth, ingest_images, stream_args
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark, pytest.mark.tf]
 
@@ -83,11 +83,6 @@ def wait_for(condition, process: subprocess.Popen, log: Path, poll: float = 0.02
         assert process.poll() is None, f"the stream exited early ({process.returncode}):\n{tail}"
         assert time.monotonic() < deadline, f"timed out waiting for the stream:\n{tail}"
         time.sleep(poll)
-
-
-@pytest.fixture(scope="module")
-def models(spark, sample_image_paths):
-    return fitted_pca(spark, tuple(every_nth(sample_image_paths, PCA_SAMPLE)))
 
 
 def test_killing_the_stream_three_times_still_gives_each_image_exactly_once(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pytest
-from fruits_ingest.contracts import FeaturizeErrorReason
 
+from fruits_core.contracts import FeaturizeErrorReason
 from streaming_job.featurize import classify_error, featurize_uris
 from streaming_job.image_io import ImageReader
 from streaming_job.preprocess import ImageDecodeError, decode_and_resize

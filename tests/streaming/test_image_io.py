@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from moto import mock_aws
 
 from streaming_job import uris
 from streaming_job.image_io import ImageReader
@@ -14,22 +13,10 @@ BUCKET = "fruits-test-lake"
 
 
 @pytest.fixture
-def s3_bucket(monkeypatch):
+def s3_bucket(mocked_aws):
     """A moto S3 bucket; fake credentials so nothing can reach AWS."""
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        uris.s3_client().create_bucket(
-            Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION}
-        )
-        yield BUCKET
+    uris.s3_client().create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+    return BUCKET
 
 
 # --- uris ---------------------------------------------------------------------

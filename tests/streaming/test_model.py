@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from streaming_job.commands import model as model_command
+from fruits_cli import model as model_command
 from streaming_job.model import FeaturizerError, build_model, export_featurizer, load_featurizer_spec
 from streaming_job.preprocess import decode_and_resize
 from tests.streaming.featurizer_testkit import (
@@ -131,7 +131,7 @@ def test_imagenet_export_offline_fails_with_a_clear_message_and_no_traceback(tmp
     out = tmp_path / "featurizer.keras"
     script = (
         "import argparse, sys\n"
-        "from streaming_job.commands import model\n"
+        "from fruits_cli import model\n"
         "parser = argparse.ArgumentParser(); model.add_arguments(parser)\n"
         "sys.exit(model.run(parser.parse_args(sys.argv[1:])))\n"
     )

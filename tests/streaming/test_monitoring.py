@@ -7,8 +7,6 @@ from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
-from fruits_ingest import contracts
-from moto import mock_aws
 from pyspark.sql.streaming.listener import (
     QueryIdleEvent,
     QueryProgressEvent,
@@ -17,12 +15,13 @@ from pyspark.sql.streaming.listener import (
     StreamingQueryProgress,
 )
 
-from streaming_job.monitoring import (
+from fruits_core import contracts
+from streaming_job.monitoring import ProgressListener
+from streaming_job.status_log import (
     EMF_METRICS,
     BatchStats,
     BatchStatsBoard,
     EmfPublisher,
-    ProgressListener,
     StatusLog,
     emf_record,
     progress_record,
@@ -142,17 +141,10 @@ def test_emf_leaves_out_metrics_without_a_value():
 
 
 @pytest.fixture
-def logs(monkeypatch):
-    for name, value in {
-        "AWS_DEFAULT_REGION": "eu-west-3",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-    }.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
-        client = boto3.client("logs", region_name="eu-west-3")
-        client.create_log_group(logGroupName="/fruits/prod/stream")
-        yield client
+def logs(mocked_aws):
+    client = boto3.client("logs", region_name="eu-west-3")
+    client.create_log_group(logGroupName="/fruits/prod/stream")
+    return client
 
 
 def recent(seconds_ago: int) -> str:
@@ -275,3 +267,19 @@ def test_a_failing_status_write_never_reaches_spark(tmp_path, caplog):
     # WHEN a progress event arrives THEN the error is logged, not raised into Spark's listener bus
     listener.onQueryProgress(QueryProgressEvent(StreamingQueryProgress.fromJson(spark_progress(0))))
     assert "could not record the query progress event" in caplog.text
+
+
+def test_the_listener_keeps_a_bounded_history(tmp_path, monkeypatch):
+    # GIVEN a listener whose history holds 3 records
+    import streaming_job.monitoring as monitoring
+
+    monkeypatch.setattr(monitoring, "HISTORY_RECORDS", 3)
+    config = stream_config(tmp_path / "lake", "file:///m/featurizer.keras", "file:///m/pca")
+    listener = ProgressListener(config, BatchStatsBoard())
+    # WHEN five batches report progress
+    for batch_id in range(5):
+        listener.onQueryProgress(
+            QueryProgressEvent(StreamingQueryProgress.fromJson(spark_progress(batch_id)))
+        )
+    # THEN only the three newest stay in memory (the status log in the lake keeps them all)
+    assert [record["batch_id"] for record in listener.records] == [2, 3, 4]

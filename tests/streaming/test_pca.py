@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 
+from fruits_cli import fit_pca as fit_pca_command
 from streaming_job import uris
-from streaming_job.commands import fit_pca as fit_pca_command
 from streaming_job.pca import (
     PcaError,
     PcaVersionMismatch,
@@ -249,7 +249,7 @@ def test_fit_pca_command_with_a_fixed_k_on_an_images_folder(spark, sample_images
 
 
 def test_fit_pca_command_refuses_too_few_images(sample_images_dir, tmp_path):
-    from streaming_job.config import ConfigError
+    from fruits_core.errors import ConfigError
 
     parser = argparse.ArgumentParser()
     fit_pca_command.add_arguments(parser)

@@ -98,3 +98,12 @@ def test_mobilenet_scaling_maps_pixels_to_minus_one_one():
     scaled = scale_for_mobilenet(pixels)
     assert scaled.dtype == np.float32
     np.testing.assert_allclose(scaled, [[-1.0, 127 / 127.5 - 1, 1.0]], atol=1e-6)
+
+
+def test_the_stream_decodes_what_the_ingest_accepts_under_the_same_pixel_limit():
+    # One definition in the shared core (until preprocess imports it itself: issue 10, lead's file).
+    from fruits_core import contracts
+    from streaming_job import preprocess
+
+    assert preprocess.DECODER_FORMATS == contracts.IMAGE_PILLOW_FORMATS
+    assert preprocess.MAX_DECODED_PIXELS == contracts.MAX_IMAGE_PIXELS

@@ -156,7 +156,7 @@ def refuse(*args, **kwargs):
     raise OSError("network access attempted")
 socket.socket.connect = refuse
 socket.create_connection = refuse
-from streaming_job.cli import main
+from fruits_cli.main import main
 sys.exit(main(sys.argv[1:]))
 """
 

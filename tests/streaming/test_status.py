@@ -7,11 +7,11 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from fruits_ingest import contracts
 
-from streaming_job.commands import status as status_command
-from streaming_job.monitoring import StatusLog
-from streaming_job.status import assess, render_table
+from fruits_cli import status as status_command
+from fruits_core import contracts
+from streaming_job.health import assess, render_table
+from streaming_job.status_log import StatusLog
 
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 

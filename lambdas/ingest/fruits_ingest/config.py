@@ -10,12 +10,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlparse
 
+from fruits_core import contracts
+from fruits_core.errors import ConfigError
+from fruits_core.lake_uris import validate_lake_uri
 from fruits_ingest.labels import LabelVocabulary, VocabularyError, default_vocabulary
 
 DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
-DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
+DEFAULT_MAX_IMAGE_PIXELS = contracts.MAX_IMAGE_PIXELS
 # Ceilings that keep a typo (an extra zero) from letting one upload exhaust the function's memory.
 MAX_UPLOAD_BYTES_CEILING = 100 * 1024 * 1024
 MAX_IMAGE_PIXELS_CEILING = 200_000_000
@@ -39,12 +41,7 @@ ENV_RECORD_TIME_BUDGET_MS = "RECORD_TIME_BUDGET_MS"
 ENV_LABEL_VOCABULARY_FILE = "LABEL_VOCABULARY_FILE"
 ENV_IDENTITY_FROM_KEY = "IDENTITY_FROM_KEY"
 
-_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _SSM_PARAMETER_NAME = re.compile(r"^/?[A-Za-z0-9_.\-/]{1,2048}$")
-
-
-class ConfigError(ValueError):
-    """A setting is missing or invalid; the message names the variable and the fix."""
 
 
 @dataclass(frozen=True)
@@ -63,7 +60,7 @@ class IngestConfig:
     identity_from_key: bool = False
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "lake_uri", validate_lake_uri(self.lake_uri))
+        object.__setattr__(self, "lake_uri", validate_lake_uri(self.lake_uri, ENV_LAKE_URI))
         if self.pseudonym_key is None and not self.pseudonym_key_parameter:
             raise ConfigError(
                 f"set {ENV_PSEUDONYM_KEY_PARAMETER} (name of an SSM SecureString) "
@@ -98,16 +95,6 @@ def load_config(environ: Mapping[str, str]) -> IngestConfig:
         label_vocabulary=_vocabulary_setting(environ),
         identity_from_key=_bool_setting(environ, ENV_IDENTITY_FROM_KEY),
     )
-
-
-def validate_lake_uri(uri: str) -> str:
-    """Accept `s3://bucket[/prefix]` or `file:///absolute/path`; return it without a trailing slash."""
-    parsed = urlparse(uri)
-    if parsed.scheme == "s3" and _BUCKET_NAME.match(parsed.netloc or ""):
-        return uri.rstrip("/")
-    if parsed.scheme == "file" and not parsed.netloc and parsed.path.startswith("/") and parsed.path != "/":
-        return uri.rstrip("/")
-    raise ConfigError(f"{ENV_LAKE_URI} must be s3://bucket[/prefix] or file:///absolute/path, got {uri!r}")
 
 
 def validate_pseudonym_key(key: bytes, source: str) -> bytes:

@@ -17,7 +17,7 @@ from urllib.parse import unquote_plus
 from aws_lambda_powertools.utilities.parser.models import S3Model, S3RecordModel
 from pydantic import BaseModel, ValidationError
 
-from fruits_ingest import contracts
+from fruits_core import contracts
 
 EventKind = Literal["sqs", "s3"]
 OBJECT_CREATED_PREFIX = "ObjectCreated:"

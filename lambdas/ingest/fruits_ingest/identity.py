@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import uuid
 
-from fruits_ingest import contracts
+from fruits_core import contracts
 
 _SUBJECT = re.compile(rf"^{contracts.SUBJECT_PATTERN}$")
 _AUTHENTICATED_KEY = re.compile(

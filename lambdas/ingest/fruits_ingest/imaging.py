@@ -20,10 +20,10 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageFile, PngImagePlugin, UnidentifiedImageError
 
-from fruits_ingest.contracts import CLEAN_IMAGE_FORMAT, CLEAN_IMAGE_MAX_SIDE_PX, QuarantineReason
+from fruits_core.contracts import CLEAN_IMAGE_FORMAT, CLEAN_IMAGE_MAX_SIDE_PX, QuarantineReason
+from fruits_core.contracts import IMAGE_PILLOW_FORMATS as ALLOWED_PILLOW_FORMATS
 from fruits_ingest.preflight import structure_problem
 
-ALLOWED_PILLOW_FORMATS = ("JPEG", "PNG", "WEBP")
 MIN_SIDE_PX = 32
 # libjpeg cannot encode a side over 65,500 px (JPEG_MAX_DIMENSION); refuse such inputs up front.
 MAX_SIDE_PX = 65_500

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
-from fruits_ingest import contracts
+from fruits_core import contracts
 from fruits_ingest.config import DEFAULT_MAX_IMAGE_PIXELS, DEFAULT_MAX_UPLOAD_BYTES, ConfigError, IngestConfig
 from fruits_ingest.events import ObjectRef
 from fruits_ingest.imaging import install_pillow_guards

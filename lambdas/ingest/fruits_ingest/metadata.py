@@ -26,7 +26,7 @@ from pydantic import (
     model_validator,
 )
 
-from fruits_ingest import contracts
+from fruits_core import contracts
 from fruits_ingest.labels import LabelVocabulary
 
 S3_METADATA_PREFIX = "x-amz-meta-"

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from fruits_ingest import contracts
+from fruits_core import contracts
 from fruits_ingest.config import (
     DEFAULT_MAX_UPLOAD_BYTES,
     ENV_MAX_UPLOAD_BYTES,

@@ -18,10 +18,12 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
-from fruits_ingest import contracts
+from fruits_core import contracts
+from fruits_core.clock import utc_now
+from fruits_core.lake_uris import join_uri
 from fruits_ingest.anonymize import geohash, subject_id, truncate_to_hour
 from fruits_ingest.config import IngestConfig
 from fruits_ingest.events import ObjectRef
@@ -29,14 +31,7 @@ from fruits_ingest.identity import subject_from_key
 from fruits_ingest.imaging import CleanImage, ImageRejected, normalize_image
 from fruits_ingest.metadata import InvalidMetadata, UploadMetadata, parse_upload_metadata
 from fruits_ingest.pseudonym_key import PseudonymKey
-from fruits_ingest.storage import (
-    ObjectChanged,
-    ObjectInfo,
-    ObjectNotFound,
-    ObjectStore,
-    UnreadableMetadata,
-    join_uri,
-)
+from fruits_ingest.storage import ObjectChanged, ObjectInfo, ObjectNotFound, ObjectStore, UnreadableMetadata
 
 # A child of the Powertools logger "ingest": JSON lines in Lambda, plain logging in local mode.
 logger = logging.getLogger("ingest.processor")
@@ -68,10 +63,6 @@ class _Rejected(Exception):
         super().__init__(detail)
         self.reason = reason
         self.detail = detail
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def process_upload(

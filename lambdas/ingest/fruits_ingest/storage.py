@@ -9,16 +9,15 @@ logs and traces.
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from fruits_core.lake_uris import is_not_found_code, write_atomically
+
 S3_SCHEME = "s3://"
 FILE_SCHEME = "file://"
-_NOT_FOUND_CODES = {"404", "NoSuchKey", "NotFound", "NoSuchVersion"}
 # HEAD/GET of a version that is a delete marker answers 405 MethodNotAllowed: the object is gone.
 _DELETE_MARKER_CODES = {"405", "MethodNotAllowed"}
 _CHANGED_CODES = {"412", "PreconditionFailed"}
@@ -58,11 +57,6 @@ class ObjectStore(Protocol):
     def put(
         self, uri: str, data: bytes, content_type: str, metadata: Mapping[str, str] | None = None
     ) -> None: ...
-
-
-def join_uri(base: str, key: str) -> str:
-    """`s3://bucket/prefix` + `clean/x.jpg` -> `s3://bucket/prefix/clean/x.jpg` (no doubled slash)."""
-    return f"{base.rstrip('/')}/{key.lstrip('/')}"
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
@@ -163,7 +157,7 @@ class S3ObjectStore:
         except ClientError as error:
             code = str(error.response.get("Error", {}).get("Code", "unknown"))
             status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            if code in _NOT_FOUND_CODES or code in _DELETE_MARKER_CODES:
+            if is_not_found_code(code) or code in _DELETE_MARKER_CODES:
                 raise ObjectNotFound(f"S3 {operation}: object not found") from None
             if code in _CHANGED_CODES:
                 raise ObjectChanged(f"S3 {operation}: object changed since the event") from None
@@ -203,22 +197,12 @@ class FileObjectStore:
             path.parent.mkdir(parents=True, exist_ok=True)
             if metadata is not None:
                 # The sidecar lands first, so whoever sees the file also sees its metadata.
-                _write_atomically(
+                write_atomically(
                     sidecar_path(path), json.dumps(dict(metadata), sort_keys=True).encode("utf-8")
                 )
-            _write_atomically(path, data)
+            write_atomically(path, data)
         except OSError as error:
             raise StorageError(f"file write failed ({error.strerror})") from None
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Readers (the Spark file source) skip names starting with '.', and os.replace is atomic."""
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        temporary.write_bytes(data)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def _read_sidecar(path: Path) -> dict[str, Any]:

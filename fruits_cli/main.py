@@ -13,16 +13,16 @@ import argparse
 import importlib
 import sys
 
-from streaming_job.config import ConfigError
+from fruits_core.errors import ConfigError
 
 COMMANDS: tuple[tuple[str, str, str], ...] = (
-    ("demo", "streaming_job.commands.demo", "local end-to-end demo on real images"),
-    ("stream", "streaming_job.commands.stream", "run the streaming featurizer (same flags as main.py)"),
-    ("fit-pca", "streaming_job.commands.fit_pca", "fit the PCA model on a sample of images"),
-    ("model", "streaming_job.commands.model", "featurizer artifact commands (export)"),
-    ("status", "streaming_job.commands.status", "print the stream's health"),
-    ("deploy", "streaming_job.commands.deploy", "deploy and operate the stream on Amazon EMR"),
-    ("cost", "streaming_job.commands.cost", "estimate the monthly AWS cost"),
+    ("demo", "fruits_cli.demo", "local end-to-end demo on real images"),
+    ("stream", "fruits_cli.stream", "run the streaming featurizer (same flags as main.py)"),
+    ("fit-pca", "fruits_cli.fit_pca", "fit the PCA model on a sample of images"),
+    ("model", "fruits_cli.model", "featurizer artifact commands (export)"),
+    ("status", "fruits_cli.status", "print the stream's health"),
+    ("deploy", "fruits_cli.deploy", "deploy and operate the stream on Amazon EMR"),
+    ("cost", "fruits_cli.cost", "estimate the monthly AWS cost"),
     ("bench", "benchmarks.bench", "measure stream throughput against TensorFlow alone"),
 )
 

@@ -28,11 +28,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from fruits_ingest import contracts
 
+from demo.uploads import AppUpload, app_uploads, bad_uploads, find_images
+from fruits_core import contracts
+from fruits_core.errors import ConfigError
+from fruits_core.lake_uris import join_uri
 from streaming_job import uris
-from streaming_job.config import ConfigError, StreamConfig, join_uri
-from streaming_job.demo_uploads import AppUpload, app_uploads, bad_uploads, find_images
+from streaming_job.config import StreamConfig
 from streaming_job.model import BUNDLED_IMAGES, DEFAULT_RUNTIME, DEFAULT_WEIGHTS, MODEL_NAMES
 from streaming_job.quality import first_component_share, linear_probe_accuracy
 
@@ -44,6 +46,7 @@ INGEST_THREADS = 4
 DEFAULT_TIMEOUT_SECONDS = 900.0
 # Local demo only: the real key comes from SSM (AWS) or FRUITS_PSEUDONYM_KEY.
 DEMO_PSEUDONYM_KEY = b"fruits-demo-pseudonym-key-not-for-production"
+PSEUDONYM_KEY_ENV = "FRUITS_PSEUDONYM_KEY"
 # What a re-run deletes: the lake's data areas (never models/), the uploads and the plots.
 LAKE_DATA_PREFIXES = (
     contracts.UPLOADS_PREFIX,
@@ -54,8 +57,8 @@ LAKE_DATA_PREFIXES = (
     contracts.ERRORS_PREFIX,
     contracts.CHECKPOINTS_PREFIX,
     contracts.STATUS_PREFIX,
-    "archive/",
-    "control/",
+    contracts.ARCHIVE_PREFIX,
+    contracts.CONTROL_PREFIX,
 )
 PCA_SOURCE_NAME = "pca-images.json"
 PROBE_FOLDS = 5
@@ -167,12 +170,19 @@ def ensure_pca(
     source_file.write_text(json.dumps({"fingerprint": fingerprint, "images": len(images)}))
 
 
+def demo_pseudonym_key() -> bytes:
+    """FRUITS_PSEUDONYM_KEY, or the demo's own key; ConfigError naming the variable when too short."""
+    from fruits_ingest.config import validate_pseudonym_key
+
+    raw = os.environ.get(PSEUDONYM_KEY_ENV, "")
+    return validate_pseudonym_key(raw.encode(), PSEUDONYM_KEY_ENV) if raw else DEMO_PSEUDONYM_KEY
+
+
 def play_app(paths: DemoPaths, uploads: list[AppUpload], progress) -> list:
     """Upload everything as the app would and run the real ingest on each, a few at a time."""
     from fruits_ingest.local import LocalIngest
 
-    key = os.environ.get("FRUITS_PSEUDONYM_KEY", "").encode() or DEMO_PSEUDONYM_KEY
-    ingest = LocalIngest(paths.uploads, paths.lake_uri, key)
+    ingest = LocalIngest(paths.uploads, paths.lake_uri, demo_pseudonym_key())
 
     def upload_and_ingest(upload: AppUpload):
         outcome = ingest.process(ingest.upload(upload.data, upload.metadata, upload.name))
@@ -207,11 +217,11 @@ def wait_until_done(config: StreamConfig, expected: int, timeout_seconds: float,
 
 
 def steady_throughput(records: list[dict]) -> tuple[float | None, int]:
-    """Images/s over the batches after the first (the first one pays the model build); batches used."""
-    steady = records[1:] if len(records) > 1 else records
-    rows = sum(record["input_rows"] for record in steady)
-    milliseconds = sum(record["batch_duration_ms"] for record in steady)
-    return (round(rows * 1000.0 / milliseconds, 2) if milliseconds else None), len(steady)
+    """(images/s, batches used) in steady state: the bench's definition (status_log.steady_state)."""
+    from streaming_job.status_log import steady_state
+
+    steady = steady_state(records)
+    return steady["images_per_s"], steady["batches"]
 
 
 def read_features(features_uri: str):

@@ -1,5 +1,9 @@
-"""`fruits fit-pca`: fit the PCA (mean-centring + Spark ML PCA) on a sample of images.
+"""Fitting the PCA (mean-centring + Spark ML PCA) on a sample of images, as a batch job.
 
+Usage:
+    spark-submit --py-files fruits_job.zip fit_pca_main.py --lake s3://bucket[/prefix] [options]
+
+`fruits fit-pca` runs the same code locally; `fruits deploy fit-pca` adds it as an EMR step.
 Images come from the lake's clean/ area by default, or from --images (a local
 folder of <label>/<image> files, or any file:// / s3:// prefix). k is fixed with
 --k or chosen as the fewest components reaching --target-variance.
@@ -13,22 +17,28 @@ import logging
 import os
 import random
 import sys
+from pathlib import Path
 
-from fruits_ingest import contracts
+if __name__ == "__main__":
+    # As in main.py: import the package from its parent, not this folder's modules as top-level ones.
+    _HERE = Path(__file__).resolve().parent
+    sys.path = [entry for entry in sys.path if Path(entry or ".").resolve() != _HERE]
+    sys.path.insert(0, str(_HERE.parent))
 
-from streaming_job.commands.model import DEFAULT_LOCAL_LAKE, default_lake
-from streaming_job.config import ConfigError, join_uri, validate_lake_uri
+from fruits_core import contracts
+from fruits_core.errors import ConfigError
+from fruits_core.lake_uris import join_uri, validate_lake_uri
 
 DEFAULT_SAMPLE_SIZE = 2000
 # A fixed seed: the same listing gives the same sample, hence the same PCA.
 SAMPLE_SEED = 0
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_fit_pca_arguments(parser: argparse.ArgumentParser, lake_default_help: str = "FRUITS_LAKE") -> None:
     parser.add_argument(
         "--lake",
-        default=None,
-        help=f"lake root, file:// or s3:// (default FRUITS_LAKE or {DEFAULT_LOCAL_LAKE})",
+        default=os.environ.get("FRUITS_LAKE"),
+        help=f"lake root, file:// or s3:// (default {lake_default_help})",
     )
     parser.add_argument(
         "--images",
@@ -55,19 +65,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default 64)")
     parser.add_argument(
         "--master",
-        default=os.environ.get("FRUITS_SPARK_MASTER", "local[*]"),
-        help="Spark master (default local[*]; yarn on EMR)",
+        default=os.environ.get("FRUITS_SPARK_MASTER"),
+        help="Spark master (default: spark-submit's; `fruits fit-pca` uses local[*])",
     )
 
 
-def run(args: argparse.Namespace) -> int:
+def run_fit_pca(args: argparse.Namespace) -> int:
+    """Fit and write the PCA; print its summary as JSON. 1 when the fit fails, ConfigError on bad flags."""
     from streaming_job import uris
     from streaming_job.model import FeaturizerError
     from streaming_job.pca import PcaError, fit_pca
     from streaming_job.session import build_spark_session
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    lake = validate_lake_uri(uris.to_uri(args.lake or default_lake()))
+    if not args.lake:
+        raise ConfigError("--lake (or FRUITS_LAKE) is required")
+    lake = validate_lake_uri(uris.to_uri(args.lake), "--lake")
     images_prefix = uris.to_uri(args.images) if args.images else join_uri(lake, contracts.CLEAN_PREFIX)
     featurizer = uris.to_uri(args.featurizer) if args.featurizer else join_uri(lake, contracts.FEATURIZER_KEY)
     out = uris.to_uri(args.out) if args.out else join_uri(lake, contracts.PCA_KEY)
@@ -94,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
         )
     except (PcaError, FeaturizerError) as error:
-        print(f"fruits fit-pca: {error}", file=sys.stderr)
+        print(f"fit-pca: {error}", file=sys.stderr)
         return 1
     finally:
         if owns_session:
@@ -126,3 +139,18 @@ def _validate(args: argparse.Namespace) -> None:
         raise ConfigError(f"--sample-size must be >= 2, got {args.sample_size}")
     if not 1 <= args.batch_size <= 1024:
         raise ConfigError(f"--batch-size must be in 1..1024, got {args.batch_size}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="fit_pca_main.py", description=__doc__.splitlines()[0])
+    add_fit_pca_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run_fit_pca(args)
+    except ConfigError as error:
+        print(f"fit_pca_main.py: configuration error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -13,10 +13,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-from fruits_ingest import contracts
-
-from streaming_job.config import join_uri
-from streaming_job.monitoring import StatusLog
+from fruits_core import contracts
+from fruits_core.clock import utc_now
+from fruits_core.lake_uris import join_uri
+from streaming_job.status_log import StatusLog
 
 MIN_STALL_SECONDS = 60.0
 STALL_TRIGGERS = 3
@@ -109,6 +109,12 @@ def load_status(lake: str) -> tuple[dict | None, list[dict]]:
         return latest, []
     day = contracts.partition_date(contracts.parse_iso(last["timestamp"]))
     return latest, status_log.recent_progress(day, RECENT_RECORDS)
+
+
+def lake_health(lake: str) -> StreamHealth:
+    """The health rule applied now to a lake's status log (`fruits status`, `fruits deploy status`)."""
+    latest, recent = load_status(lake)
+    return assess(latest, recent, utc_now())
 
 
 def _seconds(milliseconds: float | None) -> str:

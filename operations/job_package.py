@@ -15,8 +15,9 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-# The packages of pyproject.toml: the CLI imports `benchmarks` to build its help, so it ships too.
-PACKAGES: tuple[str, ...] = ("fruits_ingest", "streaming_job", "benchmarks")
+# The Spark job and the standard-library core: nothing else runs on EMR (tests/deploy checks that the
+# job imports neither the CLI, operations, the demo, benchmarks nor the Lambda-only modules).
+PACKAGES: tuple[str, ...] = ("fruits_core", "streaming_job")
 INCLUDED_SUFFIXES = (".py", ".json")
 FIXED_TIMESTAMP = (1980, 1, 1, 0, 0, 0)
 FILE_MODE = 0o644
@@ -27,11 +28,6 @@ VERSION_LENGTH = 16
 class JobPackage:
     data: bytes
     version: str
-    entries: tuple[str, ...]
-
-    @property
-    def sha256(self) -> str:
-        return hashlib.sha256(self.data).hexdigest()
 
 
 def package_directory(package: str) -> Path:
@@ -81,6 +77,4 @@ def build_zip(sources: dict[str, bytes]) -> bytes:
 
 def build_job_package(packages: tuple[str, ...] = PACKAGES) -> JobPackage:
     sources = collect_sources(packages)
-    return JobPackage(
-        data=build_zip(sources), version=content_version(sources), entries=tuple(sorted(sources))
-    )
+    return JobPackage(data=build_zip(sources), version=content_version(sources))

@@ -15,9 +15,9 @@ import os
 import sys
 from pathlib import Path
 
-from fruits_ingest import contracts
-
-from streaming_job.config import ConfigError, join_uri
+from fruits_core import contracts
+from fruits_core.errors import ConfigError
+from fruits_core.lake_uris import join_uri
 from streaming_job.model import DEFAULT_RUNTIME, DEFAULT_WEIGHTS, RUNTIMES, WEIGHT_CHOICES
 
 # The local lake `fruits demo` uses when FRUITS_LAKE is not set.

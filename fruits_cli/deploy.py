@@ -12,10 +12,10 @@ import os
 import sys
 from pathlib import Path
 
-from fruits_ingest import contracts
-
-from streaming_job.config import ConfigError, add_stream_arguments
-from streaming_job.deploy import DEFAULT_REGION, STOP_POLL_SECONDS
+from fruits_core import contracts
+from fruits_core.errors import ConfigError
+from operations.deploy import DEFAULT_REGION, STOP_POLL_SECONDS
+from streaming_job.config import add_stream_arguments
 
 DEFAULT_STAGE = os.environ.get("FRUITS_STAGE", "dev")
 # Where `fruits demo` / `fruits model export` / `fruits fit-pca` leave the artifacts by default.
@@ -139,8 +139,8 @@ def _add_target_arguments(parser: argparse.ArgumentParser, with_lake_and_stage: 
 def run(args: argparse.Namespace) -> int:
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from streaming_job import deploy
-    from streaming_job.aws_calls import Boto3Executor, DryRunExecutor
+    from operations import deploy
+    from operations.aws_calls import Boto3Executor, DryRunExecutor
 
     deploy.require_eu_region(args.region)
     executor = DryRunExecutor() if args.dry_run else Boto3Executor(args.region)
@@ -168,15 +168,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _upload(args, executor, target) -> int:
-    from streaming_job import deploy
-    from streaming_job.job_package import build_job_package, package_directory
+    from operations import deploy
+    from operations.job_package import build_job_package, package_directory
 
     sources_dir = package_directory("streaming_job")
     bootstrap = args.bootstrap_script or sources_dir.parent / BOOTSTRAP_SCRIPT
     sources = deploy.UploadSources(
         package=build_job_package(),
         main_script=_existing_file(sources_dir / "main.py", "stream entry script"),
-        launcher=_existing_file(sources_dir / "launcher.py", "batch entry script"),
+        fit_pca_script=_existing_file(sources_dir / "fit_pca_main.py", "fit-pca entry script"),
         bootstrap_script=_existing_file(bootstrap, "bootstrap script (--bootstrap-script)"),
         featurizer=None
         if args.skip_featurizer
@@ -234,7 +234,7 @@ def _check_featurizer(featurizer: Path, pca_dir: Path | None, allow_random_weigh
 
 
 def _existing_pca(path: Path) -> Path:
-    from streaming_job.deploy import pca_files
+    from operations.deploy import pca_files
 
     if not path.is_dir() or not pca_files(path):
         raise ConfigError(
@@ -245,13 +245,13 @@ def _existing_pca(path: Path) -> Path:
 
 
 def _code_version(args) -> str:
-    from streaming_job.job_package import build_job_package
+    from operations.job_package import build_job_package
 
     return args.code_version or build_job_package().version
 
 
 def _start(args, executor, target) -> int:
-    from streaming_job import deploy
+    from operations import deploy
 
     config = deploy.stream_config(target, args)
     version = _code_version(args)
@@ -265,7 +265,7 @@ def _start(args, executor, target) -> int:
 
 
 def _status(args, executor, target) -> int:
-    from streaming_job import deploy
+    from operations import deploy
 
     report = deploy.status(executor, target, health_reader=_stream_health)
     if executor.dry_run:
@@ -308,17 +308,14 @@ def _status(args, executor, target) -> int:
 
 
 def _stream_health(lake: str) -> dict:
-    """The stream's own health rule (streaming_job.status) applied to its status log in the lake."""
-    from datetime import UTC, datetime
+    """The stream's own health rule (streaming_job.health) applied to its status log in the lake."""
+    from streaming_job.health import lake_health
 
-    from streaming_job.status import assess, load_status
-
-    latest, recent = load_status(lake)
-    return assess(latest, recent, datetime.now(UTC)).to_dict()
+    return lake_health(lake).to_dict()
 
 
 def _stop(args, executor, target) -> int:
-    from streaming_job import deploy
+    from operations import deploy
 
     result = deploy.stop(executor, target, timeout_s=args.timeout, poll_s=args.poll)
     messages = {
@@ -333,15 +330,14 @@ def _stop(args, executor, target) -> int:
 
 
 def _fit_pca(args, executor, target) -> int:
-    from fruits_ingest import contracts
-
-    from streaming_job import deploy
+    from fruits_core import contracts
+    from operations import deploy
 
     options = deploy.FitPcaOptions(
         images=args.images, k=args.k, target_variance=args.target_variance, sample_size=args.sample_size
     )
     version = _code_version(args)
-    step_id = deploy.fit_pca(executor, target, version, options)
+    step_id = deploy.submit_fit_pca_step(executor, target, version, options)
     if step_id:
         executor.note(
             f"fit-pca step {step_id} added to cluster {target.cluster_id}; the PCA is written to "

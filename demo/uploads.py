@@ -12,12 +12,14 @@ from __future__ import annotations
 import io
 import random
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
 
-from fruits_ingest import contracts
 from PIL import ExifTags, Image
+
+from fruits_core import contracts
+from fruits_core.clock import utc_now
 
 APP_VERSION = "2.4.1"
 USERS = 5
@@ -32,7 +34,6 @@ EU_PLACES = (
     (51.9244, 4.4777),  # Rotterdam
 )
 JITTER_DEGREES = 0.2
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 
 
 @dataclass(frozen=True)
@@ -47,14 +48,16 @@ class AppUpload:
 def find_images(images_dir: Path) -> list[Path]:
     """`<label>/<image>` files under a folder, sorted (the label is the parent folder's name)."""
     return sorted(
-        path for path in images_dir.glob("*/*") if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
+        path
+        for path in images_dir.glob("*/*")
+        if path.is_file() and path.suffix.lower() in contracts.ACCEPTED_UPLOAD_SUFFIXES
     )
 
 
 def app_uploads(images: list[Path], seed: int = 7, now: datetime | None = None) -> list[AppUpload]:
     """An upload per image with personal metadata (metadata and EXIF agree)."""
     rng = random.Random(seed)  # noqa: S311 - reproducible fake data, not security
-    now = now or datetime.now(UTC)
+    now = now or utc_now()
     uploads = []
     for index, path in enumerate(images):
         user = index % USERS
@@ -86,7 +89,7 @@ def app_uploads(images: list[Path], seed: int = 7, now: datetime | None = None) 
 
 def bad_uploads(sample: Path, now: datetime | None = None) -> list[AppUpload]:
     """Uploads the ingest must quarantine: a truncated photo and a text file named like a photo."""
-    now = now or datetime.now(UTC)
+    now = now or utc_now()
     metadata = {
         contracts.META_USER_ID: "demo-farmer-99@example.org",
         contracts.META_CAPTURED_AT: now.replace(microsecond=0).isoformat(),
@@ -132,20 +135,3 @@ def _dms(degrees: float) -> tuple[Fraction, Fraction, Fraction]:
     minutes = int(minutes_float)
     seconds = Fraction(round((minutes_float - minutes) * 60 * 10000), 10000)
     return Fraction(whole), Fraction(minutes), seconds
-
-
-def read_gps_exif(data: bytes) -> tuple[float, float] | None:
-    """(lat, lon) from an image's GPS EXIF, or None (used to prove the tags are there, and gone)."""
-    with Image.open(io.BytesIO(data)) as image:
-        gps = image.getexif().get_ifd(ExifTags.IFD.GPSInfo)
-    if ExifTags.GPS.GPSLatitude not in gps:
-        return None
-
-    def decimal(dms, ref) -> float:
-        value = float(dms[0]) + float(dms[1]) / 60 + float(dms[2]) / 3600
-        return -value if ref in ("S", "W") else value
-
-    return (
-        decimal(gps[ExifTags.GPS.GPSLatitude], gps[ExifTags.GPS.GPSLatitudeRef]),
-        decimal(gps[ExifTags.GPS.GPSLongitude], gps[ExifTags.GPS.GPSLongitudeRef]),
-    )

@@ -1,4 +1,4 @@
-"""The pipeline's contracts, defined once (see DESIGN.md).
+"""The pipeline's contracts, defined once (docs/design.md).
 
 Both halves import this module: the ingest Lambda writes what it describes and
 the streaming job reads it. It is stdlib-only on purpose, so the Lambda package
@@ -13,7 +13,6 @@ from enum import StrEnum
 
 MANIFEST_SCHEMA_VERSION = 1
 QUARANTINE_SCHEMA_VERSION = 1
-FEATURES_SCHEMA_VERSION = 1
 
 # --- Key layout -------------------------------------------------------------
 
@@ -28,8 +27,10 @@ STATUS_PREFIX = "status/"
 MODELS_PREFIX = "models/"
 CODE_PREFIX = "code/"
 EMR_LOGS_PREFIX = "emr-logs/"
+ARCHIVE_PREFIX = "archive/"
+CONTROL_PREFIX = "control/"
 # Where the stream's cleanSource moves processed manifests: outside manifests/ on purpose.
-MANIFESTS_ARCHIVE_PREFIX = "archive/manifests/"
+MANIFESTS_ARCHIVE_PREFIX = f"{ARCHIVE_PREFIX}manifests/"
 # The featurizer artifact's suffix names the runtime that runs it (see streaming_job.model).
 FEATURIZER_SUFFIXES = {"litert": ".tflite", "keras": ".keras"}
 DEFAULT_RUNTIME = "litert"
@@ -47,13 +48,17 @@ def featurizer_runtime(name: str) -> str | None:
 FEATURIZER_KEY = featurizer_key()
 PCA_KEY = f"{MODELS_PREFIX}pca"
 # Written by `fruits deploy stop`: the running stream stops cleanly after its current micro-batch.
-STOP_MARKER_KEY = "control/stop-stream"
+STOP_MARKER_KEY = f"{CONTROL_PREFIX}stop-stream"
 
 ACCEPTED_UPLOAD_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 # What the upload API signs: content type -> the suffix of the key it hands out.
 UPLOAD_CONTENT_TYPES = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp"}
 # Authenticated uploads live under uploads/<subject>/, the subject being the caller's Cognito `sub`.
 SUBJECT_PATTERN = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+# The Pillow decoders either half may open (ingest and the stream's preprocess): nothing else is reachable.
+IMAGE_PILLOW_FORMATS = ("JPEG", "PNG", "WEBP")
+# Decompression-bomb guard: images with more pixels are refused before decoding (both halves).
+MAX_IMAGE_PIXELS = 40_000_000
 CLEAN_IMAGE_FORMAT = "JPEG"
 CLEAN_IMAGE_CONTENT_TYPE = "image/jpeg"
 # Long side of a clean image at most: 9x the featurizer's largest input (224 px), and it bounds the
@@ -120,19 +125,26 @@ META_LAT = "lat"
 META_LON = "lon"
 META_LABEL = "label"
 META_APP_VERSION = "app-version"
-UPLOAD_METADATA_KEYS = (
-    META_USER_ID,
-    META_DEVICE_ID,
-    META_CAPTURED_AT,
-    META_LAT,
-    META_LON,
-    META_LABEL,
-    META_APP_VERSION,
-)
-# Fields that identify a person: never copied into any output, log or metric.
-PERSONAL_METADATA_KEYS = (META_USER_ID, META_DEVICE_ID, META_CAPTURED_AT, META_LAT, META_LON)
-
 GEOHASH_PRECISION = 4
+
+# --- Stream status log (under STATUS_PREFIX) and metrics ----------------------------
+# <status>/latest.json for `fruits status`, one <status>/progress/<date>/<batchId>-<epoch ms>.json per batch.
+
+STATUS_RECORD_VERSION = 1
+STATUS_LATEST_NAME = "latest.json"
+STATUS_PROGRESS_DIR = "progress"
+# CloudWatch metric name -> (status record field, unit). The alarm templates key on these names.
+STREAM_METRICS: tuple[tuple[str, str, str], ...] = (
+    ("InputRows", "input_rows", "Count"),
+    ("RowsPerSecond", "rows_per_second", "Count/Second"),
+    ("BatchDurationMs", "batch_duration_ms", "Milliseconds"),
+    ("LatencyP50Ms", "latency_p50_ms", "Milliseconds"),
+    ("LatencyP95Ms", "latency_p95_ms", "Milliseconds"),
+    ("ErrorRows", "error_rows", "Count"),
+    ("BacklogManifests", "backlog_manifests", "Count"),
+    ("ModelBuilds", "model_builds", "Count"),
+)
+STREAM_METRIC_DIMENSION = "Stage"
 
 # --- Manifest v1 --------------------------------------------------------------
 # (name, type) with type one of: string, long, int, float, array<float>.

@@ -3,7 +3,7 @@
 Pure functions over the price table shipped with the package (`pricing_eu.json`,
 dated, one source URL per service) and a set of documented assumptions, so the
 estimate is reproducible and every figure can be traced. Volumes follow the data
-path of DESIGN.md: upload -> S3 notification -> SQS -> Lambda -> lake -> Spark
+path of docs/design.md: upload -> S3 notification -> SQS -> Lambda -> lake -> Spark
 stream on EMR -> Parquet.
 """
 
@@ -26,7 +26,7 @@ LONG_POLL_SECONDS = 20
 
 @dataclass(frozen=True)
 class Assumptions:
-    """Every knob of the estimate; the defaults are documented in README.md ("fruits cost")."""
+    """Every knob of the estimate; the defaults are documented in docs/operations.md ("fruits cost")."""
 
     # Images and records
     image_kib: float = 1000.0  # average upload (12 MP photo compressed by the app); the clean JPEG ~ same
@@ -137,7 +137,7 @@ class Estimate:
 def load_price_table(path: Path | None = None) -> dict[str, Any]:
     if path is not None:
         return json.loads(path.read_text(encoding="utf-8"))
-    return json.loads(resources.files("streaming_job").joinpath(PRICE_TABLE_NAME).read_text(encoding="utf-8"))
+    return json.loads(resources.files("operations").joinpath(PRICE_TABLE_NAME).read_text(encoding="utf-8"))
 
 
 class UnknownPriceError(ValueError):

@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from datetime import UTC, datetime
 
-from streaming_job.config import validate_lake_uri
+from fruits_core.lake_uris import validate_lake_uri
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,13 +19,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from streaming_job.config import ConfigError
-    from streaming_job.status import assess, load_status, render_table
+    from fruits_core.errors import ConfigError
+    from streaming_job.health import lake_health, render_table
 
     if not args.lake:
         raise ConfigError("--lake (or FRUITS_LAKE) is required")
-    lake = validate_lake_uri(args.lake)
-    latest, recent = load_status(lake)
-    report = assess(latest, recent, datetime.now(UTC))
+    lake = validate_lake_uri(args.lake, "--lake")
+    report = lake_health(lake)
     print(json.dumps(report.to_dict(), sort_keys=True) if args.json else render_table(report, lake))
     return 0 if report.health == "healthy" else 1

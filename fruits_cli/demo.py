@@ -54,8 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from streaming_job.config import ConfigError
-    from streaming_job.demo import DemoOptions, default_images_dir, render_summary, run_demo
+    from demo.run import DemoOptions, default_images_dir, demo_pseudonym_key, render_summary, run_demo
+    from fruits_core.errors import ConfigError
 
     images = args.images or default_images_dir()
     if not images.is_dir():
@@ -64,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--weights {args.weights} runs only with --runtime keras")
     if args.timeout <= 0:
         raise ConfigError(f"--timeout must be > 0, got {args.timeout}")
+    demo_pseudonym_key()  # refuse a bad FRUITS_PSEUDONYM_KEY before minutes of work
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     options = DemoOptions(
         images=images,

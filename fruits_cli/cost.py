@@ -7,7 +7,7 @@ import json
 from dataclasses import fields, replace
 from pathlib import Path
 
-from streaming_job.config import ConfigError
+from fruits_core.errors import ConfigError
 
 # Assumptions exposed as flags (the rest keep their documented defaults).
 TUNABLE = {
@@ -29,12 +29,12 @@ TUNABLE = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from streaming_job.cost import Assumptions
+    from operations.cost import Assumptions
 
     parser.add_argument("--images-per-day", type=float, required=True, help="uploaded images per day")
     parser.add_argument("--region", default="eu-west-3", help="eu-west-3 (default) or eu-west-1")
     parser.add_argument(
-        "--prices", type=Path, help="another price table (JSON, same layout as streaming_job/pricing_eu.json)"
+        "--prices", type=Path, help="another price table (JSON, same layout as operations/pricing_eu.json)"
     )
     parser.add_argument("--json", action="store_true", help="print the estimate as one JSON object")
     kinds = {item.name: type(getattr(Assumptions(), item.name)) for item in fields(Assumptions)}
@@ -43,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from streaming_job.cost import Assumptions, UnknownPriceError, estimate, format_table, load_price_table
+    from operations.cost import Assumptions, UnknownPriceError, estimate, format_table, load_price_table
 
     if args.images_per_day <= 0:
         raise ConfigError(f"--images-per-day must be > 0, got {args.images_per_day:g}")

@@ -1,7 +1,7 @@
 """Operating the stream on Amazon EMR: upload, start, status, stop and fit-pca.
 
 Each operation plans its AWS requests as `ApiCall`s (pure functions below) and
-runs them through an executor (`streaming_job.aws_calls`): boto3 for real, or a
+runs them through an executor (`operations.aws_calls`): boto3 for real, or a
 printer for `--dry-run`, so a dry run shows exactly what a real run would call.
 Reads whose answers drive the next step (the stack outputs, the running steps)
 go through the same executor; in a dry run their values are shown as
@@ -14,30 +14,34 @@ import argparse
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from fruits_ingest import contracts
-
+from fruits_core import contracts
+from fruits_core.clock import utc_now
+from fruits_core.errors import ConfigError
+from fruits_core.lake_uris import is_not_found_code, join_uri
+from operations.aws_calls import ApiCall, Executor, InlineBytes, LocalFile
+from operations.job_package import JobPackage
 from streaming_job import uris
-from streaming_job.aws_calls import ApiCall, Executor, InlineBytes, LocalFile
-from streaming_job.config import ConfigError, StreamConfig, config_from_args, join_uri
-from streaming_job.job_package import JobPackage
+from streaming_job.config import StreamConfig, config_from_args
 
 DEFAULT_REGION = "eu-west-3"
 # The regions the templates' `EuRegionsOnly` rule accepts (London and Zurich are outside the EU).
 EU_REGIONS = ("eu-west-1", "eu-west-3", "eu-central-1", "eu-north-1", "eu-south-1", "eu-south-2")
 JOB_PACKAGE_NAME = "fruits_job.zip"
 MAIN_SCRIPT_NAME = "main.py"
-LAUNCHER_NAME = "fruits_cli.py"
+FIT_PCA_SCRIPT_NAME = "fit_pca_main.py"
 BOOTSTRAP_SCRIPT_NAME = "install-python-deps.sh"
 BOOTSTRAP_PREFIX = f"{contracts.CODE_PREFIX}bootstrap/"
 # infra/emr-cluster.yaml's TlsCertificatesS3Uri: the instance role can read code/ only.
 TLS_CERTIFICATES_KEY = f"{contracts.CODE_PREFIX}tls/emr-certs.zip"
 STREAM_LOG_GROUP_TEMPLATE = "/fruits/{stage}/stream"
+# Validated in place of a dry run's placeholder lake, then swapped back.
+DRY_RUN_LAKE = "s3://dry-run-lake"
 ACTIVE_STEP_STATES = ("PENDING", "RUNNING")
 STOP_POLL_SECONDS = 15.0
 # Names in infra/emr-cluster.yaml and template.yaml (the stacks `--stack-name` reads).
@@ -53,7 +57,7 @@ class DeployError(RuntimeError):
 
 
 def require_eu_region(region: str) -> str:
-    """Personal data stays in the EU (DESIGN.md): refuse any other region before calling AWS."""
+    """Personal data stays in the EU (docs/design.md): refuse any other region before calling AWS."""
     if region not in EU_REGIONS:
         raise ConfigError(
             f"--region must be an EU member-state region ({', '.join(EU_REGIONS)}) so the "
@@ -208,7 +212,7 @@ class UploadSources:
 
     package: JobPackage
     main_script: Path
-    launcher: Path
+    fit_pca_script: Path
     bootstrap_script: Path
     featurizer: Path | None = None
     pca_dir: Path | None = None
@@ -253,7 +257,10 @@ def plan_upload(target: Target, sources: UploadSources) -> list[ApiCall]:
             "text/x-python",
         ),
         put_object(
-            target, target.code_key(version, LAUNCHER_NAME), LocalFile(sources.launcher), "text/x-python"
+            target,
+            target.code_key(version, FIT_PCA_SCRIPT_NAME),
+            LocalFile(sources.fit_pca_script),
+            "text/x-python",
         ),
         put_object(
             target,
@@ -378,7 +385,15 @@ def stream_config(target: Target, stream_args: argparse.Namespace) -> StreamConf
     args.stage = target.stage
     default_log_group = target.stream_log_group or STREAM_LOG_GROUP_TEMPLATE.format(stage=target.stage)
     args.cloudwatch_log_group = args.cloudwatch_log_group or default_log_group
-    return config_from_args(args)
+    if not target.lake.bucket.startswith("<"):
+        return config_from_args(args)
+    # A dry run without AWS: the bucket is a <placeholder>, which no bucket-name check accepts.
+    args.lake = DRY_RUN_LAKE
+    config = config_from_args(args)
+    uri_fields = ("lake", "checkpoint", "featurizer", "pca")
+    return replace(
+        config, **{name: getattr(config, name).replace(DRY_RUN_LAKE, target.lake.root) for name in uri_fields}
+    )
 
 
 def stream_step(target: Target, config: StreamConfig, version: str) -> dict[str, Any]:
@@ -408,7 +423,7 @@ def plan_start(target: Target, config: StreamConfig, version: str) -> list[ApiCa
 
 @dataclass(frozen=True)
 class FitPcaOptions:
-    """Flags of `fruits fit-pca` for the EMR batch step (None: the command's default)."""
+    """Flags of streaming_job/fit_pca_main.py for the EMR batch step (None: its default)."""
 
     images: str | None = None
     k: int | None = None
@@ -418,16 +433,12 @@ class FitPcaOptions:
 
 def fit_pca_args(target: Target, options: FitPcaOptions) -> list[str]:
     args = [
-        "fit-pca",
         "--lake",
         target.lake.root,
         "--featurizer",
         target.lake.uri(contracts.FEATURIZER_KEY),
         "--out",
         target.lake.uri(contracts.PCA_KEY),
-        # spark-submit on YARN decides the master; the command's local default must not win.
-        "--master",
-        "yarn",
     ]
     if options.images:
         args += ["--images", options.images]
@@ -444,7 +455,7 @@ def fit_pca_step(target: Target, version: str, options: FitPcaOptions) -> dict[s
     return spark_submit_step(
         target.fit_pca_step_name,
         target.code_uri(version, JOB_PACKAGE_NAME),
-        target.code_uri(version, LAUNCHER_NAME),
+        target.code_uri(version, FIT_PCA_SCRIPT_NAME),
         fit_pca_args(target, options),
     )
 
@@ -480,7 +491,7 @@ def require_objects(executor: Executor, objects: list[str], prefixes: tuple[str,
         try:
             response = executor(call)
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
+            if not is_not_found_code(error.response.get("Error", {}).get("Code")):
                 raise
             missing.append(uri)
             continue
@@ -534,11 +545,13 @@ def start(executor: Executor, target: Target, config: StreamConfig, version: str
     )
 
 
-def fit_pca(executor: Executor, target: Target, version: str, options: FitPcaOptions) -> str | None:
+def submit_fit_pca_step(
+    executor: Executor, target: Target, version: str, options: FitPcaOptions
+) -> str | None:
     """Add the fit-pca batch step; the fitted PCA lands in <lake>/models/pca."""
     objects = [
         target.code_uri(version, JOB_PACKAGE_NAME),
-        target.code_uri(version, LAUNCHER_NAME),
+        target.code_uri(version, FIT_PCA_SCRIPT_NAME),
         target.lake.uri(contracts.FEATURIZER_KEY),
     ]
     return _submit(
@@ -623,7 +636,7 @@ def stop(
     poll_s: float = STOP_POLL_SECONDS,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
-    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    now: Callable[[], datetime] = utc_now,
 ) -> StopResult:
     """Ask the stream to stop after its current batch; cancel the step if still running at the timeout."""
     running = active_steps(executor, target, target.stream_step_name)

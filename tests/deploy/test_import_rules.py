@@ -1,0 +1,79 @@
+"""Which room may import which: read from the sources (every import statement, lazy ones included)."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+# Modules that exist only beside the job (the CLI, operations, the demo, benchmarks) or only in the
+# Lambda (which also brings Powertools and pydantic): none of them is in the EMR zip.
+NOT_ON_EMR = (
+    "fruits_cli",
+    "operations",
+    "demo",
+    "benchmarks",
+    "fruits_ingest",
+    "app",
+    "aws_lambda_powertools",
+)
+ROOMS = ("fruits_core", "streaming_job", "fruits_cli", "operations", "demo", "benchmarks", "fruits_ingest")
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return found
+
+
+def sources(folder: str) -> list[Path]:
+    return sorted((REPO_ROOT / folder).rglob("*.py"))
+
+
+def offending(folder: str, refused: tuple[str, ...]) -> dict[str, list[str]]:
+    found = {}
+    for path in sources(folder):
+        bad = sorted(name for name in imported_modules(path) if name.partition(".")[0] in refused)
+        if bad:
+            found[str(path.relative_to(REPO_ROOT))] = bad
+    return found
+
+
+def test_the_spark_job_imports_nothing_that_stays_off_emr():
+    # GIVEN every module of streaming_job/ WHEN its imports are read
+    # THEN none names the CLI, operations, the demo, benchmarks or a Lambda-only module
+    assert offending("streaming_job", NOT_ON_EMR) == {}
+
+
+def test_the_core_imports_the_standard_library_only():
+    # GIVEN every module of fruits_core/ WHEN its imports are read
+    third_party = {
+        name
+        for path in sources("fruits_core")
+        for name in imported_modules(path)
+        if name.partition(".")[0] not in sys.stdlib_module_names and not name.startswith("fruits_core")
+    }
+    # THEN they are standard-library modules or the core itself (the Lambda and the zip both ship it)
+    assert third_party == set()
+
+
+@pytest.mark.parametrize("room", ["fruits_ingest", "fruits_core"])
+def test_the_shared_halves_never_import_the_rooms_above_them(room):
+    folder = "lambdas/ingest/fruits_ingest" if room == "fruits_ingest" else room
+    above = tuple(name for name in ROOMS if name not in (room, "fruits_core"))
+    assert offending(folder, above) == {}
+
+
+def test_the_rule_sees_a_lazy_import(tmp_path: Path):
+    # GIVEN a module importing the CLI inside a function WHEN its imports are read THEN it is found
+    module = tmp_path / "lazy.py"
+    module.write_text("def run():\n    from fruits_cli.main import main\n    return main\n")
+    assert imported_modules(module) == {"fruits_cli.main"}
