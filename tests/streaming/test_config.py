@@ -82,7 +82,7 @@ def test_defaults_derive_every_location_from_the_lake():
     assert config == StreamConfig(
         lake=LAKE,
         checkpoint=f"{LAKE}/checkpoints/features",
-        featurizer=f"{LAKE}/models/featurizer.keras",
+        featurizer=f"{LAKE}/models/featurizer.tflite",
         pca=f"{LAKE}/models/pca",
     )
     assert config.trigger_seconds == 10.0
