@@ -156,7 +156,8 @@ def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
         "--inference-batch-size",
         type=int,
         default=_env("INFERENCE_BATCH_SIZE", _default("inference_batch_size")),
-        help=f"images per TensorFlow forward pass (default {_default('inference_batch_size')})",
+        help=f"images read and featurized together: one Keras forward pass, or split across the LiteRT "
+        f"interpreters (default {_default('inference_batch_size')})",
     )
     parser.add_argument(
         "--metrics-namespace",
