@@ -27,9 +27,9 @@ class StreamConfig:
     pca: str
     trigger_seconds: float = 10.0
     available_now: bool = False
-    # Under a backlog, bigger batches amortise the fixed cost of a micro-batch: with the LiteRT runtime a
-    # core featurizes ~250 images/s, so 4000 keeps that cost near 10 % on 2 cores (docs/performance.md).
-    max_files_per_trigger: int = 4000
+    # Under a backlog, bigger batches amortise the ~0.8 s fixed cost of a micro-batch: the LiteRT runtime
+    # featurizes ~200 images/s per core, so 8000 keeps it under 5 % on 2 cores (docs/performance.md).
+    max_files_per_trigger: int = 8000
     clean_source: str = "off"
     inference_batch_size: int = 64
     metrics_namespace: str = "Fruits/Stream"

@@ -189,7 +189,7 @@ def expected_stream_args(version: str) -> list[str]:
         "--trigger",
         "10",
         "--max-files-per-trigger",
-        "4000",
+        "8000",
         "--clean-source",
         "archive",
         "--inference-batch-size",
