@@ -56,7 +56,7 @@ bench: venv
 # The notebook's source is the jupytext percent file; the .ipynb is committed with its outputs.
 notebook: venv
 	$(VENV)/bin/jupytext --sync notebooks/local_pipeline.py
-	$(VENV)/bin/jupytext --execute --set-kernel python3 notebooks/local_pipeline.ipynb
+	$(VENV)/bin/python notebooks/execute.py notebooks/local_pipeline.ipynb
 
 slides: venv
 	$(VENV)/bin/python docs/slides/build.py
