@@ -178,16 +178,23 @@ featurizer_uri = join_uri(LAKE.as_uri(), contracts.FEATURIZER_KEY)
 clock = time.monotonic()
 model_version = export_featurizer(featurizer_uri)
 spec = load_featurizer_spec(featurizer_uri)
-print(f"exported {contracts.FEATURIZER_KEY} in {time.monotonic() - clock:.1f} s")
-pd.Series(
-    {
-        "model_version": spec.model_version,
-        "input size (px)": spec.input_size,
-        "feature dimension": spec.feature_dim,
-        "what is broadcast": f"{type(spec).__name__}({', '.join(item.name for item in fields(spec))})",
-        "broadcast size (MB, pickled)": round(len(pickle.dumps(spec)) / 1e6, 2),
-    }
-).to_frame("featurizer")
+print(
+    f"exported {contracts.FEATURIZER_KEY} ({model_version}) in {time.monotonic() - clock:.1f} s; "
+    f"the broadcast {type(spec).__name__} weighs {len(pickle.dumps(spec)) / 1e6:.1f} MB pickled"
+)
+
+
+def describe(value) -> str:
+    """A spec field as shown below: small values as they are, bulky ones by type and pickled size."""
+    if isinstance(value, str | int | float) and len(str(value)) <= 60:
+        return str(value)
+    return f"{type(value).__name__}, {len(pickle.dumps(value)) / 1e6:.2f} MB"
+
+
+pd.DataFrame(
+    [(item.name, describe(getattr(spec, item.name))) for item in fields(spec)],
+    columns=["broadcast field", "value"],
+)
 
 # %% [markdown]
 # ## 4. Fitting the PCA: explained variance and k

@@ -670,7 +670,7 @@ def slide_stream(deck: Deck, figures: Figures) -> None:
             "readStream JSON on manifests/ with an explicit schema; maxFilesPerTrigger bounds a micro-batch.",
             "mapInPandas: read the clean images (boto3 / file) and decode + resize them in a thread pool.",
             "Featurize with MobileNetV2 (no top, average pooling): the driver loads the artifact once and "
-            "broadcasts its spec (weights + architecture, a few MB); each Python worker builds the model "
+            "broadcasts its spec (weights + architecture, under 10 MB); each Python worker builds the model "
             "once and reuses it across tasks and batches (spark.python.worker.reuse).",
             "Project on the PCA (mean + k components, broadcast too) with numpy: the features row holds "
             "the k scores and the reconstruction residual.",
@@ -783,7 +783,7 @@ def slide_bench(deck: Deck, figures: Figures) -> None:
         axis.bar_label(bars, labels=[fmt_rate(v) if v else "" for v in values], fontsize=SMALL_PT, padding=2)
     axis.set_xticks(range(len(names)), names)
     axis.set_ylabel("images / s")
-    axis.set_title("MobileNetV2 224 px, int8 weights")
+    axis.set_title(f"MobileNetV2, {bench.get('config', {}).get('input_size', '?')} px input")
     axis.legend(loc="upper left", frameon=False)
     axis.spines[["top", "right"]].set_visible(False)
     axis.margins(y=0.15)
@@ -900,7 +900,7 @@ def slide_choices(deck: Deck, figures: Figures) -> None:
                 "the brief's PySpark; seconds of latency; exactly once\n"
                 "through checkpoints; same code for backfills (--available-now)",
             ],
-            ["MobileNetV2 features, broadcast", "small (a few MB), CPU-friendly; built once per worker"],
+            ["MobileNetV2 features, broadcast", "small (under 10 MB), CPU-friendly; built once per worker"],
             [
                 "int8 MobileNetV2 on LiteRT",
                 f"bench: {fmt_ratio(figures.stream_ratio)} x the Keras stream's throughput, same CPUs",
