@@ -4,7 +4,8 @@ Every figure on the slides comes from the repository at build time, never typed 
 - the key layout and record fields from `fruits_core.contracts`;
 - the EMR defaults from `infra/emr-cluster.yaml` (its Parameters' `Default:` values);
 - throughput and latency from a `fruits bench --json` report (default `docs/data/bench.json`);
-- the cost table from `fruits cost --images-per-day N --json` at three scales (run here, offline).
+- the cost table from `fruits cost --images-per-day N --json` at three scales (run here, offline);
+- the PCA scatter, k and probe accuracy from the committed, executed notebook (run `make notebook` first).
 
 Offline and self-contained: matplotlib's bundled DejaVu fonts, embedded as TrueType
 (`pdf.fonttype = 42`). Every text must lie inside its page: the build fails otherwise.
@@ -15,6 +16,8 @@ Offline and self-contained: matplotlib's bundled DejaVu fonts, embedded as TrueT
 from __future__ import annotations
 
 import argparse
+import base64
+import io
 import itertools
 import json
 import re
@@ -40,6 +43,7 @@ from fruits_core import contracts  # noqa: E402
 DEFAULT_OUT = REPO / "docs" / "presentation.pdf"
 DEFAULT_BENCH = REPO / "docs" / "data" / "bench.json"
 EMR_TEMPLATE = REPO / "infra" / "emr-cluster.yaml"
+NOTEBOOK = REPO / "notebooks" / "local_pipeline.ipynb"
 COST_SCALES = (10_000, 1_000_000, 100_000_000)
 COST_REGION = "eu-west-3"
 
@@ -143,11 +147,34 @@ def fmt_ratio(value: float | None) -> str:
 
 
 @dataclass(frozen=True)
+class NotebookFigures:
+    """What the committed, executed notebook shows: its 2-D scatter and its summary lines."""
+
+    scatter_png: bytes | None
+    summary: dict[str, str]
+
+
+def notebook_figures(path: Path = NOTEBOOK) -> NotebookFigures:
+    """The last PNG output (the scatter) and the last cell's `name  value` lines of the executed notebook."""
+    if not path.exists():
+        return NotebookFigures(None, {})
+    cells = [
+        cell for cell in json.loads(path.read_text(encoding="utf-8"))["cells"] if cell["cell_type"] == "code"
+    ]
+    outputs = [output for cell in cells for output in cell.get("outputs", [])]
+    images = [output["data"]["image/png"] for output in outputs if "image/png" in output.get("data", {})]
+    last = "".join(cells[-1].get("outputs", [{}])[-1].get("text", "")) if cells else ""
+    summary = dict(line.rsplit(maxsplit=1) for line in last.strip().splitlines() if " " in line.strip())
+    return NotebookFigures(base64.b64decode("".join(images[-1])) if images else None, summary)
+
+
+@dataclass(frozen=True)
 class Figures:
     bench: dict
     bench_source: str
     costs: dict[int, dict]
     emr: dict[str, str]
+    notebook: NotebookFigures
 
     @property
     def stream_ratio(self) -> float | None:
@@ -175,6 +202,7 @@ def gather(bench_path: Path) -> Figures:
         bench_source=source,
         costs={scale: run_cost(scale) for scale in COST_SCALES},
         emr=emr_defaults(),
+        notebook=notebook_figures(),
     )
 
 
@@ -691,18 +719,36 @@ def slide_pca(deck: Deck, figures: Figures) -> None:
         figure,
         [
             "fruits fit-pca featurizes a sample of clean images with the same broadcast featurizer.",
-            "Spark ML centres the vectors (StandardScaler withMean) and computes the covariance distributed "
-            "(RowMatrix); numpy's eigh gives exact, deterministic components (sign fixed).",
+            "Spark ML centres the vectors and computes their covariance (distributed); numpy's eigh gives "
+            "exact, deterministic components.",
             "k = the fewest components reaching 95 % of the variance (or a fixed --k).",
-            "Saved as a Spark ML PipelineModel + a sidecar pca.json (k, explained variance, versions); the "
-            "stream refuses a PCA fitted on another featurizer version.",
-            "Why: 1,280 floats per image shrink to k scores: smaller Parquet, faster downstream models, and "
-            "the residual flags images unlike the training sample.",
-            "The notebook shows it on the bundled images: explained-variance curve, k, 2-D scatter by fruit "
-            "and a linear-probe accuracy on the projected features.",
+            "Saved as a Spark ML PipelineModel + pca.json; the stream refuses a PCA fitted on another "
+            "featurizer version.",
+            "Why: 1,280 floats per image shrink to k scores (smaller Parquet, faster models); the residual "
+            "flags images unlike the sample.",
         ],
         top=0.83,
+        right=0.51,
+        size=16,
+        gap=0.3,
     )
+    notebook = figures.notebook
+    if notebook.scatter_png:
+        axis = figure.add_axes((0.525, 0.16, 0.46, 0.7))
+        axis.imshow(plt.imread(io.BytesIO(notebook.scatter_png), format="png"))
+        axis.set_axis_off()
+        summary = notebook.summary
+        figure.text(
+            0.755,
+            0.145,
+            f"notebook, {summary.get('featurized', '?')} images: k = {summary.get('k', '?')} "
+            f"({summary.get('explained variance', '?')} of the variance),\n"
+            f"linear probe accuracy {summary.get('linear probe accuracy', '?')}",
+            fontsize=TABLE_PT,
+            ha="center",
+            va="top",
+            color=GREY,
+        )
 
 
 def slide_emr(deck: Deck, figures: Figures) -> None:
