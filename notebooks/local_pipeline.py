@@ -332,8 +332,9 @@ print(
 #
 # The same code paths as production, on one machine: the Lambda's ingest (anonymization, quarantine),
 # the broadcast featurizer, the Spark ML PCA fit and the Structured Streaming job writing `dt`
-# partitions. What the numbers mean depends on the featurizer: with fixed random weights the features
-# are random projections; with the ImageNet weights the fruits separate much better.
+# partitions. What k and the probe accuracy mean depends on the featurizer (its `model_version` is
+# printed in step 3): a seeded model's features are random projections of the pixels, ImageNet weights
+# give features learnt for recognising objects. 100 images make the probe indicative, not a benchmark.
 
 # %%
 spark.stop()
