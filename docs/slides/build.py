@@ -890,7 +890,7 @@ def slide_cost(deck: Deck, figures: Figures) -> None:
         columns=[LEFT, 0.42, 0.60, 0.78],
         top=0.84,
         aligns=["left", "right", "right", "right"],
-        row_h=0.05,
+        row_h=0.047,
         bold_last=True,
     )
     fleets = []
