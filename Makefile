@@ -11,13 +11,15 @@ CHECKOV_VENV := .venv-checkov
 LAMBDA_VENV := .venv-lambda
 PIP_FLAGS := --quiet --disable-pip-version-check
 
-.PHONY: help venv iac-tools lambda-venv demo test test-fast lint bench sam-build sam-validate clean
+.PHONY: help venv iac-tools lambda-venv demo test test-fast lint bench notebook slides sam-build sam-validate clean
 
 help:
 	@echo "make demo   - local end-to-end demo on the bundled images (installs .venv)"
 	@echo "make test   - the whole test suite, template linters included"
 	@echo "make lint   - ruff"
 	@echo "make bench  - fruits bench --json"
+	@echo "make notebook - re-execute notebooks/local_pipeline.ipynb (paired with notebooks/local_pipeline.py)"
+	@echo "make slides - build docs/presentation.pdf from docs/slides/build.py"
 
 $(VENV)/.installed: pyproject.toml lambdas/ingest/requirements.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required (set PYTHON=...)"'
@@ -64,6 +66,14 @@ lint: venv
 
 bench: venv
 	$(VENV)/bin/fruits bench --json
+
+# The notebook's source is the jupytext percent file; the .ipynb is committed with its outputs.
+notebook: venv
+	$(VENV)/bin/jupytext --sync notebooks/local_pipeline.py
+	$(VENV)/bin/python notebooks/execute.py notebooks/local_pipeline.ipynb
+
+slides: venv
+	$(VENV)/bin/python docs/slides/build.py
 
 sam-validate: $(SAM_VENV)/.installed
 	$(SAM_VENV)/bin/sam validate --lint --region eu-west-3

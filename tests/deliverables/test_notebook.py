@@ -1,0 +1,67 @@
+"""notebooks/local_pipeline.ipynb: paired with its jupytext source, committed executed, runs without error."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat")
+jupytext = pytest.importorskip("jupytext")
+pytest.importorskip("nbclient")
+
+IMAGES_PER_CLASS = 3
+
+
+@pytest.fixture(scope="module")
+def paths(repo_root):
+    folder = repo_root / "notebooks"
+    return {"ipynb": folder / "local_pipeline.ipynb", "py": folder / "local_pipeline.py", "folder": folder}
+
+
+def code_sources(notebook) -> list[str]:
+    return [cell.source.strip() for cell in notebook.cells if cell.cell_type == "code"]
+
+
+def test_the_notebook_and_its_jupytext_source_hold_the_same_cells(paths):
+    committed = nbformat.read(paths["ipynb"], as_version=4)
+    source = jupytext.read(paths["py"])
+    assert code_sources(committed) == code_sources(source)
+    markdown = [cell.source for cell in committed.cells if cell.cell_type == "markdown"]
+    assert markdown == [cell.source for cell in source.cells if cell.cell_type == "markdown"]
+
+
+def test_the_committed_notebook_is_executed_without_errors(paths):
+    notebook = nbformat.read(paths["ipynb"], as_version=4)
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    assert all(cell.execution_count for cell in code), "run `make notebook` and commit the outputs"
+    assert not [output for cell in code for output in cell.outputs if output.output_type == "error"]
+    images = [output for cell in code for output in cell.outputs if "image/png" in output.get("data", {})]
+    assert len(images) == 2  # the explained-variance curve and the 2-D scatter
+
+
+@pytest.mark.slow
+@pytest.mark.spark
+@pytest.mark.tf
+def test_the_notebook_runs_top_to_bottom_on_a_subset(paths, tmp_path, monkeypatch):
+    # GIVEN the notebook as its jupytext source says, on 3 images per fruit in a scratch workdir
+    spec = importlib.util.spec_from_file_location("notebook_execute", paths["folder"] / "execute.py")
+    execute = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = execute
+    spec.loader.exec_module(execute)
+    notebook = jupytext.read(paths["py"])
+    monkeypatch.setenv("FRUITS_NOTEBOOK_IMAGES_PER_CLASS", str(IMAGES_PER_CLASS))
+    monkeypatch.setenv("FRUITS_NOTEBOOK_WORKDIR", str(tmp_path / "work"))
+    source = tmp_path / "local_pipeline.ipynb"
+    nbformat.write(notebook, source)
+    # WHEN nbclient executes every cell from notebooks/ (any cell error raises CellExecutionError)
+    executed = execute.execute(source, timeout_s=300, cwd=paths["folder"])
+    # THEN every accepted upload came out of the stream, and the summary says so
+    summary = executed.cells[-1].outputs[-1]["text"]
+    lines = dict(line.rsplit(maxsplit=1) for line in summary.strip().splitlines())
+    accepted = str(4 * IMAGES_PER_CLASS)
+    assert lines["accepted"] == lines["featurized"] == accepted
+    assert lines["quarantined"] == "2"
+    assert 0 < int(lines["k"]) < 4 * IMAGES_PER_CLASS
+    assert (tmp_path / "work" / "lake" / "features").is_dir()

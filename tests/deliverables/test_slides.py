@@ -1,0 +1,85 @@
+"""`make slides`: docs/presentation.pdf is built from the repository's own figures (fast: no Spark)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import sys
+
+import pytest
+
+pypdf = pytest.importorskip("pypdf")
+
+
+@pytest.fixture(scope="module")
+def slides(repo_root):
+    spec = importlib.util.spec_from_file_location("slides_build", repo_root / "docs" / "slides" / "build.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def built(slides, tmp_path_factory):
+    out = tmp_path_factory.mktemp("slides") / "presentation.pdf"
+    figures = slides.build(out)
+    reader = pypdf.PdfReader(out)
+    text = "\n".join(page.extract_text() for page in reader.pages)
+    return {"figures": figures, "reader": reader, "text": re.sub(r"\s+", " ", text), "out": out}
+
+
+def test_the_deck_has_12_to_15_pages(built):
+    assert 12 <= len(built["reader"].pages) <= 15
+
+
+def test_pages_are_16_by_9_and_fonts_are_embedded(built):
+    for page in built["reader"].pages:
+        width, height = float(page.mediabox.width), float(page.mediabox.height)
+        assert (round(width), round(height)) == (960, 540)
+        fonts = page["/Resources"]["/Font"]
+        for font in fonts.values():
+            font = font.get_object()
+            descendants = font.get("/DescendantFonts")
+            descriptor = (descendants[0].get_object() if descendants else font).get("/FontDescriptor")
+            if descriptor is None:  # Type 3 glyph procedures (no font file needed)
+                continue
+            descriptor = descriptor.get_object()
+            assert any(key in descriptor for key in ("/FontFile", "/FontFile2", "/FontFile3")), font
+
+
+def test_the_cost_totals_come_from_fruits_cost(built, slides):
+    # GIVEN the totals `fruits cost --images-per-day N --json` prints at the three scales
+    for scale in slides.COST_SCALES:
+        total = built["figures"].costs[scale]["total_usd"]
+        # THEN the slides quote each of them
+        assert f"{total:,.2f}" in built["text"], scale
+
+
+def test_the_bench_figures_come_from_the_committed_report(built, slides):
+    report = json.loads(slides.DEFAULT_BENCH.read_text())
+    assert f"{report['ratio_litert_stream_vs_keras_stream']:.2f}" in built["text"]
+    for runtime in report["runtimes"].values():
+        assert f"{runtime['stream']['steady_images_per_s']:,.1f}" in built["text"]
+    for figure in built["figures"].key_figures():
+        assert figure in built["text"]
+
+
+def test_the_slides_quote_the_contracts_and_the_emr_template(built):
+    from fruits_core import contracts
+
+    text = built["text"]
+    for name in contracts.field_names(contracts.MANIFEST_FIELDS):
+        assert name in text
+    assert contracts.clean_image_key("<dt>", "<image_id>") in text
+    assert "m7i.2xlarge" in text and "emr-spark-8.0.0" in text
+
+
+def test_committed_pdf_is_the_current_build(built, repo_root):
+    # The committed deck has the same page count and figures as a fresh build (rerun `make slides` if not).
+    committed = pypdf.PdfReader(repo_root / "docs" / "presentation.pdf")
+    assert len(committed.pages) == len(built["reader"].pages)
+    text = re.sub(r"\s+", " ", "\n".join(page.extract_text() for page in committed.pages))
+    for figure in built["figures"].key_figures():
+        assert figure in text
