@@ -665,7 +665,7 @@ def slide_anonymization(deck: Deck, figures: Figures) -> None:
             f"region = geohash precision {c.GEOHASH_PRECISION} (~39 x 20 km)",
         ],
         [c.META_CAPTURED_AT, "coarsened", "captured_hour = UTC, truncated to the hour"],
-        [c.META_LABEL, "kept", "label = normalised slug (red-apple)"],
+        [c.META_LABEL, "vocabulary", "a known fruit (any script) -> slug; anything else null"],
         [c.META_APP_VERSION, "kept", "app_version"],
         [c.META_DEVICE_ID + ", file name, key, IP", "dropped", "never copied to any record, log or metric"],
         ["EXIF (GPS, serial, time), ICC, XMP", "dropped", "clean JPEG re-encoded from decoded pixels"],
@@ -697,8 +697,8 @@ def slide_stream(deck: Deck, figures: Figures) -> None:
         [
             "readStream JSON on manifests/ with an explicit schema; maxFilesPerTrigger bounds a micro-batch.",
             "mapInPandas: read the clean images (boto3 / file) and decode + resize them in a thread pool.",
-            "Featurize with MobileNetV2 (no top, average pooling): the driver loads the artifact once and "
-            "broadcasts its spec (weights + architecture, under 10 MB); each Python worker builds the model "
+            "Featurize with the ImageNet MobileNetV2 (int8, LiteRT; pooled 1280 features): the driver loads it once and "
+            "broadcasts its spec (the 2.8 MB int8 .tflite bytes); each Python worker builds its interpreter "
             "once and reuses it across tasks and batches (spark.python.worker.reuse).",
             "Project on the PCA (mean + k components, broadcast too) with numpy: the features row holds "
             "the k scores and the reconstruction residual.",
@@ -946,7 +946,7 @@ def slide_choices(deck: Deck, figures: Figures) -> None:
                 "the brief's PySpark; seconds of latency; exactly once\n"
                 "through checkpoints; same code for backfills (--available-now)",
             ],
-            ["MobileNetV2 features, broadcast", "small (under 10 MB), CPU-friendly; built once per worker"],
+            ["MobileNetV2 features, broadcast", "2.8 MB int8 model, CPU-friendly; built once per worker"],
             [
                 "int8 MobileNetV2 on LiteRT",
                 f"bench: {fmt_ratio(figures.stream_ratio)} x the Keras stream's throughput, same CPUs",
