@@ -166,10 +166,10 @@ print(exif_counts)
 # The featurizer is an ImageNet-trained MobileNetV2 shipped with the repository (`models/`, int8,
 # Apache 2.0): nothing is downloaded. `streaming_job.model.export_featurizer` cuts it after its global
 # pool (1280 features per image) and writes it into the lake (`models/featurizer.tflite`; the file name
-# comes from the contracts); LiteRT's interpreter runs it. On the driver, `load_featurizer_spec` reads it once into a small
-# picklable **spec**; Spark **broadcasts** that spec, so each executor receives it once per job
-# instead of once per task, and each Python worker **builds its interpreter once** from it (no file I/O,
-# no download on the worker) and keeps it for every later task and micro-batch
+# comes from the contracts); LiteRT's interpreter runs it. On the driver, `load_featurizer_spec` reads
+# it once into a small picklable **spec**; Spark **broadcasts** that spec, so each executor receives it
+# once per job instead of once per task, and each Python worker **builds its interpreter once** from it
+# (no file I/O, no download on the worker) and keeps it for every later task and micro-batch
 # (`spark.python.worker.reuse`). The PCA fit and the stream below both work this way.
 
 # %%

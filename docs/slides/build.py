@@ -697,9 +697,9 @@ def slide_stream(deck: Deck, figures: Figures) -> None:
         [
             "readStream JSON on manifests/ with an explicit schema; maxFilesPerTrigger bounds a micro-batch.",
             "mapInPandas: read the clean images (boto3 / file) and decode + resize them in a thread pool.",
-            "Featurize with the ImageNet MobileNetV2 (int8, LiteRT; pooled 1280 features): the driver loads it once and "
-            "broadcasts its spec (the 2.8 MB int8 .tflite bytes); each Python worker builds its interpreter "
-            "once and reuses it across tasks and batches (spark.python.worker.reuse).",
+            "Featurize with the ImageNet MobileNetV2 (int8, LiteRT; pooled 1280 features): the driver "
+            "loads it once and broadcasts its spec (the 2.8 MB int8 .tflite bytes); each Python worker "
+            "builds its interpreter once and reuses it across tasks and batches (spark.python.worker.reuse).",
             "Project on the PCA (mean + k components, broadcast too) with numpy: the features row holds "
             "the k scores and the reconstruction residual.",
             "foreachBatch: Parquet features/ and errors/ partitioned by dt, staged then published under "
