@@ -74,7 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--modes",
         default=",".join(MEASURED_MODES),
-        help=f"comma-separated subset of {','.join(MEASURED_MODES)} (default: all)",
+        help=f"comma-separated subset of {','.join(MEASURED_MODES)} (default {','.join(MEASURED_MODES)})",
     )
     parser.add_argument(
         "--runtimes",

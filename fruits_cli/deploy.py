@@ -9,10 +9,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
 from fruits_core import contracts
+from fruits_core.aws_errors import missing_credentials_message
 from fruits_core.errors import ConfigError
 from operations.deploy import DEFAULT_REGION, STOP_POLL_SECONDS
 from streaming_job.config import add_stream_arguments
@@ -72,9 +74,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _add_target_arguments(start, with_lake_and_stage=False)
     start.add_argument("--code-version", help="uploaded code version to run (default: the local sources')")
     # On EMR: archive processed manifests (bounded S3 listing); the local FRUITS_* paths must not leak in.
+    _override_defaults(start, clean_source="archive", stage=DEFAULT_STAGE)
     start.set_defaults(
-        clean_source="archive",
-        stage=DEFAULT_STAGE,
         lake=None,
         checkpoint=None,
         featurizer=None,
@@ -111,6 +112,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fit_pca.add_argument("--sample-size", type=int, help="images sampled for the fit")
 
 
+def _override_defaults(parser: argparse.ArgumentParser, **defaults: str) -> None:
+    """set_defaults, and each flag's "(default X" help rewritten to match (tests/deploy)."""
+    parser.set_defaults(**defaults)
+    for action in parser._actions:
+        if action.dest in defaults and action.help:
+            action.help = re.sub(r"\(default [^;)]*", f"(default {defaults[action.dest]}", action.help)
+            if "(default " not in action.help:
+                action.help += f" (default {defaults[action.dest]})"
+
+
 def _add_target_arguments(parser: argparse.ArgumentParser, with_lake_and_stage: bool = True) -> None:
     parser.add_argument(
         "--region",
@@ -131,7 +142,8 @@ def _add_target_arguments(parser: argparse.ArgumentParser, with_lake_and_stage: 
         parser.add_argument(
             "--stage",
             default=DEFAULT_STAGE,
-            help="deployment stage: names the steps and the log group (default dev; env FRUITS_STAGE)",
+            help=f"deployment stage: names the steps and the log group "
+            f"(default {DEFAULT_STAGE}; env FRUITS_STAGE)",
         )
     parser.add_argument("--dry-run", action="store_true", help="print the AWS API calls, call nothing")
 
@@ -163,6 +175,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"fruits deploy {args.action}: {error}", file=sys.stderr)
         return 1
     except (BotoCoreError, ClientError) as error:
+        message = missing_credentials_message(error)
+        if message is not None:  # the same line and rc 2 as every other command (fruits_cli.main)
+            print(f"fruits deploy {args.action}: {message}", file=sys.stderr)
+            return 2
         print(f"fruits deploy {args.action}: AWS error: {error}", file=sys.stderr)
         return 1
 

@@ -13,6 +13,7 @@ import argparse
 import importlib
 import sys
 
+from fruits_core.aws_errors import missing_credentials_message
 from fruits_core.errors import ConfigError
 
 COMMANDS: tuple[tuple[str, str, str], ...] = (
@@ -44,6 +45,13 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args)
     except ConfigError as error:
         print(f"fruits {args.command}: configuration error: {error}", file=sys.stderr)
+        return 2
+    except Exception as error:
+        # Missing or rejected AWS credentials, from any command: one line and rc 2, not a traceback.
+        message = missing_credentials_message(error)
+        if message is None:
+            raise
+        print(f"fruits {args.command}: {message}", file=sys.stderr)
         return 2
 
 

@@ -150,7 +150,7 @@ def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
         choices=CLEAN_SOURCE_MODES,
         default=_env("CLEAN_SOURCE", _default("clean_source")),
         help="what to do with processed manifests: off, archive (to "
-        f"<lake>/{contracts.MANIFESTS_ARCHIVE_PREFIX}) or delete",
+        f"<lake>/{contracts.MANIFESTS_ARCHIVE_PREFIX}) or delete (default {_default('clean_source')})",
     )
     parser.add_argument(
         "--inference-batch-size",
