@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -186,7 +186,7 @@ def estimate(
     _observability_items(items, prices, a, images, invocations, seconds)
     fleet = _emr_items(items, prices, a, average_rate, peak_rate, hours)
     notes = [
-        f"{images:,.0f} images a month ({average_rate:,.2f}/s on average, {peak_rate:,.2f}/s at the "
+        f"{images:,.0f} images a month ({figure(average_rate)}/s on average, {figure(peak_rate)}/s at the "
         f"{a.peak_factor:g}x peak that sizes the fleet)",
         f"lake retention {a.retention_days:g} days: storage grows linearly with it",
     ]
@@ -393,8 +393,8 @@ def _emr_items(items, prices, a: Assumptions, average_rate: float, peak_rate: fl
         f"{task_average:.1f} on average)",
         task_nodes_peak=task_peak,
         task_nodes_average=round(task_average, 2),
-        vcpus_needed_peak=round(vcpus_peak, 2),
-        lambda_peak_concurrency=round(peak_rate * a.lambda_ms_per_image / 1000, 1),
+        vcpus_needed_peak=_significant(vcpus_peak),
+        lambda_peak_concurrency=_significant(peak_rate * a.lambda_ms_per_image / 1000),
         max_files_per_trigger=max(1, math.ceil(peak_rate * a.trigger_seconds)),
         scaling_maximum_units=a.core_count + task_peak,
     )
@@ -405,12 +405,39 @@ def _on_demand_hour(spec: dict[str, float]) -> float:
     return spec["ec2_on_demand_hour"] + spec["emr_hour"]
 
 
+def _significant(value: float) -> float:
+    """Two decimals from 1 up, two significant digits below (0.0058, not 0): tiny scales stay readable."""
+    return round(value, 2) if value >= 1 else float(f"{value:.2g}")
+
+
+def figure(value: float, floor: float = 0.001) -> str:
+    """A rate or a count for people: 1,234.5 / 0.58 / 0.0058 / "< 0.001" (never a bare 0 for a non-zero)."""
+    if value == 0:
+        return "0"
+    if value < floor:
+        return f"< {floor:g}"
+    if value < 1:
+        return f"{value:.2g}"
+    return f"{value:,.2f}".rstrip("0").rstrip(".")
+
+
 def _quantity(value: float) -> str:
     return f"{value:,.0f}" if value >= 100 else f"{value:,.2f}"
 
 
 def _price(value: float) -> str:
     return "$" + f"{value:.8f}".rstrip("0").rstrip(".")
+
+
+def _files_note(files: int) -> str:
+    from streaming_job.config import StreamConfig
+
+    default = next(item.default for item in fields(StreamConfig) if item.name == "max_files_per_trigger")
+    return f" (the default {default:,} is enough)" if files <= default else ""
+
+
+def _concurrency(value: float) -> str:
+    return "< 1" if value < 1 else "~" + f"{value:,.1f}".removesuffix(".0")
 
 
 def format_table(result: Estimate) -> str:
@@ -450,9 +477,10 @@ def format_table(result: Estimate) -> str:
         line(("total", "", "", f"{result.total_usd:,.2f}")),
         "",
         f"fleet: primary {fleet.primary}; core {fleet.core}; task {fleet.task}",
-        f"       {fleet.vcpus_needed_peak:g} vCPUs at peak: EMR stack ScalingMaximumUnits >= "
-        f"{fleet.scaling_maximum_units}; stream --max-files-per-trigger >= {fleet.max_files_per_trigger}; "
-        f"ingest Lambda peak concurrency ~{fleet.lambda_peak_concurrency:g} (ReservedConcurrency)",
+        f"       {figure(fleet.vcpus_needed_peak)} vCPUs at peak: EMR stack ScalingMaximumUnits >= "
+        f"{fleet.scaling_maximum_units}; stream --max-files-per-trigger >= {fleet.max_files_per_trigger:,}"
+        f"{_files_note(fleet.max_files_per_trigger)}; ingest Lambda peak concurrency "
+        f"{_concurrency(fleet.lambda_peak_concurrency)} (ReservedConcurrency)",
         *(f"note: {note}" for note in result.notes),
     ]
     return "\n".join(out)

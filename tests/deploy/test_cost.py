@@ -153,3 +153,35 @@ def test_table_format_lines_up():
     rows = lines[lines.index(header) + 2 :]
     width = len(header)
     assert all(len(row) == width for row in rows if row.startswith(("Lambda", "SQS", "S3 ", "EMR")))
+
+
+@pytest.mark.parametrize("images_per_day", [1, 100, 10_000])
+def test_tiny_scales_print_no_bare_zero(images_per_day):
+    """At 100 images a day the fleet line used to say "0 vCPUs at peak" and "concurrency ~0"."""
+    result = estimate(images_per_day)
+    assert result.fleet.vcpus_needed_peak > 0
+    assert result.fleet.lambda_peak_concurrency > 0
+    text = format_table(result)
+    assert not re.search(r"(^|\s)0 vCPUs|~0 |~0\b|\(0\.00/s", text), text
+    assert "vCPUs at peak" in text
+    assert "(the default 8,000 is enough)" in text
+    assert "peak concurrency < 1" in text
+
+
+def test_small_figures_keep_two_significant_digits():
+    from operations.cost import figure
+
+    assert figure(0) == "0"
+    assert figure(0.00005) == "< 0.001"
+    assert figure(0.0058) == "0.0058"
+    assert figure(0.58) == "0.58"
+    assert figure(34.72) == "34.72"
+    assert figure(1157.41) == "1,157.41"
+    assert format_table(estimate(10_000)).count("0.0058 vCPUs at peak") == 1
+
+
+def test_large_scales_keep_their_figures():
+    text = format_table(estimate(100_000_000))
+    assert "57.87 vCPUs at peak" in text
+    assert "--max-files-per-trigger >= 34,723;" in text
+    assert "peak concurrency ~2,083.3 " in text
