@@ -11,7 +11,8 @@ from fruits_core.errors import ConfigError
 
 # Assumptions exposed as flags (the rest keep their documented defaults).
 TUNABLE = {
-    "image_kib": "average upload size in KiB (default 1000)",
+    "image_kib": "average upload size in KiB, a 12 MP photo (default 3520)",
+    "clean_image_kib": "average clean image in KiB, 2048 px long side (default 780)",
     "lambda_ms_per_image": "ingest Lambda time per image in ms at 1024 MB (default 600)",
     "lambda_memory_mb": "ingest Lambda memory in MB (default 1024, as in template.yaml)",
     "retention_days": "days the lake keeps clean images, manifests and features (default 30)",

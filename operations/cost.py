@@ -29,7 +29,12 @@ class Assumptions:
     """Every knob of the estimate; the defaults are documented in docs/operations.md ("fruits cost")."""
 
     # Images and records
-    image_kib: float = 1000.0  # average upload (12 MP photo compressed by the app); the clean JPEG ~ same
+    # One 12 MP phone photo, the one lambda_ms_per_image times: measured with the ingest's own
+    # normalize_image on a synthetic photo-like 4000x3000 JPEG (`python -m benchmarks.clean_image_size`):
+    # the upload weighs ~3,520 KiB (3.4 MiB); the clean JPEG, shrunk to CLEAN_IMAGE_MAX_SIDE_PX
+    # (2048 px) on the long side, ~780 KiB.
+    image_kib: float = 3520.0  # the upload (kept uploads_days)
+    clean_image_kib: float = 780.0  # the clean image (kept retention_days)
     manifest_bytes: float = 700.0
     feature_row_bytes: float = 400.0  # k ~ 50 floats + ids and times, Parquet-compressed
     quarantine_rate: float = 0.02
@@ -259,9 +264,8 @@ def _s3_items(
 
     per_day = images / (seconds / SECONDS_PER_DAY)
     accepted_per_day = per_day * (1 - a.quarantine_rate)
-    image_bytes = a.image_kib * KIB
-    uploads = per_day * image_bytes * a.uploads_days / GIB
-    clean = accepted_per_day * image_bytes * a.retention_days / GIB
+    uploads = per_day * a.image_kib * KIB * a.uploads_days / GIB
+    clean = accepted_per_day * a.clean_image_kib * KIB * a.retention_days / GIB
     records = (
         accepted_per_day * (a.manifest_bytes + a.feature_row_bytes) * a.retention_days
         + accepted_per_day * a.manifest_bytes * a.noncurrent_days  # archived manifests' old versions

@@ -185,3 +185,15 @@ def test_large_scales_keep_their_figures():
     assert "57.87 vCPUs at peak" in text
     assert "--max-files-per-trigger >= 34,723;" in text
     assert "peak concurrency ~2,083.3 " in text
+
+
+def test_image_sizes_are_the_measured_photo():
+    """The cost's upload and clean-image sizes are what the ingest makes of one synthetic 12 MP photo."""
+    from benchmarks.clean_image_size import MAX_IMAGE_PIXELS, normalize_image, photo_like
+
+    upload = photo_like(0)
+    clean = normalize_image(upload, MAX_IMAGE_PIXELS)
+    assumptions = Assumptions()
+    assert max(clean.width, clean.height) == 2048
+    assert len(upload) / 1024 == pytest.approx(assumptions.image_kib, rel=0.05)
+    assert len(clean.jpeg) / 1024 == pytest.approx(assumptions.clean_image_kib, rel=0.05)
