@@ -51,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         message = missing_credentials_message(error)
         if message is None:
             raise
-        print(f"fruits {args.command}: {message}", file=sys.stderr)
+        command = " ".join(filter(None, (args.command, getattr(args, "action", None))))
+        print(f"fruits {command}: {message}", file=sys.stderr)
         return 2
 
 

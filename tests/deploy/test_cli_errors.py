@@ -37,19 +37,39 @@ def _clean_environment(tmp_path: Path) -> dict[str, str]:
     ids=["status", "deploy-status"],
 )
 def test_no_credentials_one_line_rc_2(tmp_path, argv):
+    _check_one_line(tmp_path, argv)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["stream", "--lake", "s3://fruits-no-such-bucket-newcomer/lake", "--available-now"],
+        ["model", "export", "--out", "s3://fruits-no-such-bucket-newcomer/models/featurizer.tflite"],
+    ],
+    ids=["stream", "model-export"],
+)
+def test_no_credentials_spark_and_tf_commands(tmp_path, argv):
+    """Spark prints its own start-up lines first; the pipeline's own output is still one line."""
+    _check_one_line(tmp_path, argv, own_lines_only=True)
+
+
+def _check_one_line(tmp_path: Path, argv: list[str], own_lines_only: bool = False) -> None:
     completed = subprocess.run(
         [sys.executable, "-m", "fruits_cli.main", *argv],
         cwd=REPO,
         env=_clean_environment(tmp_path),
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
     )
     assert completed.returncode == 2, completed.stderr
     lines = completed.stderr.strip().splitlines()
+    if own_lines_only:
+        lines = [line for line in lines if line.startswith("fruits ")]
     assert len(lines) == 1, completed.stderr
     assert "Traceback" not in completed.stderr
-    assert lines[0].startswith(f"fruits {argv[0]}")
+    assert lines[0].startswith(f"fruits {argv[0]}" + (" export:" if argv[0] == "model" else ""))
     assert "no usable AWS credentials" in lines[0]
     assert "AWS_PROFILE" in lines[0] and "AWS_ACCESS_KEY_ID" in lines[0]
 
