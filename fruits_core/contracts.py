@@ -91,7 +91,8 @@ def clean_image_uri_pattern(lake_uri: str) -> str:
     cannot point the stream at any other object or file (no `..`, no encoding).
     """
     prefix = re.escape(f"{lake_uri.rstrip('/')}/{CLEAN_PREFIX}")
-    return prefix + r"dt=[0-9]{4}-[0-9]{2}-[0-9]{2}/[0-9a-f]{32}\.jpg"
+    # `%3D`: a local URI made by Path.as_uri percent-encodes the `=` of `dt=` (and is read the same).
+    return prefix + r"dt(=|%3D)[0-9]{4}-[0-9]{2}-[0-9]{2}/[0-9a-f]{32}\.jpg"
 
 
 def is_clean_image_uri(lake_uri: str, uri: str) -> bool:

@@ -33,6 +33,8 @@ def test_only_a_real_calendar_day_is_a_date(text, ok):
     [
         (f"{LAKE}/{contracts.clean_image_key('2024-05-01', IMAGE_ID)}", True),
         (f"{LAKE}/clean/dt=2024-05-01/{IMAGE_ID}.jpg\n", False),
+        (f"{LAKE}/clean/dt%3D2024-05-01/{IMAGE_ID}.jpg", True),
+        (f"{LAKE}/clean/dt%3d2024-05-01/{IMAGE_ID}.jpg", False),
         ("file:///etc/passwd", False),
         (f"{LAKE}/manifests/dt=2024-05-01/{IMAGE_ID}.jpg", False),
         (f"{LAKE}/clean/dt=2024-05-01/../../../etc/{IMAGE_ID}.jpg", False),
