@@ -282,6 +282,8 @@ class FeaturizeErrorReason(StrEnum):
     IMAGE_NOT_FOUND = "image_not_found"
     IMAGE_READ_FAILED = "image_read_failed"
     IMAGE_DECODE_FAILED = "image_decode_failed"
+    # The image is larger than the worker's read cap (streaming_job.image_io.MAX_IMAGE_BYTES): not read whole.
+    IMAGE_TOO_LARGE = "image_too_large"
     # image_uri is not `<lake>/clean/dt=<day>/<id>.jpg`: never read (a manifest cannot name any file).
     IMAGE_URI_OUTSIDE_LAKE = "image_uri_outside_lake"
     # Another row of the same micro-batch already carries this image_id: its features are published once.
