@@ -8,6 +8,7 @@ stays slim; the streaming job turns the field lists into Spark schemas.
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import UTC, datetime
 from enum import StrEnum
 
@@ -77,6 +78,36 @@ def partition_date(moment: datetime) -> str:
 
 def clean_image_key(dt: str, image_id: str) -> str:
     return f"{CLEAN_PREFIX}dt={dt}/{image_id}.jpg"
+
+
+# An image id: 32 lowercase hex digits (see image_id below).
+IMAGE_ID_PATTERN = r"^[0-9a-f]{32}$"
+
+
+def clean_image_uri_pattern(lake_uri: str) -> str:
+    """The regex body (no anchors) of every image_uri a manifest may name: `<lake>/clean/dt=<day>/<id>.jpg`.
+
+    Exactly the key layout the ingest writes (clean_image_key), so a manifest
+    cannot point the stream at any other object or file (no `..`, no encoding).
+    """
+    prefix = re.escape(f"{lake_uri.rstrip('/')}/{CLEAN_PREFIX}")
+    # `%3D`: a local URI made by Path.as_uri percent-encodes the `=` of `dt=` (and is read the same).
+    return prefix + r"dt(=|%3D)[0-9]{4}-[0-9]{2}-[0-9]{2}/[0-9a-f]{32}\.jpg"
+
+
+def is_clean_image_uri(lake_uri: str, uri: str) -> bool:
+    return re.fullmatch(clean_image_uri_pattern(lake_uri), uri) is not None
+
+
+def is_calendar_date(text: str) -> bool:
+    """`text` is a real YYYY-MM-DD calendar day (`2024-13-45` and `2023-02-29` are not)."""
+    if re.fullmatch(DT_PATTERN, text) is None:
+        return False
+    try:
+        datetime.strptime(text, "%Y-%m-%d")
+    except ValueError:
+        return False
+    return True
 
 
 def manifest_key(dt: str, image_id: str) -> str:
@@ -251,6 +282,12 @@ class FeaturizeErrorReason(StrEnum):
     IMAGE_NOT_FOUND = "image_not_found"
     IMAGE_READ_FAILED = "image_read_failed"
     IMAGE_DECODE_FAILED = "image_decode_failed"
+    # The image is larger than the worker's read cap (streaming_job.image_io.MAX_IMAGE_BYTES): not read whole.
+    IMAGE_TOO_LARGE = "image_too_large"
+    # image_uri is not `<lake>/clean/dt=<day>/<id>.jpg`: never read (a manifest cannot name any file).
+    IMAGE_URI_OUTSIDE_LAKE = "image_uri_outside_lake"
+    # Another row of the same micro-batch already carries this image_id: its features are published once.
+    DUPLICATE_IMAGE_ID = "duplicate_image_id"
 
 
 def field_names(fields: tuple[tuple[str, str], ...]) -> list[str]:

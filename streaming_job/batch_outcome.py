@@ -79,13 +79,13 @@ class BatchOutcome:
 
 
 def split_outcome(featurized: pa.Table) -> BatchOutcome:
-    """Features rows (one per image_id), error rows and the figures of one collected batch."""
+    """Features rows (one per image_id, repeats become error rows), error rows and the batch's figures."""
     missing = sorted(set(FEATURIZED_COLUMNS) - set(featurized.column_names))
     if missing:
         raise ValueError(f"featurized batch lacks column(s) {', '.join(missing)}")
+    featurized = mark_duplicate_image_ids(featurized)
     is_feature = pc.is_null(featurized.column(REASON_COLUMN))
-    features = first_per_image_id(featurized.filter(is_feature).select(FEATURE_NAMES))
-    features = features.cast(FEATURES_ARROW_SCHEMA)
+    features = featurized.filter(is_feature).select(FEATURE_NAMES).cast(FEATURES_ARROW_SCHEMA)
     error_rows = featurized.filter(pc.invert(is_feature))
     errors = pa.table(
         [error_rows.column(source) for source in ERROR_SOURCES.values()], names=list(ERROR_SOURCES)
@@ -102,15 +102,38 @@ def split_outcome(featurized: pa.Table) -> BatchOutcome:
     )
 
 
-def first_per_image_id(rows: pa.Table) -> pa.Table:
-    """`rows` without the repeats of an image_id: a batch publishes an image's features once."""
+DUPLICATE_DETAIL = "another manifest of this micro-batch carries this image_id; its features were published"
+
+
+def mark_duplicate_image_ids(featurized: pa.Table) -> pa.Table:
+    """Every features row after the first of its image_id made an error row (duplicate_image_id).
+
+    A batch publishes an image's features once; the repeats are kept as error rows
+    (with their image_uri), so none vanishes without a trace.
+    """
+    reasons = featurized.column(REASON_COLUMN).to_pylist()
     seen: set[str] = set()
-    keep = []
-    for position, image_id in enumerate(rows.column("image_id").to_pylist()):
-        if image_id not in seen:
-            seen.add(image_id)
-            keep.append(position)
-    return rows if len(keep) == rows.num_rows else rows.take(keep)
+    duplicates = []
+    for position, (image_id, reason) in enumerate(
+        zip(featurized.column("image_id").to_pylist(), reasons, strict=True)
+    ):
+        if reason is not None:
+            continue
+        if image_id in seen:
+            duplicates.append(position)
+        seen.add(image_id)
+    if not duplicates:
+        return featurized
+    details = featurized.column(DETAIL_COLUMN).to_pylist()
+    for position in duplicates:
+        reasons[position] = contracts.FeaturizeErrorReason.DUPLICATE_IMAGE_ID.value
+        details[position] = DUPLICATE_DETAIL
+    featurized = featurized.set_column(
+        featurized.column_names.index(REASON_COLUMN), REASON_COLUMN, pa.array(reasons, pa.string())
+    )
+    return featurized.set_column(
+        featurized.column_names.index(DETAIL_COLUMN), DETAIL_COLUMN, pa.array(details, pa.string())
+    )
 
 
 def latencies_ms(ingested_at: list[str | None], processed_at: list[str | None]) -> list[float]:

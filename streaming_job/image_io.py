@@ -18,16 +18,25 @@ from streaming_job import uris
 from streaming_job.preprocess import decode_and_resize
 
 DEFAULT_READ_THREADS = 16
+# A clean image is a JPEG of at most 2048 px a side (a few MiB): anything larger is not read whole.
+MAX_IMAGE_BYTES = 32 * 1024 * 1024
+
+
+class ImageTooLargeError(Exception):
+    """The object holds more than the reader's size cap (reason image_too_large)."""
+
+
 T = TypeVar("T")
 
 
 class ImageReader:
     """Reads many images concurrently; `s3://` through one client, `file://` from disk."""
 
-    def __init__(self, threads: int = DEFAULT_READ_THREADS):
+    def __init__(self, threads: int = DEFAULT_READ_THREADS, max_bytes: int = MAX_IMAGE_BYTES):
         if threads < 1:
             raise ValueError(f"threads must be >= 1, got {threads}")
         self.threads = threads
+        self.max_bytes = max_bytes
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="image-read")
         self._client = None
         self._client_lock = threading.Lock()
@@ -41,15 +50,25 @@ class ImageReader:
         return self._map(lambda uri: decode_and_resize(self.read(uri), input_size), image_uris)
 
     def read(self, uri: str) -> bytes:
+        """The object's bytes; at most `max_bytes` are read (one byte more proves it too large)."""
         if uris.is_s3(uri):
             bucket, key = uris.split_s3(uri)
             try:
-                return self._s3().get_object(Bucket=bucket, Key=key)["Body"].read()
+                body = self._s3().get_object(Bucket=bucket, Key=key)["Body"]
             except Exception as error:
                 if uris.is_missing_object_error(error):
                     raise FileNotFoundError(f"no such object: {uri}") from error
                 raise
-        return uris.local_path(uri).read_bytes()
+            try:
+                data = body.read(self.max_bytes + 1)
+            finally:
+                body.close()
+        else:
+            with uris.local_path(uri).open("rb") as file:
+                data = file.read(self.max_bytes + 1)
+        if len(data) > self.max_bytes:
+            raise ImageTooLargeError(f"more than {self.max_bytes} bytes")
+        return data
 
     def _map(self, task: Callable[[str], T], image_uris: list[str]) -> list[T | Exception]:
         def guarded(uri: str) -> T | Exception:

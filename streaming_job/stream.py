@@ -43,9 +43,12 @@ log = logging.getLogger(__name__)
 QUERY_NAME = "fruits-features"
 # The manifest's file name (`<image_id>.json`), the fallback image_id of an unparseable manifest.
 MANIFEST_NAME_COLUMN = "_manifest_name"
-IMAGE_ID_PATTERN = r"^[0-9a-f]{32}$"
+# Java's `$` also matches before a final newline: `\z` is the true end of the string.
+JAVA_IMAGE_ID_PATTERN = r"^[0-9a-f]{32}\z"
 MANIFEST_NAME_PATTERN = r"^([0-9a-f]{32})\.json$"
-BAD_DT_DETAIL = "dt is not a YYYY-MM-DD date"
+BAD_DT_DETAIL = "dt is not a YYYY-MM-DD calendar date"
+BAD_IMAGE_ID_DETAIL = "image_id is not 32 lowercase hex digits"
+OUTSIDE_LAKE_DETAIL = "image_uri is not a clean image of the lake (<lake>/clean/dt=<day>/<id>.jpg)"
 UNPARSEABLE_DETAIL = "manifest is not a JSON document of the manifest v1 schema (unparseable or wrong types)"
 
 # --- Source ------------------------------------------------------------------------------------
@@ -90,26 +93,33 @@ def with_manifest_file(manifests: DataFrame) -> DataFrame:
 # --- Validation ----------------------------------------------------------------------------------
 
 
-def error_reason() -> tuple[Column, Column]:
+def error_reason(lake_uri: str) -> tuple[Column, Column]:
     """(reason, detail) of a manifest row: both null for a usable manifest, else why it is not.
 
     Order of the checks: unparseable (corrupt record, wrong types) -> malformed;
     a schema_version other than the supported one -> unsupported; a required
-    field missing -> malformed, naming the fields (never their values); a dt
-    that is not a YYYY-MM-DD date -> malformed (it names an output folder).
+    field missing -> malformed, naming the fields (never their values); an
+    image_id that is not 32 lowercase hex digits -> malformed; a dt that is not
+    a real YYYY-MM-DD calendar day -> malformed (it names an output folder); an
+    image_uri that is not `<lake>/clean/dt=<day>/<id>.jpg` -> image_uri_outside_lake
+    (never read: a manifest cannot make the stream read any other file or object).
     """
     required = contracts.required_field_names(contracts.MANIFEST_FIELDS)
     missing = F.concat_ws(", ", *[F.when(F.col(name).isNull(), F.lit(name)) for name in required])
     version = F.col("schema_version")
     corrupt = F.col(CORRUPT_RECORD_COLUMN).isNotNull()
     foreign_version = version.isNotNull() & (version != contracts.MANIFEST_SCHEMA_VERSION)
+    bad_id = ~F.col("image_id").rlike(JAVA_IMAGE_ID_PATTERN)
     bad_dt = ~is_partition_date(F.col("dt"))
+    outside = ~F.col("image_uri").rlike(f"^{contracts.clean_image_uri_pattern(lake_uri)}\\z")
     reasons = contracts.FeaturizeErrorReason
     reason = (
         F.when(corrupt, reasons.MALFORMED_MANIFEST.value)
         .when(foreign_version, reasons.UNSUPPORTED_SCHEMA_VERSION.value)
         .when(missing != "", reasons.MALFORMED_MANIFEST.value)
+        .when(bad_id, reasons.MALFORMED_MANIFEST.value)
         .when(bad_dt, reasons.MALFORMED_MANIFEST.value)
+        .when(outside, reasons.IMAGE_URI_OUTSIDE_LAKE.value)
     )
     detail = (
         F.when(corrupt, F.lit(UNPARSEABLE_DETAIL))
@@ -120,26 +130,36 @@ def error_reason() -> tuple[Column, Column]:
             ),
         )
         .when(missing != "", F.concat(F.lit("missing required field(s): "), missing))
+        .when(bad_id, F.lit(BAD_IMAGE_ID_DETAIL))
         .when(bad_dt, F.lit(BAD_DT_DETAIL))
+        .when(outside, F.lit(OUTSIDE_LAKE_DETAIL))
     )
     return reason, detail
 
 
 def is_partition_date(value: Column) -> Column:
-    """`value` is a YYYY-MM-DD date string (the length check: Java's `$` also matches before a newline)."""
-    return value.rlike(contracts.DT_PATTERN) & (F.length(value) == len("YYYY-MM-DD"))
+    """`value` is a real YYYY-MM-DD calendar day (the length check: Java's `$` also matches before a newline).
+
+    The pattern alone would let `2024-13-45` through; parsing it as a date (null when it is not one, under
+    ANSI mode too) rejects it, with no UDF.
+    """
+    return (
+        value.rlike(contracts.DT_PATTERN)
+        & (F.length(value) == len("YYYY-MM-DD"))
+        & F.try_to_timestamp(value, F.lit("yyyy-MM-dd")).isNotNull()
+    )
 
 
 def safe_image_id() -> Column:
     """The row's image id, only when it has the expected shape; else from the manifest file name."""
     from_name = F.regexp_extract(F.col(MANIFEST_NAME_COLUMN), MANIFEST_NAME_PATTERN, 1)
     return F.coalesce(
-        F.when(F.col("image_id").rlike(IMAGE_ID_PATTERN), F.col("image_id")),
+        F.when(F.col("image_id").rlike(JAVA_IMAGE_ID_PATTERN), F.col("image_id")),
         F.when(from_name != "", from_name),
     )
 
 
-def batch_row_columns() -> list[Column]:
+def batch_row_columns(lake_uri: str) -> list[Column]:
     """The select list from manifest rows to what the featurizing worker needs, errors classified.
 
     Built once per query (Column expressions are reusable): building them costs
@@ -148,7 +168,7 @@ def batch_row_columns() -> list[Column]:
     expected shape (or the file's), its image_uri unless the record was
     unparseable, its dt if it is a date (else the processing day, UTC).
     """
-    reason, detail = error_reason()
+    reason, detail = error_reason(lake_uri)
     is_error = reason.isNotNull()
     processing_dt = F.date_format(F.current_timestamp(), "yyyy-MM-dd")
     computed = {
@@ -257,7 +277,7 @@ class MicroBatchWriter:
         self.features = BatchPublisher(spark, config.features_uri)
         self.errors = BatchPublisher(spark, config.errors_uri)
         self.partitions = max(1, spark.sparkContext.defaultParallelism)
-        self.row_columns = batch_row_columns()
+        self.row_columns = batch_row_columns(config.lake)
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         builds_before = self.context.model_builds.value

@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from fruits_core import contracts
+from fruits_core.lake_uris import join_uri
 from tests.streaming.featurizer_testkit import litert_featurizer
 
 PSEUDONYM_KEY = b"stream-tests-pseudonym-key-0123456789"
@@ -76,7 +77,8 @@ def valid_manifest(lake_dir: Path, image_id: str, dt: str = "2024-05-01", **chan
     manifest = {
         "schema_version": contracts.MANIFEST_SCHEMA_VERSION,
         "image_id": image_id,
-        "image_uri": (lake_dir / contracts.clean_image_key(dt, image_id)).as_uri(),
+        # as the ingest writes it (Path.as_uri would percent-encode the `=` of `dt=`)
+        "image_uri": join_uri(lake_dir.as_uri(), contracts.clean_image_key(dt, image_id)),
         "content_sha256": "0" * 64,
         "width": 100,
         "height": 100,

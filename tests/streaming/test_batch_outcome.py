@@ -84,16 +84,31 @@ def test_a_batch_splits_into_contract_shaped_features_and_errors():
     assert stats.latency_p50_ms == stats.latency_p95_ms == 2_000.0
 
 
-def test_an_image_id_seen_twice_in_a_batch_is_published_once():
+def test_an_image_id_seen_twice_in_a_batch_is_published_once_and_the_repeat_is_an_error_row():
     # GIVEN two manifests of the same image, both featurized (the key layout should make this impossible)
     first = featurized_row("c" * 32, features=[1.0, 1.0])
-    second = featurized_row("c" * 32, features=[1.0, 1.0], **{MANIFEST_MTIME_COLUMN: 2_000})
+    second = featurized_row(
+        "c" * 32, features=[1.0, 1.0], image_uri="file:///other.jpg", **{MANIFEST_MTIME_COLUMN: 2_000}
+    )
     # WHEN split
     outcome = split_outcome(featurized_table([first, second, featurized_row("d" * 32)]))
-    # THEN one features row per image, while both manifests count as read
+    # THEN one features row per image, the repeat is an error row, and both manifests count as read
     assert outcome.features.column("image_id").to_pylist() == ["c" * 32, "d" * 32]
-    assert outcome.stats(model_builds=0).manifest_rows == 3
+    assert outcome.errors.column("image_id").to_pylist() == ["c" * 32]
+    assert outcome.errors.column("reason").to_pylist() == ["duplicate_image_id"]
+    assert outcome.errors.column("image_uri").to_pylist() == ["file:///other.jpg"]
+    stats = outcome.stats(model_builds=0)
+    assert (stats.manifest_rows, stats.feature_rows, stats.error_rows) == (3, 2, 1)
     assert outcome.newest_manifest_ms == 2_000
+
+
+def test_an_error_row_does_not_make_a_later_features_row_a_duplicate():
+    # GIVEN an image first unreadable, then featurized from another manifest in the same batch
+    rows = [featurized_row("e" * 32, reason="image_not_found"), featurized_row("e" * 32)]
+    # WHEN split THEN the features row is published, the error row kept as it was
+    outcome = split_outcome(featurized_table(rows))
+    assert outcome.features.column("image_id").to_pylist() == ["e" * 32]
+    assert outcome.errors.column("reason").to_pylist() == ["image_not_found"]
 
 
 def test_latency_percentiles_come_from_the_features_rows_only():

@@ -121,3 +121,22 @@ def test_undecodable_bytes_come_back_as_a_decode_error(tmp_path):
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     assert isinstance(ImageReader(threads=1).load_many([bad.as_uri()], 96)[0], ImageDecodeError)
+
+
+def test_an_image_over_the_size_cap_is_an_error_value_with_its_reason(tmp_path, s3_bucket):
+    from streaming_job.featurize import classify_error
+
+    # GIVEN a 10-byte cap, a 10-byte and an 11-byte file, locally and on S3
+    small, large = tmp_path / "small.jpg", tmp_path / "large.jpg"
+    small.write_bytes(b"x" * 10)
+    large.write_bytes(b"x" * 11)
+    client = uris.s3_client()
+    client.put_object(Bucket=s3_bucket, Key="clean/large.jpg", Body=b"x" * 11)
+    reader = ImageReader(threads=2, max_bytes=10)
+    # WHEN read THEN the small one is read whole, the large ones are errors classified image_too_large
+    small_bytes, local_large, s3_large = reader.read_many(
+        [small.as_uri(), large.as_uri(), f"s3://{s3_bucket}/clean/large.jpg"]
+    )
+    assert small_bytes == b"x" * 10
+    for error in (local_large, s3_large):
+        assert classify_error(error)[0] == "image_too_large"

@@ -37,12 +37,15 @@ BROKEN_ID = "b" * 32
 FUTURE_ID = "c" * 32
 INCOMPLETE_ID = "d" * 32
 BAD_DT_ID = "e" * 32
+EMPTY_ID_FILE_ID = "1" * 32  # the manifest's file name; its image_id is ""
+NO_SUCH_DAY_ID = "2" * 32
+OUTSIDE_ID = "3" * 32
 FEATURE_NAMES = contracts.field_names(contracts.FEATURES_FIELDS)
 
 
 @pytest.fixture(scope="module")
 def streamed(spark, models, sample_image_paths, tmp_path_factory):
-    """A lake with 10 ingested images, a duplicated manifest and 5 bad ones, streamed to the end, twice."""
+    """A lake with 10 ingested images, a duplicated manifest and 8 bad ones, streamed to the end, twice."""
     root = tmp_path_factory.mktemp("stream")
     lake = root / "lake"
     images = every_nth(sample_image_paths[3:], IMAGES)
@@ -64,6 +67,13 @@ def streamed(spark, models, sample_image_paths, tmp_path_factory):
     write_manifest(
         lake, f"{BAD_DT_ID}.json", manifest_json(valid_manifest(lake, BAD_DT_ID, dt="../../escape"))
     )
+    empty_id = dict(valid_manifest(lake, EMPTY_ID_FILE_ID), image_id="")
+    write_manifest(lake, f"{EMPTY_ID_FILE_ID}.json", manifest_json(empty_id))
+    no_such_day = valid_manifest(lake, NO_SUCH_DAY_ID, dt="2024-13-45")
+    write_manifest(lake, f"{NO_SUCH_DAY_ID}.json", manifest_json(no_such_day))
+    # a readable image outside the lake: a manifest must not make the stream read it
+    outside = valid_manifest(lake, OUTSIDE_ID, image_uri=images[0].resolve().as_uri())
+    write_manifest(lake, f"{OUTSIDE_ID}.json", manifest_json(outside))
     config = stream_config(lake, *models, "--available-now", "--max-files-per-trigger", "6")
     running = start_stream(spark, config)
     reason = await_stream(spark, running, config, threading.Event())
@@ -133,20 +143,31 @@ def test_features_follow_the_contract_schema_and_dt_partitioning(spark, streamed
 
 
 def test_bad_manifests_and_missing_images_become_error_rows(spark, streamed):
-    # GIVEN a manifest whose image is gone, a broken file, a v2 manifest, one lacking required fields
-    # and one whose dt would name a folder outside the output
-    errors = {row.image_id: row for row in spark.read.parquet(streamed["config"].errors_uri).collect()}
+    # GIVEN a manifest whose image is gone, a broken file, a v2 manifest, one lacking required fields,
+    # one whose dt would name a folder outside the output, one with an empty image_id, one dated
+    # 2024-13-45, one naming an image outside the lake, and a manifest duplicated in one batch
+    error_rows = spark.read.parquet(streamed["config"].errors_uri).collect()
+    errors = {row.image_id: row for row in error_rows}
+    duplicated_id = streamed["accepted"][-1].image_id
     # THEN each is an error row with a stable reason, and the stream went on
+    assert len(error_rows) == len(errors) == 9
     assert {image_id: row.reason for image_id, row in errors.items()} == {
         MISSING_IMAGE_ID: "image_not_found",
         BROKEN_ID: "malformed_manifest",
         FUTURE_ID: "unsupported_schema_version",
         INCOMPLETE_ID: "malformed_manifest",
         BAD_DT_ID: "malformed_manifest",
+        EMPTY_ID_FILE_ID: "malformed_manifest",
+        NO_SUCH_DAY_ID: "malformed_manifest",
+        OUTSIDE_ID: "image_uri_outside_lake",
+        duplicated_id: "duplicate_image_id",
     }
     assert "schema_version 2" in errors[FUTURE_ID].detail
     assert errors[INCOMPLETE_ID].detail == "missing required field(s): image_uri, ingested_at"
-    assert errors[BAD_DT_ID].detail == "dt is not a YYYY-MM-DD date"
+    assert errors[BAD_DT_ID].detail == "dt is not a YYYY-MM-DD calendar date"
+    assert errors[NO_SUCH_DAY_ID].detail == "dt is not a YYYY-MM-DD calendar date"
+    assert errors[EMPTY_ID_FILE_ID].detail == "image_id is not 32 lowercase hex digits"
+    assert "clean image of the lake" in errors[OUTSIDE_ID].detail
     assert re.fullmatch(contracts.DT_PATTERN, str(errors[BAD_DT_ID].dt))
     assert not list(streamed["lake"].parent.rglob("escape"))
     assert errors[MISSING_IMAGE_ID].image_uri.endswith(f"{MISSING_IMAGE_ID}.jpg")
@@ -186,11 +207,11 @@ def test_the_status_log_records_every_batch(streamed):
     progress = sorted((lake / "status" / "progress").rglob("*.json"))
     records = [json.loads(path.read_text()) for path in progress]
     latest = json.loads((lake / "status" / "latest.json").read_text())
-    # 16 manifests (10 accepted, 1 duplicate, 5 bad), at most 6 per batch; the re-delivery is not read again
-    assert len(records) >= 3
-    assert sum(record["input_rows"] for record in records) == 16
+    # 19 manifests (10 accepted, 1 duplicate, 8 bad), at most 6 per batch; the re-delivery is not read again
+    assert len(records) >= 4
+    assert sum(record["input_rows"] for record in records) == 19
     assert sum(record["feature_rows"] for record in records) == IMAGES
-    assert sum(record["error_rows"] for record in records) == 5
+    assert sum(record["error_rows"] for record in records) == 9
     assert records[-1]["backlog_manifests"] == 0
     assert latest["state"] == "stopped" and latest["totals"]["feature_rows"] == IMAGES
     with_features = [record for record in records if record["feature_rows"]]
@@ -255,7 +276,8 @@ def test_manifests_already_archived_are_not_read_again(spark, models, sample_ima
 def test_only_a_plain_date_is_a_partition_date(spark):
     # GIVEN dt values a manifest could carry, a trailing newline among them (Java's `$` accepts it)
     values = ["2024-05-01", "2024-05-01\n", "../../escape", "2024/05/01", "", None]
+    values += ["2024-13-45", "2023-02-29"]  # the right shape, no such day
     frame = spark.createDataFrame([(value,) for value in values], "dt string")
     # WHEN checked by the stream's classification THEN only the plain date passes, as the sink requires
     checked = frame.select(is_partition_date(frame["dt"]).alias("ok")).collect()
-    assert [row.ok for row in checked] == [True, False, False, False, False, None]
+    assert [row.ok for row in checked] == [True, False, False, False, False, False, False, False]
