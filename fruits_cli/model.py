@@ -67,13 +67,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def artifact_uri(out: str | None, runtime: str | None) -> tuple[str, str]:
-    """(artifact URI, runtime): the runtime follows --out's suffix unless given, and must match it."""
+def artifact_uri(out: str | None, runtime: str | None) -> str:
+    """--out (its suffix must match --runtime when both are given), else the lake's key for the runtime."""
     from streaming_job.model import FeaturizerError, runtime_of
 
     if out is None:
         runtime = runtime or DEFAULT_RUNTIME
-        return join_uri(default_lake(), contracts.featurizer_key(runtime)), runtime
+        return join_uri(default_lake(), contracts.featurizer_key(runtime))
     try:
         suffix_runtime = runtime_of(out)
     except FeaturizerError as error:
@@ -82,14 +82,14 @@ def artifact_uri(out: str | None, runtime: str | None) -> tuple[str, str]:
         raise ConfigError(
             f"--runtime {runtime} writes a {contracts.FEATURIZER_SUFFIXES[runtime]} file, --out is {out}"
         )
-    return out, suffix_runtime
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
     from streaming_job.model import FeaturizerError, export_featurizer
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    out, _ = artifact_uri(args.out, args.runtime)
+    out = artifact_uri(args.out, args.runtime)
     calibration = None
     if args.calibration_images is not None:
         calibration = sorted(

@@ -122,8 +122,8 @@ def export_featurizer(
                 f"--weights {weights} needs --runtime keras"
             )
         data = litert_artifact(input_size)
+        version = _litert_spec(data, out_uri).model_version
         uris.write_bytes(uris.to_uri(out_uri), data)
-        version = load_featurizer_spec(out_uri).model_version
     else:
         model = keras_model(weights, input_size, calibration_images)
         version = model_version_of(model)
