@@ -174,6 +174,12 @@ STREAM_METRICS: tuple[tuple[str, str, str], ...] = (
     ("ErrorRows", "error_rows", "Count"),
     ("BacklogManifests", "backlog_manifests", "Count"),
     ("ModelBuilds", "model_builds", "Count"),
+    # Manifests of 0 bytes the source took: Spark's file scan skips empty files, so they yield no row.
+    ("EmptyManifests", "empty_manifests", "Count"),
+    # Sent by the driver's heartbeat thread on a timer, batch or not: its absence means the driver is gone.
+    ("Heartbeat", "heartbeat", "Count"),
+    # Age of the micro-batch being written (0 when idle): grows without bound while a batch hangs.
+    ("BatchInFlightSeconds", "batch_in_flight_seconds", "Seconds"),
 )
 STREAM_METRIC_DIMENSION = "Stage"
 
@@ -284,6 +290,8 @@ class FeaturizeErrorReason(StrEnum):
     IMAGE_DECODE_FAILED = "image_decode_failed"
     # The image is larger than the worker's read cap (streaming_job.image_io.MAX_IMAGE_BYTES): not read whole.
     IMAGE_TOO_LARGE = "image_too_large"
+    # The image's bytes did not arrive within `--image-read-timeout`: the read is abandoned.
+    IMAGE_READ_TIMEOUT = "image_read_timeout"
     # image_uri is not `<lake>/clean/dt=<day>/<id>.jpg`: never read (a manifest cannot name any file).
     IMAGE_URI_OUTSIDE_LAKE = "image_uri_outside_lake"
     # Another row of the same micro-batch already carries this image_id: its features are published once.

@@ -20,7 +20,6 @@ from streaming_job.schemas import arrow_schema
 from streaming_job.status_log import BatchStats
 
 # Columns added to the manifest rows on their way through a micro-batch.
-MANIFEST_MTIME_COLUMN = "_manifest_mtime_ms"
 REASON_COLUMN = "_error_reason"
 DETAIL_COLUMN = "_error_detail"
 
@@ -33,7 +32,6 @@ WORKER_ROW_FIELDS: tuple[tuple[str, str], ...] = (
     ("image_uri", "string?"),
     (REASON_COLUMN, "string?"),
     (DETAIL_COLUMN, "string?"),
-    (MANIFEST_MTIME_COLUMN, "long?"),
 )
 FEATURIZED_COLUMNS = contracts.field_names(WORKER_ROW_FIELDS)
 # Filled in by the worker; every other column arrives with the manifest row, in this order.
@@ -59,7 +57,6 @@ class BatchOutcome:
     errors: pa.Table
     manifest_rows: int
     latencies_ms: list[float]
-    newest_manifest_ms: int | None
 
     def stats(self, model_builds: int) -> BatchStats:
         p50, p95 = (
@@ -74,7 +71,6 @@ class BatchOutcome:
             latency_p50_ms=p50,
             latency_p95_ms=p95,
             model_builds=model_builds,
-            newest_manifest_ms=self.newest_manifest_ms,
         )
 
 
@@ -90,7 +86,6 @@ def split_outcome(featurized: pa.Table) -> BatchOutcome:
     errors = pa.table(
         [error_rows.column(source) for source in ERROR_SOURCES.values()], names=list(ERROR_SOURCES)
     ).cast(ERRORS_ARROW_SCHEMA)
-    newest = pc.max(featurized.column(MANIFEST_MTIME_COLUMN)).as_py() if featurized.num_rows else None
     return BatchOutcome(
         features=features,
         errors=errors,
@@ -98,7 +93,6 @@ def split_outcome(featurized: pa.Table) -> BatchOutcome:
         latencies_ms=latencies_ms(
             features.column("ingested_at").to_pylist(), features.column("processed_at").to_pylist()
         ),
-        newest_manifest_ms=newest,
     )
 
 

@@ -17,6 +17,9 @@ from fruits_core.errors import ConfigError
 from fruits_core.lake_uris import join_uri, validate_lake_uri
 
 CLEAN_SOURCE_MODES = ("off", "archive", "delete")
+# The heartbeat alarm sums heartbeats over 5-minute periods: at most 120 s apart, each period holds two.
+MAX_HEARTBEAT_SECONDS = 120.0
+MAX_IMAGE_READ_TIMEOUT_SECONDS = 3600.0
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,12 @@ class StreamConfig:
     metrics_namespace: str = "Fruits/Stream"
     stage: str = "local"
     cloudwatch_log_group: str | None = None
+    # The driver's heartbeat (liveness, age of the batch in flight, backlog), batch or not.
+    heartbeat_seconds: float = 60.0
+    # A batch in flight longer is HUNG for `fruits status` (the alarm has its own template parameter).
+    hung_after_seconds: float = 900.0
+    # An image read that takes longer is abandoned: error row image_read_timeout.
+    image_read_timeout_seconds: float = 60.0
 
     @property
     def manifests_uri(self) -> str:
@@ -83,6 +92,12 @@ class StreamConfig:
             self.metrics_namespace,
             "--stage",
             self.stage,
+            "--heartbeat",
+            _format_number(self.heartbeat_seconds),
+            "--hung-after",
+            _format_number(self.hung_after_seconds),
+            "--image-read-timeout",
+            _format_number(self.image_read_timeout_seconds),
         ]
         if self.cloudwatch_log_group:
             args += ["--cloudwatch-log-group", self.cloudwatch_log_group]
@@ -176,6 +191,32 @@ def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
         "log group (on AWS; unset locally)",
     )
 
+    parser.add_argument(
+        "--heartbeat",
+        dest="heartbeat_seconds",
+        type=float,
+        default=_env("HEARTBEAT_SECONDS", _default("heartbeat_seconds")),
+        help=f"seconds between the driver's heartbeats, sent whether a batch runs or not "
+        f"(default {_default('heartbeat_seconds')}; at most {MAX_HEARTBEAT_SECONDS:g}, so that every "
+        "5-minute period of the heartbeat alarm holds at least two)",
+    )
+    parser.add_argument(
+        "--hung-after",
+        dest="hung_after_seconds",
+        type=float,
+        default=_env("HUNG_AFTER_SECONDS", _default("hung_after_seconds")),
+        help=f"a batch in flight for longer is reported HUNG by `fruits status` "
+        f"(default {_default('hung_after_seconds')})",
+    )
+    parser.add_argument(
+        "--image-read-timeout",
+        dest="image_read_timeout_seconds",
+        type=float,
+        default=_env("IMAGE_READ_TIMEOUT_SECONDS", _default("image_read_timeout_seconds")),
+        help=f"seconds an image read may take before it is abandoned as an error row image_read_timeout "
+        f"(default {_default('image_read_timeout_seconds')})",
+    )
+
 
 def config_from_args(args: argparse.Namespace) -> StreamConfig:
     """Build and validate the config; raise ConfigError with a clear message."""
@@ -190,6 +231,20 @@ def config_from_args(args: argparse.Namespace) -> StreamConfig:
         raise ConfigError(f"--inference-batch-size must be in 1..1024, got {args.inference_batch_size}")
     if not args.stage or not args.stage.replace("-", "").isalnum():
         raise ConfigError(f"--stage must be alphanumeric (dashes allowed), got {args.stage!r}")
+    if not 1 <= args.heartbeat_seconds <= MAX_HEARTBEAT_SECONDS:
+        raise ConfigError(
+            f"--heartbeat must be in 1..{MAX_HEARTBEAT_SECONDS:g} seconds, got {args.heartbeat_seconds}"
+        )
+    if args.hung_after_seconds <= args.heartbeat_seconds:
+        raise ConfigError(
+            f"--hung-after must be longer than --heartbeat ({args.heartbeat_seconds:g} s), "
+            f"got {args.hung_after_seconds}"
+        )
+    if not 0 < args.image_read_timeout_seconds <= MAX_IMAGE_READ_TIMEOUT_SECONDS:
+        raise ConfigError(
+            f"--image-read-timeout must be in (0, {MAX_IMAGE_READ_TIMEOUT_SECONDS:g}] seconds, "
+            f"got {args.image_read_timeout_seconds}"
+        )
     if args.clean_source not in CLEAN_SOURCE_MODES:
         raise ConfigError(f"--clean-source must be one of {CLEAN_SOURCE_MODES}, got {args.clean_source!r}")
     config = StreamConfig(
@@ -205,6 +260,9 @@ def config_from_args(args: argparse.Namespace) -> StreamConfig:
         metrics_namespace=args.metrics_namespace,
         stage=args.stage,
         cloudwatch_log_group=args.cloudwatch_log_group or None,
+        heartbeat_seconds=args.heartbeat_seconds,
+        hung_after_seconds=args.hung_after_seconds,
+        image_read_timeout_seconds=args.image_read_timeout_seconds,
     )
     for uri_field in ("checkpoint", "featurizer", "pca"):
         validate_lake_uri(getattr(config, uri_field), f"--{uri_field}")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fruits_core.contracts import FeaturizeErrorReason
-from streaming_job.image_io import ImageReader, ImageTooLargeError
+from streaming_job.image_io import ImageReader, ImageReadTimeoutError, ImageTooLargeError
 from streaming_job.preprocess import ImageDecodeError
 from streaming_job.projection import PcaProjection
 from streaming_job.runtimes import Featurizer
@@ -105,6 +105,8 @@ def classify_error(error: Exception) -> tuple[str, str]:
         reason = FeaturizeErrorReason.IMAGE_DECODE_FAILED
     elif isinstance(error, ImageTooLargeError):
         reason = FeaturizeErrorReason.IMAGE_TOO_LARGE
+    elif isinstance(error, ImageReadTimeoutError):
+        reason = FeaturizeErrorReason.IMAGE_READ_TIMEOUT
     elif isinstance(error, FileNotFoundError):
         reason = FeaturizeErrorReason.IMAGE_NOT_FOUND
     else:

@@ -2,7 +2,9 @@
 
 One `ImageReader` lives per Python worker process (see worker_cache), so its
 S3 client, connection pool and threads are built once, not per batch.
-Failures come back as values, one per URI: a bad image never fails a batch.
+Failures come back as values, one per URI: a bad image never fails a batch,
+and a read that hangs (a stuck mount, an S3 connection that stops sending)
+is abandoned after the read timeout instead of holding the batch forever.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ from typing import TypeVar
 import numpy as np
 
 from streaming_job import uris
+from streaming_job.config import StreamConfig
 from streaming_job.preprocess import decode_and_resize
 
 DEFAULT_READ_THREADS = 16
+DEFAULT_READ_TIMEOUT_SECONDS = StreamConfig.image_read_timeout_seconds
 # A clean image is a JPEG of at most 2048 px a side (a few MiB): anything larger is not read whole.
 MAX_IMAGE_BYTES = 32 * 1024 * 1024
 
@@ -26,17 +30,29 @@ class ImageTooLargeError(Exception):
     """The object holds more than the reader's size cap (reason image_too_large)."""
 
 
+class ImageReadTimeoutError(Exception):
+    """The object's bytes did not arrive within the reader's timeout (reason image_read_timeout)."""
+
+
 T = TypeVar("T")
 
 
 class ImageReader:
     """Reads many images concurrently; `s3://` through one client, `file://` from disk."""
 
-    def __init__(self, threads: int = DEFAULT_READ_THREADS, max_bytes: int = MAX_IMAGE_BYTES):
+    def __init__(
+        self,
+        threads: int = DEFAULT_READ_THREADS,
+        max_bytes: int = MAX_IMAGE_BYTES,
+        timeout_seconds: float = DEFAULT_READ_TIMEOUT_SECONDS,
+    ):
         if threads < 1:
             raise ValueError(f"threads must be >= 1, got {threads}")
+        if timeout_seconds <= 0:
+            raise ValueError(f"timeout_seconds must be > 0, got {timeout_seconds}")
         self.threads = threads
         self.max_bytes = max_bytes
+        self.timeout_seconds = timeout_seconds
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="image-read")
         self._client = None
         self._client_lock = threading.Lock()
@@ -50,6 +66,30 @@ class ImageReader:
         return self._map(lambda uri: decode_and_resize(self.read(uri), input_size), image_uris)
 
     def read(self, uri: str) -> bytes:
+        """The object's bytes, or ImageReadTimeoutError when they take longer than `timeout_seconds`.
+
+        The blocking read runs in its own daemon thread: a read that never returns
+        (no timeout can interrupt a stuck open() or socket) is left behind, and the
+        pool's thread is free again after the timeout.
+        """
+        outcome: list = []
+
+        def fetch() -> None:
+            try:
+                outcome.append(self._read_capped(uri))
+            except Exception as error:
+                outcome.append(error)
+
+        reading = threading.Thread(target=fetch, name="image-read-io", daemon=True)
+        reading.start()
+        reading.join(self.timeout_seconds)
+        if not outcome:
+            raise ImageReadTimeoutError(f"no bytes within {self.timeout_seconds:g} s")
+        if isinstance(outcome[0], Exception):
+            raise outcome[0]
+        return outcome[0]
+
+    def _read_capped(self, uri: str) -> bytes:
         """The object's bytes; at most `max_bytes` are read (one byte more proves it too large)."""
         if uris.is_s3(uri):
             bucket, key = uris.split_s3(uri)
@@ -82,5 +122,7 @@ class ImageReader:
     def _s3(self):
         with self._client_lock:
             if self._client is None:
-                self._client = uris.s3_client(max_pool_connections=self.threads)
+                self._client = uris.s3_client(
+                    max_pool_connections=self.threads, read_timeout_seconds=self.timeout_seconds
+                )
             return self._client

@@ -1,9 +1,10 @@
 """The Spark side of monitoring: the listener that feeds the status log (streaming_job.status_log).
 
 `ProgressListener` turns each query event into a status record, a `latest.json`
-update and, when configured, an EMF metric record. It keeps the last
-`HISTORY_RECORDS` progress records in memory (what the demo and the bench read
-back), so a stream that runs for months holds a bounded history.
+update and, when configured, an EMF metric record; its `heartbeat`, called by
+the driver's heartbeat thread (streaming_job.heartbeat), does the same on a
+timer. It keeps the last `HISTORY_RECORDS` progress records in memory (what the
+demo and the bench read back), so a stream that runs for months holds a bounded history.
 """
 
 from __future__ import annotations
@@ -13,11 +14,14 @@ import logging
 import threading
 from collections import deque
 from dataclasses import asdict
+from datetime import datetime
 
 from pyspark.sql.streaming import StreamingQueryListener
 
 from fruits_core import contracts
 from fruits_core.clock import utc_now
+from streaming_job import driver_process
+from streaming_job.backlog import ManifestBacklog
 from streaming_job.config import StreamConfig
 from streaming_job.status_log import (
     STATUS_RECORD_VERSION,
@@ -25,6 +29,7 @@ from streaming_job.status_log import (
     EmfPublisher,
     StatusLog,
     Totals,
+    heartbeat_record,
     progress_record,
 )
 
@@ -32,31 +37,38 @@ log = logging.getLogger(__name__)
 
 # Progress records kept in memory: a day of 10 s triggers is 8,640, a demo or bench run a few dozen.
 HISTORY_RECORDS = 1000
+# (time, backlog) samples kept in latest.json, newest last: `fruits status` sees whether the backlog grows.
+BACKLOG_SAMPLES = 10
 
 
 class ProgressListener(StreamingQueryListener):
     """Writes the status log (and EMF metrics) from the query's events.
 
-    Listener callbacks run on Spark's listener thread: a failure to write a
-    status object is logged and swallowed, it must never stop the stream.
+    Listener callbacks run on Spark's listener thread and `heartbeat` on the
+    heartbeat thread; one lock orders their updates of latest.json. A failure
+    to write a status object is logged and swallowed, it must never stop the stream.
     """
 
     def __init__(
         self,
         config: StreamConfig,
         board: BatchStatsBoard,
-        backlog_counter=None,
+        backlog: ManifestBacklog | None = None,
         emf: EmfPublisher | None = None,
         status_log: StatusLog | None = None,
     ) -> None:
         self.config = config
         self.board = board
-        self.backlog_counter = backlog_counter
+        self.backlog = backlog
         self.emf = emf
         self.status_log = status_log or StatusLog(config.status_uri)
         self.records: deque[dict] = deque(maxlen=HISTORY_RECORDS)
         self._latest: dict = {}
         self._totals = Totals()
+        self._run_id: str | None = None
+        self._empty_reported = 0
+        self._backlog_samples: deque[list] = deque(maxlen=BACKLOG_SAMPLES)
+        self._lock = threading.RLock()
         self.terminated = threading.Event()
 
     def onQueryStarted(self, event) -> None:
@@ -74,34 +86,61 @@ class ProgressListener(StreamingQueryListener):
 
     def _started(self, event) -> None:
         previous = self.status_log.read_latest()
-        self._totals = Totals.from_latest(previous)
         now = contracts.iso_utc(utc_now())
-        self._latest = {
-            "record_version": STATUS_RECORD_VERSION,
-            "state": "running",
-            "started_at": now,
-            "updated_at": now,
-            "last_progress": (previous or {}).get("last_progress"),
-            "totals": asdict(self._totals),
-            "trigger_seconds": None if self.config.available_now else self.config.trigger_seconds,
-            "max_files_per_trigger": self.config.max_files_per_trigger,
-            "stage": self.config.stage,
-        }
-        self.status_log.write_latest(self._latest)
+        with self._lock:
+            self._run_id = str(event.runId)
+            self._totals = Totals.from_latest(previous)
+            self._latest = {
+                "record_version": STATUS_RECORD_VERSION,
+                "state": "running",
+                "started_at": now,
+                "updated_at": now,
+                "last_progress": (previous or {}).get("last_progress"),
+                "totals": asdict(self._totals),
+                "trigger_seconds": None if self.config.available_now else self.config.trigger_seconds,
+                "max_files_per_trigger": self.config.max_files_per_trigger,
+                "heartbeat_seconds": self.config.heartbeat_seconds,
+                "hung_after_seconds": self.config.hung_after_seconds,
+                "driver": driver_process.identity(),
+                "stage": self.config.stage,
+            }
+            self.status_log.write_latest(self._latest)
+
+    def heartbeat(self) -> None:
+        """One heartbeat (called on a timer by the heartbeat thread): latest.json refreshed, EMF sent."""
+        with self._lock:
+            if self._latest.get("state") != "running":
+                return
+            now = utc_now()
+            backlog = self.backlog.count().waiting if self.backlog else None
+            record = heartbeat_record(now, self._run_id, self.board.in_flight(), backlog)
+            self._sample_backlog(now, backlog)
+            self._update_latest(heartbeat=record, backlog_samples=list(self._backlog_samples))
+        if self.emf is not None:
+            self.emf.publish(record)
+
+    def _sample_backlog(self, now: datetime, backlog: int | None) -> None:
+        if backlog is not None:
+            self._backlog_samples.append([contracts.iso_utc(now), backlog])
 
     def _progress(self, event) -> None:
         progress = json.loads(event.progress.json)
         stats = self.board.take(int(progress["batchId"]))
-        backlog = (
-            self.backlog_counter(stats.newest_manifest_ms if stats else None)
-            if self.backlog_counter
-            else None
-        )
-        record = progress_record(progress, stats, backlog)
-        self.records.append(record)
-        self.status_log.write_progress(record)
-        self._totals.add(record)
-        self._update_latest(last_progress=record, totals=asdict(self._totals))
+        with self._lock:
+            count = self.backlog.count() if self.backlog else None
+            empty = count.empty_taken - self._empty_reported if count else 0
+            self._empty_reported += empty
+            record = progress_record(progress, stats, count.waiting if count else None, empty)
+            self.records.append(record)
+            self.status_log.write_progress(record)
+            self._totals.add(record)
+            self._sample_backlog(utc_now(), record["backlog_manifests"])
+            self._update_latest(
+                last_progress=record,
+                totals=asdict(self._totals),
+                backlog_samples=list(self._backlog_samples),
+            )
+        backlog = record["backlog_manifests"]
         log.info(
             "batch %d: %d rows, %.1f rows/s, %d errors, backlog %s",
             record["batch_id"],
@@ -124,8 +163,9 @@ class ProgressListener(StreamingQueryListener):
         )
 
     def _update_latest(self, **changes) -> None:
-        self._latest.update(changes, updated_at=contracts.iso_utc(utc_now()))
-        self.status_log.write_latest(self._latest)
+        with self._lock:
+            self._latest.update(changes, updated_at=contracts.iso_utc(utc_now()))
+            self.status_log.write_latest(self._latest)
 
     def _guarded(self, what: str, handler, event) -> None:
         try:

@@ -1,7 +1,7 @@
 """Starting the featurizing query and stopping it cleanly.
 
 `start_stream` loads the model artifacts on the driver, broadcasts them, wires
-the listener and starts the query; `await_stream` waits for it and stops it
+the listener, starts the query and the driver's heartbeat thread; `await_stream` waits for it and stops it
 between two micro-batches when SIGTERM arrives or the stop marker
 (`<lake>/control/stop-stream`, written by `fruits deploy stop`) appears.
 A batch cut short anyway (a stop that times out, a kill) is re-run on the next
@@ -11,17 +11,17 @@ start and republished under the same names (sink.py): still exactly once.
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from pyspark.sql import SparkSession
 
 from streaming_job import uris
+from streaming_job.backlog import ManifestBacklog
 from streaming_job.config import StreamConfig
+from streaming_job.heartbeat import Heartbeat
 from streaming_job.monitoring import ProgressListener
 from streaming_job.status_log import BatchStatsBoard, EmfPublisher
 from streaming_job.stream import QUERY_NAME, MicroBatchWriter, WorkerContext, read_manifests
@@ -59,60 +59,8 @@ class HadoopFiles:
         path = self._path(uri)
         return bool(path.getFileSystem(self._conf).delete(path, False))
 
-    def count_manifests_newer_than(self, root_uri: str, newest_ms: int | None) -> int | None:
-        """Manifests under `root_uri` modified after `newest_ms`: not read by the stream yet.
-
-        The file source takes the oldest files first, so everything newer than the
-        newest manifest of the last batch is backlog (files with an equal time may
-        be counted as done: an approximation by at most a handful of files).
-        """
-        if newest_ms is None:
-            return None
-        return sum(1 for modified_ms in manifest_mtimes_ms(root_uri) if modified_ms > newest_ms)
-
     def _path(self, uri: str):
         return self._jvm.org.apache.hadoop.fs.Path(uri)
-
-
-def manifest_mtimes_ms(root_uri: str) -> list[int]:
-    """Modification times (epoch ms) of the manifests under `root_uri`, hidden names skipped.
-
-    Listed natively (os.scandir; one S3 LIST per 1,000 keys), not through Hadoop:
-    iterating a Hadoop listing from Python costs several py4j round trips per file,
-    which on a 2,000-manifest backlog kept a core busy for ~18 s after every batch.
-    """
-    if uris.is_s3(root_uri):
-        bucket, prefix = uris.split_s3(root_uri)
-        pages = (
-            uris.s3_client()
-            .get_paginator("list_objects_v2")
-            .paginate(Bucket=bucket, Prefix=prefix.rstrip("/") + "/" if prefix else "")
-        )
-        return [
-            int(item["LastModified"].timestamp() * 1000)
-            for page in pages
-            for item in page.get("Contents", [])
-            if _is_manifest_name(item["Key"].rsplit("/", 1)[-1])
-        ]
-    root = uris.local_path(root_uri)
-    if not root.is_dir():
-        return []
-    modified = []
-    pending = [root]
-    while pending:
-        with os.scandir(pending.pop()) as entries:
-            for entry in entries:
-                if entry.name.startswith((".", "_")):
-                    continue
-                if entry.is_dir():
-                    pending.append(Path(entry.path))
-                elif _is_manifest_name(entry.name):
-                    modified.append(entry.stat().st_mtime_ns // 1_000_000)
-    return modified
-
-
-def _is_manifest_name(name: str) -> bool:
-    return name.endswith(".json") and not name.startswith((".", "_"))
 
 
 def start_stream(spark: SparkSession, config: StreamConfig) -> RunningStream:
@@ -129,6 +77,7 @@ def start_stream(spark: SparkSession, config: StreamConfig) -> RunningStream:
         inference_batch_size=config.inference_batch_size,
         cores_per_task=int(spark.conf.get("spark.task.cpus", "1")),
         model_builds=sc.accumulator(0),
+        image_read_timeout_seconds=config.image_read_timeout_seconds,
     )
     files = HadoopFiles(spark)
     files.mkdirs(config.manifests_uri)
@@ -142,7 +91,7 @@ def start_stream(spark: SparkSession, config: StreamConfig) -> RunningStream:
         config,
         board,
         emf=emf,
-        backlog_counter=lambda newest_ms: files.count_manifests_newer_than(config.manifests_uri, newest_ms),
+        backlog=ManifestBacklog(config.manifests_uri, config.checkpoint),
     )
     spark.streams.addListener(listener)
     writer = (
@@ -157,6 +106,8 @@ def start_stream(spark: SparkSession, config: StreamConfig) -> RunningStream:
         else writer.trigger(processingTime=f"{config.trigger_seconds} seconds")
     )
     query = writer.start()
+    # Beats until the listener sees the query end (a stop, a failure, available-now done).
+    Heartbeat(config.heartbeat_seconds, listener.heartbeat, until=listener.terminated).start()
     log.info(
         "query %s started: featurizer %s, PCA %s (k=%d)",
         QUERY_NAME,

@@ -19,6 +19,7 @@ import contextlib
 import json
 import threading
 from dataclasses import asdict, dataclass
+from datetime import datetime
 
 from fruits_core import contracts
 from fruits_core.lake_uris import join_uri
@@ -41,19 +42,38 @@ class BatchStats:
     latency_p50_ms: float | None
     latency_p95_ms: float | None
     model_builds: int
-    newest_manifest_ms: int | None
+
+
+@dataclass(frozen=True)
+class BatchInFlight:
+    batch_id: int
+    started_at: datetime
 
 
 class BatchStatsBoard:
-    """Hands BatchStats from the foreachBatch function to the listener (same driver process)."""
+    """Hands BatchStats from the foreachBatch function to the listener and the heartbeat (same driver).
+
+    It also knows the batch being written (`begin` .. `record`): the heartbeat reports its age.
+    """
 
     def __init__(self) -> None:
         self._stats: dict[int, BatchStats] = {}
+        self._in_flight: BatchInFlight | None = None
         self._lock = threading.Lock()
+
+    def begin(self, batch_id: int, started_at: datetime) -> None:
+        with self._lock:
+            self._in_flight = BatchInFlight(batch_id, started_at)
+
+    def in_flight(self) -> BatchInFlight | None:
+        with self._lock:
+            return self._in_flight
 
     def record(self, batch_id: int, stats: BatchStats) -> None:
         with self._lock:
             self._stats[batch_id] = stats
+            if self._in_flight is not None and self._in_flight.batch_id == batch_id:
+                self._in_flight = None
 
     def take(self, batch_id: int) -> BatchStats | None:
         """The stats of `batch_id` (forgetting those of older batches)."""
@@ -64,7 +84,9 @@ class BatchStatsBoard:
             return stats
 
 
-def progress_record(progress: dict, stats: BatchStats | None, backlog_manifests: int | None) -> dict:
+def progress_record(
+    progress: dict, stats: BatchStats | None, backlog_manifests: int | None, empty_manifests: int = 0
+) -> dict:
     """The status record of one progress event (`progress` is StreamingQueryProgress.json parsed)."""
     durations = progress.get("durationMs") or {}
     duration_ms = int(durations.get("triggerExecution") or progress.get("batchDuration") or 0)
@@ -85,7 +107,29 @@ def progress_record(progress: dict, stats: BatchStats | None, backlog_manifests:
         "error_rows": stats.error_rows if stats else 0,
         "backlog_manifests": backlog_manifests,
         "model_builds": stats.model_builds if stats else 0,
+        "empty_manifests": empty_manifests,
     }
+
+
+def heartbeat_record(
+    now: datetime, run_id: str | None, in_flight: BatchInFlight | None, backlog_manifests: int | None
+) -> dict:
+    """One heartbeat: liveness, the age of the batch being written (0 when idle), the backlog."""
+    record = {
+        "record_version": STATUS_RECORD_VERSION,
+        "event": "heartbeat",
+        "timestamp": contracts.iso_utc(now),
+        "run_id": run_id,
+        "heartbeat": 1,
+        "batch_in_flight_seconds": (
+            round((now - in_flight.started_at).total_seconds(), 3) if in_flight else 0.0
+        ),
+        "backlog_manifests": backlog_manifests,
+    }
+    if in_flight is not None:
+        record["batch_id"] = in_flight.batch_id
+        record["batch_started_at"] = contracts.iso_utc(in_flight.started_at)
+    return record
 
 
 def emf_record(record: dict, namespace: str, stage: str) -> dict:
@@ -107,8 +151,9 @@ def emf_record(record: dict, namespace: str, stage: str) -> dict:
             ],
         },
         EMF_DIMENSION: stage,
-        "BatchId": record["batch_id"],
     }
+    if record.get("batch_id") is not None:
+        document["BatchId"] = record["batch_id"]
     for name, field, _ in metrics:
         document[name] = record[field]
     return document
@@ -205,6 +250,7 @@ class Totals:
     feature_rows: int = 0
     error_rows: int = 0
     model_builds: int = 0
+    empty_manifests: int = 0
     last_batch_id: int = -1
 
     def add(self, record: dict) -> None:
@@ -215,6 +261,7 @@ class Totals:
         self.feature_rows += record["feature_rows"]
         self.error_rows += record["error_rows"]
         self.model_builds += record["model_builds"]
+        self.empty_manifests += record.get("empty_manifests", 0)
         self.last_batch_id = record["batch_id"]
 
     @classmethod

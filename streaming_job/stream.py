@@ -1,6 +1,6 @@
 """The streaming featurizer: manifests in, k-wide PCA features out, exactly once.
 
-    readStream json(<lake>/manifests/, explicit manifest schema, PERMISSIVE)
+    readStream text(<lake>/manifests/, one row per file) + from_json(explicit manifest schema, PERMISSIVE)
       -> foreachBatch(MicroBatchWriter), one Spark job per micro-batch:
            batch_row_columns     malformed / unsupported manifests classified as errors
            featurize_manifests   mapInPandas: read image, TF forward pass, PCA, in the worker
@@ -27,7 +27,6 @@ from fruits_core.clock import utc_now
 from streaming_job.batch_outcome import (
     DETAIL_COLUMN,
     FEATURIZED_COLUMNS,
-    MANIFEST_MTIME_COLUMN,
     REASON_COLUMN,
     WORKER_INPUT_COLUMNS,
     WORKER_ROW_FIELDS,
@@ -43,6 +42,8 @@ log = logging.getLogger(__name__)
 QUERY_NAME = "fruits-features"
 # The manifest's file name (`<image_id>.json`), the fallback image_id of an unparseable manifest.
 MANIFEST_NAME_COLUMN = "_manifest_name"
+# The manifest file's whole text (the text source's `value`, one row per file).
+MANIFEST_TEXT_COLUMN = "value"
 # Java's `$` also matches before a final newline: `\z` is the true end of the string.
 JAVA_IMAGE_ID_PATTERN = r"^[0-9a-f]{32}\z"
 MANIFEST_NAME_PATTERN = r"^([0-9a-f]{32})\.json$"
@@ -50,44 +51,42 @@ BAD_DT_DETAIL = "dt is not a YYYY-MM-DD calendar date"
 BAD_IMAGE_ID_DETAIL = "image_id is not 32 lowercase hex digits"
 OUTSIDE_LAKE_DETAIL = "image_uri is not a clean image of the lake (<lake>/clean/dt=<day>/<id>.jpg)"
 UNPARSEABLE_DETAIL = "manifest is not a JSON document of the manifest v1 schema (unparseable or wrong types)"
+BLANK_DETAIL = "manifest holds only whitespace"
+ARRAY_DETAIL = "manifest is a JSON array: one JSON object per file"
 
 # --- Source ------------------------------------------------------------------------------------
 
 
-# How manifests are parsed, by the stream and by anyone re-reading them in batch.
-MANIFEST_READ_OPTIONS = {
-    "mode": "PERMISSIVE",
-    "columnNameOfCorruptRecord": CORRUPT_RECORD_COLUMN,
-    # One JSON document per file: a pretty-printed manifest parses too, a broken file is one corrupt record.
-    "multiLine": "true",
-    # dt comes from the manifest itself, not from the dt=... directories: partition inference is decided
-    # once, when the query starts, and a query started on an empty manifests/ would misalign columns.
-    "recursiveFileLookup": "true",
-}
+# How manifest files are listed: one row per file (`wholetext`), so a whitespace-only file or a JSON
+# array is one row that the checks name, never zero or several rows. dt comes from the manifest itself,
+# not from the dt=... directories (partition inference is frozen when a query starts).
+MANIFEST_SOURCE_OPTIONS = {"wholetext": "true", "recursiveFileLookup": "true"}
+# How a manifest's text is parsed: explicit schema, a broken document kept as a corrupt record.
+MANIFEST_PARSE_OPTIONS = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT_RECORD_COLUMN}
 
 
 def read_manifests(spark: SparkSession, config: StreamConfig) -> DataFrame:
-    """The manifest stream: explicit schema, malformed files kept as corrupt records, never inferred."""
+    """The manifest stream: one row per file, parsed with the explicit schema, never inferred."""
     reader = (
-        spark.readStream.schema(manifest_read_schema())
-        .options(**MANIFEST_READ_OPTIONS)
+        spark.readStream.format("text")
+        .options(**MANIFEST_SOURCE_OPTIONS)
         .option("maxFilesPerTrigger", config.max_files_per_trigger)
     )
     if config.clean_source != "off":
         reader = reader.option("cleanSource", config.clean_source)
         if config.clean_source == "archive":
             reader = reader.option("sourceArchiveDir", config.archive_uri)
-    return with_manifest_file(reader.json(config.manifests_uri))
+    return parse_manifests(reader.load(config.manifests_uri))
 
 
-def with_manifest_file(manifests: DataFrame) -> DataFrame:
-    """Add the manifest's file name (`<image_id>.json`) and modification time from `_metadata`."""
-    return manifests.withColumns(
-        {
-            MANIFEST_NAME_COLUMN: F.col("_metadata.file_name"),
-            MANIFEST_MTIME_COLUMN: F.unix_millis(F.col("_metadata.file_modification_time")),
-        }
-    )
+def parse_manifests(files: DataFrame) -> DataFrame:
+    """Manifest fields from each file's text, plus the file name and the text (for the shape checks)."""
+    parsed = F.from_json(F.col(MANIFEST_TEXT_COLUMN), manifest_read_schema(), MANIFEST_PARSE_OPTIONS)
+    return files.select(
+        parsed.alias("manifest"),
+        F.col(MANIFEST_TEXT_COLUMN),
+        F.col("_metadata.file_name").alias(MANIFEST_NAME_COLUMN),
+    ).select("manifest.*", MANIFEST_TEXT_COLUMN, MANIFEST_NAME_COLUMN)
 
 
 # --- Validation ----------------------------------------------------------------------------------
@@ -96,7 +95,8 @@ def with_manifest_file(manifests: DataFrame) -> DataFrame:
 def error_reason(lake_uri: str) -> tuple[Column, Column]:
     """(reason, detail) of a manifest row: both null for a usable manifest, else why it is not.
 
-    Order of the checks: unparseable (corrupt record, wrong types) -> malformed;
+    Order of the checks: only whitespace -> malformed; a JSON array (one object
+    per file) -> malformed; unparseable (corrupt record, wrong types) -> malformed;
     a schema_version other than the supported one -> unsupported; a required
     field missing -> malformed, naming the fields (never their values); an
     image_id that is not 32 lowercase hex digits -> malformed; a dt that is not
@@ -107,6 +107,10 @@ def error_reason(lake_uri: str) -> tuple[Column, Column]:
     required = contracts.required_field_names(contracts.MANIFEST_FIELDS)
     missing = F.concat_ws(", ", *[F.when(F.col(name).isNull(), F.lit(name)) for name in required])
     version = F.col("schema_version")
+    text = F.col(MANIFEST_TEXT_COLUMN)
+    # Java's \s: space, tab, newline, vertical tab, form feed, carriage return.
+    blank = text.rlike(r"^\s*\z")
+    array = text.rlike(r"^\s*\[")
     corrupt = F.col(CORRUPT_RECORD_COLUMN).isNotNull()
     foreign_version = version.isNotNull() & (version != contracts.MANIFEST_SCHEMA_VERSION)
     bad_id = ~F.col("image_id").rlike(JAVA_IMAGE_ID_PATTERN)
@@ -114,7 +118,7 @@ def error_reason(lake_uri: str) -> tuple[Column, Column]:
     outside = ~F.col("image_uri").rlike(f"^{contracts.clean_image_uri_pattern(lake_uri)}\\z")
     reasons = contracts.FeaturizeErrorReason
     reason = (
-        F.when(corrupt, reasons.MALFORMED_MANIFEST.value)
+        F.when(blank | array | corrupt, reasons.MALFORMED_MANIFEST.value)
         .when(foreign_version, reasons.UNSUPPORTED_SCHEMA_VERSION.value)
         .when(missing != "", reasons.MALFORMED_MANIFEST.value)
         .when(bad_id, reasons.MALFORMED_MANIFEST.value)
@@ -122,7 +126,9 @@ def error_reason(lake_uri: str) -> tuple[Column, Column]:
         .when(outside, reasons.IMAGE_URI_OUTSIDE_LAKE.value)
     )
     detail = (
-        F.when(corrupt, F.lit(UNPARSEABLE_DETAIL))
+        F.when(blank, F.lit(BLANK_DETAIL))
+        .when(array, F.lit(ARRAY_DETAIL))
+        .when(corrupt, F.lit(UNPARSEABLE_DETAIL))
         .when(
             foreign_version,
             F.format_string(
@@ -199,6 +205,7 @@ class WorkerContext:
     inference_batch_size: int
     cores_per_task: int
     model_builds: object  # a Spark accumulator
+    image_read_timeout_seconds: float
 
 
 def featurize_partition(context: WorkerContext):
@@ -220,7 +227,7 @@ def featurize_partition(context: WorkerContext):
         )
         context.model_builds.add(model_builds_in_this_process() - builds_before)
         projection = context.projection_broadcast.value
-        reader = cached_image_reader()
+        reader = cached_image_reader(context.image_read_timeout_seconds)
         for frame in frames:
             usable = frame[REASON_COLUMN].isna().to_numpy()
             result = featurize_uris(frame.loc[usable, "image_uri"].tolist(), featurizer, projection, reader)
@@ -280,6 +287,7 @@ class MicroBatchWriter:
         self.row_columns = batch_row_columns(config.lake)
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
+        self.board.begin(batch_id, utc_now())
         builds_before = self.context.model_builds.value
         rows = batch.select(*self.row_columns)
         outcome = split_outcome(featurize_manifests(rows, self.context, self.partitions).toArrow())

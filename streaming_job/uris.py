@@ -48,7 +48,7 @@ def local_path(uri: str | Path) -> Path:
     raise UnsupportedUriError(f"not a local URI: {text!r}")
 
 
-def s3_client(max_pool_connections: int = 10):
+def s3_client(max_pool_connections: int = 10, read_timeout_seconds: float = 60.0):
     """A new S3 client (region and endpoint from the usual AWS environment variables).
 
     Long-lived readers (`image_io.ImageReader`) keep theirs; these helpers make
@@ -58,7 +58,9 @@ def s3_client(max_pool_connections: int = 10):
     from botocore.config import Config
 
     config = Config(
-        retries={"max_attempts": 5, "mode": "standard"}, max_pool_connections=max_pool_connections
+        retries={"max_attempts": 5, "mode": "standard"},
+        max_pool_connections=max_pool_connections,
+        read_timeout=read_timeout_seconds,
     )
     return boto3.client("s3", config=config)
 
@@ -116,6 +118,63 @@ def list_uris(prefix_uri: str, suffix: str = "") -> list[str]:
             if name.endswith(suffix) and not name.startswith(HIDDEN_NAME_PREFIXES):
                 found.append(Path(directory, name).as_uri())
     return sorted(found)
+
+
+def holds_anything(prefix_uri: str) -> bool:
+    """Whether any object (or, locally, any entry) lies under a directory-like prefix: one LIST at most."""
+    if is_s3(prefix_uri):
+        bucket, prefix = split_s3(prefix_uri)
+        try:
+            page = s3_client().list_objects_v2(
+                Bucket=bucket, Prefix=prefix.rstrip("/") + "/" if prefix else "", MaxKeys=1
+            )
+        except Exception as error:
+            if is_missing_object_error(error):
+                return False
+            raise
+        return page.get("KeyCount", 0) > 0
+    root = local_path(prefix_uri)
+    return root.is_dir() and any(root.iterdir())
+
+
+def list_sizes(prefix_uri: str, suffix: str = "") -> dict[str, int]:
+    """{URI: size in bytes} of the objects under a prefix whose names end with `suffix`, hidden names skipped.
+
+    Listed natively (os.scandir; one S3 LIST per 1,000 keys), not through Hadoop:
+    iterating a Hadoop listing from Python costs several py4j round trips per file.
+    """
+    if is_s3(prefix_uri):
+        bucket, prefix = split_s3(prefix_uri)
+        pages = (
+            s3_client()
+            .get_paginator("list_objects_v2")
+            .paginate(Bucket=bucket, Prefix=prefix.rstrip("/") + "/" if prefix else "")
+        )
+        return {
+            f"s3://{bucket}/{item['Key']}": int(item["Size"])
+            for page in pages
+            for item in page.get("Contents", [])
+            if _is_listed_name(item["Key"].rsplit("/", 1)[-1], suffix)
+        }
+    root = local_path(prefix_uri)
+    if not root.is_dir():
+        return {}
+    sizes = {}
+    pending = [root]
+    while pending:
+        with os.scandir(pending.pop()) as entries:
+            for entry in entries:
+                if entry.name.startswith(HIDDEN_NAME_PREFIXES):
+                    continue
+                if entry.is_dir():
+                    pending.append(Path(entry.path))
+                elif _is_listed_name(entry.name, suffix):
+                    sizes[Path(entry.path).as_uri()] = entry.stat().st_size
+    return sizes
+
+
+def _is_listed_name(name: str, suffix: str) -> bool:
+    return bool(name) and name.endswith(suffix) and not name.startswith(HIDDEN_NAME_PREFIXES)
 
 
 def _list_s3(prefix_uri: str, suffix: str) -> list[str]:

@@ -14,7 +14,7 @@ import logging
 import os
 import threading
 
-from streaming_job.image_io import ImageReader
+from streaming_job.image_io import DEFAULT_READ_TIMEOUT_SECONDS, ImageReader
 from streaming_job.runtimes import DEFAULT_BATCH_SIZE, Featurizer, build_featurizer
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ _keras_models: dict[str, object] = {}
 _featurizers: dict[tuple[str, int], Featurizer] = {}
 _builds: dict[str, int] = {}
 _threads_configured: int | None = None
-_reader: ImageReader | None = None
+_readers: dict[float, ImageReader] = {}
 
 
 def configure_threads(cores_per_task: int) -> None:
@@ -106,13 +106,12 @@ def _build(spec, batch_size: int, cores: int) -> Featurizer:
     return build_featurizer(spec, batch_size=batch_size, threads=cores, keras_model=model)
 
 
-def cached_image_reader() -> ImageReader:
-    """The process's image reader (one S3 client and thread pool per worker process)."""
-    global _reader
+def cached_image_reader(timeout_seconds: float = DEFAULT_READ_TIMEOUT_SECONDS) -> ImageReader:
+    """The process's image reader for a read timeout (one S3 client and thread pool per worker process)."""
     with _lock:
-        if _reader is None:
-            _reader = ImageReader()
-        return _reader
+        if timeout_seconds not in _readers:
+            _readers[timeout_seconds] = ImageReader(timeout_seconds=timeout_seconds)
+        return _readers[timeout_seconds]
 
 
 def model_builds_in_this_process(model_version: str | None = None) -> int:
