@@ -1,4 +1,4 @@
-"""`fruits status`: the stream's health from its status log (exit 0 when healthy, 1 otherwise)."""
+"""`fruits status`: the stream's health from its status log, one exit code per state."""
 
 from __future__ import annotations
 
@@ -7,9 +7,20 @@ import json
 import os
 
 from fruits_core.lake_uris import validate_lake_uri
+from streaming_job.health import STATES
+
+
+def states_help() -> str:
+    """The epilog of `fruits status --help`: every state with its exit code, from streaming_job.health."""
+    lines = ["states and exit codes (first match wins):"]
+    lines += [f"  {state.upper():<13} {code}  {rule}" for state, code, rule in STATES]
+    lines.append("(1: an unexpected error, 2: a bad flag or missing AWS credentials)")
+    return "\n".join(lines)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = states_help()
     parser.add_argument(
         "--lake",
         default=os.environ.get("FRUITS_LAKE"),
@@ -27,4 +38,4 @@ def run(args: argparse.Namespace) -> int:
     lake = validate_lake_uri(args.lake, "--lake")
     report = lake_health(lake)
     print(json.dumps(report.to_dict(), sort_keys=True) if args.json else render_table(report, lake))
-    return 0 if report.health == "healthy" else 1
+    return report.exit_code

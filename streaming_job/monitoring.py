@@ -14,7 +14,6 @@ import logging
 import threading
 from collections import deque
 from dataclasses import asdict
-from datetime import datetime
 
 from pyspark.sql.streaming import StreamingQueryListener
 
@@ -37,7 +36,7 @@ log = logging.getLogger(__name__)
 
 # Progress records kept in memory: a day of 10 s triggers is 8,640, a demo or bench run a few dozen.
 HISTORY_RECORDS = 1000
-# (time, backlog) samples kept in latest.json, newest last: `fruits status` sees whether the backlog grows.
+# (time, backlog) of the last heartbeats, kept in latest.json: `fruits status` sees whether the backlog grows.
 BACKLOG_SAMPLES = 10
 
 
@@ -114,14 +113,11 @@ class ProgressListener(StreamingQueryListener):
             now = utc_now()
             backlog = self.backlog.count().waiting if self.backlog else None
             record = heartbeat_record(now, self._run_id, self.board.in_flight(), backlog)
-            self._sample_backlog(now, backlog)
+            if backlog is not None:
+                self._backlog_samples.append([record["timestamp"], backlog])
             self._update_latest(heartbeat=record, backlog_samples=list(self._backlog_samples))
         if self.emf is not None:
             self.emf.publish(record)
-
-    def _sample_backlog(self, now: datetime, backlog: int | None) -> None:
-        if backlog is not None:
-            self._backlog_samples.append([contracts.iso_utc(now), backlog])
 
     def _progress(self, event) -> None:
         progress = json.loads(event.progress.json)
@@ -134,12 +130,7 @@ class ProgressListener(StreamingQueryListener):
             self.records.append(record)
             self.status_log.write_progress(record)
             self._totals.add(record)
-            self._sample_backlog(utc_now(), record["backlog_manifests"])
-            self._update_latest(
-                last_progress=record,
-                totals=asdict(self._totals),
-                backlog_samples=list(self._backlog_samples),
-            )
+            self._update_latest(last_progress=record, totals=asdict(self._totals))
         backlog = record["backlog_manifests"]
         log.info(
             "batch %d: %d rows, %.1f rows/s, %d errors, backlog %s",
