@@ -9,7 +9,6 @@ from fruits_core import contracts
 from streaming_job.batch_outcome import (
     DETAIL_COLUMN,
     FEATURIZED_COLUMNS,
-    MANIFEST_MTIME_COLUMN,
     REASON_COLUMN,
     latencies_ms,
     split_outcome,
@@ -25,7 +24,6 @@ def featurized_row(image_id: str | None, reason: str | None = None, **changes) -
         ingested_at="2024-05-01T08:00:01.000Z",
         processed_at="2024-05-01T08:00:03.000Z",
         dt="2024-05-01",
-        **{MANIFEST_MTIME_COLUMN: 1_000},
     )
     if reason is None:
         row.update(features=[0.5, -0.25], pca_residual=0.125, model_version="m1", pca_version="p1")
@@ -45,9 +43,7 @@ def test_a_batch_splits_into_contract_shaped_features_and_errors():
         [
             featurized_row("a" * 32),
             featurized_row("b" * 32, reason="image_not_found"),
-            featurized_row(
-                None, reason="malformed_manifest", image_uri=None, **{MANIFEST_MTIME_COLUMN: 3_000}
-            ),
+            featurized_row(None, reason="malformed_manifest", image_uri=None),
         ]
     )
     # WHEN split
@@ -79,7 +75,6 @@ def test_a_batch_splits_into_contract_shaped_features_and_errors():
     # AND the figures cover every manifest row
     stats = outcome.stats(model_builds=2)
     assert (stats.manifest_rows, stats.feature_rows, stats.error_rows) == (3, 1, 2)
-    assert stats.newest_manifest_ms == 3_000
     assert stats.model_builds == 2
     assert stats.latency_p50_ms == stats.latency_p95_ms == 2_000.0
 
@@ -87,9 +82,7 @@ def test_a_batch_splits_into_contract_shaped_features_and_errors():
 def test_an_image_id_seen_twice_in_a_batch_is_published_once_and_the_repeat_is_an_error_row():
     # GIVEN two manifests of the same image, both featurized (the key layout should make this impossible)
     first = featurized_row("c" * 32, features=[1.0, 1.0])
-    second = featurized_row(
-        "c" * 32, features=[1.0, 1.0], image_uri="file:///other.jpg", **{MANIFEST_MTIME_COLUMN: 2_000}
-    )
+    second = featurized_row("c" * 32, features=[1.0, 1.0], image_uri="file:///other.jpg")
     # WHEN split
     outcome = split_outcome(featurized_table([first, second, featurized_row("d" * 32)]))
     # THEN one features row per image, the repeat is an error row, and both manifests count as read
@@ -99,7 +92,6 @@ def test_an_image_id_seen_twice_in_a_batch_is_published_once_and_the_repeat_is_a
     assert outcome.errors.column("image_uri").to_pylist() == ["file:///other.jpg"]
     stats = outcome.stats(model_builds=0)
     assert (stats.manifest_rows, stats.feature_rows, stats.error_rows) == (3, 2, 1)
-    assert outcome.newest_manifest_ms == 2_000
 
 
 def test_an_error_row_does_not_make_a_later_features_row_a_duplicate():
@@ -136,7 +128,7 @@ def test_a_batch_without_features_has_no_latency_rather_than_zero():
 def test_an_empty_batch_splits_into_two_empty_tables():
     empty = pa.Table.from_pylist([featurized_row("a" * 32)]).slice(0, 0)
     outcome = split_outcome(empty)
-    assert (outcome.features.num_rows, outcome.errors.num_rows, outcome.newest_manifest_ms) == (0, 0, None)
+    assert (outcome.features.num_rows, outcome.errors.num_rows, outcome.manifest_rows) == (0, 0, 0)
 
 
 def test_unreadable_timestamps_are_left_out_of_the_latencies():

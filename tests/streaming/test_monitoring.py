@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 import boto3
 import pytest
@@ -16,21 +19,25 @@ from pyspark.sql.streaming.listener import (
 )
 
 from fruits_core import contracts
+from streaming_job.backlog import ManifestBacklog
+from streaming_job.heartbeat import Heartbeat
 from streaming_job.monitoring import ProgressListener
 from streaming_job.status_log import (
     EMF_METRICS,
+    BatchInFlight,
     BatchStats,
     BatchStatsBoard,
     EmfPublisher,
     StatusLog,
     emf_record,
+    heartbeat_record,
     progress_record,
 )
-from tests.streaming.stream_testkit import stream_config
+from tests.streaming.stream_testkit import stream_config, write_manifest
 
 RUN_ID = "8a8e0c98-82bf-45d7-b596-034d6dca592e"
 QUERY_ID = "f72fd25a-a12d-45ff-bbf3-584557de2aca"
-ALARM_METRIC_NAMES = [
+PROGRESS_METRIC_NAMES = [
     "InputRows",
     "RowsPerSecond",
     "BatchDurationMs",
@@ -39,7 +46,9 @@ ALARM_METRIC_NAMES = [
     "ErrorRows",
     "BacklogManifests",
     "ModelBuilds",
+    "EmptyManifests",
 ]
+HEARTBEAT_METRIC_NAMES = ["BacklogManifests", "Heartbeat", "BatchInFlightSeconds"]
 
 
 def spark_progress(batch_id: int, rows: int = 20, timestamp: str = "2024-05-01T10:00:05.000Z") -> dict:
@@ -88,7 +97,6 @@ STATS = BatchStats(
     latency_p50_ms=1500.0,
     latency_p95_ms=4200.0,
     model_builds=2,
-    newest_manifest_ms=1714557600000,
 )
 
 
@@ -112,6 +120,7 @@ def test_a_progress_record_carries_the_batch_figures_and_no_identifiers():
         "error_rows": 1,
         "backlog_manifests": 37,
         "model_builds": 2,
+        "empty_manifests": 0,
     }
 
 
@@ -120,8 +129,12 @@ def test_emf_record_uses_the_alarm_metric_names_the_stage_dimension_and_the_name
     document = emf_record(progress_record(spark_progress(4), STATS, 37), "Fruits/Stream", "prod")
     # THEN it declares exactly the metric names the alarms use, with Stage as the only dimension
     directive = document["_aws"]["CloudWatchMetrics"][0]
-    assert [metric["Name"] for metric in directive["Metrics"]] == ALARM_METRIC_NAMES
-    assert [name for name, _, _ in EMF_METRICS] == ALARM_METRIC_NAMES
+    assert [metric["Name"] for metric in directive["Metrics"]] == PROGRESS_METRIC_NAMES
+    assert [name for name, _, _ in EMF_METRICS] == [
+        *PROGRESS_METRIC_NAMES,
+        "Heartbeat",
+        "BatchInFlightSeconds",
+    ]
     assert directive["Namespace"] == "Fruits/Stream"
     assert directive["Dimensions"] == [["Stage"]]
     assert document["Stage"] == "prod"
@@ -132,7 +145,7 @@ def test_emf_record_uses_the_alarm_metric_names_the_stage_dimension_and_the_name
 
 def test_emf_leaves_out_metrics_without_a_value():
     # GIVEN a batch with no featurized image (no latency) WHEN rendered
-    stats = BatchStats(3, 0, 3, None, None, 0, None)
+    stats = BatchStats(3, 0, 3, None, None, 0)
     document = emf_record(progress_record(spark_progress(5), stats, None), "Fruits/Stream", "dev")
     # THEN latency and backlog are absent rather than a misleading zero
     names = [metric["Name"] for metric in document["_aws"]["CloudWatchMetrics"][0]["Metrics"]]
@@ -184,11 +197,13 @@ def test_listener_writes_one_object_per_progress_event_and_keeps_totals_across_r
         "--stage",
         "prod",
     )
+    for name in ("1", "2", "3"):
+        write_manifest(tmp_path / "lake", f"{name * 32}.json", "{}")
     board = BatchStatsBoard()
     listener = ProgressListener(
         config,
         board,
-        backlog_counter=lambda newest_ms: 3,
+        backlog=ManifestBacklog(config.manifests_uri, config.checkpoint),
         emf=EmfPublisher("/fruits/prod/stream", "Fruits/Stream", "prod", client=logs),
     )
     started = QueryStartedEvent.fromJson(
@@ -234,6 +249,7 @@ def test_listener_writes_one_object_per_progress_event_and_keeps_totals_across_r
         "feature_rows": 18,
         "error_rows": 2,
         "model_builds": 4,
+        "empty_manifests": 0,
         "last_batch_id": 1,
     }
     assert listener.terminated.is_set()
@@ -283,3 +299,100 @@ def test_the_listener_keeps_a_bounded_history(tmp_path, monkeypatch):
         )
     # THEN only the three newest stay in memory (the status log in the lake keeps them all)
     assert [record["batch_id"] for record in listener.records] == [2, 3, 4]
+
+
+def started_event(timestamp: str = "2024-05-01T10:00:00.000Z") -> QueryStartedEvent:
+    return QueryStartedEvent.fromJson(
+        {"id": QUERY_ID, "runId": RUN_ID, "name": "fruits-features", "timestamp": timestamp, "jobTags": []}
+    )
+
+
+def test_a_heartbeat_record_carries_the_age_of_the_batch_in_flight():
+    now = datetime(2024, 5, 1, 10, 5, tzinfo=UTC)
+    in_flight = BatchInFlight(7, now - timedelta(seconds=95))
+    # GIVEN a batch in flight for 95 s WHEN a heartbeat is recorded and rendered as EMF
+    record = heartbeat_record(now, RUN_ID, in_flight, backlog_manifests=12)
+    document = emf_record(record, "Fruits/Stream", "prod")
+    # THEN it says alive (1), the batch's age and the backlog, under the names the alarms watch
+    names = [metric["Name"] for metric in document["_aws"]["CloudWatchMetrics"][0]["Metrics"]]
+    assert names == HEARTBEAT_METRIC_NAMES
+    assert (document["Heartbeat"], document["BatchInFlightSeconds"], document["BacklogManifests"]) == (
+        1,
+        95.0,
+        12,
+    )
+    assert document["BatchId"] == 7 and record["batch_started_at"] == "2024-05-01T10:03:25.000Z"
+    # AND when idle the age is 0 (a value, so the hung-batch alarm sees the batch finished) and no batch id
+    idle = emf_record(heartbeat_record(now, RUN_ID, None, 0), "Fruits/Stream", "prod")
+    assert idle["BatchInFlightSeconds"] == 0.0 and "BatchId" not in idle
+
+
+def test_the_listener_heartbeat_refreshes_latest_and_sends_the_metrics(tmp_path, logs):
+    # GIVEN a started listener, EMF on, 2 manifests waiting, and a batch the writer began
+    config = stream_config(
+        tmp_path / "lake",
+        "file:///m/f.tflite",
+        "file:///m/pca",
+        "--cloudwatch-log-group",
+        "/fruits/prod/stream",
+    )
+    for name in ("1", "2"):
+        write_manifest(tmp_path / "lake", f"{name * 32}.json", "{}")
+    board = BatchStatsBoard()
+    listener = ProgressListener(
+        config,
+        board,
+        backlog=ManifestBacklog(config.manifests_uri, config.checkpoint),
+        emf=EmfPublisher("/fruits/prod/stream", "Fruits/Stream", "local", client=logs),
+    )
+    listener.onQueryStarted(started_event(recent(30)))
+    board.begin(3, datetime.now(UTC) - timedelta(seconds=40))
+    # WHEN the heartbeat thread beats
+    listener.heartbeat()
+    # THEN latest.json holds the heartbeat (in-flight age, backlog), the settings status needs and the driver
+    latest = StatusLog(config.status_uri).read_latest()
+    assert latest["heartbeat"]["batch_id"] == 3 and latest["heartbeat"]["batch_in_flight_seconds"] >= 40
+    assert latest["heartbeat"]["backlog_manifests"] == 2 and latest["backlog_samples"][-1][1] == 2
+    assert (latest["heartbeat_seconds"], latest["hung_after_seconds"]) == (60.0, 900.0)
+    assert latest["driver"]["pid"] > 0
+    # AND CloudWatch received the heartbeat
+    events = logs.get_log_events(logGroupName="/fruits/prod/stream", logStreamName=f"local/stream/{RUN_ID}")
+    assert json.loads(events["events"][-1]["message"])["Heartbeat"] == 1
+    # WHEN the batch completes, the query stops, and a late beat arrives
+    board.record(3, STATS)
+    listener.heartbeat()
+    assert StatusLog(config.status_uri).read_latest()["heartbeat"]["batch_in_flight_seconds"] == 0.0
+    listener.onQueryTerminated(
+        QueryTerminatedEvent.fromJson(
+            {"id": QUERY_ID, "runId": RUN_ID, "exception": None, "errorClassOnException": None}
+        )
+    )
+    stopped = StatusLog(config.status_uri).read_latest()
+    listener.heartbeat()
+    # THEN the stop stays recorded: a beat after the end writes nothing
+    assert StatusLog(config.status_uri).read_latest() == stopped
+
+
+def test_the_heartbeat_thread_beats_on_a_timer_survives_a_failure_and_stops_with_the_query(caplog):
+    beats = []
+    stopped = threading.Event()
+
+    def beat():
+        beats.append(time.monotonic())
+        if len(beats) == 2:
+            raise OSError("status location unreachable")
+        if len(beats) == 4:
+            stopped.set()
+
+    # GIVEN a heartbeat every 50 ms whose second beat fails
+    heartbeat = Heartbeat(0.05, beat, until=stopped)
+    heartbeat.start()
+    # WHEN the query ends (the event the listener sets)
+    deadline = time.monotonic() + 5
+    while heartbeat.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    # THEN it beat at once and then on its interval, logged the failure without dying, and stopped
+    assert not heartbeat.is_alive()
+    assert len(beats) == 4
+    assert all(later - earlier >= 0.04 for earlier, later in pairwise(beats))
+    assert "heartbeat: could not report" in caplog.text
