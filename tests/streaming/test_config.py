@@ -44,6 +44,9 @@ def test_to_cli_args_round_trips_through_the_stream_parser():
         metrics_namespace="Fruits/Test",
         stage="prod",
         cloudwatch_log_group="/fruits/prod/stream",
+        heartbeat_seconds=30.0,
+        hung_after_seconds=1200.0,
+        image_read_timeout_seconds=12.5,
     )
     # WHEN it becomes the EMR step's arguments
     args = config.to_cli_args()
@@ -69,6 +72,12 @@ def test_to_cli_args_round_trips_through_the_stream_parser():
         "Fruits/Test",
         "--stage",
         "prod",
+        "--heartbeat",
+        "30",
+        "--hung-after",
+        "1200",
+        "--image-read-timeout",
+        "12.5",
         "--cloudwatch-log-group",
         "/fruits/prod/stream",
         "--available-now",
@@ -101,6 +110,9 @@ def test_fruits_environment_variables_are_the_defaults(monkeypatch):
     monkeypatch.setenv("FRUITS_INFERENCE_BATCH_SIZE", "16")
     monkeypatch.setenv("FRUITS_STAGE", "staging")
     monkeypatch.setenv("FRUITS_CLOUDWATCH_LOG_GROUP", "/fruits/staging/stream")
+    monkeypatch.setenv("FRUITS_HEARTBEAT_SECONDS", "20")
+    monkeypatch.setenv("FRUITS_HUNG_AFTER_SECONDS", "300")
+    monkeypatch.setenv("FRUITS_IMAGE_READ_TIMEOUT_SECONDS", "5")
     # WHEN the parser is built and given no flags
     config = config_from_args(parse())
     # THEN every setting comes from its variable
@@ -111,6 +123,11 @@ def test_fruits_environment_variables_are_the_defaults(monkeypatch):
         16,
     )
     assert (config.stage, config.cloudwatch_log_group) == ("staging", "/fruits/staging/stream")
+    assert (config.heartbeat_seconds, config.hung_after_seconds, config.image_read_timeout_seconds) == (
+        20.0,
+        300.0,
+        5.0,
+    )
     # AND a flag still wins over its variable
     assert config_from_args(parse("--stage", "prod")).stage == "prod"
 
@@ -133,6 +150,10 @@ def test_a_malformed_environment_number_is_refused_by_the_parser(monkeypatch):
         (("--lake", LAKE, "--inference-batch-size", "2000"), "--inference-batch-size must be in 1..1024"),
         (("--lake", LAKE, "--stage", "dev prod"), "--stage must be alphanumeric"),
         (("--lake", LAKE, "--pca", "http://elsewhere/pca"), "s3://bucket"),
+        (("--lake", LAKE, "--heartbeat", "0.5"), "--heartbeat must be in 1..120 seconds"),
+        (("--lake", LAKE, "--heartbeat", "300"), "--heartbeat must be in 1..120 seconds"),
+        (("--lake", LAKE, "--heartbeat", "60", "--hung-after", "60"), "--hung-after must be longer"),
+        (("--lake", LAKE, "--image-read-timeout", "0"), "--image-read-timeout must be in"),
     ],
 )
 def test_bad_settings_are_refused_with_a_clear_message(argv, message):

@@ -140,3 +140,46 @@ def test_an_image_over_the_size_cap_is_an_error_value_with_its_reason(tmp_path, 
     assert small_bytes == b"x" * 10
     for error in (local_large, s3_large):
         assert classify_error(error)[0] == "image_too_large"
+
+
+def unblock(fifo) -> None:
+    """Open a FIFO for writing and close it: a reader stuck opening it gets an empty read and ends."""
+    import os
+
+    descriptor = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+    os.close(descriptor)
+
+
+def test_a_read_that_hangs_is_abandoned_after_the_timeout_and_the_others_are_read(tmp_path):
+    import os
+    import time
+
+    from streaming_job.featurize import classify_error
+
+    # GIVEN a file whose read blocks forever (a FIFO no one writes: a stuck mount behaves the same) and a
+    # normal file, read by 2 threads with a 0.5 s timeout
+    stuck = tmp_path / "stuck.jpg"
+    os.mkfifo(stuck)
+    good = tmp_path / "good.jpg"
+    good.write_bytes(b"jpeg bytes")
+    reader = ImageReader(threads=2, timeout_seconds=0.5)
+    try:
+        # WHEN three reads run, two of them on the stuck file
+        started = time.monotonic()
+        first, second, readable = reader.read_many([stuck.as_uri(), stuck.as_uri(), good.as_uri()])
+        elapsed = time.monotonic() - started
+        # THEN each stuck read is an error value classified image_read_timeout, the good file is read,
+        # and the batch waited about one timeout (the reads overlap), not forever
+        assert classify_error(first) == ("image_read_timeout", "ImageReadTimeoutError: no bytes within 0.5 s")
+        assert classify_error(second)[0] == "image_read_timeout"
+        assert readable == b"jpeg bytes"
+        assert 0.5 <= elapsed < 3
+        # AND the pool's threads are free again: the next read is served at once
+        assert reader.read_many([good.as_uri()]) == [b"jpeg bytes"]
+    finally:
+        unblock(stuck)
+
+
+def test_a_reader_refuses_a_timeout_that_is_not_positive():
+    with pytest.raises(ValueError, match="timeout_seconds must be > 0"):
+        ImageReader(timeout_seconds=0)

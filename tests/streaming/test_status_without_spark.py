@@ -14,7 +14,7 @@ print(json.dumps({"code": code, "pyspark": sorted(m for m in sys.modules if m.st
 
 
 def test_fruits_status_runs_without_importing_pyspark(tmp_path, repo_root):
-    # GIVEN a lake with no status yet WHEN `fruits status` runs in a fresh interpreter
+    # GIVEN a path with no lake WHEN `fruits status` runs in a fresh interpreter
     result = subprocess.run(
         [sys.executable, "-c", PROBE, (tmp_path / "lake").as_uri()],
         cwd=repo_root,
@@ -22,7 +22,7 @@ def test_fruits_status_runs_without_importing_pyspark(tmp_path, repo_root):
         text=True,
         timeout=120,
     )
-    # THEN it reports the stream stalled (exit 1) and no pyspark module was ever imported
+    # THEN it reports NO-LAKE (exit 8) and no pyspark module was ever imported
     assert result.returncode == 0, result.stderr
     report = result.stdout.strip().splitlines()[-1]
-    assert report == '{"code": 1, "pyspark": []}'
+    assert report == '{"code": 8, "pyspark": []}'
