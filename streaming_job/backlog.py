@@ -12,8 +12,10 @@ paths is trimmed to the paths still listed, so with `--clean-source archive` or
 `manifests/` (one LIST per 1,000 keys) plus one of the log's directory.
 
 Spark's file scan skips 0-byte files, so an empty manifest yields no row at
-all: the counter also counts the empty manifests the source took (sizes come
-with the listing), which the status log and the metrics report.
+all: the counter also counts the empty manifests the source takes while this
+driver runs (sizes come with the listing), which the status log and the metrics
+report. Files the log held when the counter was made (earlier runs) are not
+counted again.
 """
 
 from __future__ import annotations
@@ -78,7 +80,7 @@ class SourceLog:
 @dataclass(frozen=True)
 class BacklogCount:
     waiting: int
-    # Running total over this driver's life of the 0-byte manifests the source took.
+    # Running total of the 0-byte manifests the source took since this counter was made.
     empty_taken: int
 
 
@@ -88,7 +90,8 @@ class ManifestBacklog:
     def __init__(self, manifests_uri: str, checkpoint_uri: str) -> None:
         self.manifests_uri = manifests_uri
         self.source_log = SourceLog(join_uri(checkpoint_uri, SOURCE_LOG_DIR))
-        self._taken: set[str] = set()
+        # What earlier runs took: waiting no more, and their empty manifests were theirs to count.
+        self._taken: set[str] = self.source_log.new_paths()
         self._empty_taken = 0
         self._lock = threading.Lock()
 

@@ -277,7 +277,7 @@ def test_status_reports_cluster_and_stream_step(s3, emr, kms_key, cluster_id, ar
     assert report["step_id"] == steps(emr, cluster_id)[0]["Id"]
     assert report["step_state"] == "RUNNING"
     # AND the stream's own health, which needs its status log: none yet
-    assert report["stream_health"]["health"] == "stalled"
+    assert report["stream_health"]["health"] == "never-ran"
     assert "no status yet" in report["stream_health"]["reason"]
 
 

@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import threading
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -15,6 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from fruits_core import contracts
+from streaming_job.health import lake_health
 from streaming_job.runner import await_stream, install_stop_signals, start_stream
 from streaming_job.schemas import features_schema
 from streaming_job.stream import is_partition_date
@@ -40,12 +42,15 @@ BAD_DT_ID = "e" * 32
 EMPTY_ID_FILE_ID = "1" * 32  # the manifest's file name; its image_id is ""
 NO_SUCH_DAY_ID = "2" * 32
 OUTSIDE_ID = "3" * 32
+BLANK_ID = "4" * 32  # a manifest file holding only whitespace
+ARRAY_ID = "5" * 32  # a manifest file holding a JSON array of two manifests
+EMPTY_FILE_ID = "6" * 32  # a 0-byte manifest file: Spark's scan skips it, the stream counts it
 FEATURE_NAMES = contracts.field_names(contracts.FEATURES_FIELDS)
 
 
 @pytest.fixture(scope="module")
 def streamed(spark, models, sample_image_paths, tmp_path_factory):
-    """A lake with 10 ingested images, a duplicated manifest and 8 bad ones, streamed to the end, twice."""
+    """A lake with 10 ingested images, a duplicated manifest and 11 bad ones, streamed to the end, twice."""
     root = tmp_path_factory.mktemp("stream")
     lake = root / "lake"
     images = every_nth(sample_image_paths[3:], IMAGES)
@@ -74,6 +79,10 @@ def streamed(spark, models, sample_image_paths, tmp_path_factory):
     # a readable image outside the lake: a manifest must not make the stream read it
     outside = valid_manifest(lake, OUTSIDE_ID, image_uri=images[0].resolve().as_uri())
     write_manifest(lake, f"{OUTSIDE_ID}.json", manifest_json(outside))
+    write_manifest(lake, f"{BLANK_ID}.json", " \n\t \r\n")
+    two = [valid_manifest(lake, ARRAY_ID), valid_manifest(lake, MISSING_IMAGE_ID)]
+    write_manifest(lake, f"{ARRAY_ID}.json", json.dumps(two))
+    write_manifest(lake, f"{EMPTY_FILE_ID}.json", "")
     config = stream_config(lake, *models, "--available-now", "--max-files-per-trigger", "6")
     running = start_stream(spark, config)
     reason = await_stream(spark, running, config, threading.Event())
@@ -145,12 +154,13 @@ def test_features_follow_the_contract_schema_and_dt_partitioning(spark, streamed
 def test_bad_manifests_and_missing_images_become_error_rows(spark, streamed):
     # GIVEN a manifest whose image is gone, a broken file, a v2 manifest, one lacking required fields,
     # one whose dt would name a folder outside the output, one with an empty image_id, one dated
-    # 2024-13-45, one naming an image outside the lake, and a manifest duplicated in one batch
+    # 2024-13-45, one naming an image outside the lake, a manifest duplicated in one batch, a file of
+    # whitespace and a file holding a JSON array of two manifests
     error_rows = spark.read.parquet(streamed["config"].errors_uri).collect()
     errors = {row.image_id: row for row in error_rows}
     duplicated_id = streamed["accepted"][-1].image_id
     # THEN each is an error row with a stable reason, and the stream went on
-    assert len(error_rows) == len(errors) == 9
+    assert len(error_rows) == len(errors) == 11
     assert {image_id: row.reason for image_id, row in errors.items()} == {
         MISSING_IMAGE_ID: "image_not_found",
         BROKEN_ID: "malformed_manifest",
@@ -161,7 +171,13 @@ def test_bad_manifests_and_missing_images_become_error_rows(spark, streamed):
         NO_SUCH_DAY_ID: "malformed_manifest",
         OUTSIDE_ID: "image_uri_outside_lake",
         duplicated_id: "duplicate_image_id",
+        BLANK_ID: "malformed_manifest",
+        ARRAY_ID: "malformed_manifest",
     }
+    assert errors[BLANK_ID].detail == "manifest holds only whitespace"
+    # the array is one error row (the file's), not one row per element
+    assert errors[ARRAY_ID].detail == "manifest is a JSON array: one JSON object per file"
+    assert errors[ARRAY_ID].image_uri is None
     assert "schema_version 2" in errors[FUTURE_ID].detail
     assert errors[INCOMPLETE_ID].detail == "missing required field(s): image_uri, ingested_at"
     assert errors[BAD_DT_ID].detail == "dt is not a YYYY-MM-DD calendar date"
@@ -207,13 +223,19 @@ def test_the_status_log_records_every_batch(streamed):
     progress = sorted((lake / "status" / "progress").rglob("*.json"))
     records = [json.loads(path.read_text()) for path in progress]
     latest = json.loads((lake / "status" / "latest.json").read_text())
-    # 19 manifests (10 accepted, 1 duplicate, 8 bad), at most 6 per batch; the re-delivery is not read again
+    # 22 manifest files (10 accepted, 1 duplicate, 11 bad, the 0-byte one yielding no row), at most 6 per
+    # batch; the re-delivery is not read again
     assert len(records) >= 4
-    assert sum(record["input_rows"] for record in records) == 19
+    assert sum(record["input_rows"] for record in records) == 21
     assert sum(record["feature_rows"] for record in records) == IMAGES
-    assert sum(record["error_rows"] for record in records) == 9
+    assert sum(record["error_rows"] for record in records) == 11
+    # the 0-byte manifest is counted once, not lost (and not again by the second run)
+    assert sum(record["empty_manifests"] for record in records) == 1
+    assert latest["totals"]["empty_manifests"] == 1
     assert records[-1]["backlog_manifests"] == 0
     assert latest["state"] == "stopped" and latest["totals"]["feature_rows"] == IMAGES
+    # AND `fruits status` says STOPPED: a clean stop was recorded
+    assert lake_health(lake.as_uri()).health == "stopped"
     with_features = [record for record in records if record["feature_rows"]]
     assert all(record["latency_p95_ms"] >= record["latency_p50_ms"] > 0 for record in with_features)
 
@@ -281,3 +303,44 @@ def test_only_a_plain_date_is_a_partition_date(spark):
     # WHEN checked by the stream's classification THEN only the plain date passes, as the sink requires
     checked = frame.select(is_partition_date(frame["dt"]).alias("ok")).collect()
     assert [row.ok for row in checked] == [True, False, False, False, False, False, False, False]
+
+
+HANGING_ID = "7" * 32
+
+
+def test_a_hanging_image_read_shows_busy_then_hung_then_becomes_an_error_row(spark, models, tmp_path):
+    # GIVEN a running stream (heartbeat 1 s, HUNG after 3 s, image reads abandoned after 8 s) and a manifest
+    # whose clean image is a FIFO no one writes: reading it blocks, as on a stuck mount
+    lake = tmp_path / "lake"
+    image = lake / contracts.clean_image_key("2024-05-01", HANGING_ID)
+    image.parent.mkdir(parents=True)
+    os.mkfifo(image)
+    config = stream_config(
+        lake, *models, "--trigger", "1", "--heartbeat", "1", "--hung-after", "3", "--image-read-timeout", "8"
+    )
+    running = start_stream(spark, config)
+    try:
+        write_manifest(lake, f"{HANGING_ID}.json", manifest_json(valid_manifest(lake, HANGING_ID)))
+        # WHEN `fruits status` is asked every 0.2 s until the batch is published
+        seen = []
+        deadline = time.monotonic() + 120
+        while not list((lake / "errors").glob("dt=*/*.parquet")) and time.monotonic() < deadline:
+            seen.append(lake_health(lake.as_uri()).health)
+            time.sleep(0.2)
+        # THEN it said RUNNING-BUSY while the batch was young, HUNG once older than --hung-after
+        assert "running-busy" in seen and "hung" in seen
+        assert seen.index("running-busy") < seen.index("hung")
+        assert "dead" not in seen  # the heartbeat kept coming while the batch hung
+        # AND the read was abandoned after the timeout: an error row with its own reason
+        rows = spark.read.parquet(config.errors_uri).collect()
+        assert [(row.image_id, row.reason) for row in rows] == [(HANGING_ID, "image_read_timeout")]
+        # AND once the batch is done, the next heartbeat shows a running stream with no batch in flight
+        deadline = time.monotonic() + 30
+        while lake_health(lake.as_uri()).health != "healthy" and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert lake_health(lake.as_uri()).health == "healthy"
+    finally:
+        running.query.stop()
+        # the abandoned read is still blocked opening the FIFO in a worker: let it finish
+        descriptor = os.open(image, os.O_WRONLY | os.O_NONBLOCK)
+        os.close(descriptor)
