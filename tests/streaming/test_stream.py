@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -17,7 +18,7 @@ import pytest
 
 from fruits_core import contracts
 from streaming_job.health import lake_health
-from streaming_job.runner import await_stream, install_stop_signals, start_stream
+from streaming_job.runner import await_stream, drain_listener, install_stop_signals, start_stream
 from streaming_job.schemas import features_schema
 from streaming_job.stream import is_partition_date
 from tests.streaming.stream_testkit import (
@@ -341,6 +342,7 @@ def test_a_hanging_image_read_shows_busy_then_hung_then_becomes_an_error_row(spa
         assert lake_health(lake.as_uri()).health == "healthy"
     finally:
         running.query.stop()
+        drain_listener(spark, running.listener)
         # the abandoned read is still blocked opening the FIFO in a worker: let it finish
-        descriptor = os.open(image, os.O_WRONLY | os.O_NONBLOCK)
-        os.close(descriptor)
+        with contextlib.suppress(OSError):
+            os.close(os.open(image, os.O_WRONLY | os.O_NONBLOCK))
