@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
 
+from streaming_job.health import lake_health
 from streaming_job.schemas import features_schema
 from tests.streaming.stream_testkit import every_nth, ingest_images, stream_args
 
@@ -110,6 +111,10 @@ def test_killing_the_stream_three_times_still_gives_each_image_exactly_once(
     time.sleep(0.7)
     kill_all(third)
     partial = len(published(lake))
+    # (`fruits status` says DEAD at once: the driver process latest.json names is gone, no heartbeat wait)
+    report = lake_health(lake.as_uri())
+    assert (report.health, report.exit_code) == ("dead", 5)
+    assert "is gone" in report.reason
     # and finally restarted with --available-now to drain the backlog (in bigger batches)
     final = subprocess.run(
         [
