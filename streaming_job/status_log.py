@@ -5,7 +5,8 @@ small object under `<lake>/status/progress/<date>/<batchId>-<epoch ms>.json`
 (S3 objects cannot be appended to; the same layout locally), with
 `<lake>/status/latest.json` kept up to date for `fruits status`; when a
 CloudWatch log group is configured, the same figures go out as an
-embedded-metric-format (EMF) record. Records hold counts, rates and durations
+embedded-metric-format (EMF) record. The driver's heartbeat (`heartbeat_record`)
+goes the same two ways, on a timer rather than per batch. Records hold counts, rates and durations
 only: never an image id, a label or any personal data. The Spark listener that
 feeds it is monitoring.ProgressListener.
 
