@@ -139,6 +139,12 @@ def test_features_follow_the_contract_schema_and_day_partitioning(streamed):
     assert {row["label"] for row in rows} <= {"apple", "lemon", "mango", "raspberry"}
     assert all(row["processed_at"] >= row["ingested_at"] >= row["uploaded_at"] for row in rows)
     assert {contracts.partition_date(row["uploaded_at"]) for row in rows} == set(accepted_days)
+    # AND the pseudonym and its key version are the manifest's, the upload time its instant
+    for row in rows:
+        (outcome,) = [outcome for outcome in streamed["accepted"] if outcome.image_id == row["image_id"]]
+        manifest = json.loads(manifest_path(outcome).read_text())
+        assert (row["subject_id"], row["key_version"]) == (manifest["subject_id"], manifest["key_version"])
+        assert row["uploaded_at"] == contracts.parse_iso(manifest["uploaded_at"])
     assert features.properties[PCA_VERSION_PROPERTY] == running.pca_version
     assert features.properties[K_PROPERTY] == str(PCA_K)
 
