@@ -20,15 +20,19 @@ checkpoint can no longer destroy data.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from pyiceberg.exceptions import CommitFailedException
 from pyiceberg.expressions import And, GreaterThanOrEqual, In, LessThanOrEqual
 from pyiceberg.table import Table
 
 from fruits_lake.catalog import BATCH_ID_PROPERTY, PCA_VERSION_PROPERTY, QUERY_ID_PROPERTY
+
+log = logging.getLogger(__name__)
 
 DEDUP_KEY = "image_id"
 DEDUP_TIME = "uploaded_at"
@@ -36,6 +40,9 @@ INGEST_TIME = "ingested_at"
 # Ingest (Lambda) and driver clocks may disagree by this much: rows ingested this long after another
 # query's last commit are still looked up.
 CLOCK_SKEW_MARGIN = timedelta(minutes=10)
+# Another writer (a subject erasure, maintenance) may commit between our refresh and our commit:
+# Iceberg then refuses ours, and an append can simply be retried on the new metadata.
+COMMIT_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -153,5 +160,13 @@ class TableSink:
     def _append(self, table: Table, rows: pa.Table, properties: dict[str, str]) -> bool:
         if rows.num_rows == 0:
             return False
+        for _ in range(COMMIT_ATTEMPTS - 1):
+            try:
+                table.append(rows, snapshot_properties=properties)
+                return True
+            except CommitFailedException as conflict:
+                log.warning("%s: commit refused (%s), retrying on the new metadata", table.name(), conflict)
+                table.refresh()
+        # The last attempt: a refusal now fails the batch, which Spark then re-runs.
         table.append(rows, snapshot_properties=properties)
         return True

@@ -160,3 +160,19 @@ def test_only_rows_ingested_before_another_querys_last_commit_are_looked_up(sink
     old = feature_rows(image_ids(2), ingested=horizon - timedelta(seconds=1))
     new = feature_rows(image_ids(1, start=2), ingested=horizon + timedelta(seconds=1))
     assert rows_to_check(pa.concat_tables([old, new]), horizon).column("image_id").to_pylist() == image_ids(2)
+
+
+def test_a_commit_refused_by_a_concurrent_writer_is_retried_on_the_new_metadata(
+    sink: TableSink, tmp_path: Path, caplog
+):
+    # GIVEN another writer (an erasure, maintenance) that committed through its own handle after the
+    # sink's handle last read the table's metadata
+    other_handle = open_catalog(str(tmp_path)).load_table(sink.features.name())
+    other_handle.append(feature_rows(image_ids(1, start=100)))
+    # WHEN the sink appends with its stale metadata
+    with caplog.at_level("WARNING", logger="streaming_job.sink"):
+        appended = sink._append(sink.features, feature_rows(image_ids(2)), commit_properties(QUERY, 0, PCA))
+    # THEN Iceberg refused the stale commit, the sink retried on the new metadata, and both writes are kept
+    assert appended and "commit refused" in caplog.text
+    assert table_ids(sink) == sorted([*image_ids(2), *image_ids(1, start=100)])
+    assert len(sink.features.metadata.snapshots) == 2
