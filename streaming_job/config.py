@@ -28,7 +28,10 @@ class StreamConfig:
     checkpoint: str
     featurizer: str
     pca: str
-    trigger_seconds: float = 10.0
+    # Each trigger commits to the tables; a commit costs ~0.1 s plus ~2.2 ms per snapshot the table keeps
+    # (pyiceberg copies the metadata), measured by benchmarks/commit_cost.py: at 60 s the commit stays
+    # under 10 % of the batch with a day of snapshots kept (docs/performance.md#the-tables-commit).
+    trigger_seconds: float = 60.0
     available_now: bool = False
     # Under a backlog, bigger batches amortise the ~0.8 s fixed cost of a micro-batch: the LiteRT runtime
     # featurizes ~200 images/s per core, so 8000 keeps it under 5 % on 2 cores (docs/performance.md).
@@ -44,18 +47,12 @@ class StreamConfig:
     hung_after_seconds: float = 900.0
     # An image read that takes longer is abandoned: error row image_read_timeout.
     image_read_timeout_seconds: float = 60.0
+    # Start a new features table when the model differs from the current table's (table_versions).
+    new_model_table: bool = False
 
     @property
     def manifests_uri(self) -> str:
         return join_uri(self.lake, contracts.MANIFESTS_PREFIX)
-
-    @property
-    def features_uri(self) -> str:
-        return join_uri(self.lake, contracts.FEATURES_PREFIX)
-
-    @property
-    def errors_uri(self) -> str:
-        return join_uri(self.lake, contracts.ERRORS_PREFIX)
 
     @property
     def status_uri(self) -> str:
@@ -103,6 +100,8 @@ class StreamConfig:
             args += ["--cloudwatch-log-group", self.cloudwatch_log_group]
         if self.available_now:
             args.append("--available-now")
+        if self.new_model_table:
+            args.append("--new-model-table")
         return args
 
 
@@ -152,6 +151,13 @@ def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         default=_env("AVAILABLE_NOW", "false").lower() == "true",
         help="process the backlog, then stop (backfills)",
+    )
+    parser.add_argument(
+        "--new-model-table",
+        action="store_true",
+        default=_env("NEW_MODEL_TABLE", "false").lower() == "true",
+        help="when the featurizer/PCA differ from the features table's, keep that table as "
+        "fruits.features_<its pca_version> and start a new fruits.features (else the stream refuses)",
     )
     parser.add_argument(
         "--max-files-per-trigger",
@@ -263,6 +269,7 @@ def config_from_args(args: argparse.Namespace) -> StreamConfig:
         heartbeat_seconds=args.heartbeat_seconds,
         hung_after_seconds=args.hung_after_seconds,
         image_read_timeout_seconds=args.image_read_timeout_seconds,
+        new_model_table=args.new_model_table,
     )
     for uri_field in ("checkpoint", "featurizer", "pca"):
         validate_lake_uri(getattr(config, uri_field), f"--{uri_field}")

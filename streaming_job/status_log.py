@@ -43,6 +43,8 @@ class BatchStats:
     latency_p50_ms: float | None
     latency_p95_ms: float | None
     model_builds: int
+    # Feature rows left out because their image_id was already in the table (a reset checkpoint re-read).
+    already_in_table: int = 0
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,7 @@ def progress_record(
         "latency_p95_ms": stats.latency_p95_ms if stats else None,
         "feature_rows": stats.feature_rows if stats else 0,
         "error_rows": stats.error_rows if stats else 0,
+        "already_in_table": stats.already_in_table if stats else 0,
         "backlog_manifests": backlog_manifests,
         "model_builds": stats.model_builds if stats else 0,
         "empty_manifests": empty_manifests,
