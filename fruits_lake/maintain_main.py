@@ -26,7 +26,6 @@ if __name__ == "__main__":
     sys.path = [entry for entry in sys.path if Path(entry or ".").resolve() != _HERE]
     sys.path.insert(0, str(_HERE.parent))
 
-from fruits_core.clock import utc_now
 from fruits_core.errors import ConfigError
 from fruits_core.lake_uris import validate_lake_uri
 
@@ -132,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
 
     options = options_from_args(args)
     lake = args.lake.rstrip("/")
-    reports = maintain_lake(open_catalog(lake), options, utc_now())
+    reports = maintain_lake(open_catalog(lake), options)
     if args.json:
         print(json.dumps({"lake": lake, "tables": [report.as_dict() for report in reports]}, sort_keys=True))
     else:

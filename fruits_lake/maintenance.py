@@ -22,6 +22,7 @@ from pyiceberg.expressions import LessThan
 from pyiceberg.table import Table
 from pyiceberg.transforms import DayTransform
 
+from fruits_core.clock import utc_now
 from fruits_core.errors import ConfigError
 from fruits_lake.catalog import ERRORS_TABLE, FEATURES_TABLE
 from fruits_lake.compaction import MAINTENANCE_PROPERTY, compact_partition, data_files_per_partition
@@ -112,26 +113,31 @@ def compact(table: Table, report: TableReport) -> None:
     report.files_after = sum(data_files_per_partition(table).values())
 
 
-def maintain_table(identifier: str, table: Table, options: MaintainOptions, now: datetime) -> TableReport:
+def maintain_table(
+    identifier: str, table: Table, options: MaintainOptions, clock: Callable[[], datetime]
+) -> TableReport:
+    """Each step reads the clock when it starts: the expiry then covers this run's own commits."""
     report = TableReport(table=identifier)
     table.refresh()
     if options.retention_days is not None:
-        cutoff = retention_cutoff(now, options.retention_days)
+        cutoff = retention_cutoff(clock(), options.retention_days)
         report.retention_cutoff = cutoff.isoformat()
         report.rows_deleted = with_commit_retry(table, report, lambda: delete_rows_before(table, cutoff))
     compact(table, report)
     report.snapshots_expired = with_commit_retry(
         table,
         report,
-        lambda: expire_snapshots(table, now - options.snapshot_retention, options.keep_snapshots),
+        lambda: expire_snapshots(table, clock() - options.snapshot_retention, options.keep_snapshots),
     )
     report.snapshots_kept = len(table.snapshots())
-    report.orphan_paths = remove_orphan_files(table, now - options.orphan_min_age)
+    report.orphan_paths = remove_orphan_files(table, clock() - options.orphan_min_age)
     report.orphan_files_removed = len(report.orphan_paths)
     return report
 
 
-def maintain_lake(catalog: Catalog, options: MaintainOptions, now: datetime) -> list[TableReport]:
+def maintain_lake(
+    catalog: Catalog, options: MaintainOptions, clock: Callable[[], datetime] = utc_now
+) -> list[TableReport]:
     """Maintain the features and errors tables of the lake's catalog."""
     reports = []
     for identifier in (FEATURES_TABLE, ERRORS_TABLE):
@@ -141,5 +147,5 @@ def maintain_lake(catalog: Catalog, options: MaintainOptions, now: datetime) -> 
             raise ConfigError(
                 f"the lake has no table {identifier}: the stream creates it on its first batch"
             ) from error
-        reports.append(maintain_table(identifier, table, options, now))
+        reports.append(maintain_table(identifier, table, options, clock))
     return reports

@@ -90,5 +90,7 @@ def remove_orphan_files(table: Table, modified_before: datetime) -> list[str]:
 
 def _filesystem(table: Table, scheme: str, netloc: str):
     if not isinstance(table.io, PyArrowFileIO):
-        raise OrphanScanError(f"orphan removal needs pyiceberg's PyArrowFileIO, {table.name()} uses {table.io}")
+        raise OrphanScanError(
+            f"orphan removal needs pyiceberg's PyArrowFileIO, {table.name()} uses {table.io}"
+        )
     return table.io.fs_by_scheme(scheme, netloc)
