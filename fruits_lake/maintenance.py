@@ -17,14 +17,14 @@ from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from pyiceberg.catalog import Catalog
-from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
+from pyiceberg.exceptions import CommitFailedException, NoSuchNamespaceError
 from pyiceberg.expressions import LessThan
 from pyiceberg.table import Table
 from pyiceberg.transforms import DayTransform
 
 from fruits_core.clock import utc_now
 from fruits_core.errors import ConfigError
-from fruits_lake.catalog import ERRORS_TABLE, FEATURES_TABLE
+from fruits_lake.catalog import FEATURES_TABLE, NAMESPACE
 from fruits_lake.compaction import MAINTENANCE_PROPERTY, compact_partition, data_files_per_partition
 from fruits_lake.orphans import remove_orphan_files
 from fruits_lake.snapshots import expire_snapshots
@@ -138,14 +138,12 @@ def maintain_table(
 def maintain_lake(
     catalog: Catalog, options: MaintainOptions, clock: Callable[[], datetime] = utc_now
 ) -> list[TableReport]:
-    """Maintain the features and errors tables of the lake's catalog."""
-    reports = []
-    for identifier in (FEATURES_TABLE, ERRORS_TABLE):
-        try:
-            table = catalog.load_table(identifier)
-        except NoSuchTableError as error:
-            raise ConfigError(
-                f"the lake has no table {identifier}: the stream creates it on its first batch"
-            ) from error
-        reports.append(maintain_table(identifier, table, options, clock))
-    return reports
+    """Maintain every table of the lake's namespace: features, errors and the features tables a
+    model change archived (`fruits.features_<pca version>`), whose old rows expire too."""
+    try:
+        identifiers = sorted(".".join((NAMESPACE, name)) for _, name in catalog.list_tables(NAMESPACE))
+    except NoSuchNamespaceError:
+        identifiers = []
+    if FEATURES_TABLE not in identifiers:
+        raise ConfigError(f"the lake has no table {FEATURES_TABLE}: the stream creates it on its first batch")
+    return [maintain_table(name, catalog.load_table(name), options, clock) for name in identifiers]

@@ -23,7 +23,7 @@ from small_files_lake import (
 )
 
 from fruits_cli.main import main as fruits
-from fruits_lake.catalog import ERRORS_TABLE, FEATURES_TABLE, open_catalog
+from fruits_lake.catalog import ERRORS_TABLE, FEATURES_TABLE, ensure_tables, open_catalog
 from fruits_lake.compaction import Partition, compact_partition, data_files_per_partition
 from fruits_lake.maintenance import MaintainOptions, TableReport, maintain_lake, with_commit_retry
 from fruits_lake.orphans import ListedFile, location_path, orphans, referenced_files
@@ -39,9 +39,12 @@ def _rows(table) -> list[tuple]:
     )
 
 
+def _folder(table) -> Path:
+    return Path(location_path(table.location()))
+
+
 def _files_on_disk(table) -> set[str]:
-    root = Path(location_path(table.location()))
-    return {str(path) for path in root.rglob("*") if path.is_file()}
+    return {str(path) for path in _folder(table).rglob("*") if path.is_file()}
 
 
 def _plant(path: Path) -> Path:
@@ -66,8 +69,8 @@ def test_maintain_compacts_to_one_file_per_partition_expires_and_removes_orphans
     features, errors = build_small_files_lake(tmp_path)
     before = {FEATURES_TABLE: _rows(features), ERRORS_TABLE: _rows(errors)}
     planted = [
-        _plant(tmp_path / "features" / "data" / "dt=2020-01-01" / "left-by-a-failed-commit.parquet"),
-        _plant(tmp_path / "errors" / "metadata" / "00099-never-committed.metadata.json"),
+        _plant(_folder(features) / "data" / "dt=2020-01-01" / "left-by-a-failed-commit.parquet"),
+        _plant(_folder(errors) / "metadata" / "00099-never-committed.metadata.json"),
     ]
     # AND every file written three days ago (older than the orphan minimum age)
     age_files(tmp_path, timedelta(days=3))
@@ -122,9 +125,9 @@ def test_referenced_and_young_files_are_never_removed(tmp_path: Path, capsys):
     referenced = referenced_files(features)
     # AND every file is two days old, except an orphan written just now
     age_files(tmp_path, timedelta(days=2))
-    old = _plant(tmp_path / "features" / "data" / "dt=2020-01-01" / "old-orphan.parquet")
+    old = _plant(_folder(features) / "data" / "dt=2020-01-01" / "old-orphan.parquet")
     age_files(tmp_path, timedelta(days=2))
-    young = _plant(tmp_path / "features" / "data" / "dt=2020-01-01" / "commit-in-flight.parquet")
+    young = _plant(_folder(features) / "data" / "dt=2020-01-01" / "commit-in-flight.parquet")
 
     # WHEN maintain runs with the default ages
     report = _maintain(tmp_path, capsys)
@@ -232,7 +235,25 @@ def test_the_text_output_has_one_line_per_table_and_step(tmp_path: Path, capsys)
     assert fruits(["lake", "maintain", "--lake", tmp_path.as_uri(), "--retention-days", "0"]) == 0
     lines = capsys.readouterr().out.splitlines()
     steps = [line.split()[:2] for line in lines]
-    tables = (FEATURES_TABLE, ERRORS_TABLE)
+    tables = sorted((FEATURES_TABLE, ERRORS_TABLE))
     assert steps == [[t, s] for t in tables for s in ("retention", "compact", "expire", "orphans", "retries")]
-    assert "3 partitions rewritten, 12 data files -> 3" in lines[1]
+    assert all("3 partitions rewritten, 12 data files -> 3" in lines[i] for i in (1, 6))
     assert "off: every row kept" in lines[0]
+
+
+def test_a_features_table_archived_by_a_model_change_is_maintained_too(tmp_path: Path):
+    # GIVEN a lake whose features table (with a day past the retention) was archived by a model change
+    old_day = DAYS[0] - timedelta(days=400)
+    build_small_files_lake(tmp_path, days=(old_day, DAYS[0]))
+    catalog = open_catalog(str(tmp_path))
+    archived = f"{FEATURES_TABLE}_pca_old"
+    catalog.rename_table(FEATURES_TABLE, archived)
+    ensure_tables(catalog)
+
+    # WHEN maintain runs
+    reports = {report.table: report for report in maintain_lake(catalog, MaintainOptions())}
+
+    # THEN the archived table is maintained beside the live ones: its old rows go, its day is compacted
+    assert set(reports) == {FEATURES_TABLE, ERRORS_TABLE, archived}
+    assert reports[archived].rows_deleted == BATCHES_PER_DAY * 3
+    assert sorted(data_files_per_partition(catalog.load_table(archived)).values()) == [1]
