@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
@@ -57,10 +57,9 @@ class TableReport:
     snapshots_kept: int = 0
     orphan_files_removed: int = 0
     commit_retries: int = 0
-    orphan_paths: list[str] = field(default_factory=list, repr=False)
 
     def as_dict(self) -> dict:
-        return {name: value for name, value in asdict(self).items() if name != "orphan_paths"}
+        return asdict(self)
 
 
 def retention_cutoff(now: datetime, days: int) -> datetime:
@@ -130,8 +129,7 @@ def maintain_table(
         lambda: expire_snapshots(table, clock() - options.snapshot_retention, options.keep_snapshots),
     )
     report.snapshots_kept = len(table.snapshots())
-    report.orphan_paths = remove_orphan_files(table, clock() - options.orphan_min_age)
-    report.orphan_files_removed = len(report.orphan_paths)
+    report.orphan_files_removed = len(remove_orphan_files(table, clock() - options.orphan_min_age))
     return report
 
 

@@ -26,7 +26,14 @@ from fruits_cli.main import main as fruits
 from fruits_lake.catalog import ERRORS_TABLE, FEATURES_TABLE, ensure_tables, open_catalog
 from fruits_lake.compaction import Partition, compact_partition, data_files_per_partition
 from fruits_lake.maintenance import MaintainOptions, TableReport, maintain_lake, with_commit_retry
-from fruits_lake.orphans import ListedFile, location_path, orphans, referenced_files
+from fruits_lake.orphans import (
+    ListedFile,
+    OrphanScanError,
+    location_path,
+    orphans,
+    referenced_files,
+    remove_orphan_files,
+)
 from fruits_lake.snapshots import snapshots_to_expire
 
 
@@ -257,3 +264,16 @@ def test_a_features_table_archived_by_a_model_change_is_maintained_too(tmp_path:
     assert set(reports) == {FEATURES_TABLE, ERRORS_TABLE, archived}
     assert reports[archived].rows_deleted == BATCHES_PER_DAY * 3
     assert sorted(data_files_per_partition(catalog.load_table(archived)).values()) == [1]
+
+
+def test_a_listing_that_misses_a_live_file_deletes_nothing(tmp_path: Path):
+    # GIVEN a table one of whose live data files the listing will not show, and an old orphan
+    features, _ = build_small_files_lake(tmp_path)
+    orphan = _plant(_folder(features) / "data" / "dt=2020-01-01" / "old-orphan.parquet")
+    age_files(tmp_path, timedelta(days=2))
+    live = next(iter(features.scan().plan_files())).file.file_path
+    Path(location_path(live)).unlink()
+    # WHEN orphans are removed THEN it refuses, and the orphan is still there
+    with pytest.raises(OrphanScanError, match="not in the listing"):
+        remove_orphan_files(features, datetime.now(UTC) - timedelta(days=1))
+    assert orphan.exists()
