@@ -9,10 +9,8 @@ from fruits_lake.maintain_main import add_maintain_arguments
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="action", required=True, metavar="<action>")
-    maintain = actions.add_parser(
-        "maintain",
-        help="row retention, compaction, snapshot expiry and orphan file removal on both tables",
-    )
+    summary = "row retention, compaction, snapshot expiry and orphan file removal on every table"
+    maintain = actions.add_parser("maintain", help=summary, description=summary)
     add_maintain_arguments(maintain)
 
 
