@@ -193,6 +193,9 @@ def _upload(args, executor, target) -> int:
         package=build_job_package(),
         main_script=_existing_file(sources_dir / "main.py", "stream entry script"),
         fit_pca_script=_existing_file(sources_dir / "fit_pca_main.py", "fit-pca entry script"),
+        maintain_script=_existing_file(
+            package_directory("fruits_lake") / deploy.MAINTAIN_SCRIPT_NAME, "lake maintenance entry script"
+        ),
         bootstrap_script=_existing_file(bootstrap, "bootstrap script (--bootstrap-script)"),
         featurizer=None
         if args.skip_featurizer

@@ -22,6 +22,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("fit-pca", "fruits_cli.fit_pca", "fit the PCA model on a sample of images"),
     ("model", "fruits_cli.model", "featurizer artifact commands (export)"),
     ("status", "fruits_cli.status", "print the stream's health"),
+    ("lake", "fruits_cli.lake", "maintain the lake's Iceberg tables (maintain)"),
     ("deploy", "fruits_cli.deploy", "deploy and operate the stream on Amazon EMR"),
     ("cost", "fruits_cli.cost", "estimate the monthly AWS cost"),
     ("bench", "benchmarks.bench", "measure stream throughput against TensorFlow alone"),

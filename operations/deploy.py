@@ -35,6 +35,8 @@ EU_REGIONS = ("eu-west-1", "eu-west-3", "eu-central-1", "eu-north-1", "eu-south-
 JOB_PACKAGE_NAME = "fruits_job.zip"
 MAIN_SCRIPT_NAME = "main.py"
 FIT_PCA_SCRIPT_NAME = "fit_pca_main.py"
+# The lake maintenance entry (fruits_lake/maintain_main.py) that the EMR stack's daily schedule runs.
+MAINTAIN_SCRIPT_NAME = "maintain_main.py"
 BOOTSTRAP_SCRIPT_NAME = "install-python-deps.sh"
 BOOTSTRAP_PREFIX = f"{contracts.CODE_PREFIX}bootstrap/"
 # infra/emr-cluster.yaml's TlsCertificatesS3Uri: the instance role can read code/ only.
@@ -213,6 +215,7 @@ class UploadSources:
     package: JobPackage
     main_script: Path
     fit_pca_script: Path
+    maintain_script: Path
     bootstrap_script: Path
     featurizer: Path | None = None
     pca_dir: Path | None = None
@@ -260,6 +263,12 @@ def plan_upload(target: Target, sources: UploadSources) -> list[ApiCall]:
             target,
             target.code_key(version, FIT_PCA_SCRIPT_NAME),
             LocalFile(sources.fit_pca_script),
+            "text/x-python",
+        ),
+        put_object(
+            target,
+            target.code_key(version, MAINTAIN_SCRIPT_NAME),
+            LocalFile(sources.maintain_script),
             "text/x-python",
         ),
         put_object(

@@ -136,6 +136,7 @@ def test_upload_puts_code_and_artifacts_encrypted_with_the_lake_key(s3, kms_key,
         f"code/{version}/fruits_job.zip",
         f"code/{version}/main.py",
         f"code/{version}/fit_pca_main.py",
+        f"code/{version}/maintain_main.py",
         "code/bootstrap/install-python-deps.sh",
         contracts.FEATURIZER_KEY,
         f"{contracts.PCA_KEY}/pca.json",
@@ -552,7 +553,7 @@ def test_dry_run_prints_every_call_and_makes_none(s3, emr, kms_key, cluster_id, 
     calls = [line for line in lines if not line.startswith("#")]
     # THEN each call is printed as service.operation({...}) with its real parameters
     operations = [line.split("(", 1)[0] for line in calls]
-    assert operations.count("s3.put_object") == 7 + 1  # 7 uploads + the stop marker
+    assert operations.count("s3.put_object") == 8 + 1  # 8 uploads + the stop marker
     for operation in (
         "emr.list_steps",
         "s3.head_object",

@@ -94,6 +94,7 @@ def test_the_check_sees_the_commands():
     assert ("cost", "--image-kib") in checked
     assert ("stream", "--trigger") in checked
     assert ("deploy start", "--clean-source") in checked
+    assert {("lake maintain", "--retention-days"), ("lake maintain", "--orphan-min-age-hours")} <= checked
 
 
 @pytest.mark.parametrize("value", [Path("a/b")])
