@@ -69,6 +69,10 @@ LAKE_PREFIXES = (
     AUDIT_PREFIX,
     TOMBSTONES_PREFIX,
 )
+# Prefixes whose current files must never expire by age: Iceberg table files (an expired data or
+# metadata file corrupts the table), the stream's checkpoint, the running model and job code.
+# Their lifecycle rules purge superseded versions only (docs/gdpr.md).
+LIVE_STATE_PREFIXES = (FEATURES_PREFIX, ERRORS_PREFIX, CHECKPOINTS_PREFIX, MODELS_PREFIX, CODE_PREFIX)
 
 FEATURIZER_KEY = featurizer_key()
 PCA_KEY = f"{MODELS_PREFIX}pca"
