@@ -30,6 +30,8 @@ MODELS_PREFIX = "models/"
 CODE_PREFIX = "code/"
 EMR_LOGS_PREFIX = "emr-logs/"
 ARCHIVE_PREFIX = "archive/"
+# The local lake's table catalog (SQLite); on AWS the Glue catalog holds the same tables.
+CATALOG_PREFIX = "catalog/"
 CONTROL_PREFIX = "control/"
 # `fruits subject erase`: one audit record per erasure (no personal data) and one tombstone per
 # erased pseudonym, which the ingest checks before storing an upload (docs/gdpr.md).
@@ -294,34 +296,46 @@ ERASURE_AUDIT_SCHEMA_VERSION = 1
 # How long the ingest refuses uploads of an erased subject (env ERASURE_GRACE_DAYS on the Lambda).
 DEFAULT_ERASURE_GRACE_DAYS = 30
 
-# --- Features output v1 (Parquet under features/, partitioned by dt) -----------
+# --- Features and errors tables v2 (Iceberg, fruits_lake) ---------------------
+# Types add "timestamp": a UTC instant (microseconds). Manifests keep their ISO strings; the stream
+# converts them. v1 was Hive-style Parquet with string timestamps and a `dt` column.
+
+FEATURES_SCHEMA_VERSION = 2
 
 FEATURES_FIELDS: tuple[tuple[str, str], ...] = (
     ("image_id", "string"),
+    # The HMAC pseudonym of the uploader: what subject-rights commands filter on.
     ("subject_id", "string?"),
+    # Version of the pseudonym key behind subject_id (from the manifest): finds rows after a rotation.
+    ("key_version", "string?"),
     ("label", "string?"),
     ("region", "string?"),
-    ("captured_hour", "string?"),
-    ("uploaded_at", "string"),
-    ("ingested_at", "string"),
-    ("processed_at", "string"),
+    ("captured_hour", "timestamp?"),
+    ("uploaded_at", "timestamp"),
+    ("ingested_at", "timestamp"),
+    ("processed_at", "timestamp"),
     ("features", "array<float>"),
     ("pca_residual", "float"),
     ("model_version", "string"),
     ("pca_version", "string"),
-    ("dt", "string"),
 )
-FEATURES_PARTITION_COLUMN = "dt"
 
-# Rows the stream could not featurize (Parquet under errors/, partitioned by dt).
+# Rows the stream could not featurize.
 ERROR_FIELDS: tuple[tuple[str, str], ...] = (
     ("image_id", "string?"),
     ("image_uri", "string?"),
     ("reason", "string"),
     ("detail", "string"),
-    ("processed_at", "string"),
-    ("dt", "string"),
+    ("processed_at", "timestamp"),
 )
+
+# Hidden partitioning: (partition field, transform, source column). No plain `dt` column: the day is
+# derived from the timestamp, so the two can never disagree, and readers filtering on the timestamp
+# prune partitions by themselves. An error row is dated when it was processed: its manifest's own
+# timestamps may be missing or unreadable.
+PARTITION_FIELD = "dt"
+FEATURES_PARTITION: tuple[str, str, str] = (PARTITION_FIELD, "day", "uploaded_at")
+ERRORS_PARTITION: tuple[str, str, str] = (PARTITION_FIELD, "day", "processed_at")
 
 
 class FeaturizeErrorReason(StrEnum):

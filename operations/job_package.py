@@ -15,9 +15,9 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-# The Spark job and the standard-library core: nothing else runs on EMR (tests/deploy checks that the
-# job imports neither the CLI, operations, the demo, benchmarks nor the Lambda-only modules).
-PACKAGES: tuple[str, ...] = ("fruits_core", "streaming_job")
+# The Spark job, its table layer and the standard-library core: nothing else runs on EMR (tests/deploy
+# checks that the job imports neither the CLI, operations, the demo, benchmarks nor the Lambda-only modules).
+PACKAGES: tuple[str, ...] = ("fruits_core", "fruits_lake", "streaming_job")
 INCLUDED_SUFFIXES = (".py", ".json")
 FIXED_TIMESTAMP = (1980, 1, 1, 0, 0, 0)
 FILE_MODE = 0o644

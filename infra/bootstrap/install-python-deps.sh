@@ -28,7 +28,8 @@ pillow==12.3.0
 boto3==1.44.8
 numpy==2.4.6
 pandas==2.3.3
-pyarrow==21.0.0"
+pyarrow==21.0.0
+pyiceberg[glue,pyiceberg-core]==0.10.0"
 
 log() { echo "install-python-deps: $*"; }
 fail() {
@@ -89,7 +90,7 @@ main() {
     fi
     rm -f "${requirements_file}"
 
-    "${VENV_DIR}/bin/python" -c "import tensorflow, ai_edge_litert.interpreter, PIL, boto3, numpy, pandas, pyarrow" \
+    "${VENV_DIR}/bin/python" -c "import tensorflow, ai_edge_litert.interpreter, PIL, boto3, numpy, pandas, pyarrow, pyiceberg" \
         || fail "the new environment cannot import the installed packages"
 
     printf '%s\n' "${pins_sha256}" >"${MARKER}.tmp"

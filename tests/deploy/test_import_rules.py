@@ -20,7 +20,16 @@ NOT_ON_EMR = (
     "app",
     "aws_lambda_powertools",
 )
-ROOMS = ("fruits_core", "streaming_job", "fruits_cli", "operations", "demo", "benchmarks", "fruits_ingest")
+ROOMS = (
+    "fruits_core",
+    "fruits_lake",
+    "streaming_job",
+    "fruits_cli",
+    "operations",
+    "demo",
+    "benchmarks",
+    "fruits_ingest",
+)
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -70,6 +79,13 @@ def test_the_shared_halves_never_import_the_rooms_above_them(room):
     folder = "lambdas/ingest/fruits_ingest" if room == "fruits_ingest" else room
     above = tuple(name for name in ROOMS if name not in (room, "fruits_core"))
     assert offending(folder, above) == {}
+
+
+def test_the_table_layer_imports_only_the_core_and_never_spark():
+    # GIVEN every module of fruits_lake/ (shared by the stream, the CLI and operations)
+    # WHEN its imports are read THEN it names no other room and not pyspark
+    above = tuple(name for name in ROOMS if name not in ("fruits_lake", "fruits_core"))
+    assert offending("fruits_lake", (*above, "pyspark")) == {}
 
 
 def test_the_rule_sees_a_lazy_import(tmp_path: Path):

@@ -63,9 +63,9 @@ def test_version_changes_when_any_source_changes():
 def test_the_zip_holds_the_spark_job_and_the_core_only():
     # GIVEN the job package WHEN its entries are listed
     names = collect_sources()
-    # THEN every entry belongs to streaming_job/ or fruits_core/: the CLI, operations, the demo,
-    # benchmarks and the Lambda's own modules stay home
-    assert {name.split("/")[0] for name in names} == {"fruits_core", "streaming_job"}
+    # THEN every entry belongs to streaming_job/, fruits_lake/ or fruits_core/: the CLI, operations,
+    # the demo, benchmarks and the Lambda's own modules stay home
+    assert {name.split("/")[0] for name in names} == {"fruits_core", "fruits_lake", "streaming_job"}
     assert "streaming_job/main.py" in names
     assert "streaming_job/fit_pca_main.py" in names
 
@@ -94,7 +94,7 @@ while pending:
         continue
     allowed.add(name)
     pending += [requirement_name(req) for req in installed[name].requires or [] if "extra ==" not in req]
-in_zip = {"fruits_core", "streaming_job"}
+in_zip = {"fruits_core", "fruits_lake", "streaming_job"}
 blocked = {
     module
     for module, owners in md.packages_distributions().items()

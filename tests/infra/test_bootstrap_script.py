@@ -41,7 +41,16 @@ FAKE_SUDO = """#!/usr/bin/env bash
 echo "sudo $*" >> "$FAKE_LOG"
 exit 1
 """
-JOB_PACKAGES = {"tensorflow-cpu", "ai-edge-litert", "pillow", "boto3", "numpy", "pandas", "pyarrow"}
+JOB_PACKAGES = {
+    "tensorflow-cpu",
+    "ai-edge-litert",
+    "pillow",
+    "boto3",
+    "numpy",
+    "pandas",
+    "pyarrow",
+    "pyiceberg",
+}
 
 
 def _executable(path: Path, text: str) -> None:
