@@ -11,6 +11,7 @@ import json
 import os
 from pathlib import Path
 
+from fruits_core import contracts
 from fruits_core.errors import ConfigError
 from fruits_core.lake_uris import validate_lake_uri
 
@@ -84,6 +85,17 @@ def _pseudonyms(lake: str, args: argparse.Namespace):
 
 
 def _tables(lake: str):
+    """The lake's Iceberg tables; a local lake that has no catalog yet has no rows either.
+
+    An s3:// lake always goes through Glue (FRUITS_GLUE_DATABASE): an erasure that silently
+    skipped the tables would leave the subject's rows behind.
+    """
+    from fruits_lake.catalog import CATALOG_FILE, local_lake_root, open_catalog
+    from fruits_lake.subjects import IcebergSubjectTables
     from fruits_privacy.subjects import NoTables
 
-    return NoTables()
+    if lake.startswith("file://"):
+        catalog_file = local_lake_root(lake) / contracts.CATALOG_PREFIX / CATALOG_FILE
+        if not catalog_file.is_file():
+            return NoTables()
+    return IcebergSubjectTables(open_catalog(lake))

@@ -20,8 +20,12 @@ REGION = "eu-west-3"
 
 
 @pytest.fixture
-def s3_lake(mocked_aws, sample_image_paths):
-    """Alice and bob upload before and after a key rotation; one manifest each is archived."""
+def s3_lake(mocked_aws, sample_image_paths, monkeypatch):
+    """Alice and bob upload before and after a key rotation; one manifest each is archived.
+
+    The stage's Glue database exists but holds no table yet (moto's Glue cannot commit Iceberg
+    tables: the table part of an erasure is tested on a local lake).
+    """
     from fruits_ingest.config import IngestConfig
     from fruits_ingest.events import ObjectRef
     from fruits_ingest.processor import process_upload
@@ -33,6 +37,8 @@ def s3_lake(mocked_aws, sample_image_paths):
     for bucket in (UPLOADS_BUCKET, LAKE_BUCKET):
         s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
     s3.put_bucket_versioning(Bucket=LAKE_BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    monkeypatch.setenv("FRUITS_GLUE_DATABASE", "fruits_test")
+    boto3.client("glue", region_name=REGION).create_database(DatabaseInput={"Name": "fruits_test"})
     config = IngestConfig(lake_uri=LAKE_URI, pseudonym_key_parameter=KEY_PARAMETER)
     store = S3ObjectStore(s3)
     images = sample_image_paths[::23]
@@ -112,6 +118,10 @@ def test_erase_removes_every_version_and_delete_marker_of_the_subject(s3_lake, t
         "clean_images": 2,
         "manifests": 2,
         "quarantine_records": 2,
+        # the Glue catalog was consulted: no table yet, so no row
+        "feature_rows": 0,
+        "error_rows": 0,
+        "table_files_removed": 0,
     }
     assert audit["key_versions"] == ["1", "2"]
     [record] = [e for e in after if e["Key"].startswith(f"lake/{contracts.AUDIT_PREFIX}")]
