@@ -1,0 +1,155 @@
+"""`fruits subject export|erase` on a local lake whose features and errors are Iceberg tables.
+
+The rows are the real ingest's manifests turned into table rows, one commit per subject (so
+the erased rows sit in older snapshots too); the erasure must leave no row, no snapshot that
+still references one, and no file on disk that holds the subject's pseudonym or image ids.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from fruits_cli.main import main
+from fruits_core import contracts
+from fruits_lake.catalog import ERRORS_TABLE, FEATURES_TABLE, ensure_tables, open_catalog
+from fruits_lake.schemas import ERRORS_ARROW_SCHEMA, FEATURES_ARROW_SCHEMA
+from tests.privacy.subject_testkit import PSEUDONYM_KEY, SUBJECTS, ingest_subjects, lake_files, pseudonym
+
+# What the featurizer would output for an image: the values are not under test here.
+VECTOR = [0.25, -1.5, 3.0, 0.125]
+
+
+def feature_rows(manifests: list[dict]) -> pa.Table:
+    def moment(text):
+        return contracts.parse_iso(text) if text else None
+
+    return pa.table(
+        {
+            "image_id": [m["image_id"] for m in manifests],
+            "subject_id": [m["subject_id"] for m in manifests],
+            "key_version": [m["key_version"] for m in manifests],
+            "label": [m["label"] for m in manifests],
+            "region": [m["region"] for m in manifests],
+            "captured_hour": [moment(m["captured_hour"]) for m in manifests],
+            "uploaded_at": [moment(m["uploaded_at"]) for m in manifests],
+            "ingested_at": [moment(m["ingested_at"]) for m in manifests],
+            "processed_at": [datetime.now(UTC) for _ in manifests],
+            "features": [VECTOR for _ in manifests],
+            "pca_residual": [0.5 for _ in manifests],
+            "model_version": ["litert-int8-test" for _ in manifests],
+            "pca_version": ["pca-k4-test" for _ in manifests],
+        }
+    ).cast(FEATURES_ARROW_SCHEMA)
+
+
+def error_rows(image_ids: list[str]) -> pa.Table:
+    return pa.table(
+        {
+            "image_id": image_ids,
+            "image_uri": [None for _ in image_ids],
+            "reason": ["image_not_found" for _ in image_ids],
+            "detail": ["the clean image does not exist" for _ in image_ids],
+            "processed_at": [datetime.now(UTC) for _ in image_ids],
+        }
+    ).cast(ERRORS_ARROW_SCHEMA)
+
+
+@pytest.fixture
+def lake(tmp_path, sample_image_paths, monkeypatch):
+    monkeypatch.setenv("FRUITS_PSEUDONYM_KEY", PSEUDONYM_KEY.decode())
+    lake_dir = tmp_path / "lake"
+    uploads = ingest_subjects(lake_dir, tmp_path / "uploads", sample_image_paths[::19])
+    features, errors = ensure_tables(open_catalog(lake_dir.as_uri()))
+    for subject in uploads.values():
+        manifests = [
+            json.loads(next(lake_dir.glob(f"manifests/dt=*/{image_id}.json")).read_text())
+            for image_id in subject.accepted
+        ]
+        features.append(feature_rows(manifests))
+        errors.append(error_rows([subject.accepted[1]]))
+    return lake_dir, uploads
+
+
+def table_rows(lake_dir, identifier) -> list[dict]:
+    table = open_catalog(lake_dir.as_uri()).load_table(identifier)
+    return sorted(table.scan().to_arrow().to_pylist(), key=lambda row: row["image_id"])
+
+
+def erase(lake_dir, user_id, capsys) -> dict:
+    capsys.readouterr()
+    assert main(["subject", "erase", "--lake", lake_dir.as_uri(), "--user-id", user_id]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def traces_on_disk(lake_dir, needles: list[str]) -> list[str]:
+    """Files whose name or content holds a needle: Parquet decoded value by value, other files as bytes."""
+    found = []
+    for path in sorted(p for p in lake_dir.rglob("*") if p.is_file()):
+        if path.suffix == ".parquet":
+            text = json.dumps(pq.read_table(path).to_pylist(), default=str)
+            hit = any(needle in text for needle in needles)
+        else:
+            data = path.read_bytes()
+            hit = any(needle.encode() in data for needle in needles)
+        if hit or any(needle in path.name for needle in needles):
+            found.append(path.relative_to(lake_dir).as_posix())
+    return found
+
+
+def test_export_lists_the_subjects_table_rows_without_the_vectors(lake, tmp_path):
+    lake_dir, uploads = lake
+    out = tmp_path / "bob.json"
+    user_id = SUBJECTS["bob"][contracts.META_USER_ID]
+    assert (
+        main(["subject", "export", "--lake", lake_dir.as_uri(), "--user-id", user_id, "--out", str(out)]) == 0
+    )
+    document = json.loads(out.read_text())
+    assert sorted(row["image_id"] for row in document["feature_rows"]) == sorted(uploads["bob"].accepted)
+    assert all(
+        "features" not in row and row["subject_id"] == pseudonym(user_id) for row in document["feature_rows"]
+    )
+    assert [row["image_id"] for row in document["error_rows"]] == [uploads["bob"].accepted[1]]
+
+
+def test_erase_leaves_no_row_snapshot_or_file_of_the_subject(lake, tmp_path, capsys):
+    lake_dir, uploads = lake
+    alice_id = SUBJECTS["alice"][contracts.META_USER_ID]
+    alice = pseudonym(alice_id)
+    alice_images = uploads["alice"].accepted + uploads["alice"].quarantined
+    others_features = [r for r in table_rows(lake_dir, FEATURES_TABLE) if r["subject_id"] != alice]
+    others_errors = [r for r in table_rows(lake_dir, ERRORS_TABLE) if r["image_id"] not in alice_images]
+    # Her pseudonym (whole, and as the 16-character prefix Iceberg keeps as a column bound) is on disk
+    needles = [alice, alice[:16], *alice_images, *(image_id[:16] for image_id in alice_images)]
+    assert traces_on_disk(lake_dir, needles)
+
+    audit = erase(lake_dir, alice_id, capsys)
+
+    # THEN her rows are gone from both tables, the others' rows are unchanged
+    assert table_rows(lake_dir, FEATURES_TABLE) == others_features
+    assert table_rows(lake_dir, ERRORS_TABLE) == others_errors
+    assert audit["counts"]["feature_rows"] == 2 and audit["counts"]["error_rows"] == 1
+    assert audit["counts"]["table_files_removed"] > 0
+    # AND no older snapshot is left to time-travel to her rows
+    catalog = open_catalog(lake_dir.as_uri())
+    for identifier in (FEATURES_TABLE, ERRORS_TABLE):
+        table = catalog.load_table(identifier)
+        assert [s.snapshot_id for s in table.metadata.snapshots] == [table.current_snapshot().snapshot_id]
+    # AND no file on disk (data, manifests, metadata, objects) holds her pseudonym or image ids
+    assert traces_on_disk(lake_dir, needles) == [contracts.tombstone_key(alice)]
+    # AND her export is empty, and a second erase finds nothing
+    out = tmp_path / "alice.json"
+    assert (
+        main(["subject", "export", "--lake", lake_dir.as_uri(), "--user-id", alice_id, "--out", str(out)])
+        == 0
+    )
+    document = json.loads(out.read_text())
+    assert document["feature_rows"] == document["error_rows"] == document["manifests"] == []
+    files = {path for path in lake_files(lake_dir) if not path.startswith(contracts.AUDIT_PREFIX)}
+    second = erase(lake_dir, alice_id, capsys)
+    assert set(second["counts"].values()) == {0}
+    assert {path for path in lake_files(lake_dir) if not path.startswith(contracts.AUDIT_PREFIX)} == files
