@@ -67,14 +67,23 @@ LAKE_PREFIXES = (
     CODE_PREFIX,
     EMR_LOGS_PREFIX,
     ARCHIVE_PREFIX,
+    CATALOG_PREFIX,
     CONTROL_PREFIX,
     AUDIT_PREFIX,
     TOMBSTONES_PREFIX,
 )
 # Prefixes whose current files must never expire by age: Iceberg table files (an expired data or
-# metadata file corrupts the table), the stream's checkpoint, the running model and job code.
+# metadata file corrupts the table), the local catalog, the stream's checkpoint, the running model
+# and job code.
 # Their lifecycle rules purge superseded versions only (docs/gdpr.md).
-LIVE_STATE_PREFIXES = (FEATURES_PREFIX, ERRORS_PREFIX, CHECKPOINTS_PREFIX, MODELS_PREFIX, CODE_PREFIX)
+LIVE_STATE_PREFIXES = (
+    FEATURES_PREFIX,
+    ERRORS_PREFIX,
+    CATALOG_PREFIX,
+    CHECKPOINTS_PREFIX,
+    MODELS_PREFIX,
+    CODE_PREFIX,
+)
 
 FEATURIZER_KEY = featurizer_key()
 PCA_KEY = f"{MODELS_PREFIX}pca"
