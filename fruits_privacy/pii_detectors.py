@@ -29,9 +29,13 @@ _PHONE = re.compile(
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 _IPV4 = re.compile(rf"(?<![\w.])(?:{_OCTET}\.){{3}}{_OCTET}(?![\w.])")
 _IPV6_CANDIDATE = re.compile(r"(?<![\w:.])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:%\w+)?(?![\w:])")
-# A latitude or longitude with 2+ decimals (about 1 km): finer than the 4-character geohash
-# (a cell of about 39 x 20 km). Not inside a timestamp (`:00.000`), a version or a longer number.
-_COORDINATE = re.compile(r"(?<![\w.:-])-?(?:1[0-7]\d|\d{1,2})\.\d{2,}(?![\w.:])")
+# Positions finer than the 4-character geohash (a cell of about 39 x 20 km): a value that is one
+# number with 4+ decimals (about 10 m), or a lat/lon pair with 3+ decimals each. A lone number in a
+# sentence is not enough (log lines are full of durations such as "took 1.234567 s").
+_COORDINATE_VALUE = re.compile(r"\s*-?(?:1[0-7]\d|\d{1,2})\.\d{4,}\s*")
+_COORDINATE_PAIR = re.compile(
+    r"(?<![\w.:-])-?(?:1[0-7]\d|\d{1,2})\.\d{3,}\s*[,; ]\s*-?(?:1[0-7]\d|\d{1,2})\.\d{3,}(?![\w.:])"
+)
 # Phone identifiers: an IMEI (15 digits, Luhn), an iOS IDFA/IDFV (upper-case UUID), an Android
 # ID (exactly 16 hex digits; the lake's own ids have 32 or 64).
 _IMEI = re.compile(r"(?<!\w)\d{15}(?!\w)")
@@ -52,7 +56,7 @@ def detect(text: str, known_values: Iterable[str] = ()) -> set[str]:
         kinds.add(IPV4)
     if ":" in text and any(_is_ipv6(match.group(0)) for match in _IPV6_CANDIDATE.finditer(text)):
         kinds.add(IPV6)
-    if _COORDINATE.search(text):
+    if _COORDINATE_VALUE.fullmatch(text) or _COORDINATE_PAIR.search(text):
         kinds.add(COORDINATE)
     if _has_device_id(text):
         kinds.add(DEVICE_ID)

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import shutil
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
+import pyarrow as pa
+
 from fruits_core import contracts
+from fruits_lake.catalog import ensure_tables, open_catalog
+from fruits_lake.schemas import ERRORS_ARROW_SCHEMA, FEATURES_ARROW_SCHEMA
 
 PSEUDONYM_KEY = b"privacy-tests-pseudonym-key-0123456789"
 # What each phone sends: every value is personal and must vanish with an erasure.
@@ -82,3 +88,54 @@ def lake_files(lake_dir: Path) -> dict[str, bytes]:
         for path in sorted(lake_dir.rglob("*"))
         if path.is_file()
     }
+
+
+# What the featurizer would output for an image: the values are not under test here.
+VECTOR = [0.25, -1.5, 3.0, 0.125]
+
+
+def feature_rows(manifests: list[dict]) -> pa.Table:
+    def moment(text):
+        return contracts.parse_iso(text) if text else None
+
+    return pa.table(
+        {
+            "image_id": [m["image_id"] for m in manifests],
+            "subject_id": [m["subject_id"] for m in manifests],
+            "key_version": [m["key_version"] for m in manifests],
+            "label": [m["label"] for m in manifests],
+            "region": [m["region"] for m in manifests],
+            "captured_hour": [moment(m["captured_hour"]) for m in manifests],
+            "uploaded_at": [moment(m["uploaded_at"]) for m in manifests],
+            "ingested_at": [moment(m["ingested_at"]) for m in manifests],
+            "processed_at": [datetime.now(UTC) for _ in manifests],
+            "features": [VECTOR for _ in manifests],
+            "pca_residual": [0.5 for _ in manifests],
+            "model_version": ["litert-int8-test" for _ in manifests],
+            "pca_version": ["pca-k4-test" for _ in manifests],
+        }
+    ).cast(FEATURES_ARROW_SCHEMA)
+
+
+def error_rows(image_ids: list[str]) -> pa.Table:
+    return pa.table(
+        {
+            "image_id": image_ids,
+            "image_uri": [None for _ in image_ids],
+            "reason": ["image_not_found" for _ in image_ids],
+            "detail": ["the clean image does not exist" for _ in image_ids],
+            "processed_at": [datetime.now(UTC) for _ in image_ids],
+        }
+    ).cast(ERRORS_ARROW_SCHEMA)
+
+
+def fill_tables(lake_dir: Path, uploads: dict[str, SubjectUploads]) -> None:
+    """One features commit per subject (rows from their real manifests), one error row each."""
+    features, errors = ensure_tables(open_catalog(lake_dir.as_uri()))
+    for subject in uploads.values():
+        manifests = [
+            json.loads(next(lake_dir.glob(f"manifests/dt=*/{image_id}.json")).read_text())
+            for image_id in subject.accepted
+        ]
+        features.append(feature_rows(manifests))
+        errors.append(error_rows([subject.accepted[1]]))
