@@ -33,6 +33,7 @@ from demo.uploads import AppUpload, app_uploads, bad_uploads, find_images
 from fruits_core import contracts
 from fruits_core.errors import ConfigError
 from fruits_core.lake_uris import join_uri
+from fruits_lake.catalog import FEATURES_TABLE
 from streaming_job import uris
 from streaming_job.config import StreamConfig
 from streaming_job.model import BUNDLED_IMAGES, DEFAULT_RUNTIME, DEFAULT_WEIGHTS, MODEL_NAMES
@@ -59,6 +60,7 @@ LAKE_DATA_PREFIXES = (
     contracts.STATUS_PREFIX,
     contracts.ARCHIVE_PREFIX,
     contracts.CONTROL_PREFIX,
+    contracts.CATALOG_PREFIX,
 )
 PCA_SOURCE_NAME = "pca-images.json"
 PROBE_FOLDS = 5
@@ -193,22 +195,14 @@ def play_app(paths: DemoPaths, uploads: list[AppUpload], progress) -> list:
         return list(pool.map(upload_and_ingest, uploads))
 
 
-def parquet_rows(output_uri: str) -> int:
-    """Rows published under an output (staging areas are hidden, so never counted)."""
-    import pyarrow.parquet as pq
+def wait_until_done(lake_uri: str, expected: int, timeout_seconds: float, progress) -> bool:
+    """Poll the tables' row counts until every accepted image is featurized (or failed) or the time is up."""
+    from fruits_lake.reading import committed_rows, lake_tables
 
-    return sum(
-        pq.ParquetFile(uris.local_path(uri)).metadata.num_rows
-        for uri in uris.list_uris(output_uri, suffix=".parquet")
-    )
-
-
-def wait_until_done(config: StreamConfig, expected: int, timeout_seconds: float, progress) -> bool:
-    """Poll the outputs until every accepted image is featurized (or failed) or the time is up."""
+    features, errors = lake_tables(lake_uri)
     deadline = time.monotonic() + timeout_seconds
-    done = 0
     while time.monotonic() < deadline:
-        done = parquet_rows(config.features_uri) + parquet_rows(config.errors_uri)
+        done = committed_rows(features.refresh()) + committed_rows(errors.refresh())
         progress.update(done - progress.n)
         if done >= expected:
             return True
@@ -224,25 +218,11 @@ def steady_throughput(records: list[dict]) -> tuple[float | None, int]:
     return steady["images_per_s"], steady["batches"]
 
 
-def read_features(features_uri: str):
-    """The published features as a pandas DataFrame (dt read as a plain string partition)."""
-    import pyarrow as pa
-    import pyarrow.dataset as ds
-
-    partitioning = ds.partitioning(
-        pa.schema([(contracts.FEATURES_PARTITION_COLUMN, pa.string())]), flavor="hive"
-    )
-    dataset = ds.dataset(str(uris.local_path(features_uri)), format="parquet", partitioning=partitioning)
-    return dataset.to_table().to_pandas()
-
-
 def latency_percentiles(features) -> dict[str, float | None]:
     """End-to-end latency (ingested_at -> processed_at) over every featurized image."""
-    import pandas as pd
-
     if features.empty:
         return {"p50": None, "p95": None}
-    latency = pd.to_datetime(features["processed_at"]) - pd.to_datetime(features["ingested_at"])
+    latency = features["processed_at"] - features["ingested_at"]
     milliseconds = latency.dt.total_seconds().to_numpy() * 1000.0
     return {
         "p50": round(float(np.percentile(milliseconds, 50)), 1),
@@ -262,6 +242,7 @@ def run_demo(options: DemoOptions) -> tuple[dict, bool]:
     """Run the demo; return (summary, whether every accepted image came out)."""
     from tqdm import tqdm
 
+    from fruits_lake.reading import committed_rows, lake_tables
     from streaming_job.plots import explained_variance_plot, pca_scatter_plot
     from streaming_job.runner import await_stream, start_stream
     from streaming_job.session import build_spark_session
@@ -295,13 +276,14 @@ def run_demo(options: DemoOptions) -> tuple[dict, bool]:
     timings["ingest"] = round(time.monotonic() - clock, 1)
     accepted = [outcome for outcome in outcomes if outcome.status == "accepted"]
     with tqdm(total=len(accepted), desc="featurized", unit="img", file=sys.stderr, disable=None) as progress:
-        complete = wait_until_done(config, len(accepted), options.timeout_seconds, progress)
+        complete = wait_until_done(config.lake, len(accepted), options.timeout_seconds, progress)
     timings["stream"] = round(time.monotonic() - clock, 1)
     stop = threading.Event()
     stop.set()
     await_stream(spark, running, config, stop)
 
-    features = read_features(config.features_uri)
+    features_table, errors_table = lake_tables(config.lake)
+    features = features_table.scan().to_arrow().to_pandas()
     throughput, steady_batches = steady_throughput(running.listener.records)
     scores = np.stack(features["features"].to_numpy()) if len(features) else np.zeros((0, 2))
     labels = features["label"].fillna("unlabelled").tolist()
@@ -321,7 +303,7 @@ def run_demo(options: DemoOptions) -> tuple[dict, bool]:
             sorted(Counter(outcome.reason for outcome in outcomes if outcome.status != "accepted").items())
         ),
         "featurized": len(features),
-        "errors": parquet_rows(config.errors_uri),
+        "errors": committed_rows(errors_table),
         "batches": len(running.listener.records),
         "throughput_images_per_s": throughput,
         "throughput_batches": steady_batches,
@@ -332,7 +314,7 @@ def run_demo(options: DemoOptions) -> tuple[dict, bool]:
         "linear_probe_accuracy": probe_accuracy(scores, labels),
         "model_version": running.model_version,
         "pca_version": running.pca_version,
-        "features_uri": config.features_uri,
+        "features_table": f"{FEATURES_TABLE} at {features_table.location()}",
         "plots": [str(path) for path in plots],
         "timings_s": timings,
     }
@@ -357,7 +339,7 @@ def render_summary(summary: dict) -> str:
         f"PC1 {summary['pc1_share']:.1%}",
         f"  feature quality    linear probe of the label: {probe} ({PROBE_FOLDS}-fold, k PCA features)",
         f"  model              {summary['model_version']} / {summary['pca_version']}",
-        f"  output             {summary['features_uri']}",
+        f"  output             {summary['features_table']}",
         f"  plots              {', '.join(summary['plots'])}",
         f"  timings (s)        {summary['timings_s']}",
     ]

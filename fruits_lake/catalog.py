@@ -3,14 +3,21 @@
 A local lake keeps its catalog beside the data (SQLite under `<lake>/catalog/`),
 so a lake directory is self-contained; an `s3://` lake uses the AWS Glue
 catalog, which Athena, EMR and the CLI all see. Either way the tables live at
-explicit locations (`<lake>/features/`, `<lake>/errors/`), so the lake's key
-layout, its IAM prefixes and its lifecycle rules stay what they were.
+explicit locations under the lake's `features/` and `errors/` prefixes, so its
+key layout, IAM prefixes and lifecycle rules stay what they were.
+
+Each features table gets a folder of its own, `<lake>/features/features-<uuid>/`:
+a model change renames the current table and creates a new one (one table
+never holds two k), and no table's folder may contain another's, or removing
+one table's orphan files would delete the other's data. Readers find a
+table's folder through the catalog (`Table.location()`), never by guessing.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import uuid
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -92,12 +99,17 @@ def ensure_tables(catalog: Catalog) -> tuple[Table, Table]:
     lake = catalog.properties[LAKE_PROPERTY]
     catalog.create_namespace_if_not_exists(NAMESPACE)
     features = create_table_if_missing(
-        catalog, FEATURES_TABLE, FEATURES_SCHEMA, FEATURES_SPEC, join_uri(lake, contracts.FEATURES_PREFIX)
+        catalog, FEATURES_TABLE, FEATURES_SCHEMA, FEATURES_SPEC, new_features_location(lake)
     )
     errors = create_table_if_missing(
         catalog, ERRORS_TABLE, ERRORS_SCHEMA, ERRORS_SPEC, join_uri(lake, contracts.ERRORS_PREFIX)
     )
     return features, errors
+
+
+def new_features_location(lake_uri: str) -> str:
+    """A fresh folder for a new features table, beside (never inside) the earlier ones."""
+    return join_uri(lake_uri, contracts.FEATURES_PREFIX, f"features-{uuid.uuid4().hex}")
 
 
 def create_table_if_missing(

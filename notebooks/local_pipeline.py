@@ -231,8 +231,8 @@ display(Image(filename=str(variance_png)))
 # This is the production job, run as `fruits stream --lake <lake> --available-now` would run it: the
 # same flags build the same `StreamConfig`. `start_stream` loads the featurizer spec and the PCA on the
 # driver and broadcasts both; the query reads the manifests, and for each micro-batch the workers read
-# and decode the clean images, featurize them, project them on the k components and write Parquet
-# under `features/dt=<day>/` (images it cannot featurize go to `errors/`). `--available-now`
+# and decode the clean images, featurize them, project them on the k components and append them to
+# the Iceberg table `fruits.features` (images it cannot featurize go to `fruits.errors`). `--available-now`
 # processes the backlog and stops by itself.
 
 # %%
@@ -262,10 +262,13 @@ batches[["batch_id", "input_rows", "feature_rows", "error_rows", "batch_duration
 # workers that already built it for the PCA fit are reused by the stream and build nothing more (hence
 # few or no builds here); on EMR each executor's workers build it once, in the stream's first batch.
 #
-# The output is partitioned by day (`dt`, the upload's UTC date):
+# The table is partitioned by day (`dt`, a day transform of `uploaded_at`, UTC): one data folder per day.
 
 # %%
-features_dir = Path(config.features_uri.removeprefix("file://"))
+from fruits_lake.reading import lake_tables
+
+features_table, _ = lake_tables(config.lake)
+features_dir = Path(features_table.location().removeprefix("file://")) / "data"
 sorted(str(path.relative_to(LAKE)) for path in features_dir.glob("dt=*"))
 
 # %% [markdown]
@@ -276,9 +279,7 @@ sorted(str(path.relative_to(LAKE)) for path in features_dir.glob("dt=*"))
 # coordinates or capture time is anywhere in it (checked below).
 
 # %%
-from demo.run import read_features
-
-features = read_features(config.features_uri)
+features = features_table.refresh().scan().to_arrow().to_pandas()
 personal = {
     v
     for up in uploads
@@ -291,7 +292,7 @@ print(
     f"{len(features)} rows, {len(features['features'].iloc[0])} floats each; "
     f"personal values found: {leaks or 'none'}"
 )
-features[["image_id", "subject_id", "label", "region", "captured_hour", "pca_residual", "dt"]].head()
+features[["image_id", "subject_id", "label", "region", "captured_hour", "uploaded_at", "pca_residual"]].head()
 
 # %% [markdown]
 # ## 7. The images on the first two components, and a linear probe

@@ -2,21 +2,20 @@
 
 The featurizing job (stream.py) returns one row per manifest with the columns
 named here; `split_outcome` turns that Arrow table into the features and
-errors tables (contract schemas, ready for Parquet) and the batch's figures,
-without another Spark job.
+errors rows (the tables' v2 schemas, timestamps parsed from the manifest's ISO
+strings) and the batch's figures, without another Spark job.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from fruits_core import contracts
-from streaming_job.schemas import arrow_schema
+from fruits_lake.schemas import ERRORS_ARROW_SCHEMA, FEATURES_ARROW_SCHEMA
 from streaming_job.status_log import BatchStats
 
 # Columns added to the manifest rows on their way through a micro-batch.
@@ -25,11 +24,20 @@ REASON_COLUMN = "_error_reason"
 DETAIL_COLUMN = "_error_detail"
 
 FEATURE_NAMES = contracts.field_names(contracts.FEATURES_FIELDS)
+TIMESTAMP_KIND = "timestamp"
+
+
+def _worker_kind(kind: str) -> str:
+    """A features column as the worker carries it: nullable, timestamps still the manifest's ISO strings."""
+    base_kind = kind.rstrip("?")
+    return "string?" if base_kind == TIMESTAMP_KIND else f"{base_kind}?"
+
+
 # The worker-to-driver row, defined once: what the featurizing job returns for every manifest row, a
 # features row or an error row (reason set). Its column list, its Spark schema (stream.featurized_schema)
 # and the columns selected for the workers (stream.batch_row_columns) all come from these fields.
 WORKER_ROW_FIELDS: tuple[tuple[str, str], ...] = (
-    *((name, kind.rstrip("?") + "?") for name, kind in contracts.FEATURES_FIELDS),
+    *((name, _worker_kind(kind)) for name, kind in contracts.FEATURES_FIELDS),
     ("image_uri", "string?"),
     (REASON_COLUMN, "string?"),
     (DETAIL_COLUMN, "string?"),
@@ -46,10 +54,14 @@ ERROR_SOURCES = {
     "reason": REASON_COLUMN,
     "detail": DETAIL_COLUMN,
     "processed_at": "processed_at",
-    "dt": "dt",
 }
-FEATURES_ARROW_SCHEMA = arrow_schema(contracts.FEATURES_FIELDS)
-ERRORS_ARROW_SCHEMA = arrow_schema(contracts.ERROR_FIELDS)
+# The timestamp columns of the features rows: (name, required).
+TIMESTAMP_COLUMNS = tuple(
+    (name, not kind.endswith("?"))
+    for name, kind in contracts.FEATURES_FIELDS
+    if kind.rstrip("?") == TIMESTAMP_KIND
+)
+ARROW_TIMESTAMP = pa.timestamp("us", tz="UTC")
 LATENCY_PERCENTILES = (50, 95)
 
 
@@ -61,7 +73,7 @@ class BatchOutcome:
     latencies_ms: list[float]
     newest_manifest_ms: int | None
 
-    def stats(self, model_builds: int) -> BatchStats:
+    def stats(self, model_builds: int, already_in_table: int) -> BatchStats:
         p50, p95 = (
             (float(value) for value in np.percentile(self.latencies_ms, LATENCY_PERCENTILES))
             if self.latencies_ms
@@ -69,7 +81,8 @@ class BatchOutcome:
         )
         return BatchStats(
             manifest_rows=self.manifest_rows,
-            feature_rows=self.features.num_rows,
+            feature_rows=self.features.num_rows - already_in_table,
+            already_in_table=already_in_table,
             error_rows=self.errors.num_rows,
             latency_p50_ms=p50,
             latency_p95_ms=p95,
@@ -83,7 +96,7 @@ def split_outcome(featurized: pa.Table) -> BatchOutcome:
     missing = sorted(set(FEATURIZED_COLUMNS) - set(featurized.column_names))
     if missing:
         raise ValueError(f"featurized batch lacks column(s) {', '.join(missing)}")
-    featurized = mark_duplicate_image_ids(featurized)
+    featurized = mark_duplicate_image_ids(with_parsed_timestamps(featurized))
     is_feature = pc.is_null(featurized.column(REASON_COLUMN))
     features = featurized.filter(is_feature).select(FEATURE_NAMES).cast(FEATURES_ARROW_SCHEMA)
     error_rows = featurized.filter(pc.invert(is_feature))
@@ -95,11 +108,50 @@ def split_outcome(featurized: pa.Table) -> BatchOutcome:
         features=features,
         errors=errors,
         manifest_rows=featurized.num_rows,
-        latencies_ms=latencies_ms(
-            features.column("ingested_at").to_pylist(), features.column("processed_at").to_pylist()
-        ),
+        latencies_ms=latencies_ms(features.column("ingested_at"), features.column("processed_at")),
         newest_manifest_ms=newest,
     )
+
+
+BAD_TIMESTAMP_DETAIL = "{name} is not an ISO 8601 timestamp with a time zone"
+
+
+def with_parsed_timestamps(featurized: pa.Table) -> pa.Table:
+    """The timestamp columns (and processed_at) parsed to UTC instants.
+
+    A features row whose required timestamp is missing or unreadable, or whose
+    optional one is present but unreadable, becomes a malformed_manifest error
+    row naming the field (never its value): the table's columns are real
+    timestamps, and one bad manifest must not fail its whole micro-batch.
+    """
+    reasons = featurized.column(REASON_COLUMN).to_pylist()
+    details = featurized.column(DETAIL_COLUMN).to_pylist()
+    for name, required in TIMESTAMP_COLUMNS:
+        texts = featurized.column(name).to_pylist()
+        moments = [parse_utc(text) for text in texts]
+        for position, (text, moment) in enumerate(zip(texts, moments, strict=True)):
+            unreadable = moment is None and (required or text is not None)
+            if unreadable and reasons[position] is None:
+                reasons[position] = contracts.FeaturizeErrorReason.MALFORMED_MANIFEST.value
+                details[position] = BAD_TIMESTAMP_DETAIL.format(name=name)
+        featurized = _replace(featurized, name, pa.array(moments, ARROW_TIMESTAMP))
+    featurized = _replace(featurized, REASON_COLUMN, pa.array(reasons, pa.string()))
+    return _replace(featurized, DETAIL_COLUMN, pa.array(details, pa.string()))
+
+
+def parse_utc(text: str | None):
+    """The UTC instant an ISO 8601 string names; None when absent, unreadable or without a time zone."""
+    if text is None:
+        return None
+    try:
+        moment = contracts.parse_iso(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
+def _replace(table: pa.Table, name: str, column: pa.Array) -> pa.Table:
+    return table.set_column(table.column_names.index(name), name, column)
 
 
 DUPLICATE_DETAIL = "another manifest of this micro-batch carries this image_id; its features were published"
@@ -128,29 +180,11 @@ def mark_duplicate_image_ids(featurized: pa.Table) -> pa.Table:
     for position in duplicates:
         reasons[position] = contracts.FeaturizeErrorReason.DUPLICATE_IMAGE_ID.value
         details[position] = DUPLICATE_DETAIL
-    featurized = featurized.set_column(
-        featurized.column_names.index(REASON_COLUMN), REASON_COLUMN, pa.array(reasons, pa.string())
-    )
-    return featurized.set_column(
-        featurized.column_names.index(DETAIL_COLUMN), DETAIL_COLUMN, pa.array(details, pa.string())
-    )
+    featurized = _replace(featurized, REASON_COLUMN, pa.array(reasons, pa.string()))
+    return _replace(featurized, DETAIL_COLUMN, pa.array(details, pa.string()))
 
 
-def latencies_ms(ingested_at: list[str | None], processed_at: list[str | None]) -> list[float]:
-    """Ingest-to-features latency of each row, in ms; rows with an unreadable timestamp are left out."""
-    latencies = []
-    for start, end in zip(ingested_at, processed_at, strict=True):
-        if start is None or end is None:
-            continue
-        try:
-            latencies.append((_parse_iso(end) - _parse_iso(start)).total_seconds() * 1000.0)
-        except ValueError:
-            continue
-    return latencies
-
-
-def _parse_iso(text: str) -> datetime:
-    moment = contracts.parse_iso(text)
-    if moment.tzinfo is None:
-        raise ValueError(f"timestamp without a time zone: {text!r}")
-    return moment
+def latencies_ms(ingested_at: pa.ChunkedArray, processed_at: pa.ChunkedArray) -> list[float]:
+    """Ingest-to-features latency of each row, in ms (rows missing either timestamp are left out)."""
+    elapsed = pc.subtract(processed_at.cast(ARROW_TIMESTAMP), ingested_at.cast(ARROW_TIMESTAMP))
+    return [micros / 1000.0 for micros in pc.drop_null(elapsed.cast(pa.int64())).to_pylist()]

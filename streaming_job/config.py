@@ -35,18 +35,12 @@ class StreamConfig:
     metrics_namespace: str = "Fruits/Stream"
     stage: str = "local"
     cloudwatch_log_group: str | None = None
+    # Start a new features table when the model differs from the current table's (table_versions).
+    new_model_table: bool = False
 
     @property
     def manifests_uri(self) -> str:
         return join_uri(self.lake, contracts.MANIFESTS_PREFIX)
-
-    @property
-    def features_uri(self) -> str:
-        return join_uri(self.lake, contracts.FEATURES_PREFIX)
-
-    @property
-    def errors_uri(self) -> str:
-        return join_uri(self.lake, contracts.ERRORS_PREFIX)
 
     @property
     def status_uri(self) -> str:
@@ -88,6 +82,8 @@ class StreamConfig:
             args += ["--cloudwatch-log-group", self.cloudwatch_log_group]
         if self.available_now:
             args.append("--available-now")
+        if self.new_model_table:
+            args.append("--new-model-table")
         return args
 
 
@@ -137,6 +133,13 @@ def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         default=_env("AVAILABLE_NOW", "false").lower() == "true",
         help="process the backlog, then stop (backfills)",
+    )
+    parser.add_argument(
+        "--new-model-table",
+        action="store_true",
+        default=_env("NEW_MODEL_TABLE", "false").lower() == "true",
+        help="when the featurizer/PCA differ from the features table's, keep that table as "
+        "fruits.features_<its pca_version> and start a new fruits.features (else the stream refuses)",
     )
     parser.add_argument(
         "--max-files-per-trigger",
@@ -205,6 +208,7 @@ def config_from_args(args: argparse.Namespace) -> StreamConfig:
         metrics_namespace=args.metrics_namespace,
         stage=args.stage,
         cloudwatch_log_group=args.cloudwatch_log_group or None,
+        new_model_table=args.new_model_table,
     )
     for uri_field in ("checkpoint", "featurizer", "pca"):
         validate_lake_uri(getattr(config, uri_field), f"--{uri_field}")

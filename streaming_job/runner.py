@@ -5,7 +5,8 @@ the listener and starts the query; `await_stream` waits for it and stops it
 between two micro-batches when SIGTERM arrives or the stop marker
 (`<lake>/control/stop-stream`, written by `fruits deploy stop`) appears.
 A batch cut short anyway (a stop that times out, a kill) is re-run on the next
-start and republished under the same names (sink.py): still exactly once.
+start; the sink finds what that batch already committed and skips it (sink.py):
+still exactly once.
 """
 
 from __future__ import annotations
@@ -20,11 +21,15 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
+from fruits_core.errors import ConfigError
+from fruits_lake.catalog import open_catalog
 from streaming_job import uris
 from streaming_job.config import StreamConfig
 from streaming_job.monitoring import ProgressListener
+from streaming_job.sink import TableSink
 from streaming_job.status_log import BatchStatsBoard, EmfPublisher
 from streaming_job.stream import QUERY_NAME, MicroBatchWriter, WorkerContext, read_manifests
+from streaming_job.table_versions import TableModel, features_table_for
 
 log = logging.getLogger(__name__)
 
@@ -116,12 +121,21 @@ def _is_manifest_name(name: str) -> bool:
 
 
 def start_stream(spark: SparkSession, config: StreamConfig) -> RunningStream:
-    """Load and broadcast the model artifacts, register the listener, start the query."""
+    """Load and broadcast the model artifacts, open the tables, register the listener, start the query.
+
+    Raises ConfigError when the features table holds another model's vectors (table_versions).
+    """
     from streaming_job.model import load_featurizer_spec
     from streaming_job.pca import load_pca
 
     spec = load_featurizer_spec(config.featurizer)
     projection = load_pca(spark, config.pca, spec.model_version)
+    features, errors = features_table_for(
+        open_catalog(config.lake),
+        TableModel(spec.model_version, projection.pca_version, projection.k),
+        config.new_model_table,
+    )
+    sink = TableSink(features, errors, projection.pca_version)
     sc = spark.sparkContext
     context = WorkerContext(
         spec_broadcast=sc.broadcast(spec),
@@ -148,7 +162,7 @@ def start_stream(spark: SparkSession, config: StreamConfig) -> RunningStream:
     writer = (
         read_manifests(spark, config)
         .writeStream.queryName(QUERY_NAME)
-        .foreachBatch(MicroBatchWriter(spark, config, context, board))
+        .foreachBatch(MicroBatchWriter(spark, config, context, board, sink))
         .option("checkpointLocation", config.checkpoint)
     )
     writer = (
@@ -248,7 +262,7 @@ def run_stream(config: StreamConfig, master: str | None = None) -> int:
     """Build the session, start the query and wait: the body of `fruits stream` and main.py.
 
     Returns 0 after a clean stop (stop marker, SIGTERM, available-now backlog done),
-    2 when the model artifacts are missing or inconsistent.
+    2 when the model artifacts are missing or inconsistent, or do not match the features table's.
     """
     from streaming_job.model import FeaturizerError
     from streaming_job.pca import PcaError
@@ -260,7 +274,7 @@ def run_stream(config: StreamConfig, master: str | None = None) -> int:
     try:
         running = start_stream(spark, config)
         await_stream(spark, running, config, stop_requested)
-    except (FeaturizerError, PcaError) as error:
+    except (FeaturizerError, PcaError, ConfigError) as error:
         log.error("cannot start the stream: %s", error)
         return 2
     finally:

@@ -42,6 +42,8 @@ class BatchStats:
     latency_p95_ms: float | None
     model_builds: int
     newest_manifest_ms: int | None
+    # Feature rows left out because their image_id was already in the table (a reset checkpoint re-read).
+    already_in_table: int = 0
 
 
 class BatchStatsBoard:
@@ -83,6 +85,7 @@ def progress_record(progress: dict, stats: BatchStats | None, backlog_manifests:
         "latency_p95_ms": stats.latency_p95_ms if stats else None,
         "feature_rows": stats.feature_rows if stats else 0,
         "error_rows": stats.error_rows if stats else 0,
+        "already_in_table": stats.already_in_table if stats else 0,
         "backlog_manifests": backlog_manifests,
         "model_builds": stats.model_builds if stats else 0,
     }

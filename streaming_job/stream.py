@@ -7,7 +7,7 @@
            toArrow               the batch's rows (k floats per image) to the driver
          then on the driver:
            split_outcome         features rows, error rows, batch figures (batch_outcome.py)
-           BatchPublisher        features/ and errors/ Parquet, keyed by batch id (sink.py)
+           TableSink             appends to the Iceberg tables, once per query and batch id (sink.py)
 
 The featurizer spec and the PCA projection are broadcast once from the driver;
 each Python worker builds the model once and keeps it (worker_cache).
@@ -35,7 +35,7 @@ from streaming_job.batch_outcome import (
 )
 from streaming_job.config import StreamConfig
 from streaming_job.schemas import CORRUPT_RECORD_COLUMN, manifest_read_schema, struct_type
-from streaming_job.sink import BatchPublisher
+from streaming_job.sink import TableSink
 from streaming_job.status_log import BatchStatsBoard
 
 log = logging.getLogger(__name__)
@@ -166,17 +166,15 @@ def batch_row_columns(lake_uri: str) -> list[Column]:
     py4j round trips that would otherwise be paid on every micro-batch. An
     unusable manifest keeps only what is safe to echo: an image_id of the
     expected shape (or the file's), its image_uri unless the record was
-    unparseable, its dt if it is a date (else the processing day, UTC).
+    unparseable.
     """
     reason, detail = error_reason(lake_uri)
     is_error = reason.isNotNull()
-    processing_dt = F.date_format(F.current_timestamp(), "yyyy-MM-dd")
     computed = {
         "image_id": F.when(is_error, safe_image_id()).otherwise(F.col("image_id")),
         "image_uri": F.when(is_error & F.col(CORRUPT_RECORD_COLUMN).isNotNull(), F.lit(None)).otherwise(
             F.col("image_uri")
         ),
-        "dt": F.when(is_partition_date(F.col("dt")), F.col("dt")).otherwise(processing_dt),
         REASON_COLUMN: reason,
         DETAIL_COLUMN: detail,
     }
@@ -262,35 +260,52 @@ def featurize_manifests(rows: DataFrame, context: WorkerContext, partitions: int
 
 
 class MicroBatchWriter:
-    """The foreachBatch function: one Spark job per micro-batch, then Parquet written by the driver.
+    """The foreachBatch function: one Spark job per micro-batch, then the tables appended by the driver.
 
     Classification, featurization and PCA run in that one job; its output (k
-    floats per image) is collected as Arrow and split, counted and written
+    floats per image) is collected as Arrow and split, counted and appended
     here, so no further job is planned for statistics or the two outputs.
     """
 
     def __init__(
-        self, spark: SparkSession, config: StreamConfig, context: WorkerContext, board: BatchStatsBoard
+        self,
+        spark: SparkSession,
+        config: StreamConfig,
+        context: WorkerContext,
+        board: BatchStatsBoard,
+        sink: TableSink,
     ) -> None:
+        self.spark = spark
         self.context = context
         self.board = board
-        self.features = BatchPublisher(spark, config.features_uri)
-        self.errors = BatchPublisher(spark, config.errors_uri)
+        self.sink = sink
         self.partitions = max(1, spark.sparkContext.defaultParallelism)
         self.row_columns = batch_row_columns(config.lake)
+        self._query_id: str | None = None
+
+    def query_id(self) -> str:
+        """The running query's id: Spark keeps it in the checkpoint, so a restart finds the same one."""
+        if self._query_id is None:
+            self._query_id = next(
+                str(query.id) for query in self.spark.streams.active if query.name == QUERY_NAME
+            )
+        return self._query_id
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         builds_before = self.context.model_builds.value
         rows = batch.select(*self.row_columns)
         outcome = split_outcome(featurize_manifests(rows, self.context, self.partitions).toArrow())
-        self.features.write(outcome.features, batch_id)
-        self.errors.write(outcome.errors, batch_id)
-        stats = outcome.stats(model_builds=self.context.model_builds.value - builds_before)
+        written = self.sink.write(outcome.features, outcome.errors, self.query_id(), batch_id)
+        stats = outcome.stats(
+            model_builds=self.context.model_builds.value - builds_before,
+            already_in_table=written.already_in_table,
+        )
         self.board.record(batch_id, stats)
         log.info(
-            "batch %d published: %d manifests, %d feature rows, %d error rows",
+            "batch %d written: %d manifests, %d feature rows (%d already in the table), %d error rows",
             batch_id,
             stats.manifest_rows,
             stats.feature_rows,
+            stats.already_in_table,
             stats.error_rows,
         )

@@ -20,10 +20,13 @@ from fruits_lake.schemas import FEATURES_ARROW_SCHEMA
 def test_a_local_lake_keeps_its_catalog_and_tables_in_the_lake(tmp_path: Path):
     # GIVEN an empty lake directory WHEN its tables are ensured
     features, errors = ensure_tables(open_catalog(str(tmp_path)))
-    # THEN the SQLite catalog sits under catalog/ and the tables at features/ and errors/
+    # THEN the SQLite catalog sits under catalog/, the errors table at errors/ and the features table
+    # in a folder of its own under features/
     assert (tmp_path / contracts.CATALOG_PREFIX / lake_catalog.CATALOG_FILE).is_file()
-    assert features.location() == (tmp_path / "features").as_uri()
     assert errors.location() == (tmp_path / "errors").as_uri()
+    (folder,) = (tmp_path / "features").iterdir()
+    assert features.location() == folder.as_uri()
+    assert folder.name.startswith("features-")
 
 
 def test_ensuring_twice_by_path_and_by_uri_opens_the_same_tables_and_writes_nothing_more(tmp_path: Path):
@@ -74,7 +77,8 @@ def test_appended_rows_land_in_one_folder_per_upload_day(tmp_path: Path):
         }
     ).cast(FEATURES_ARROW_SCHEMA)
     features.append(rows)
-    folders = sorted(path.name for path in (tmp_path / "features" / "data").iterdir())
+    data = Path(features.location().removeprefix("file://")) / "data"
+    folders = sorted(path.name for path in data.iterdir())
     assert folders == ["dt=2026-03-01", "dt=2026-03-02"]
     assert features.scan().to_arrow().num_rows == 2
 

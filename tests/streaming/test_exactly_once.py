@@ -1,8 +1,11 @@
-"""Exactly once under SIGKILL: `fruits stream` killed mid-stream three times, restarted, then drained.
+"""Exactly once under SIGKILL: the stream killed at every step of a micro-batch's commit, restarted, drained.
 
-Each kill takes the whole process group (driver, JVM, Python workers) at a different
-moment: when a batch is planned but not run, while a batch is being written, and in
-the middle of a trigger after a committed batch. The output must still hold every image exactly once.
+Each kill takes the whole process group (driver, JVM, Python workers) at once,
+from inside the driver (kill_stream_at.py), at a precise step of the same
+micro-batch: before its features append, between its features and errors
+appends, and after both (before Spark logs the batch as committed). Each
+restart replays that batch with the same offsets; the tables must still hold
+every image and every error row exactly once.
 """
 
 from __future__ import annotations
@@ -14,32 +17,37 @@ import sys
 import time
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.dataset as ds
 import pytest
 
-from streaming_job.schemas import features_schema
-from tests.streaming.stream_testkit import every_nth, ingest_images, stream_args
+from fruits_lake.catalog import BATCH_ID_PROPERTY, QUERY_ID_PROPERTY
+from fruits_lake.reading import lake_tables
+from tests.streaming.stream_testkit import every_nth, ingest_images, stream_args, write_manifest
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark, pytest.mark.tf]
 
 MANIFESTS = 64
+BAD_MANIFESTS = 2
 START_TIMEOUT = 240.0
+REPO_ROOT = Path(__file__).resolve().parents[2]
 FRUITS = str(Path(sys.executable).with_name("fruits"))
 
 
-def launch(lake: Path, models: tuple[str, str], log: Path, *extra: str) -> subprocess.Popen:
+def launch_killed_at(step: str, marker: Path, lake: Path, models: tuple[str, str], log: Path):
+    """`fruits stream` (6 manifests per batch, 1 s trigger) that kills itself at `step`."""
     command = [
-        FRUITS,
-        "stream",
+        sys.executable,
+        "-m",
+        "tests.streaming.kill_stream_at",
+        step,
+        str(marker),
         "--master",
         "local[2]",
-        *stream_args(lake, *models, "--max-files-per-trigger", "6", *extra),
+        *stream_args(lake, *models, "--max-files-per-trigger", "6", "--trigger", "1"),
     ]
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(REPO_ROOT))
     with log.open("ab") as output:
         return subprocess.Popen(
-            command, stdout=output, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            command, stdout=output, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT, start_new_session=True
         )
 
 
@@ -55,96 +63,76 @@ def group_alive(group: int) -> bool:
     return False
 
 
-def kill_all(process: subprocess.Popen) -> None:
-    """SIGKILL the driver, its JVM and its Python workers at once, and wait until they are gone."""
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=30)
+def run_until_killed(step: str, lake: Path, models, tmp_path: Path, log: Path) -> None:
+    """Run the stream until it killed itself at `step`; fail if it ended any other way."""
+    marker = tmp_path / f"killed-{step}"
+    process = launch_killed_at(step, marker, lake, models, log)
+    try:
+        returncode = process.wait(timeout=START_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+        pytest.fail(f"the stream never reached {step}:\n{log.read_text()[-3000:]}")
     deadline = time.monotonic() + 30
     while group_alive(process.pid) and time.monotonic() < deadline:
         time.sleep(0.1)
+    assert returncode == -signal.SIGKILL, log.read_text()[-3000:]
+    assert marker.read_text() == step
 
 
-def published(lake: Path) -> list[Path]:
-    return sorted((lake / "features").glob("dt=*/*.parquet"))
+def stream_commits(table) -> list[tuple[str, str]]:
+    """(query id, batch id) of every stream commit of the table, oldest first."""
+    return [
+        (snapshot.summary[QUERY_ID_PROPERTY], snapshot.summary[BATCH_ID_PROPERTY])
+        for snapshot in table.refresh().metadata.snapshots
+    ]
 
 
-def staging_in_progress(lake: Path) -> bool:
-    return any((lake / "features" / "_staging").glob("batch=*/*"))
-
-
-def progress_records(lake: Path) -> int:
-    return len(list((lake / "status" / "progress").rglob("*.json")))
-
-
-def wait_for(condition, process: subprocess.Popen, log: Path, poll: float = 0.02) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while not condition():
-        tail = log.read_text()[-3000:]
-        assert process.poll() is None, f"the stream exited early ({process.returncode}):\n{tail}"
-        assert time.monotonic() < deadline, f"timed out waiting for the stream:\n{tail}"
-        time.sleep(poll)
-
-
-def test_killing_the_stream_three_times_still_gives_each_image_exactly_once(
-    spark, models, sample_image_paths, tmp_path
+def test_killing_the_stream_at_every_commit_step_still_gives_each_row_exactly_once(
+    models, sample_image_paths, tmp_path
 ):
-    # GIVEN 64 really ingested images: 64 manifests, 6 per micro-batch, a 1 s trigger
+    # GIVEN 2 unparseable manifests, oldest of all (so batch 0 has error rows), then 64 ingested images
     lake = tmp_path / "lake"
+    for index in range(BAD_MANIFESTS):
+        bad = write_manifest(lake, f"{index:032x}.json", '{"schema_version": 1, "wid')
+        os.utime(bad, (time.time() - 3600, time.time() - 3600))
     outcomes = ingest_images(lake, tmp_path / "uploads", every_nth(sample_image_paths, MANIFESTS))
     accepted = sorted(outcome.image_id for outcome in outcomes if outcome.status == "accepted")
     assert len(accepted) == MANIFESTS
     log = tmp_path / "stream.log"
 
-    # WHEN the stream is SIGKILLed as soon as it logged the offsets of its first batch (before any output),
-    first = launch(lake, models, log, "--trigger", "1")
-    wait_for(lambda: (lake / "checkpoints" / "features" / "offsets" / "0").exists(), first, log)
-    kill_all(first)
-    # restarted and SIGKILLed while that batch is being written (staged, not yet published),
-    second = launch(lake, models, log, "--trigger", "1")
-    wait_for(lambda: staging_in_progress(lake) or published(lake), second, log, poll=0.005)
-    kill_all(second)
-    # restarted and SIGKILLed 0.7 s after its next progress event (inside the following trigger),
-    seen = progress_records(lake)
-    third = launch(lake, models, log, "--trigger", "1")
-    wait_for(lambda: progress_records(lake) > seen, third, log)
-    time.sleep(0.7)
-    kill_all(third)
-    partial = len(published(lake))
-    # and finally restarted with --available-now to drain the backlog (in bigger batches)
+    # WHEN the stream is SIGKILLed with batch 0 featurized but nothing appended,
+    run_until_killed("before-features", lake, models, tmp_path, log)
+    features, errors = lake_tables(lake.as_uri())
+    assert (stream_commits(features), stream_commits(errors)) == ([], [])
+    # restarted (replaying batch 0) and SIGKILLed between its features and errors appends,
+    run_until_killed("between-commits", lake, models, tmp_path, log)
+    ((query_id, batch_id),) = stream_commits(features)
+    assert (batch_id, stream_commits(errors)) == ("0", [])
+    # restarted (batch 0 again: features found and skipped) and SIGKILLed after both, before Spark's commit,
+    run_until_killed("after-commits", lake, models, tmp_path, log)
+    assert stream_commits(features) == stream_commits(errors) == [(query_id, "0")]
+    assert not (lake / "checkpoints" / "features" / "commits" / "0").exists()
+    # and finally restarted with --available-now to drain the backlog (batch 0 once more, then the rest)
     final = subprocess.run(
-        [
-            FRUITS,
-            "stream",
-            "--master",
-            "local[2]",
-            *stream_args(lake, *models, "--max-files-per-trigger", "32", "--available-now"),
-        ],
+        [FRUITS, "stream", "--master", "local[2]", *stream_args(lake, *models, "--available-now")],
         capture_output=True,
         text=True,
         timeout=START_TIMEOUT,
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
     )
 
-    # THEN the last run exits cleanly, the kills interrupted real work, and nothing errored
+    # THEN the last run exits cleanly, and one checkpoint's query committed each batch once per table
     assert final.returncode == 0, final.stderr[-3000:]
-    assert 0 < partial < len(published(lake))
-    assert not list((lake / "errors").glob("dt=*/*.parquet"))
-    # AND every image is in the output exactly once, for pyarrow...
-    partitioning = ds.partitioning(pa.schema([("dt", pa.string())]), flavor="hive")
-    arrow_ids = (
-        ds.dataset(str(lake / "features"), format="parquet", partitioning=partitioning)
-        .to_table()
-        .column("image_id")
-        .to_pylist()
-    )
-    assert sorted(arrow_ids) == accepted
-    # ...and for Spark
-    spark_ids = [
-        row.image_id
-        for row in spark.read.schema(features_schema())
-        .parquet((lake / "features").as_uri())
-        .select("image_id")
-        .collect()
+    for table in (features, errors):
+        commits = stream_commits(table)
+        assert len(commits) == len(set(commits))
+        assert {query for query, _ in commits} == {query_id}
+    # AND every image is in the features table exactly once, every bad manifest in the errors table once
+    feature_ids = features.scan().to_arrow().column("image_id").to_pylist()
+    assert sorted(feature_ids) == accepted
+    error_rows = errors.scan().to_arrow().to_pylist()
+    assert sorted(row["image_id"] for row in error_rows) == [
+        f"{index:032x}" for index in range(BAD_MANIFESTS)
     ]
-    assert sorted(spark_ids) == accepted
-    assert len(set(spark_ids)) == len(spark_ids) == MANIFESTS
+    assert {row["reason"] for row in error_rows} == {"malformed_manifest"}

@@ -1,128 +1,140 @@
-"""Exactly-once publication of a micro-batch's files (sink.py) on a real file:// lake through Hadoop."""
+"""The Iceberg sink on a real local table: one commit per table and batch, replays and re-reads skipped."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
 import pyarrow as pa
-import pyarrow.dataset as ds
-import pyarrow.parquet as pq
 import pytest
 
-from streaming_job.sink import BatchPublisher, Move, parquet_by_partition, plan_publication, published_name
+from fruits_lake.catalog import (
+    BATCH_ID_PROPERTY,
+    PCA_VERSION_PROPERTY,
+    QUERY_ID_PROPERTY,
+    ensure_tables,
+    open_catalog,
+)
+from fruits_lake.reading import committed_rows
+from fruits_lake.schemas import ERRORS_ARROW_SCHEMA, FEATURES_ARROW_SCHEMA
+from streaming_job.sink import TableSink, commit_properties, committed_by
+
+UPLOADED = datetime(2026, 3, 1, 22, tzinfo=UTC)
+QUERY = "6f1c2d7e-0000-4000-8000-000000000001"
+PCA = "pca-k2-000000000000"
 
 
-def test_plan_names_files_by_batch_id_and_ignores_markers_and_checksums():
-    # GIVEN what Spark leaves in a staging directory (listed in any order)
-    staged = [
-        "dt=2024-05-02/part-00001-abc.c000.snappy.parquet",
-        "_SUCCESS",
-        "dt=2024-05-01/.part-00000-abc.c000.snappy.parquet.crc",
-        "dt=2024-05-01/part-00000-abc.c000.snappy.parquet",
-    ]
-    # WHEN the publication is planned
-    moves = plan_publication(42, staged)
-    # THEN only the data files move, to names made of the batch id and a sequence number
-    assert moves == [
-        Move(staged[3], "dt=2024-05-01/part-0000000042-00000.parquet"),
-        Move(staged[0], "dt=2024-05-02/part-0000000042-00001.parquet"),
-    ]
-    assert plan_publication(42, list(reversed(staged))) == moves
-
-
-def test_plan_refuses_a_file_outside_a_dt_partition():
-    # GIVEN a staged data file that is not under dt=<value>/ WHEN planned THEN it is refused, not misplaced
-    with pytest.raises(ValueError, match="dt="):
-        plan_publication(1, ["part-00000.parquet"])
-
-
-def _batch(ids: list[str], dt_of=lambda index: "2024-05-01") -> pa.Table:
+def feature_rows(ids: list[str], uploaded: datetime = UPLOADED) -> pa.Table:
+    count = len(ids)
     return pa.table(
         {
             "image_id": ids,
-            "value": pa.array([float(index) for index in range(len(ids))], pa.float32()),
-            "dt": [dt_of(index) for index in range(len(ids))],
+            "subject_id": [None] * count,
+            "key_version": [None] * count,
+            "label": ["apple"] * count,
+            "region": [None] * count,
+            "captured_hour": [None] * count,
+            "uploaded_at": [uploaded + timedelta(hours=index) for index in range(count)],
+            "ingested_at": [uploaded] * count,
+            "processed_at": [uploaded] * count,
+            "features": [[0.5, -0.5]] * count,
+            "pca_residual": [0.1] * count,
+            "model_version": ["m"] * count,
+            "pca_version": [PCA] * count,
         }
-    )
+    ).cast(FEATURES_ARROW_SCHEMA)
 
 
-def _read_ids(path) -> list[str]:
-    return sorted(
-        ds.dataset(str(path), format="parquet", partitioning="hive").to_table().column("image_id").to_pylist()
-    )
+def error_rows(count: int) -> pa.Table:
+    return pa.table(
+        {
+            "image_id": [None] * count,
+            "image_uri": [None] * count,
+            "reason": ["malformed_manifest"] * count,
+            "detail": ["unparseable"] * count,
+            "processed_at": [UPLOADED] * count,
+        }
+    ).cast(ERRORS_ARROW_SCHEMA)
 
 
-def test_rows_become_one_parquet_file_per_dt_without_the_dt_column():
-    # GIVEN rows of two days, listed out of order
-    table = _batch(["a", "b", "c"], dt_of=lambda index: ["2024-05-02", "2024-05-01", "2024-05-02"][index])
-    # WHEN encoded
-    files = parquet_by_partition(table)
-    # THEN one file per day, in Hive layout, each holding that day's rows and no dt column
-    assert [path for path, _ in files] == [
-        "dt=2024-05-01/part-00000.parquet",
-        "dt=2024-05-02/part-00000.parquet",
-    ]
-    decoded = [pq.read_table(pa.BufferReader(data)) for _, data in files]
-    assert [part.column("image_id").to_pylist() for part in decoded] == [["b"], ["a", "c"]]
-    assert all(part.column_names == ["image_id", "value"] for part in decoded)
-    assert parquet_by_partition(table.slice(0, 0)) == []
+def image_ids(count: int, start: int = 0) -> list[str]:
+    return [f"{index:032x}" for index in range(start, start + count)]
 
 
-@pytest.mark.parametrize("dt", ["../../etc", "2024/05/01", "2024-05-01\n", "", None])
-def test_a_dt_that_is_not_a_date_is_refused_rather_than_used_as_a_folder(dt):
-    # GIVEN a row whose dt would name a folder outside the output WHEN encoded THEN it is refused
-    with pytest.raises(ValueError, match="YYYY-MM-DD"):
-        parquet_by_partition(pa.table({"image_id": ["a"], "dt": pa.array([dt], pa.string())}))
+@pytest.fixture
+def sink(tmp_path: Path) -> TableSink:
+    features, errors = ensure_tables(open_catalog(str(tmp_path)))
+    return TableSink(features, errors, PCA)
 
 
-@pytest.mark.spark
-def test_a_batch_is_published_under_deterministic_names_and_staging_is_removed(spark, tmp_path):
-    # GIVEN a publisher on an empty output and a batch spanning two dt partitions
-    publisher = BatchPublisher(spark, (tmp_path / "features").as_uri())
-    batch = _batch(["a", "b", "c", "d"], dt_of=lambda index: f"2024-05-0{1 + index % 2}")
-    # WHEN batch 7 is written
-    published = publisher.write(batch, 7)
-    # THEN one file per partition, named after the batch, and no staging directory left
-    assert published == 2
-    assert publisher.published_files(7) == [
-        f"dt=2024-05-01/{published_name(7, 0)}",
-        f"dt=2024-05-02/{published_name(7, 1)}",
-    ]
-    assert not (tmp_path / "features" / "_staging" / "batch=7").exists()
-    assert _read_ids(tmp_path / "features") == ["a", "b", "c", "d"]
+def table_ids(sink: TableSink) -> list[str]:
+    return sorted(sink.features.refresh().scan().to_arrow().column("image_id").to_pylist())
 
 
-@pytest.mark.spark
-def test_republishing_after_a_killed_attempt_leaves_each_row_once(spark, tmp_path):
-    # GIVEN batch 3 fully published by an attempt that was killed before Spark logged the commit
-    # (in two files), an unrelated earlier batch 2, and the leftovers of a half-done staging
-    output = tmp_path / "features"
-    publisher = BatchPublisher(spark, output.as_uri())
-    publisher.write(_batch(["x1", "x2"]), 2)
-    publisher.write(_batch(["a", "b", "c"]), 3)
-    first = output / "dt=2024-05-01" / published_name(3, 0)
-    first.with_name(published_name(3, 1)).write_bytes(first.read_bytes())
-    leftover = output / "_staging" / "batch=3" / "dt=2024-05-01"
-    leftover.mkdir(parents=True)
-    (leftover / "part-00009-stale.parquet").write_bytes(b"half-written")
-    # WHEN Spark re-runs batch 3 (same rows) and it is published again
-    publisher.write(_batch(["a", "b", "c"]), 3)
-    # THEN the output holds each row exactly once, for pyarrow and for Spark, and batch 2 is untouched
-    assert publisher.published_files(3) == [f"dt=2024-05-01/{published_name(3, 0)}"]
-    assert _read_ids(output) == ["a", "b", "c", "x1", "x2"]
-    assert sorted(row.image_id for row in spark.read.parquet(output.as_uri()).collect()) == [
-        "a",
-        "b",
-        "c",
-        "x1",
-        "x2",
-    ]
+def test_a_batch_is_one_commit_per_table_tagged_with_its_query_batch_and_pca(sink: TableSink):
+    # WHEN a batch of 5 features rows (spanning a day boundary) and 2 error rows is written
+    result = sink.write(feature_rows(image_ids(5)), error_rows(2), QUERY, 7)
+    # THEN each table got one snapshot carrying the query id, batch id and PCA version
+    assert (result.features_committed, result.errors_committed, result.already_in_table) == (True, True, 0)
+    for table, rows in ((sink.features, 5), (sink.errors, 2)):
+        (snapshot,) = table.refresh().metadata.snapshots
+        assert snapshot.summary[QUERY_ID_PROPERTY] == QUERY
+        assert snapshot.summary[BATCH_ID_PROPERTY] == "7"
+        assert snapshot.summary[PCA_VERSION_PROPERTY] == PCA
+        assert committed_rows(table) == rows
+    assert table_ids(sink) == image_ids(5)
 
 
-@pytest.mark.spark
-def test_an_empty_rerun_removes_what_the_killed_attempt_published(spark, tmp_path):
-    # GIVEN batch 5 published once
-    publisher = BatchPublisher(spark, (tmp_path / "errors").as_uri())
-    publisher.write(_batch(["e1"]), 5)
-    # WHEN its re-run has nothing to write for this output
-    assert publisher.write(_batch([]), 5) == 0
-    # THEN nothing of batch 5 remains
-    assert publisher.published_files(5) == []
+def test_a_replayed_batch_finds_its_commits_and_adds_nothing(sink: TableSink):
+    sink.write(feature_rows(image_ids(3)), error_rows(1), QUERY, 0)
+    # WHEN Spark replays batch 0 of the same query (a driver killed before logging its commit)
+    result = sink.write(feature_rows(image_ids(3)), error_rows(1), QUERY, 0)
+    # THEN no table changes
+    assert (result.features_committed, result.errors_committed) == (False, False)
+    assert [len(table.refresh().metadata.snapshots) for table in (sink.features, sink.errors)] == [1, 1]
+    assert (committed_rows(sink.features), committed_rows(sink.errors)) == (3, 1)
+
+
+def test_a_replay_after_the_features_commit_only_appends_the_errors(sink: TableSink):
+    # GIVEN a batch whose features were committed when the driver died (before the errors commit)
+    sink.features.append(feature_rows(image_ids(3)), snapshot_properties=commit_properties(QUERY, 4, PCA))
+    # WHEN it is replayed
+    result = sink.write(feature_rows(image_ids(3)), error_rows(2), QUERY, 4)
+    # THEN only the errors are appended
+    assert (result.features_committed, result.errors_committed) == (False, True)
+    assert (committed_rows(sink.features.refresh()), committed_rows(sink.errors.refresh())) == (3, 2)
+
+
+def test_a_new_query_rereading_manifests_skips_the_images_already_in_the_table(sink: TableSink):
+    # GIVEN 4 images written by a first checkpoint's query
+    sink.write(feature_rows(image_ids(4)), error_rows(0), QUERY, 0)
+    # WHEN a reset checkpoint (new query id, batch ids from 0 again) re-reads them with 3 new ones
+    reread = feature_rows(image_ids(7))
+    result = sink.write(reread, error_rows(0), "another-query", 0)
+    # THEN only the new ones are appended, the 4 counted as already in the table, nothing deleted
+    assert result.already_in_table == 4
+    assert table_ids(sink) == image_ids(7)
+
+
+def test_a_batch_of_images_already_in_the_table_commits_nothing(sink: TableSink):
+    sink.write(feature_rows(image_ids(2)), error_rows(0), QUERY, 0)
+    result = sink.write(feature_rows(image_ids(2)), error_rows(0), "another-query", 0)
+    assert (result.features_committed, result.already_in_table) == (False, 2)
+    assert len(sink.features.refresh().metadata.snapshots) == 1
+
+
+def test_an_image_id_uploaded_another_day_is_not_taken_for_a_reread(sink: TableSink):
+    # GIVEN an image id in the table (ids are unique by construction; this checks the day pruning's bounds)
+    sink.write(feature_rows(image_ids(1)), error_rows(0), QUERY, 0)
+    # WHEN a row with that id but uploaded a week later arrives
+    later = feature_rows(image_ids(1), uploaded=UPLOADED + timedelta(days=7))
+    result = sink.write(later, error_rows(0), QUERY, 1)
+    # THEN the scan over the batch's own upload range does not see the earlier row
+    assert (result.features_committed, result.already_in_table) == (True, 0)
+
+
+def test_an_empty_batch_commits_nothing(sink: TableSink):
+    result = sink.write(feature_rows([]), error_rows(0), QUERY, 0)
+    assert (result.features_committed, result.errors_committed) == (False, False)
+    assert sink.features.refresh().metadata.snapshots == sink.errors.refresh().metadata.snapshots == []
+    assert not committed_by(sink.features, QUERY, 0)

@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import threading
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
 from fruits_core import contracts
+from fruits_lake.catalog import K_PROPERTY, PCA_VERSION_PROPERTY
+from fruits_lake.reading import lake_tables
 from streaming_job.runner import await_stream, install_stop_signals, start_stream
-from streaming_job.schemas import features_schema
 from streaming_job.stream import is_partition_date
 from tests.streaming.stream_testkit import (
     PCA_K,
@@ -97,8 +96,12 @@ def manifest_path(outcome) -> Path:
 
 
 def read_features(lake: Path) -> pa.Table:
-    partitioning = ds.partitioning(pa.schema([("dt", pa.string())]), flavor="hive")
-    return ds.dataset(str(lake / "features"), format="parquet", partitioning=partitioning).to_table()
+    features, _ = lake_tables(lake.as_uri())
+    return features.scan().to_arrow()
+
+
+def data_folder(table) -> Path:
+    return Path(table.location().removeprefix("file://")) / "data"
 
 
 def test_available_now_processes_the_backlog_and_stops_by_itself(streamed):
@@ -116,42 +119,46 @@ def test_each_accepted_upload_is_featurized_exactly_once(streamed):
     assert len(ids) == len(set(ids)) == IMAGES
 
 
-def test_features_follow_the_contract_schema_and_dt_partitioning(spark, streamed):
-    lake = streamed["lake"]
-    # THEN the files hold exactly the contract's fields, in order, dt being the partition directory
-    partitions = sorted(path.name for path in (lake / "features").iterdir() if not path.name.startswith("_"))
+def test_features_follow_the_contract_schema_and_day_partitioning(streamed):
+    features, _ = lake_tables(streamed["lake"].as_uri())
+    # THEN the table has exactly the contract's columns, in order, with real UTC timestamps
+    assert [field.name for field in features.schema().fields] == FEATURE_NAMES
+    table = features.scan().to_arrow()
+    assert table.schema.field("uploaded_at").type == pa.timestamp("us", tz="UTC")
+    assert table.schema.field("features").type.value_type == pa.float32()
+    assert table.schema.field("pca_residual").type == pa.float32()
+    # AND one data folder per upload day (the hidden day partition), in Parquet files
     accepted_days = sorted({outcome.dt for outcome in streamed["accepted"]})
-    assert partitions == [f"dt={day}" for day in accepted_days]
-    files = sorted((lake / "features").glob("dt=*/*.parquet"))
+    assert sorted(path.name for path in data_folder(features).iterdir()) == [
+        f"dt={day}" for day in accepted_days
+    ]
+    files = sorted(data_folder(features).glob("dt=*/*.parquet"))
     assert files
-    assert all(re.fullmatch(r"part-\d{10}-\d{5}\.parquet", path.name) for path in files)
-    file_schema = pq.read_schema(files[0])
-    assert file_schema.names == FEATURE_NAMES[:-1]
-    assert file_schema.field("features").type == pa.list_(pa.field("element", pa.float32(), nullable=False))
-    assert file_schema.field("pca_residual").type == pa.float32()
-    # AND Spark reads them back with the contract's columns, in the contract's order
-    frame = spark.read.schema(features_schema()).parquet(streamed["config"].features_uri)
-    assert frame.columns == FEATURE_NAMES
-    rows = frame.collect()
+    assert pq.read_schema(files[0]).names == FEATURE_NAMES
+    rows = table.to_pylist()
     running = streamed["running"]
-    assert all(len(row.features) == PCA_K and row.pca_residual >= 0 for row in rows)
-    assert {(row.model_version, row.pca_version) for row in rows} == {
+    assert all(len(row["features"]) == PCA_K and row["pca_residual"] >= 0 for row in rows)
+    assert {(row["model_version"], row["pca_version"]) for row in rows} == {
         (running.model_version, running.pca_version)
     }
-    assert {row.label for row in rows} <= {"apple", "lemon", "mango", "raspberry"}
-    assert all(row.processed_at >= row.ingested_at for row in rows)
+    assert {row["label"] for row in rows} <= {"apple", "lemon", "mango", "raspberry"}
+    assert all(row["processed_at"] >= row["ingested_at"] >= row["uploaded_at"] for row in rows)
+    assert {contracts.partition_date(row["uploaded_at"]) for row in rows} == set(accepted_days)
+    assert features.properties[PCA_VERSION_PROPERTY] == running.pca_version
+    assert features.properties[K_PROPERTY] == str(PCA_K)
 
 
 def test_bad_manifests_and_missing_images_become_error_rows(spark, streamed):
     # GIVEN a manifest whose image is gone, a broken file, a v2 manifest, one lacking required fields,
     # one whose dt would name a folder outside the output, one with an empty image_id, one dated
     # 2024-13-45, one naming an image outside the lake, and a manifest duplicated in one batch
-    error_rows = spark.read.parquet(streamed["config"].errors_uri).collect()
-    errors = {row.image_id: row for row in error_rows}
+    _, errors_table = lake_tables(streamed["lake"].as_uri())
+    error_rows = errors_table.scan().to_arrow().to_pylist()
+    errors = {row["image_id"]: row for row in error_rows}
     duplicated_id = streamed["accepted"][-1].image_id
     # THEN each is an error row with a stable reason, and the stream went on
     assert len(error_rows) == len(errors) == 9
-    assert {image_id: row.reason for image_id, row in errors.items()} == {
+    assert {image_id: row["reason"] for image_id, row in errors.items()} == {
         MISSING_IMAGE_ID: "image_not_found",
         BROKEN_ID: "malformed_manifest",
         FUTURE_ID: "unsupported_schema_version",
@@ -162,19 +169,17 @@ def test_bad_manifests_and_missing_images_become_error_rows(spark, streamed):
         OUTSIDE_ID: "image_uri_outside_lake",
         duplicated_id: "duplicate_image_id",
     }
-    assert "schema_version 2" in errors[FUTURE_ID].detail
-    assert errors[INCOMPLETE_ID].detail == "missing required field(s): image_uri, ingested_at"
-    assert errors[BAD_DT_ID].detail == "dt is not a YYYY-MM-DD calendar date"
-    assert errors[NO_SUCH_DAY_ID].detail == "dt is not a YYYY-MM-DD calendar date"
-    assert errors[EMPTY_ID_FILE_ID].detail == "image_id is not 32 lowercase hex digits"
-    assert "clean image of the lake" in errors[OUTSIDE_ID].detail
-    assert re.fullmatch(contracts.DT_PATTERN, str(errors[BAD_DT_ID].dt))
+    assert "schema_version 2" in errors[FUTURE_ID]["detail"]
+    assert errors[INCOMPLETE_ID]["detail"] == "missing required field(s): image_uri, ingested_at"
+    assert errors[BAD_DT_ID]["detail"] == "dt is not a YYYY-MM-DD calendar date"
+    assert errors[NO_SUCH_DAY_ID]["detail"] == "dt is not a YYYY-MM-DD calendar date"
+    assert errors[EMPTY_ID_FILE_ID]["detail"] == "image_id is not 32 lowercase hex digits"
+    assert "clean image of the lake" in errors[OUTSIDE_ID]["detail"]
     assert not list(streamed["lake"].parent.rglob("escape"))
-    assert errors[MISSING_IMAGE_ID].image_uri.endswith(f"{MISSING_IMAGE_ID}.jpg")
-    assert all(row.dt and row.processed_at for row in errors.values())
-    error_files = list((streamed["lake"] / "errors").glob("*/*.parquet"))
-    assert error_files
-    assert all(path.parent.name.startswith("dt=") for path in error_files)
+    assert errors[MISSING_IMAGE_ID]["image_uri"].endswith(f"{MISSING_IMAGE_ID}.jpg")
+    # AND they are partitioned by the day they were processed
+    days = {contracts.partition_date(row["processed_at"]) for row in error_rows}
+    assert sorted(path.name for path in data_folder(errors_table).iterdir()) == [f"dt={day}" for day in days]
 
 
 def test_no_personal_data_reaches_any_output(streamed):
@@ -186,7 +191,7 @@ def test_no_personal_data_reaches_any_output(streamed):
     forbidden = [*PERSONAL_STRINGS, *upload_names, "holiday-"]
     outputs = [
         path
-        for area in ("features", "errors", "status", "checkpoints")
+        for area in ("features", "errors", "status", "checkpoints", "catalog")
         for path in (lake / area).rglob("*")
         if path.is_file()
     ]
