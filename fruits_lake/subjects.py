@@ -15,18 +15,19 @@ from collections.abc import Callable
 from typing import Any
 
 from pyiceberg.catalog import Catalog
-from pyiceberg.exceptions import CommitFailedException
+from pyiceberg.exceptions import CommitFailedException, NoSuchNamespaceError
 from pyiceberg.expressions import BooleanExpression, In
 from pyiceberg.io import FileIO
 from pyiceberg.table import Table
 
 from fruits_core import contracts
-from fruits_lake.catalog import ERRORS_TABLE, FEATURES_TABLE
+from fruits_lake.catalog import ERRORS_TABLE, NAMESPACE
 from fruits_privacy.subject_plan import ImageRef
 
 # The feature vector is left out of an export: it is a model's projection of the photo (the
 # photo itself is exported by key), meaningless to a person and thousands of numbers long.
 EXPORT_EXCLUDED_COLUMNS = {"features"}
+SUBJECT_COLUMN = "subject_id"
 COMMIT_ATTEMPTS = 8
 FEATURE_ROWS = "feature_rows"
 ERROR_ROWS = "error_rows"
@@ -34,37 +35,46 @@ TABLE_FILES_REMOVED = "table_files_removed"
 
 
 class IcebergSubjectTables:
-    """The features table (rows by pseudonym) and the errors table (rows by the subject's image ids)."""
+    """Feature tables (rows by pseudonym) and the errors table (rows by the subject's image ids)."""
 
     def __init__(self, catalog: Catalog, sleep: Callable[[float], None] = time.sleep) -> None:
         self.catalog = catalog
         self._sleep = sleep
 
     def rows(self, pseudonyms: set[str], images: set[ImageRef]) -> dict[str, list[dict[str, Any]]]:
-        found = {}
+        found: dict[str, list[dict[str, Any]]] = {FEATURE_ROWS: [], ERROR_ROWS: []}
         for kind, identifier, row_filter in self._filters(pseudonyms, images):
-            if row_filter is None or not self.catalog.table_exists(identifier):
-                found[kind] = []
-                continue
             table = self.catalog.load_table(identifier)
             columns = [f.name for f in table.schema().fields if f.name not in EXPORT_EXCLUDED_COLUMNS]
             arrow = table.scan(row_filter=row_filter, selected_fields=tuple(columns)).to_arrow()
-            found[kind] = [_json_row(row) for row in arrow.to_pylist()]
+            found[kind] += [_json_row(row) for row in arrow.to_pylist()]
         return found
 
     def erase(self, pseudonyms: set[str], images: set[ImageRef]) -> dict[str, int]:
         counts = {FEATURE_ROWS: 0, ERROR_ROWS: 0, TABLE_FILES_REMOVED: 0}
         for kind, identifier, row_filter in self._filters(pseudonyms, images):
-            if row_filter is None or not self.catalog.table_exists(identifier):
-                continue
-            counts[kind] = self._committed(identifier, lambda table, f=row_filter: _delete_rows(table, f))
+            counts[kind] += self._committed(identifier, lambda table, f=row_filter: _delete_rows(table, f))
             counts[TABLE_FILES_REMOVED] += self._committed(identifier, purge_unreachable_files)
         return counts
 
     def _filters(self, pseudonyms: set[str], images: set[ImageRef]):
+        """(kind, table, filter) for every table of the namespace that can hold the subject.
+
+        Feature tables are all those with a subject_id column: `--new-model-table` keeps the
+        previous model's rows as fruits.features_<pca version>, and they are the subject's too.
+        """
+        try:
+            names = sorted(self.catalog.list_tables(NAMESPACE))
+        except NoSuchNamespaceError:
+            return
         image_ids = sorted({ref.image_id for ref in images})
-        yield FEATURE_ROWS, FEATURES_TABLE, In("subject_id", sorted(pseudonyms)) if pseudonyms else None
-        yield ERROR_ROWS, ERRORS_TABLE, In("image_id", image_ids) if image_ids else None
+        for name in names:
+            identifier = ".".join(name)
+            if identifier == ERRORS_TABLE:
+                if image_ids:
+                    yield ERROR_ROWS, identifier, In("image_id", image_ids)
+            elif pseudonyms and SUBJECT_COLUMN in self.catalog.load_table(identifier).schema().column_names:
+                yield FEATURE_ROWS, identifier, In(SUBJECT_COLUMN, sorted(pseudonyms))
 
     def _committed(self, identifier: str, change: Callable[[Table], int]) -> int:
         """Run `change` on a freshly loaded table, again after each lost commit race."""
