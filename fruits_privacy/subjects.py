@@ -31,6 +31,8 @@ from fruits_privacy.subject_plan import (
 
 EXPORT_SCHEMA_VERSION = 1
 JSON_CONTENT_TYPE = "application/json"
+# A second scan catches a manifest the stream's archiver moved to archive/ during the first one.
+OBJECT_PASSES = 3
 
 
 class SubjectTables(Protocol):
@@ -90,7 +92,8 @@ def erase_subject(
 
     The tombstones come first, so an upload processed from now on is dropped by the ingest
     instead of re-creating the subject behind the scan. Objects go before table rows, so the
-    stream can no longer featurize an image of the subject once its rows are deleted.
+    stream can no longer featurize an image of the subject once its rows are deleted. The
+    object scan repeats until a pass finds no record (at most OBJECT_PASSES).
     """
     erased_at = clock()
     wanted = {pseudonym.subject_id for pseudonym in pseudonyms}
@@ -100,13 +103,19 @@ def erase_subject(
             json.dumps(tombstone_record(erased_at)).encode("utf-8"),
             JSON_CONTENT_TYPE,
         )
-    found = find_records(objects, pseudonyms)
-    table_images = {ref for rows in tables.rows(wanted, found.images).values() for ref in _refs(rows)}
-    counts = {
-        kind: sum(objects.erase(key) for key in keys)
-        for kind, keys in keys_to_erase(found, found.images | table_images).items()
-    }
-    counts.update(tables.erase(wanted, found.images | table_images))
+    counts = dict.fromkeys(keys_to_erase(SubjectRecords(), ()), 0)
+    images: set[ImageRef] = set()
+    for _ in range(OBJECT_PASSES):
+        found = find_records(objects, pseudonyms)
+        pass_images = found.images | {
+            ref for rows in tables.rows(wanted, found.images).values() for ref in _refs(rows)
+        }
+        for kind, keys in keys_to_erase(found, pass_images).items():
+            counts[kind] += sum(objects.erase(key) for key in keys)
+        images |= pass_images
+        if not any(found.records.values()):
+            break
+    counts.update(tables.erase(wanted, images))
     request_id = uuid.uuid4().hex
     record = erasure_audit_record(
         request_id,
