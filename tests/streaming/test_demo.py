@@ -178,7 +178,8 @@ def test_fruits_demo_end_to_end_on_twelve_images(sample_image_paths, tmp_path):
         value
         for sidecar in sidecars
         for name, value in json.loads(sidecar.read_text()).items()
-        if name != contracts.META_LABEL  # the label is kept on purpose (canonical fruit names)
+        # kept on purpose: the canonical fruit label and the strict-semver app version (docs/gdpr.md)
+        if name not in (contracts.META_LABEL, contracts.META_APP_VERSION)
     }
     known_values = tmp_path / "known-values.txt"
     known_values.write_text("\n".join(sorted(raw_values)))
