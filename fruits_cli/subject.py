@@ -91,7 +91,7 @@ def _tables(lake: str):
     skipped the tables would leave the subject's rows behind.
     """
     from fruits_lake.catalog import CATALOG_FILE, local_lake_root, open_catalog
-    from fruits_lake.subjects import IcebergSubjectTables
+    from fruits_privacy.subject_tables import IcebergSubjectTables
     from fruits_privacy.subjects import NoTables
 
     if lake.startswith("file://"):
