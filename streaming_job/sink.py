@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyiceberg.exceptions import CommitFailedException
-from pyiceberg.expressions import And, GreaterThanOrEqual, In, LessThanOrEqual
+from pyiceberg.expressions import And, GreaterThanOrEqual, LessThanOrEqual
 from pyiceberg.table import Table
 
 from fruits_lake.catalog import BATCH_ID_PROPERTY, PCA_VERSION_PROPERTY, QUERY_ID_PROPERTY
@@ -106,21 +106,20 @@ def existing_ids(table: Table, rows: pa.Table) -> set[str]:
     """The image_ids of `rows` already in `table`, read only from the upload days `rows` spans.
 
     A re-read manifest carries the same upload time as the row it gave before, so the
-    range [earliest, latest upload] of the rows finds every earlier copy.
+    range [earliest, latest upload] of the rows finds every earlier copy. The ids are
+    matched in Arrow after the scan: an `In` filter of thousands of ids in the scan
+    itself measured 10x slower (2 s against 0.2 s for 8000 ids over 80,000 rows).
     """
     if rows.num_rows == 0:
         return set()
     earliest, latest = pc.min_max(rows.column(DEDUP_TIME)).values()
-    ids = rows.column(DEDUP_KEY).to_pylist()
     row_filter = And(
-        In(DEDUP_KEY, ids),
-        And(
-            GreaterThanOrEqual(DEDUP_TIME, earliest.as_py().isoformat()),
-            LessThanOrEqual(DEDUP_TIME, latest.as_py().isoformat()),
-        ),
+        GreaterThanOrEqual(DEDUP_TIME, earliest.as_py().isoformat()),
+        LessThanOrEqual(DEDUP_TIME, latest.as_py().isoformat()),
     )
-    found = table.scan(row_filter=row_filter, selected_fields=(DEDUP_KEY,)).to_arrow()
-    return set(found.column(DEDUP_KEY).to_pylist())
+    stored = table.scan(row_filter=row_filter, selected_fields=(DEDUP_KEY,)).to_arrow().column(DEDUP_KEY)
+    present = stored.filter(pc.is_in(stored, value_set=rows.column(DEDUP_KEY).combine_chunks()))
+    return set(present.to_pylist())
 
 
 def without_ids(rows: pa.Table, ids: set[str]) -> pa.Table:

@@ -20,7 +20,7 @@ def test_the_benchmark_commits_every_batch_once_and_the_reset_pass_adds_no_featu
     assert committed_rows(features) == size["table_rows"] == 120
     assert committed_rows(errors) == 2 * 3 * 2
     assert len(features.metadata.snapshots) == 3
-    assert size["steady_median_s"] > 0 and size["reset_median_s"] > 0
+    assert size["steady"]["median_s"] > 0 and size["reset"]["median_s"] > 0
     assert size["featurize_s_at_rate"] == 0.1
 
 
