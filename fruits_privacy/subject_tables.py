@@ -69,7 +69,8 @@ class IcebergSubjectTables:
             return
         image_ids = sorted({ref.image_id for ref in images})
         for name in names:
-            identifier = ".".join(name)
+            # Glue lists (stage database, table): address every table through the `fruits` namespace.
+            identifier = f"{NAMESPACE}.{name[-1]}"
             if identifier == ERRORS_TABLE:
                 if image_ids:
                     yield ERROR_ROWS, identifier, In("image_id", image_ids)

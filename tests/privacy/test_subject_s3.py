@@ -145,3 +145,22 @@ def test_an_s3_lake_without_a_key_parameter_is_a_configuration_error(mocked_aws,
     monkeypatch.delenv("PSEUDONYM_KEY_PARAMETER", raising=False)
     assert main(["subject", "erase", "--lake", LAKE_URI, "--user-id", "x"]) == 2
     assert "--key-parameter" in capsys.readouterr().err
+
+
+def test_on_glue_the_stage_database_tables_are_addressed_in_the_fruits_namespace(mocked_aws, monkeypatch):
+    from fruits_lake.catalog import ERRORS_TABLE, open_catalog
+    from fruits_privacy.subject_plan import ImageRef
+    from fruits_privacy.subject_tables import ERROR_ROWS, IcebergSubjectTables
+
+    monkeypatch.setenv("FRUITS_GLUE_DATABASE", "fruits_test")
+    glue = boto3.client("glue", region_name=REGION)
+    glue.create_database(DatabaseInput={"Name": "fruits_test"})
+    glue.create_table(
+        DatabaseName="fruits_test",
+        TableInput={"Name": "errors", "TableType": "EXTERNAL_TABLE", "Parameters": {"table_type": "ICEBERG"}},
+    )
+    tables = IcebergSubjectTables(open_catalog(LAKE_URI))
+    # GIVEN Glue lists the table as (stage database, errors) THEN it is found as fruits.errors
+    [(kind, identifier, row_filter)] = tables._filters(set(), {ImageRef("2026-03-01", "a" * 32)})
+    assert (kind, identifier) == (ERROR_ROWS, ERRORS_TABLE)
+    assert "a" * 32 in str(row_filter)
