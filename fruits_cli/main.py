@@ -25,6 +25,8 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("lake", "fruits_cli.lake", "maintain the lake's Iceberg tables (maintain)"),
     ("deploy", "fruits_cli.deploy", "deploy and operate the stream on Amazon EMR"),
     ("cost", "fruits_cli.cost", "estimate the monthly AWS cost"),
+    ("subject", "fruits_cli.subject", "a data subject's export (GDPR Art. 15) or erasure (Art. 17)"),
+    ("audit-pii", "fruits_cli.audit_pii", "scan the lake's objects and tables for raw personal data"),
     ("bench", "benchmarks.bench", "measure stream throughput against TensorFlow alone"),
 )
 

@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 MANIFEST_SCHEMA_VERSION = 1
-QUARANTINE_SCHEMA_VERSION = 1
+# v2: subject_id and key_version appended (nullable), so an erasure or export finds the subject's records.
+QUARANTINE_SCHEMA_VERSION = 2
 
 # --- Key layout -------------------------------------------------------------
 
@@ -32,6 +33,10 @@ ARCHIVE_PREFIX = "archive/"
 # The local lake's table catalog (SQLite); on AWS the Glue catalog holds the same tables.
 CATALOG_PREFIX = "catalog/"
 CONTROL_PREFIX = "control/"
+# `fruits subject erase`: one audit record per erasure (no personal data) and one tombstone per
+# erased pseudonym, which the ingest checks before storing an upload (docs/gdpr.md).
+AUDIT_PREFIX = "audit/"
+TOMBSTONES_PREFIX = "tombstones/"
 # Where the stream's cleanSource moves processed manifests: outside manifests/ on purpose.
 MANIFESTS_ARCHIVE_PREFIX = f"{ARCHIVE_PREFIX}manifests/"
 # The featurizer artifact's suffix names the runtime that runs it (see streaming_job.model).
@@ -47,6 +52,38 @@ def featurizer_runtime(name: str) -> str | None:
     """The runtime of a featurizer artifact from its file name's suffix (None: not an artifact)."""
     return next((runtime for runtime, suffix in FEATURIZER_SUFFIXES.items() if name.endswith(suffix)), None)
 
+
+# Every top-level prefix of the lake bucket (the uploads bucket holds UPLOADS_PREFIX only): each has a
+# lifecycle rule in template.yaml (tests/infra) and a row in docs/gdpr.md's retention table.
+LAKE_PREFIXES = (
+    CLEAN_PREFIX,
+    MANIFESTS_PREFIX,
+    QUARANTINE_PREFIX,
+    FEATURES_PREFIX,
+    ERRORS_PREFIX,
+    CHECKPOINTS_PREFIX,
+    STATUS_PREFIX,
+    MODELS_PREFIX,
+    CODE_PREFIX,
+    EMR_LOGS_PREFIX,
+    ARCHIVE_PREFIX,
+    CATALOG_PREFIX,
+    CONTROL_PREFIX,
+    AUDIT_PREFIX,
+    TOMBSTONES_PREFIX,
+)
+# Prefixes whose current files must never expire by age: Iceberg table files (an expired data or
+# metadata file corrupts the table), the local catalog, the stream's checkpoint, the running model
+# and job code.
+# Their lifecycle rules purge superseded versions only (docs/gdpr.md).
+LIVE_STATE_PREFIXES = (
+    FEATURES_PREFIX,
+    ERRORS_PREFIX,
+    CATALOG_PREFIX,
+    CHECKPOINTS_PREFIX,
+    MODELS_PREFIX,
+    CODE_PREFIX,
+)
 
 FEATURIZER_KEY = featurizer_key()
 PCA_KEY = f"{MODELS_PREFIX}pca"
@@ -118,6 +155,17 @@ def manifest_key(dt: str, image_id: str) -> str:
 
 def quarantine_key(dt: str, image_id: str) -> str:
     return f"{QUARANTINE_PREFIX}dt={dt}/{image_id}.json"
+
+
+def tombstone_key(pseudonym: str) -> str:
+    """Where the ingest looks for an erased subject's tombstone (the pseudonym is 64 hex digits)."""
+    if re.fullmatch(r"[0-9a-f]{64}", pseudonym) is None:
+        raise ValueError("a tombstone is named by a subject pseudonym (64 hex digits)")
+    return f"{TOMBSTONES_PREFIX}{pseudonym}.json"
+
+
+def erasure_audit_key(dt: str, request_id: str) -> str:
+    return f"{AUDIT_PREFIX}erasure/dt={dt}/{request_id}.json"
 
 
 def upload_prefix(subject: str) -> str:
@@ -240,6 +288,8 @@ class SkipReason(StrEnum):
     UPLOAD_MISSING = "upload_missing"  # deleted or expired before processing
     UPLOAD_DELETED = "upload_deleted"  # versioned bucket: the user deleted it (delete marker is current)
     UPLOAD_SUPERSEDED = "upload_superseded"  # overwritten since the event; the newer one has its own event
+    # The subject was erased (a live tombstone): no record at all, not even a quarantine record.
+    SUBJECT_ERASED = "subject_erased"
 
 
 QUARANTINE_FIELDS: tuple[tuple[str, str], ...] = (
@@ -250,7 +300,16 @@ QUARANTINE_FIELDS: tuple[tuple[str, str], ...] = (
     ("uploaded_at", "string"),
     ("rejected_at", "string"),
     ("dt", "string"),
+    # v2: the uploader's pseudonym when the rejection came after the identity was known (else null).
+    ("subject_id", "string?"),
+    ("key_version", "string?"),
 )
+
+# --- Erasure tombstone and audit record (docs/gdpr.md) ---------------------------
+TOMBSTONE_SCHEMA_VERSION = 1
+ERASURE_AUDIT_SCHEMA_VERSION = 1
+# How long the ingest refuses uploads of an erased subject (env ERASURE_GRACE_DAYS on the Lambda).
+DEFAULT_ERASURE_GRACE_DAYS = 30
 
 # --- Features and errors tables v2 (Iceberg, fruits_lake) ---------------------
 # Types add "timestamp": a UTC instant (microseconds). Manifests keep their ISO strings; the stream

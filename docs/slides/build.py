@@ -642,7 +642,7 @@ def slide_records(deck: Deck, figures: Figures) -> None:
             "features = the k PCA scores; pca_residual = reconstruction error (out-of-distribution score)",
         ),
         (
-            "Quarantine record v1 (JSON)",
+            f"Quarantine record v{c.QUARANTINE_SCHEMA_VERSION} (JSON)",
             c.QUARANTINE_FIELDS,
             "reasons: " + ", ".join(reason.value for reason in c.QuarantineReason),
         ),

@@ -88,7 +88,10 @@ EXPECTED_STREAM_OBJECT_ACCESS = {
 }
 # What the ingest function may touch: (bucket, prefix) per S3 object action.
 EXPECTED_INGEST_OBJECT_ACCESS = {
-    "s3:GetObject": {("UploadsBucket", contracts.UPLOADS_PREFIX)},
+    "s3:GetObject": {
+        ("UploadsBucket", contracts.UPLOADS_PREFIX),
+        ("LakeBucket", contracts.TOMBSTONES_PREFIX),
+    },
     "s3:GetObjectVersion": {("UploadsBucket", contracts.UPLOADS_PREFIX)},
     "s3:PutObject": {
         ("LakeBucket", contracts.CLEAN_PREFIX),
@@ -374,6 +377,7 @@ def test_ingest_function_environment_matches_what_the_function_reads(ingest_temp
         ingest_config.ENV_MAX_UPLOAD_BYTES,
         ingest_config.ENV_MAX_IMAGE_PIXELS,
         ingest_config.ENV_IDENTITY_FROM_KEY,
+        ingest_config.ENV_ERASURE_GRACE_DAYS,
         "POWERTOOLS_SERVICE_NAME",
         "POWERTOOLS_METRICS_NAMESPACE",
         "POWERTOOLS_LOG_LEVEL",
@@ -387,6 +391,8 @@ def test_ingest_function_environment_matches_what_the_function_reads(ingest_temp
     assert parameters["MaxUploadBytes"]["MaxValue"] == ingest_config.MAX_UPLOAD_BYTES_CEILING
     assert parameters["MaxImagePixels"]["Default"] == ingest_config.DEFAULT_MAX_IMAGE_PIXELS
     assert parameters["MaxImagePixels"]["MaxValue"] == ingest_config.MAX_IMAGE_PIXELS_CEILING
+    assert parameters["ErasureGraceDays"]["Default"] == contracts.DEFAULT_ERASURE_GRACE_DAYS
+    assert parameters["ErasureGraceDays"]["MaxValue"] == ingest_config.ERASURE_GRACE_DAYS_CEILING
 
 
 @pytest.mark.parametrize("template_path", [INGEST_TEMPLATE, EMR_TEMPLATE], ids=["sam", "emr"])
@@ -412,15 +418,19 @@ def test_ingest_function_reaches_only_its_prefixes(ingest_template):
     access = _object_access(statements, r"\$\{(?P<bucket>\w+)\.Arn\}/(?P<prefix>[a-z-]+/)\*")
     # THEN object access is exactly: read uploads/, write clean/ manifests/ quarantine/ in the lake
     assert access == EXPECTED_INGEST_OBJECT_ACCESS
-    # AND every other S3 grant is the bucket-level ListBucket on the uploads bucket (404 vs 403)
+    # AND every other S3 grant is a bucket-level ListBucket (404 vs 403: uploads, tombstones)
     s3_statements = [s for s in statements if any(a.startswith("s3:") for a in as_list(s["Action"]))]
     s3_resources = [r for s in s3_statements for r in as_list(s["Resource"])]
     object_arns = [sub_text(r) for r in s3_resources if "Fn::Sub" in r]
-    assert len(object_arns) == 4 and all(
+    assert len(object_arns) == 5 and all(
         re.fullmatch(r"\$\{\w+\.Arn\}/[a-z-]+/\*", arn) for arn in object_arns
     ), object_arns
-    bucket_level = [s for s in s3_statements if s["Resource"] == {"Fn::GetAtt": ["UploadsBucket", "Arn"]}]
-    assert [s["Action"] for s in bucket_level] == ["s3:ListBucket"]
+    bucket_level = [
+        s
+        for s in s3_statements
+        if s["Resource"] in ({"Fn::GetAtt": ["UploadsBucket", "Arn"]}, {"Fn::GetAtt": ["LakeBucket", "Arn"]})
+    ]
+    assert [s["Action"] for s in bucket_level] == ["s3:ListBucket", "s3:ListBucket"]
     assert len(s3_resources) == len(object_arns) + len(bucket_level)
     # AND it reads only its own SSM parameter and uses only the lake key
     by_action = {action: s for s in statements for action in as_list(s["Action"])}
@@ -492,7 +502,8 @@ def test_lifecycle_expires_uploads_after_one_day_and_quarantine_after_thirty(ing
 
     def expiry_days(bucket: str, prefix: str) -> int:
         rules = resources[bucket]["Properties"]["LifecycleConfiguration"]["Rules"]
-        return next(rule["ExpirationInDays"] for rule in rules if rule.get("Prefix") == prefix)
+        days = next(rule["ExpirationInDays"] for rule in rules if rule.get("Prefix") == prefix)
+        return _parameter_default(ingest_template, days)
 
     # GIVEN the lifecycle rules THEN raw uploads live 1 day and quarantine records 30 days
     assert expiry_days("UploadsBucket", contracts.UPLOADS_PREFIX) == 1

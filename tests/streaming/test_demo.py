@@ -171,6 +171,33 @@ def test_fruits_demo_end_to_end_on_twelve_images(sample_image_paths, tmp_path):
         read_gps_exif(path.read_bytes()) is None for path in (workdir / "lake" / "clean").rglob("*.jpg")
     )
     assert "[demo]" in result.stderr and find_images(images)
+    # AND `fruits audit-pii` finds no raw identifier in the lake, none of the uploads' metadata either
+    sidecars = list((workdir / "uploads").rglob(".*.metadata.json"))
+    assert len(sidecars) == summary["uploads"]
+    raw_values = {
+        value
+        for sidecar in sidecars
+        for name, value in json.loads(sidecar.read_text()).items()
+        # kept on purpose: the canonical fruit label and the strict-semver app version (docs/gdpr.md)
+        if name not in (contracts.META_LABEL, contracts.META_APP_VERSION)
+    }
+    known_values = tmp_path / "known-values.txt"
+    known_values.write_text("\n".join(sorted(raw_values)))
+    audit = subprocess.run(
+        [
+            FRUITS,
+            "audit-pii",
+            "--lake",
+            (workdir / "lake").resolve().as_uri(),
+            "--known-values",
+            str(known_values),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert audit.returncode == 0, audit.stdout[-4000:]
+    assert " 0 findings" in audit.stdout
 
 
 def test_a_short_pseudonym_key_is_a_configuration_error_naming_its_variable(monkeypatch, capsys):

@@ -40,6 +40,9 @@ ENV_PSEUDONYM_KEY_TTL_SECONDS = "PSEUDONYM_KEY_TTL_SECONDS"
 ENV_RECORD_TIME_BUDGET_MS = "RECORD_TIME_BUDGET_MS"
 ENV_LABEL_VOCABULARY_FILE = "LABEL_VOCABULARY_FILE"
 ENV_IDENTITY_FROM_KEY = "IDENTITY_FROM_KEY"
+ENV_ERASURE_GRACE_DAYS = "ERASURE_GRACE_DAYS"
+# Ten years: a typo cannot turn a tombstone into a permanent ban beyond any retention period.
+ERASURE_GRACE_DAYS_CEILING = 3650
 
 _SSM_PARAMETER_NAME = re.compile(r"^/?[A-Za-z0-9_.\-/]{1,2048}$")
 
@@ -58,6 +61,8 @@ class IngestConfig:
     label_vocabulary: LabelVocabulary = field(default_factory=default_vocabulary)
     # True behind the upload API: the subject is the key's uploads/<sub>/ prefix, never `user-id`.
     identity_from_key: bool = False
+    # Uploads of an erased subject are dropped for this many days after the erasure (tombstones/).
+    erasure_grace_days: int = contracts.DEFAULT_ERASURE_GRACE_DAYS
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "lake_uri", validate_lake_uri(self.lake_uri, ENV_LAKE_URI))
@@ -74,6 +79,7 @@ class IngestConfig:
         _check_range(ENV_MAX_IMAGE_PIXELS, self.max_image_pixels, MAX_IMAGE_PIXELS_CEILING)
         _check_range(ENV_PSEUDONYM_KEY_TTL_SECONDS, self.pseudonym_key_ttl_seconds, PSEUDONYM_KEY_TTL_CEILING)
         _check_range(ENV_RECORD_TIME_BUDGET_MS, self.record_time_budget_ms, RECORD_TIME_BUDGET_CEILING_MS)
+        _check_range(ENV_ERASURE_GRACE_DAYS, self.erasure_grace_days, ERASURE_GRACE_DAYS_CEILING)
 
 
 def load_config(environ: Mapping[str, str]) -> IngestConfig:
@@ -94,6 +100,7 @@ def load_config(environ: Mapping[str, str]) -> IngestConfig:
         record_time_budget_ms=int_setting(environ, ENV_RECORD_TIME_BUDGET_MS, DEFAULT_RECORD_TIME_BUDGET_MS),
         label_vocabulary=_vocabulary_setting(environ),
         identity_from_key=_bool_setting(environ, ENV_IDENTITY_FROM_KEY),
+        erasure_grace_days=int_setting(environ, ENV_ERASURE_GRACE_DAYS, contracts.DEFAULT_ERASURE_GRACE_DAYS),
     )
 
 

@@ -24,6 +24,7 @@ from typing import Any, Literal
 from fruits_core import contracts
 from fruits_core.clock import utc_now
 from fruits_core.lake_uris import join_uri
+from fruits_core.tombstones import refuses_uploads
 from fruits_ingest.anonymize import geohash, subject_id, truncate_to_hour
 from fruits_ingest.config import IngestConfig
 from fruits_ingest.events import ObjectRef
@@ -36,6 +37,7 @@ from fruits_ingest.storage import ObjectChanged, ObjectInfo, ObjectNotFound, Obj
 # A child of the Powertools logger "ingest": JSON lines in Lambda, plain logging in local mode.
 logger = logging.getLogger("ingest.processor")
 JSON_CONTENT_TYPE = "application/json"
+_TOMBSTONE_MAX_BYTES = 4096
 _ACCEPTED_SUFFIXES_TEXT = ", ".join(contracts.ACCEPTED_UPLOAD_SUFFIXES)
 
 Status = Literal["accepted", "quarantined", "skipped"]
@@ -76,10 +78,16 @@ def process_upload(
     started = time.perf_counter()
     image_id = ref.image_id
     dt = contracts.partition_date(ref.event_time)
+    # Who uploaded, once known: the key's subject behind the upload API, else the `user-id` metadata.
+    person: str | None = None
     try:
         _check_key(ref)
-        subject = _subject(ref, config)
+        person = _subject(ref, config)
+        _skip_if_erased(person, pseudonym_key, config, store, clock())
         upload_bytes, metadata = _fetch_valid_upload(ref, config, store, clock())
+        if not config.identity_from_key:
+            person = metadata.user_id
+            _skip_if_erased(person, pseudonym_key, config, store, clock())
         clean = _normalize(upload_bytes, config.max_image_pixels)
     except _Skipped as skip:
         logger.info(
@@ -88,7 +96,7 @@ def process_upload(
         )
         return IngestOutcome("skipped", image_id, skip.reason.value, dt, None)
     except _Rejected as rejection:
-        _write_quarantine(store, config, image_id, dt, ref.event_time, rejection, clock())
+        _write_quarantine(store, config, image_id, dt, ref, rejection, clock(), person, pseudonym_key)
         logger.info(
             "upload quarantined",
             extra={
@@ -107,7 +115,7 @@ def process_upload(
         image_uri,
         clean,
         metadata,
-        subject if config.identity_from_key else metadata.user_id,
+        person,
         pseudonym_key,
         ref.event_time,
         clock(),
@@ -180,7 +188,11 @@ def quarantine_record(
     uploaded_at: datetime,
     rejected_at: datetime,
     dt: str,
+    person: str | None = None,
+    pseudonym_key: PseudonymKey | None = None,
 ) -> dict[str, Any]:
+    """Quarantine record v2: the uploader's pseudonym (when known) lets an erasure find the record."""
+    pseudonym = subject_id(pseudonym_key.value, person) if person and pseudonym_key else None
     values = {
         "schema_version": contracts.QUARANTINE_SCHEMA_VERSION,
         "image_id": image_id,
@@ -189,6 +201,8 @@ def quarantine_record(
         "uploaded_at": contracts.iso_utc(truncate_to_hour(uploaded_at)),
         "rejected_at": contracts.iso_utc(rejected_at),
         "dt": dt,
+        "subject_id": pseudonym,
+        "key_version": pseudonym_key.version if pseudonym and pseudonym_key else None,
     }
     return {name: values[name] for name in contracts.field_names(contracts.QUARANTINE_FIELDS)}
 
@@ -218,6 +232,25 @@ def _subject(ref: ObjectRef, config: IngestConfig) -> str | None:
             f"key is not {contracts.UPLOADS_PREFIX}<subject>/<name> as the upload API hands it out",
         )
     return subject
+
+
+def _skip_if_erased(
+    person: str | None, pseudonym_key: PseudonymKey, config: IngestConfig, store: ObjectStore, now: datetime
+) -> None:
+    """Drop an upload of a subject erased less than the grace period ago (a live tombstone).
+
+    Dropped without any record: a quarantine record would store a new trace of the very
+    person who asked to be forgotten; the raw upload expires with the uploads bucket.
+    """
+    if not person:
+        return
+    key = contracts.tombstone_key(subject_id(pseudonym_key.value, person))
+    try:
+        tombstone = store.get(join_uri(config.lake_uri, key), max_bytes=_TOMBSTONE_MAX_BYTES)
+    except ObjectNotFound:
+        return
+    if refuses_uploads(tombstone, now, config.erasure_grace_days):
+        raise _Skipped(contracts.SkipReason.SUBJECT_ERASED)
 
 
 def _fetch_valid_upload(
@@ -293,11 +326,15 @@ def _write_quarantine(
     config: IngestConfig,
     image_id: str,
     dt: str,
-    uploaded_at: datetime,
+    ref: ObjectRef,
     rejection: _Rejected,
     rejected_at: datetime,
+    person: str | None,
+    pseudonym_key: PseudonymKey,
 ) -> None:
-    record = quarantine_record(image_id, rejection.reason, rejection.detail, uploaded_at, rejected_at, dt)
+    record = quarantine_record(
+        image_id, rejection.reason, rejection.detail, ref.event_time, rejected_at, dt, person, pseudonym_key
+    )
     uri = join_uri(config.lake_uri, contracts.quarantine_key(dt, image_id))
     store.put(uri, _json_bytes(record), JSON_CONTENT_TYPE)
 

@@ -1,0 +1,156 @@
+"""`fruits subject export` (GDPR Art. 15) and `fruits subject erase` (Art. 17) over one lake.
+
+Glue only: the objects come from lake_objects (file:// or s3://), the matching is pure
+(subject_plan), the table rows come from a `SubjectTables` (the Iceberg tables, or none).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Any, Protocol
+
+from fruits_core import contracts
+from fruits_core.clock import utc_now
+from fruits_core.tombstones import tombstone_record
+from fruits_privacy.erasure_audit import erasure_audit_record
+from fruits_privacy.lake_objects import LakeObjects
+from fruits_privacy.pseudonyms import Pseudonym
+from fruits_privacy.subject_plan import (
+    CLEAN_IMAGES,
+    RECORD_PREFIXES,
+    ImageRef,
+    SubjectRecords,
+    image_ref,
+    keys_to_erase,
+    match_records,
+    parse_record,
+)
+
+EXPORT_SCHEMA_VERSION = 1
+JSON_CONTENT_TYPE = "application/json"
+# A second scan catches a manifest the stream's archiver moved to archive/ during the first one.
+OBJECT_PASSES = 3
+
+
+class SubjectTables(Protocol):
+    """The subject's rows in the lake's tables (features, errors)."""
+
+    def rows(self, pseudonyms: set[str], images: set[ImageRef]) -> dict[str, list[dict[str, Any]]]: ...
+
+    def erase(self, pseudonyms: set[str], images: set[ImageRef]) -> dict[str, int]: ...
+
+
+class NoTables:
+    """A lake without tables (nothing featurized yet): no rows to find or delete."""
+
+    def rows(self, pseudonyms: set[str], images: set[ImageRef]) -> dict[str, list[dict[str, Any]]]:
+        return {}
+
+    def erase(self, pseudonyms: set[str], images: set[ImageRef]) -> dict[str, int]:
+        return {}
+
+
+def find_records(objects: LakeObjects, pseudonyms: list[Pseudonym]) -> SubjectRecords:
+    """Scan every version of every manifest (live, archived) and quarantine record for the pseudonyms."""
+    wanted = {pseudonym.subject_id for pseudonym in pseudonyms}
+    return match_records(_scan(objects), wanted)
+
+
+def export_subject(
+    objects: LakeObjects,
+    tables: SubjectTables,
+    pseudonyms: list[Pseudonym],
+    clock: Callable[[], datetime] = utc_now,
+) -> dict[str, Any]:
+    """Everything the lake holds about the subject, as one JSON-ready document."""
+    found = find_records(objects, pseudonyms)
+    wanted = {pseudonym.subject_id for pseudonym in pseudonyms}
+    table_rows = tables.rows(wanted, found.images)
+    images = found.images | {ref for rows in table_rows.values() for ref in _refs(rows)}
+    existing_images = _existing(objects, keys_to_erase(found, images)[CLEAN_IMAGES])
+    return {
+        "schema_version": EXPORT_SCHEMA_VERSION,
+        "generated_at": contracts.iso_utc(clock()),
+        "pseudonyms": [{"subject_id": p.subject_id, "key_version": p.key_version} for p in pseudonyms],
+        **{kind: list(records.values()) for kind, records in found.records.items()},
+        CLEAN_IMAGES: existing_images,
+        **table_rows,
+    }
+
+
+def erase_subject(
+    objects: LakeObjects,
+    tables: SubjectTables,
+    pseudonyms: list[Pseudonym],
+    operator: str,
+    clock: Callable[[], datetime] = utc_now,
+) -> dict[str, Any]:
+    """Tombstone, then delete objects and rows, then record; safe to run again (it then counts zeros).
+
+    The tombstones come first, so an upload processed from now on is dropped by the ingest
+    instead of re-creating the subject behind the scan. Objects go before table rows, so the
+    stream can no longer featurize an image of the subject once its rows are deleted. The
+    object scan repeats until a pass finds no record (at most OBJECT_PASSES).
+    """
+    erased_at = clock()
+    wanted = {pseudonym.subject_id for pseudonym in pseudonyms}
+    for pseudonym in pseudonyms:
+        objects.write(
+            contracts.tombstone_key(pseudonym.subject_id),
+            json.dumps(tombstone_record(erased_at)).encode("utf-8"),
+            JSON_CONTENT_TYPE,
+        )
+    counts = dict.fromkeys(keys_to_erase(SubjectRecords(), ()), 0)
+    images: set[ImageRef] = set()
+    for _ in range(OBJECT_PASSES):
+        found = find_records(objects, pseudonyms)
+        pass_images = found.images | {
+            ref for rows in tables.rows(wanted, found.images).values() for ref in _refs(rows)
+        }
+        for kind, keys in keys_to_erase(found, pass_images).items():
+            counts[kind] += sum(objects.erase(key) for key in keys)
+        images |= pass_images
+        if not any(found.records.values()):
+            break
+    counts.update(tables.erase(wanted, images))
+    request_id = uuid.uuid4().hex
+    record = erasure_audit_record(
+        request_id,
+        pseudonyms[-1].subject_id,
+        [pseudonym.key_version for pseudonym in pseudonyms],
+        counts,
+        erased_at,
+        operator,
+    )
+    objects.write(
+        contracts.erasure_audit_key(contracts.partition_date(erased_at), request_id),
+        json.dumps(record, sort_keys=True).encode("utf-8"),
+        JSON_CONTENT_TYPE,
+    )
+    return record
+
+
+def _scan(objects: LakeObjects) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for kind, prefix in RECORD_PREFIXES.items():
+        for version in objects.versions(prefix):
+            if not version.key.endswith(".json"):
+                continue
+            record = parse_record(objects.read(version))
+            if record is not None:
+                yield kind, version.key, record
+
+
+def _refs(rows: list[dict[str, Any]]) -> Iterator[ImageRef]:
+    for row in rows:
+        ref = image_ref(row)
+        if ref is not None:
+            yield ref
+
+
+def _existing(objects: LakeObjects, keys: list[str]) -> list[str]:
+    """The clean-image keys that still have a stored version."""
+    present = {version.key for version in objects.versions(contracts.CLEAN_PREFIX)}
+    return [key for key in keys if key in present]
