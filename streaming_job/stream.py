@@ -34,6 +34,7 @@ from streaming_job.batch_outcome import (
     split_outcome,
 )
 from streaming_job.config import StreamConfig
+from streaming_job.parallelism import current_coalesce_width
 from streaming_job.schemas import CORRUPT_RECORD_COLUMN, manifest_read_schema, struct_type
 from streaming_job.sink import BatchPublisher
 from streaming_job.status_log import BatchStatsBoard
@@ -220,7 +221,7 @@ def featurize_partition(context: WorkerContext):
         )
         context.model_builds.add(model_builds_in_this_process() - builds_before)
         projection = context.projection_broadcast.value
-        reader = cached_image_reader()
+        reader = cached_image_reader(context.cores_per_task)
         for frame in frames:
             usable = frame[REASON_COLUMN].isna().to_numpy()
             result = featurize_uris(frame.loc[usable, "image_uri"].tolist(), featurizer, projection, reader)
@@ -276,13 +277,15 @@ class MicroBatchWriter:
         self.board = board
         self.features = BatchPublisher(spark, config.features_uri)
         self.errors = BatchPublisher(spark, config.errors_uri)
-        self.partitions = max(1, spark.sparkContext.defaultParallelism)
+        self.spark_context = spark.sparkContext
         self.row_columns = batch_row_columns(config.lake)
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         builds_before = self.context.model_builds.value
         rows = batch.select(*self.row_columns)
-        outcome = split_outcome(featurize_manifests(rows, self.context, self.partitions).toArrow())
+        outcome = split_outcome(
+            featurize_manifests(rows, self.context, current_coalesce_width(self.spark_context)).toArrow()
+        )
         self.features.write(outcome.features, batch_id)
         self.errors.write(outcome.errors, batch_id)
         stats = outcome.stats(model_builds=self.context.model_builds.value - builds_before)

@@ -14,7 +14,7 @@ import logging
 import os
 import threading
 
-from streaming_job.image_io import ImageReader
+from streaming_job.image_io import ImageReader, read_threads, threads_per_core_from_env
 from streaming_job.runtimes import DEFAULT_BATCH_SIZE, Featurizer, build_featurizer
 
 log = logging.getLogger(__name__)
@@ -106,12 +106,16 @@ def _build(spec, batch_size: int, cores: int) -> Featurizer:
     return build_featurizer(spec, batch_size=batch_size, threads=cores, keras_model=model)
 
 
-def cached_image_reader() -> ImageReader:
-    """The process's image reader (one S3 client and thread pool per worker process)."""
+def cached_image_reader(cores_per_task: int | None = None) -> ImageReader:
+    """The process's image reader (one S3 client and thread pool per worker process).
+
+    Its threads follow the task's cores (`cores_per_task`, else `spark.task.cpus`) times the I/O factor
+    (image_io.read_threads); a worker runs one task at a time, so that is all the reads it needs.
+    """
     global _reader
     with _lock:
         if _reader is None:
-            _reader = ImageReader()
+            _reader = ImageReader(read_threads(cores_per_task or task_cores(), threads_per_core_from_env()))
         return _reader
 
 
