@@ -67,8 +67,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     upload.add_argument(
         "--env-cache",
         type=Path,
-        default=DEFAULT_ENV_CACHE,
-        help=f"where built environment archives are kept, by version (default {DEFAULT_ENV_CACHE})",
+        default=Path(os.environ.get("FRUITS_ENV_CACHE", DEFAULT_ENV_CACHE)),
+        help=f"where built environment archives are kept, by version (default {DEFAULT_ENV_CACHE}; "
+        "env FRUITS_ENV_CACHE)",
     )
     upload.add_argument(
         "--tls-certificates",
