@@ -40,22 +40,24 @@ def fruits_deploy(*argv: str) -> int:
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def local_env_version() -> str:
-    """The version of the LiteRT environment `upload` packs from this environment."""
-    return env_spec(REPO_ROOT / "pyproject.toml").version
+def local_env_version(keras_runtime: bool = False) -> str:
+    """The version of the environment `upload` packs from this environment (LiteRT by default)."""
+    return env_spec(REPO_ROOT / "pyproject.toml", keras_runtime=keras_runtime).version
 
 
 @pytest.fixture(autouse=True)
 def env_cache(tmp_path: Path, monkeypatch) -> Path:
-    """An environment cache holding a small stand-in archive of the local version: building the
-    real one (tests/deploy/test_env_archive.py) takes half a minute and 140 MB."""
+    """An environment cache holding small stand-in archives of the local versions (LiteRT, and
+    Keras for a .keras featurizer): building the real one (tests/deploy/test_env_archive.py) takes
+    half a minute and 140 MB. Returns the LiteRT one."""
     cache = tmp_path / "env-cache"
-    archive = cache / local_env_version() / ARCHIVE_NAME
-    archive.parent.mkdir(parents=True)
     content = tmp_path / "pyvenv.cfg"
     content.write_text("home = /usr/bin\n")
-    with tarfile.open(archive, "w:gz") as tar:
-        tar.add(content, arcname="pyvenv.cfg")
+    for keras_runtime in (True, False):
+        archive = cache / local_env_version(keras_runtime) / ARCHIVE_NAME
+        archive.parent.mkdir(parents=True)
+        with tarfile.open(archive, "w:gz") as tar:
+            tar.add(content, arcname="pyvenv.cfg")
     monkeypatch.setenv("FRUITS_ENV_CACHE", str(cache))
     return archive
 
@@ -694,6 +696,8 @@ def test_upload_refuses_random_weights_unless_asked(s3, kms_key, cluster_id, art
     # AND with the flag it goes to the Keras key, with a warning that the PCA belongs to another featurizer
     assert fruits_deploy("upload", *flags, "--allow-random-weights") == 0
     assert contracts.featurizer_key("keras") in keys(s3)
+    # AND the environment uploaded with it is the one with TensorFlow (the keras runtime's)
+    assert f"code/env/{local_env_version(keras_runtime=True)}/{ARCHIVE_NAME}" in keys(s3)
     assert (
         f"fitted on {json.loads((pca / 'pca.json').read_text())['model_version']}" in capsys.readouterr().err
     )
