@@ -91,7 +91,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     start.add_argument("--code-version", help="uploaded code version to run (default: the local sources')")
     start.add_argument(
         "--env-version",
-        help="uploaded environment version to run (default: this environment's, for the featurizer)",
+        help="uploaded environment version to run (default: the local environment's, for the featurizer)",
     )
     # On EMR: archive processed manifests (bounded S3 listing); the local FRUITS_* paths must not leak in.
     _override_defaults(start, clean_source="archive", stage=DEFAULT_STAGE)
@@ -126,7 +126,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _add_target_arguments(fit_pca)
     fit_pca.add_argument("--code-version", help="uploaded code version to run (default: the local sources')")
     fit_pca.add_argument(
-        "--env-version", help="uploaded environment version to run (default: this environment's, LiteRT)"
+        "--env-version", help="uploaded environment version to run (default: the local environment's, LiteRT)"
     )
     fit_pca.add_argument("--images", help="images to fit on (default: the lake's clean/ images)")
     choice = fit_pca.add_mutually_exclusive_group()
