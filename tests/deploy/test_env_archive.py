@@ -14,8 +14,11 @@ import pytest
 
 from operations.deploy import ENV_ALIAS, packed_env_args
 from operations.env_archive import (
+    ARCHIVE_NAME,
     EMR_PYTHON_PREFIX,
+    EnvSpec,
     archive_sizes,
+    build_env_archive,
     ensure_env_archive,
     env_spec,
     link_interpreter_for_venv_pack,
@@ -66,11 +69,18 @@ def test_the_interpreter_link_is_rewritten_to_the_prefix_without_doubling_the_ve
     assert os.readlink(env / "bin" / "python3.11") == "/opt/python/bin/python"
 
 
-def test_the_emr_archive_links_to_the_nodes_python(repo_root: Path):
-    # GIVEN the spec `fruits deploy upload` builds by default THEN it links to EMR 8's /usr/bin/python3.11
-    spec = env_spec(repo_root / "pyproject.toml")
-    assert spec.python_prefix == EMR_PYTHON_PREFIX == "/usr"
-    assert spec.version != env_spec(repo_root / "pyproject.toml", python_prefix=sys.base_prefix).version
+def test_an_archive_for_emr_links_to_the_nodes_python(tmp_path: Path):
+    # GIVEN a one-wheel environment packed for EMR's prefix (the default of `fruits deploy upload`)
+    spec = EnvSpec(pins=("six==1.17.0",))
+    archive_path = build_env_archive(spec, tmp_path / ARCHIVE_NAME)
+    # WHEN its interpreter links and pyvenv.cfg are read
+    with tarfile.open(archive_path, "r:gz") as archive:
+        links = {name: archive.getmember(f"bin/{name}").linkname for name in ("python", "python3.11")}
+        pyvenv = archive.extractfile("pyvenv.cfg").read().decode()
+    # THEN bin/python resolves to EMR 8's /usr/bin/python3.11, as the bootstrap action checks
+    assert spec.python_prefix == EMR_PYTHON_PREFIX
+    assert links == {"python": "python3.11", "python3.11": f"{EMR_PYTHON_PREFIX}/bin/python3.11"}
+    assert f"home = {EMR_PYTHON_PREFIX}/bin" in pyvenv
 
 
 @pytest.mark.slow
