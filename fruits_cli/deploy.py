@@ -11,6 +11,7 @@ import json
 import os
 import re
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from fruits_core import contracts
@@ -23,7 +24,9 @@ DEFAULT_STAGE = os.environ.get("FRUITS_STAGE", "dev")
 # Where `fruits demo` / `fruits model export` / `fruits fit-pca` leave the artifacts by default.
 DEFAULT_FEATURIZER = Path("work/demo/lake") / contracts.FEATURIZER_KEY
 DEFAULT_PCA_DIR = Path("work/demo/lake/models/pca")
-BOOTSTRAP_SCRIPT = Path("infra/bootstrap/install-python-deps.sh")
+BOOTSTRAP_SCRIPT = Path("infra/bootstrap/check-python.sh")
+# Where `upload` keeps the environment archives it built, by version (building one takes minutes).
+DEFAULT_ENV_CACHE = Path("work/env")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,6 +59,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="do not upload a PCA (fit it on EMR with `fruits deploy fit-pca`)",
     )
     upload.add_argument(
+        "--keras-runtime",
+        action="store_true",
+        help="pack TensorFlow into the job's environment, for a .keras featurizer (~600 MB more; "
+        "implied by a .keras --featurizer)",
+    )
+    upload.add_argument(
+        "--env-cache",
+        type=Path,
+        default=Path(os.environ.get("FRUITS_ENV_CACHE", DEFAULT_ENV_CACHE)),
+        help=f"where built environment archives are kept, by version (default {DEFAULT_ENV_CACHE}; "
+        "env FRUITS_ENV_CACHE)",
+    )
+    upload.add_argument(
         "--tls-certificates",
         type=Path,
         default=None,
@@ -73,6 +89,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_stream_arguments(start)
     _add_target_arguments(start, with_lake_and_stage=False)
     start.add_argument("--code-version", help="uploaded code version to run (default: the local sources')")
+    start.add_argument(
+        "--env-version",
+        help="uploaded environment version to run (default: the local environment's, for the featurizer)",
+    )
     # On EMR: archive processed manifests (bounded S3 listing); the local FRUITS_* paths must not leak in.
     _override_defaults(start, clean_source="archive", stage=DEFAULT_STAGE)
     start.set_defaults(
@@ -105,6 +125,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fit_pca = actions.add_parser("fit-pca", help="fit the PCA on EMR (writes <lake>/models/pca)")
     _add_target_arguments(fit_pca)
     fit_pca.add_argument("--code-version", help="uploaded code version to run (default: the local sources')")
+    fit_pca.add_argument(
+        "--env-version", help="uploaded environment version to run (default: the local environment's, LiteRT)"
+    )
     fit_pca.add_argument("--images", help="images to fit on (default: the lake's clean/ images)")
     choice = fit_pca.add_mutually_exclusive_group()
     choice.add_argument("--k", type=int, help="number of components (default: by --target-variance)")
@@ -209,6 +232,10 @@ def _upload(args, executor, target) -> int:
     )
     if sources.featurizer is not None:
         _check_featurizer(sources.featurizer, sources.pca_dir, args.allow_random_weights)
+    keras_runtime = args.keras_runtime or (
+        sources.featurizer is not None and contracts.featurizer_runtime(sources.featurizer.name) == "keras"
+    )
+    sources = replace(sources, env=_env_to_upload(executor, target, keras_runtime, args.env_cache))
     uris = deploy.upload(executor, target, sources)
     verb = "would upload" if executor.dry_run else "uploaded"
     executor.note(
@@ -216,6 +243,44 @@ def _upload(args, executor, target) -> int:
         f"{sources.package.version} (start it with `fruits deploy start`)"
     )
     return 0
+
+
+def _env_to_upload(executor, target, keras_runtime: bool, cache_dir: Path):
+    """The environment archive to put, built (or found in the cache) only when S3 lacks its version."""
+    from operations import deploy
+    from operations.env_archive import ARCHIVE_NAME, archive_sizes, ensure_env_archive, env_spec
+
+    spec = env_spec(_pyproject(), keras_runtime=keras_runtime)
+    uploaded = deploy.env_uploaded(executor, target, spec.version)
+    if uploaded:
+        executor.note(f"environment {spec.version} is already in {target.env_uri(spec.version)}")
+        return None
+    if executor.dry_run:
+        executor.note(f"builds the environment {spec.version} into {cache_dir} unless it is there, then:")
+        return deploy.EnvUpload(cache_dir / spec.version / ARCHIVE_NAME, spec.version)
+    archive = ensure_env_archive(spec, cache_dir)
+    sizes = archive_sizes(archive)
+    executor.note(
+        f"environment {spec.version}: {archive} ({sizes.packed_bytes / 1e6:.0f} MB packed, "
+        f"{sizes.unpacked_bytes / 1e6:.0f} MB unpacked)"
+    )
+    return deploy.EnvUpload(archive, spec.version)
+
+
+def _pyproject() -> Path:
+    from operations.job_package import package_directory
+
+    return package_directory("operations").parent / "pyproject.toml"
+
+
+def _env_version(args, featurizer: str | None) -> str:
+    """The environment the steps run: --env-version, else this environment's for the featurizer's runtime."""
+    from operations.env_archive import env_spec
+
+    if args.env_version:
+        return args.env_version
+    keras_runtime = featurizer is not None and contracts.featurizer_runtime(featurizer) == "keras"
+    return env_spec(_pyproject(), keras_runtime=keras_runtime).version
 
 
 def _existing_file(path: Path, what: str) -> Path:
@@ -274,7 +339,7 @@ def _start(args, executor, target) -> int:
 
     config = deploy.stream_config(target, args)
     version = _code_version(args)
-    step_id = deploy.start(executor, target, config, version)
+    step_id = deploy.start(executor, target, config, version, _env_version(args, config.featurizer))
     if step_id:
         executor.note(
             f"stream step {step_id} ({target.stream_step_name}, code {version}) added to "
@@ -356,7 +421,9 @@ def _fit_pca(args, executor, target) -> int:
         images=args.images, k=args.k, target_variance=args.target_variance, sample_size=args.sample_size
     )
     version = _code_version(args)
-    step_id = deploy.submit_fit_pca_step(executor, target, version, options)
+    step_id = deploy.submit_fit_pca_step(
+        executor, target, version, _env_version(args, contracts.FEATURIZER_KEY), options
+    )
     if step_id:
         executor.note(
             f"fit-pca step {step_id} added to cluster {target.cluster_id}; the PCA is written to "

@@ -22,8 +22,8 @@ class LocalFile:
     path: Path
 
     def describe(self) -> str:
-        size = self.path.stat().st_size if self.path.exists() else "missing"
-        return f"<file {self.path} ({size} bytes)>"
+        size = f"{self.path.stat().st_size} bytes" if self.path.exists() else "not there yet"
+        return f"<file {self.path} ({size})>"
 
 
 @dataclass(frozen=True)

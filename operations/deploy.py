@@ -25,6 +25,7 @@ from fruits_core.clock import utc_now
 from fruits_core.errors import ConfigError
 from fruits_core.lake_uris import is_not_found_code, join_uri
 from operations.aws_calls import ApiCall, Executor, InlineBytes, LocalFile
+from operations.env_archive import ARCHIVE_NAME as ENV_ARCHIVE_NAME
 from operations.job_package import JobPackage
 from streaming_job import uris
 from streaming_job.config import StreamConfig, config_from_args
@@ -37,7 +38,14 @@ MAIN_SCRIPT_NAME = "main.py"
 FIT_PCA_SCRIPT_NAME = "fit_pca_main.py"
 # The lake maintenance entry (fruits_lake/maintain_main.py) that the EMR stack's daily schedule runs.
 MAINTAIN_SCRIPT_NAME = "maintain_main.py"
-BOOTSTRAP_SCRIPT_NAME = "install-python-deps.sh"
+BOOTSTRAP_SCRIPT_NAME = "check-python.sh"
+# The job's packed Python environment (operations/env_archive.py), by its own version: it changes
+# far less often than the code.
+ENV_PREFIX = f"{contracts.CODE_PREFIX}env/"
+# YARN unpacks `--archives <uri>#environment` as ./environment in every container, the driver's
+# included in cluster deploy mode: so both run the packed interpreter.
+ENV_ALIAS = "environment"
+PACKED_PYTHON = f"./{ENV_ALIAS}/bin/python"
 BOOTSTRAP_PREFIX = f"{contracts.CODE_PREFIX}bootstrap/"
 # infra/emr-cluster.yaml's TlsCertificatesS3Uri: the instance role can read code/ only.
 TLS_CERTIFICATES_KEY = f"{contracts.CODE_PREFIX}tls/emr-certs.zip"
@@ -120,6 +128,12 @@ class Target:
 
     def code_uri(self, version: str, name: str) -> str:
         return f"s3://{self.lake.bucket}/{self.code_key(version, name)}"
+
+    def env_key(self, env_version: str) -> str:
+        return self.lake.key(f"{ENV_PREFIX}{env_version}/{ENV_ARCHIVE_NAME}")
+
+    def env_uri(self, env_version: str) -> str:
+        return f"s3://{self.lake.bucket}/{self.env_key(env_version)}"
 
     def require_kms_key(self) -> str:
         if not self.kms_key_id:
@@ -209,6 +223,14 @@ def _required_output(outputs: dict[str, str], name: str, stack_name: str | None)
 
 
 @dataclass(frozen=True)
+class EnvUpload:
+    """The packed environment to put under code/env/<version>/ (built before the upload)."""
+
+    archive: Path
+    version: str
+
+
+@dataclass(frozen=True)
 class UploadSources:
     """Local files `upload` sends; a None artifact is skipped."""
 
@@ -217,6 +239,7 @@ class UploadSources:
     fit_pca_script: Path
     maintain_script: Path
     bootstrap_script: Path
+    env: EnvUpload | None = None
     featurizer: Path | None = None
     pca_dir: Path | None = None
     tls_certificates: Path | None = None
@@ -278,6 +301,15 @@ def plan_upload(target: Target, sources: UploadSources) -> list[ApiCall]:
             "text/x-shellscript",
         ),
     ]
+    if sources.env is not None:
+        calls.append(
+            put_object(
+                target,
+                target.env_key(sources.env.version),
+                LocalFile(sources.env.archive),
+                "application/gzip",
+            )
+        )
     if sources.tls_certificates is not None:
         calls.append(
             put_object(
@@ -308,6 +340,21 @@ def plan_upload(target: Target, sources: UploadSources) -> list[ApiCall]:
                 )
             )
     return calls
+
+
+def env_uploaded(executor: Executor, target: Target, env_version: str) -> bool | None:
+    """Whether this environment version is already in S3 (None in a dry run): 100+ MB are put once."""
+    from botocore.exceptions import ClientError
+
+    try:
+        response = executor(
+            ApiCall("s3", "head_object", {"Bucket": target.lake.bucket, "Key": target.env_key(env_version)})
+        )
+    except ClientError as error:
+        if is_not_found_code(error.response.get("Error", {}).get("Code")):
+            return False
+        raise
+    return None if response is None else True
 
 
 def upload(executor: Executor, target: Target, sources: UploadSources) -> list[str]:
@@ -362,7 +409,26 @@ def remove_stale_pca_files(executor: Executor, target: Target, uploaded: set[str
 # --- steps ---------------------------------------------------------------------
 
 
-def spark_submit_step(name: str, py_files: str, entry: str, entry_args: list[str]) -> dict[str, Any]:
+def packed_env_args(env_archive_uri: str) -> list[str]:
+    """spark-submit options that run the driver and the executors on the packed environment.
+
+    The recipe AWS documents for venv-pack archives (`spark.archives` + `spark.pyspark.python`). In
+    cluster deploy mode the driver runs in a YARN container too, so `spark.pyspark.driver.python`
+    is the packed interpreter as well; a client-mode driver would need a local one instead.
+    """
+    return [
+        "--archives",
+        f"{env_archive_uri}#{ENV_ALIAS}",
+        "--conf",
+        f"spark.pyspark.python={PACKED_PYTHON}",
+        "--conf",
+        f"spark.pyspark.driver.python={PACKED_PYTHON}",
+    ]
+
+
+def spark_submit_step(
+    name: str, py_files: str, env_archive_uri: str, entry: str, entry_args: list[str]
+) -> dict[str, Any]:
     """A command-runner step that keeps the cluster up if it fails (ActionOnFailure CONTINUE)."""
     return {
         "Name": name,
@@ -378,6 +444,7 @@ def spark_submit_step(name: str, py_files: str, entry: str, entry_args: list[str
                 # The step stays RUNNING as long as the YARN application does, so its state is the stream's.
                 "--conf",
                 "spark.yarn.submit.waitAppCompletion=true",
+                *packed_env_args(env_archive_uri),
                 "--py-files",
                 py_files,
                 entry,
@@ -405,10 +472,11 @@ def stream_config(target: Target, stream_args: argparse.Namespace) -> StreamConf
     )
 
 
-def stream_step(target: Target, config: StreamConfig, version: str) -> dict[str, Any]:
+def stream_step(target: Target, config: StreamConfig, version: str, env_version: str) -> dict[str, Any]:
     return spark_submit_step(
         target.stream_step_name,
         target.code_uri(version, JOB_PACKAGE_NAME),
+        target.env_uri(env_version),
         target.code_uri(version, MAIN_SCRIPT_NAME),
         config.to_cli_args(),
     )
@@ -418,7 +486,7 @@ def add_step(target: Target, step: dict[str, Any]) -> ApiCall:
     return ApiCall("emr", "add_job_flow_steps", {"JobFlowId": target.cluster_id, "Steps": [step]})
 
 
-def plan_start(target: Target, config: StreamConfig, version: str) -> list[ApiCall]:
+def plan_start(target: Target, config: StreamConfig, version: str, env_version: str) -> list[ApiCall]:
     """Remove a stop marker left by an earlier stop (or it would stop the new stream), then add the step."""
     return [
         ApiCall(
@@ -426,7 +494,7 @@ def plan_start(target: Target, config: StreamConfig, version: str) -> list[ApiCa
             "delete_object",
             {"Bucket": target.lake.bucket, "Key": target.lake.key(contracts.STOP_MARKER_KEY)},
         ),
-        add_step(target, stream_step(target, config, version)),
+        add_step(target, stream_step(target, config, version, env_version)),
     ]
 
 
@@ -460,10 +528,11 @@ def fit_pca_args(target: Target, options: FitPcaOptions) -> list[str]:
     return args
 
 
-def fit_pca_step(target: Target, version: str, options: FitPcaOptions) -> dict[str, Any]:
+def fit_pca_step(target: Target, version: str, env_version: str, options: FitPcaOptions) -> dict[str, Any]:
     return spark_submit_step(
         target.fit_pca_step_name,
         target.code_uri(version, JOB_PACKAGE_NAME),
+        target.env_uri(env_version),
         target.code_uri(version, FIT_PCA_SCRIPT_NAME),
         fit_pca_args(target, options),
     )
@@ -537,10 +606,13 @@ def _submit(
     return response["StepIds"][0] if response else None
 
 
-def start(executor: Executor, target: Target, config: StreamConfig, version: str) -> str | None:
+def start(
+    executor: Executor, target: Target, config: StreamConfig, version: str, env_version: str
+) -> str | None:
     """Add the stream step unless one is already PENDING/RUNNING; returns its step id (None: dry run)."""
     objects = [
         target.code_uri(version, JOB_PACKAGE_NAME),
+        target.env_uri(env_version),
         target.code_uri(version, MAIN_SCRIPT_NAME),
         config.featurizer,
     ]
@@ -548,18 +620,19 @@ def start(executor: Executor, target: Target, config: StreamConfig, version: str
         executor,
         target,
         target.stream_step_name,
-        plan_start(target, config, version),
+        plan_start(target, config, version, env_version),
         objects,
         prefixes=(config.pca,),
     )
 
 
 def submit_fit_pca_step(
-    executor: Executor, target: Target, version: str, options: FitPcaOptions
+    executor: Executor, target: Target, version: str, env_version: str, options: FitPcaOptions
 ) -> str | None:
     """Add the fit-pca batch step; the fitted PCA lands in <lake>/models/pca."""
     objects = [
         target.code_uri(version, JOB_PACKAGE_NAME),
+        target.env_uri(env_version),
         target.code_uri(version, FIT_PCA_SCRIPT_NAME),
         target.lake.uri(contracts.FEATURIZER_KEY),
     ]
@@ -567,7 +640,7 @@ def submit_fit_pca_step(
         executor,
         target,
         target.fit_pca_step_name,
-        [add_step(target, fit_pca_step(target, version, options))],
+        [add_step(target, fit_pca_step(target, version, env_version, options))],
         objects,
     )
 

@@ -27,6 +27,7 @@ from streaming_job.config import StreamConfig
 from streaming_job.heartbeat import Heartbeat
 from streaming_job.monitoring import ProgressListener
 from streaming_job.sink import TableSink
+from streaming_job.source_cleanup import clean_last_batch
 from streaming_job.status_log import BatchStatsBoard, EmfPublisher
 from streaming_job.stream import QUERY_NAME, MicroBatchWriter, WorkerContext, read_manifests
 from streaming_job.table_versions import TableModel, features_table_for
@@ -179,6 +180,8 @@ def await_stream(
     drain_listener(spark, running.listener)
     if failure is not None:
         raise RuntimeError(f"the streaming query failed: {failure}")
+    if reason == "finished" and config.available_now:
+        clean_last_batch(spark, config)  # Spark would only clean it when a next batch starts
     log.info("query %s ended: %s", QUERY_NAME, reason)
     return reason
 

@@ -33,6 +33,7 @@ from streaming_job.batch_outcome import (
     split_outcome,
 )
 from streaming_job.config import StreamConfig
+from streaming_job.parallelism import current_coalesce_width
 from streaming_job.schemas import CORRUPT_RECORD_COLUMN, manifest_read_schema, struct_type
 from streaming_job.sink import TableSink
 from streaming_job.status_log import BatchStatsBoard
@@ -225,7 +226,7 @@ def featurize_partition(context: WorkerContext):
         )
         context.model_builds.add(model_builds_in_this_process() - builds_before)
         projection = context.projection_broadcast.value
-        reader = cached_image_reader(context.image_read_timeout_seconds)
+        reader = cached_image_reader(context.cores_per_task, context.image_read_timeout_seconds)
         for frame in frames:
             usable = frame[REASON_COLUMN].isna().to_numpy()
             result = featurize_uris(frame.loc[usable, "image_uri"].tolist(), featurizer, projection, reader)
@@ -286,7 +287,7 @@ class MicroBatchWriter:
         self.context = context
         self.board = board
         self.sink = sink
-        self.partitions = max(1, spark.sparkContext.defaultParallelism)
+        self.spark_context = spark.sparkContext
         self.row_columns = batch_row_columns(config.lake)
         self._query_id: str | None = None
 
@@ -302,7 +303,9 @@ class MicroBatchWriter:
         self.board.begin(batch_id, utc_now())
         builds_before = self.context.model_builds.value
         rows = batch.select(*self.row_columns)
-        outcome = split_outcome(featurize_manifests(rows, self.context, self.partitions).toArrow())
+        outcome = split_outcome(
+            featurize_manifests(rows, self.context, current_coalesce_width(self.spark_context)).toArrow()
+        )
         written = self.sink.write(outcome.features, outcome.errors, self.query_id(), batch_id)
         stats = outcome.stats(
             model_builds=self.context.model_builds.value - builds_before,

@@ -14,7 +14,12 @@ import logging
 import os
 import threading
 
-from streaming_job.image_io import DEFAULT_READ_TIMEOUT_SECONDS, ImageReader
+from streaming_job.image_io import (
+    DEFAULT_READ_TIMEOUT_SECONDS,
+    ImageReader,
+    read_threads,
+    threads_per_core_from_env,
+)
 from streaming_job.runtimes import DEFAULT_BATCH_SIZE, Featurizer, build_featurizer
 
 log = logging.getLogger(__name__)
@@ -106,11 +111,18 @@ def _build(spec, batch_size: int, cores: int) -> Featurizer:
     return build_featurizer(spec, batch_size=batch_size, threads=cores, keras_model=model)
 
 
-def cached_image_reader(timeout_seconds: float = DEFAULT_READ_TIMEOUT_SECONDS) -> ImageReader:
-    """The process's image reader for a read timeout (one S3 client and thread pool per worker process)."""
+def cached_image_reader(
+    cores_per_task: int | None = None, timeout_seconds: float = DEFAULT_READ_TIMEOUT_SECONDS
+) -> ImageReader:
+    """The process's image reader for a read timeout (one S3 client and thread pool per worker process).
+
+    Its threads follow the task's cores (`cores_per_task`, else `spark.task.cpus`) times the I/O factor
+    (image_io.read_threads); a worker runs one task at a time, so that is all the reads it needs.
+    """
     with _lock:
         if timeout_seconds not in _readers:
-            _readers[timeout_seconds] = ImageReader(timeout_seconds=timeout_seconds)
+            threads = read_threads(cores_per_task or task_cores(), threads_per_core_from_env())
+            _readers[timeout_seconds] = ImageReader(threads, timeout_seconds=timeout_seconds)
         return _readers[timeout_seconds]
 
 

@@ -800,8 +800,8 @@ def slide_emr(deck: Deck, figures: Figures) -> None:
         figure,
         [
             "The driver stays on on-demand core nodes (YARN node label CORE): a spot reclaim never kills it.",
-            "Bootstrap builds /opt/fruits/python3.11 with the pinned job dependencies; IMDSv2 required; "
-            "at-rest (KMS) and in-transit (TLS) encryption.",
+            "Each step brings the job's Python environment (a venv-pack archive in S3): no PyPI at boot; "
+            "IMDSv2 required; at-rest (KMS) and in-transit (TLS) encryption.",
         ],
         top=min(left_bottom, right_bottom) - 0.04,
         size=16,

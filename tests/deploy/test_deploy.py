@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import tarfile
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from fruits_core import contracts
 from fruits_core.errors import ConfigError
 from operations import deploy
 from operations.aws_calls import ApiCall, Boto3Executor
+from operations.env_archive import ARCHIVE_NAME, env_spec
 from operations.job_package import build_job_package
 from streaming_job import uris
 from streaming_job.status_log import StatusLog
@@ -33,6 +35,31 @@ def fruits_deploy(*argv: str) -> int:
     args = parser.parse_args(list(argv))
     args.command = "deploy"
     return deploy_command.run(args)
+
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def local_env_version(keras_runtime: bool = False) -> str:
+    """The version of the environment `upload` packs from this environment (LiteRT by default)."""
+    return env_spec(REPO_ROOT / "pyproject.toml", keras_runtime=keras_runtime).version
+
+
+@pytest.fixture(autouse=True)
+def env_cache(tmp_path: Path, monkeypatch) -> Path:
+    """An environment cache holding small stand-in archives of the local versions (LiteRT, and
+    Keras for a .keras featurizer): building the real one (tests/deploy/test_env_archive.py) takes
+    half a minute and 140 MB. Returns the LiteRT one."""
+    cache = tmp_path / "env-cache"
+    content = tmp_path / "pyvenv.cfg"
+    content.write_text("home = /usr/bin\n")
+    for keras_runtime in (True, False):
+        archive = cache / local_env_version(keras_runtime) / ARCHIVE_NAME
+        archive.parent.mkdir(parents=True)
+        with tarfile.open(archive, "w:gz") as tar:
+            tar.add(content, arcname="pyvenv.cfg")
+    monkeypatch.setenv("FRUITS_ENV_CACHE", str(cache))
+    return archive
 
 
 @pytest.fixture
@@ -126,9 +153,12 @@ def steps(emr, cluster_id: str) -> list[dict]:
     return emr.list_steps(ClusterId=cluster_id)["Steps"]
 
 
-def test_upload_puts_code_and_artifacts_encrypted_with_the_lake_key(s3, kms_key, cluster_id, artifacts):
-    # GIVEN a lake bucket, its KMS key and local artifacts
+def test_upload_puts_code_and_artifacts_encrypted_with_the_lake_key(
+    s3, kms_key, cluster_id, artifacts, env_cache
+):
+    # GIVEN a lake bucket, its KMS key, local artifacts and the packed environment
     version = build_job_package().version
+    env_key = f"code/env/{local_env_version()}/fruits-env.tar.gz"
     # WHEN the code and artifacts are uploaded
     assert upload_all(cluster_id, kms_key, artifacts) == 0
     # THEN the versioned code, the bootstrap script and the models are in place (no local checksum files)
@@ -137,7 +167,8 @@ def test_upload_puts_code_and_artifacts_encrypted_with_the_lake_key(s3, kms_key,
         f"code/{version}/main.py",
         f"code/{version}/fit_pca_main.py",
         f"code/{version}/maintain_main.py",
-        "code/bootstrap/install-python-deps.sh",
+        "code/bootstrap/check-python.sh",
+        env_key,
         contracts.FEATURIZER_KEY,
         f"{contracts.PCA_KEY}/pca.json",
         f"{contracts.PCA_KEY}/spark_model/metadata/part-00000",
@@ -150,6 +181,27 @@ def test_upload_puts_code_and_artifacts_encrypted_with_the_lake_key(s3, kms_key,
     # AND the zip is the locally built package, byte for byte
     body = s3.get_object(Bucket=BUCKET, Key=f"code/{version}/fruits_job.zip")["Body"].read()
     assert body == build_job_package().data
+    # AND the environment is the archive of the local cache, byte for byte
+    assert s3.get_object(Bucket=BUCKET, Key=env_key)["Body"].read() == env_cache.read_bytes()
+
+
+def test_an_environment_already_in_s3_is_neither_built_nor_put_again(
+    s3, kms_key, cluster_id, artifacts, env_cache, capsys
+):
+    # GIVEN an upload done once, then the local cache emptied (a rebuild would be needed)
+    assert upload_all(cluster_id, kms_key, artifacts) == 0
+    env_key = f"code/env/{local_env_version()}/fruits-env.tar.gz"
+    first_put = s3.head_object(Bucket=BUCKET, Key=env_key)["LastModified"]
+    env_cache.unlink()
+    capsys.readouterr()
+    # WHEN the code is uploaded again
+    assert upload_all(cluster_id, kms_key, artifacts) == 0
+    # THEN the environment is found in S3 and left as it was
+    assert (
+        f"environment {local_env_version()} is already in s3://{BUCKET}/{env_key}" in capsys.readouterr().out
+    )
+    assert s3.head_object(Bucket=BUCKET, Key=env_key)["LastModified"] == first_put
+    assert not env_cache.exists()
 
 
 def test_a_new_pca_replaces_every_file_of_the_old_one(s3, kms_key, cluster_id, artifacts):
@@ -176,6 +228,12 @@ def expected_stream_args(version: str) -> list[str]:
         f"fruits-stream-{STAGE}",
         "--conf",
         "spark.yarn.submit.waitAppCompletion=true",
+        "--archives",
+        f"s3://{BUCKET}/code/env/{local_env_version()}/fruits-env.tar.gz#environment",
+        "--conf",
+        "spark.pyspark.python=./environment/bin/python",
+        "--conf",
+        "spark.pyspark.driver.python=./environment/bin/python",
         "--py-files",
         f"s3://{BUCKET}/code/{version}/fruits_job.zip",
         f"s3://{BUCKET}/code/{version}/main.py",
@@ -415,6 +473,12 @@ def test_fit_pca_adds_a_batch_step_running_the_job_fit_pca_entry(s3, emr, kms_ke
         f"fruits-fit-pca-{STAGE}",
         "--conf",
         "spark.yarn.submit.waitAppCompletion=true",
+        "--archives",
+        f"s3://{BUCKET}/code/env/{local_env_version()}/fruits-env.tar.gz#environment",
+        "--conf",
+        "spark.pyspark.python=./environment/bin/python",
+        "--conf",
+        "spark.pyspark.driver.python=./environment/bin/python",
         "--py-files",
         f"s3://{BUCKET}/code/{version}/fruits_job.zip",
         f"s3://{BUCKET}/code/{version}/fit_pca_main.py",
@@ -523,7 +587,7 @@ def test_upload_needs_only_the_ingest_stack(stacks, kms_key):
     # THEN the code lands, encrypted with the stack's key, in the stack's lake bucket
     s3 = boto3.client("s3", region_name=REGION)
     assert code == 0
-    bootstrap_key = "code/bootstrap/install-python-deps.sh"
+    bootstrap_key = "code/bootstrap/check-python.sh"
     assert bootstrap_key in keys(s3)
     assert s3.head_object(Bucket=BUCKET, Key=bootstrap_key)["SSEKMSKeyId"] == kms_key
 
@@ -553,7 +617,9 @@ def test_dry_run_prints_every_call_and_makes_none(s3, emr, kms_key, cluster_id, 
     calls = [line for line in lines if not line.startswith("#")]
     # THEN each call is printed as service.operation({...}) with its real parameters
     operations = [line.split("(", 1)[0] for line in calls]
-    assert operations.count("s3.put_object") == 8 + 1  # 8 uploads + the stop marker
+    assert (
+        operations.count("s3.put_object") == 9 + 1
+    )  # 9 uploads (maintenance entry, environment) + the stop marker
     for operation in (
         "emr.list_steps",
         "s3.head_object",
@@ -633,6 +699,8 @@ def test_upload_refuses_random_weights_unless_asked(s3, kms_key, cluster_id, art
     # AND with the flag it goes to the Keras key, with a warning that the PCA belongs to another featurizer
     assert fruits_deploy("upload", *flags, "--allow-random-weights") == 0
     assert contracts.featurizer_key("keras") in keys(s3)
+    # AND the environment uploaded with it is the one with TensorFlow (the keras runtime's)
+    assert f"code/env/{local_env_version(keras_runtime=True)}/{ARCHIVE_NAME}" in keys(s3)
     assert (
         f"fitted on {json.loads((pca / 'pca.json').read_text())['model_version']}" in capsys.readouterr().err
     )

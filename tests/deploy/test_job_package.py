@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 import zipfile
@@ -12,6 +11,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from operations.env_archive import env_spec
 from operations.job_package import build_job_package, collect_sources, content_version
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -70,9 +70,9 @@ def test_the_zip_holds_the_spark_job_and_the_core_only():
     assert "streaming_job/fit_pca_main.py" in names
 
 
-# Run in a fresh interpreter: only the zip, the standard library and the distributions the EMR
-# bootstrap installs (its pins plus what they require, and pyspark, which EMR provides) can import.
-BOOTSTRAP_ONLY_PROBE = r"""
+# Run in a fresh interpreter: only the zip, the standard library and the distributions of the job's
+# packed environment (its pins, and pyspark, which EMR provides) can import.
+PACKED_ENV_ONLY_PROBE = r"""
 import importlib.abc, importlib.metadata as md, re, sys, zipfile
 
 archive, pins = sys.argv[1], sys.argv[2:]
@@ -124,22 +124,15 @@ print(len(modules))
 """
 
 
-def _bootstrap_pins(repo_root: Path) -> list[str]:
-    script = (repo_root / "infra" / "bootstrap" / "install-python-deps.sh").read_text()
-    block = re.search(r'readonly REQUIREMENTS="([^"]+)"', script)
-    assert block, "REQUIREMENTS not found in the bootstrap script"
-    return block.group(1).split()
-
-
-@pytest.mark.tf
-def test_every_module_of_the_zip_imports_with_only_the_bootstrap_packages(tmp_path: Path, repo_root: Path):
+def test_every_module_of_the_zip_imports_with_only_the_packed_environment(tmp_path: Path, repo_root: Path):
     # GIVEN the zip on disk, as spark-submit --py-files puts it on sys.path
     archive_path = tmp_path / "fruits_job.zip"
     archive_path.write_bytes(build_job_package().data)
     # WHEN an isolated interpreter (-I: no checkout, no PYTHONPATH) imports every module of the zip,
-    # with only the bootstrap's packages importable
+    # with only the default (LiteRT, no TensorFlow) environment's packages importable
+    pins = env_spec(repo_root / "pyproject.toml").pins
     result = subprocess.run(
-        [sys.executable, "-I", "-c", BOOTSTRAP_ONLY_PROBE, str(archive_path), *_bootstrap_pins(repo_root)],
+        [sys.executable, "-I", "-c", PACKED_ENV_ONLY_PROBE, str(archive_path), *pins],
         cwd=tmp_path,
         capture_output=True,
         text=True,

@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 from cfn_template import (
-    BOOTSTRAP_SCRIPT,
     EMR_TEMPLATE,
     INGEST_TEMPLATE,
     REPO_ROOT,
@@ -641,19 +640,17 @@ def test_emr_cluster_runs_spark_4_on_fleets_with_spot_tasks_and_imdsv2(emr_templ
     assert cluster["Instances"]["Ec2SubnetIds"] == [{"Ref": "PrivateSubnetId"}]
 
 
-def test_emr_uses_the_bootstrap_interpreter_and_the_lake_layout(emr_template):
+def test_emr_leaves_the_interpreter_to_each_step_and_uses_the_lake_layout(emr_template):
     cluster = emr_template["Resources"]["Cluster"]["Properties"]
-    interpreter = emr_template["Mappings"]["JobPython"]["Paths"]["Interpreter"]
-    venv_default = re.search(r'FRUITS_VENV_DIR:-([^}"]+)\}', BOOTSTRAP_SCRIPT.read_text())[1]
-    # GIVEN the Spark configuration THEN Python is the environment the bootstrap script builds
-    assert interpreter == f"{venv_default}/bin/python"
     classifications = {c["Classification"]: c for c in cluster["Configurations"]}
     defaults = classifications["spark-defaults"]["ConfigurationProperties"]
+    # GIVEN the Spark configuration THEN workers are reused and Arrow is on
     assert defaults["spark.python.worker.reuse"] == "true"
     assert defaults["spark.sql.execution.arrow.pyspark.enabled"] == "true"
-    assert defaults["spark.pyspark.python"] == {"Fn::FindInMap": ["JobPython", "Paths", "Interpreter"]}
-    exports = classifications["spark-env"]["Configurations"][0]["ConfigurationProperties"]
-    assert exports["PYSPARK_PYTHON"] == {"Fn::FindInMap": ["JobPython", "Paths", "Interpreter"]}
+    # AND no cluster-wide interpreter: each step runs its packed environment (operations/deploy.py),
+    # which a cluster default or a spark-env export would override or contradict
+    assert not {"spark.pyspark.python", "spark.pyspark.driver.python"} & set(defaults)
+    assert "spark-env" not in classifications
     # AND the bootstrap script and the logs are where contracts.py and `fruits deploy` put them
     (action,) = cluster["BootstrapActions"]
     expected_key = f"{stream_deploy.BOOTSTRAP_PREFIX}{stream_deploy.BOOTSTRAP_SCRIPT_NAME}"

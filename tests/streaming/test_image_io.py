@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from streaming_job import uris
-from streaming_job.image_io import ImageReader
+from streaming_job import uris, worker_cache
+from streaming_job.image_io import (
+    DEFAULT_READ_THREADS_PER_CORE,
+    READ_THREADS_PER_CORE_ENV,
+    ImageReader,
+    read_threads,
+    threads_per_core_from_env,
+)
 from streaming_job.preprocess import ImageDecodeError
 
 REGION = "eu-west-3"
@@ -184,3 +190,34 @@ def test_a_read_that_hangs_is_abandoned_after_the_timeout_and_the_others_are_rea
 def test_a_reader_refuses_a_timeout_that_is_not_positive():
     with pytest.raises(ValueError, match="timeout_seconds must be > 0"):
         ImageReader(timeout_seconds=0)
+
+
+# --- read threads from the task's cores --------------------------------------------
+
+
+def test_read_threads_are_the_task_cores_times_the_io_factor():
+    assert read_threads(1) == DEFAULT_READ_THREADS_PER_CORE
+    assert read_threads(4) == 4 * DEFAULT_READ_THREADS_PER_CORE
+    assert read_threads(2, threads_per_core=3) == 6
+    with pytest.raises(ValueError):
+        read_threads(0)
+
+
+def test_the_io_factor_comes_from_the_environment_and_a_bad_one_fails():
+    assert threads_per_core_from_env({}) == DEFAULT_READ_THREADS_PER_CORE
+    assert threads_per_core_from_env({READ_THREADS_PER_CORE_ENV: "3"}) == 3
+    for bad in ("0", "-2", "four"):
+        with pytest.raises(ValueError, match=READ_THREADS_PER_CORE_ENV):
+            threads_per_core_from_env({READ_THREADS_PER_CORE_ENV: bad})
+
+
+def test_a_workers_reader_is_sized_from_its_task_cores_and_the_env_factor(monkeypatch):
+    # GIVEN a fresh worker process (no reader yet) with an I/O factor of 3 in its environment
+    monkeypatch.setattr(worker_cache, "_readers", {})
+    monkeypatch.setenv(READ_THREADS_PER_CORE_ENV, "3")
+    # WHEN its tasks of 2 cores ask for the reader twice
+    first = worker_cache.cached_image_reader(2)
+    second = worker_cache.cached_image_reader(2)
+    # THEN it is built once, with 2 x 3 threads
+    assert first is second
+    assert first.threads == 6

@@ -1,0 +1,134 @@
+"""The job's packed Python environment: built with venv-pack, and the stream runs from it alone."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pyspark
+import pytest
+
+from operations.deploy import ENV_ALIAS, packed_env_args
+from operations.env_archive import (
+    ARCHIVE_NAME,
+    EMR_PYTHON_PREFIX,
+    EnvSpec,
+    archive_sizes,
+    build_env_archive,
+    ensure_env_archive,
+    env_spec,
+    link_interpreter_for_venv_pack,
+)
+from operations.job_package import build_job_package
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+@pytest.fixture(scope="session")
+def local_env_archive(tmp_path_factory) -> Path:
+    """The default (LiteRT) archive, linked to this machine's Python 3.11 instead of EMR's /usr.
+
+    Built once per session (about 30 s from the local wheel cache; pip installs with --no-deps
+    exactly the versions of this environment).
+    """
+    spec = env_spec(REPO_ROOT / "pyproject.toml", python_prefix=sys.base_prefix)
+    return ensure_env_archive(spec, tmp_path_factory.mktemp("env-archives"))
+
+
+@pytest.mark.slow
+def test_the_archive_holds_the_litert_runtime_without_tensorflow_or_pyspark(local_env_archive: Path):
+    # GIVEN the default archive WHEN its members are listed
+    with tarfile.open(local_env_archive, "r:gz") as archive:
+        names = archive.getnames()
+        python = archive.getmember("bin/python3.11")
+    site = "lib/python3.11/site-packages/"
+    packages = {name[len(site) :].split("/")[0] for name in names if name.startswith(site)}
+    # THEN it has what the job imports on the workers, and neither TensorFlow nor PySpark (EMR's own)
+    assert {"ai_edge_litert", "numpy", "pandas", "pyarrow", "PIL", "boto3", "flatbuffers"} <= packages
+    assert not {"tensorflow", "pyspark", "matplotlib", "aws_lambda_powertools"} & packages
+    # AND its interpreter is a link to the prefix it was packed for (venv-pack copies no Python)
+    assert python.issym() and python.linkname == f"{sys.base_prefix}/bin/python3.11"
+    sizes = archive_sizes(local_env_archive)
+    assert 0 < sizes.packed_bytes < sizes.unpacked_bytes
+
+
+def test_the_interpreter_link_is_rewritten_to_the_prefix_without_doubling_the_version(tmp_path: Path):
+    # GIVEN a venv as `python -m venv` lays it out (python3.11 -> <home>/python3.11)
+    env = tmp_path / "env"
+    (env / "bin").mkdir(parents=True)
+    (env / "pyvenv.cfg").write_text("home = /opt/python/bin\ninclude-system-site-packages = false\n")
+    (env / "bin" / "python3.11").symlink_to("/opt/python/bin/python3.11")
+    # WHEN it is prepared for venv-pack
+    link_interpreter_for_venv_pack(env)
+    # THEN the versioned link goes through <home>/python, which venv-pack swaps for <prefix>/bin/python3.11
+    assert os.readlink(env / "bin" / "python3.11") == "/opt/python/bin/python"
+
+
+def test_an_archive_for_emr_links_to_the_nodes_python(tmp_path: Path):
+    # GIVEN a one-wheel environment packed for EMR's prefix (the default of `fruits deploy upload`)
+    spec = EnvSpec(pins=("six==1.17.0",))
+    archive_path = build_env_archive(spec, tmp_path / ARCHIVE_NAME)
+    # WHEN its interpreter links and pyvenv.cfg are read
+    with tarfile.open(archive_path, "r:gz") as archive:
+        links = {name: archive.getmember(f"bin/{name}").linkname for name in ("python", "python3.11")}
+        pyvenv = archive.extractfile("pyvenv.cfg").read().decode()
+    # THEN bin/python resolves to EMR 8's /usr/bin/python3.11, as the bootstrap action checks
+    assert spec.python_prefix == EMR_PYTHON_PREFIX
+    assert links == {"python": "python3.11", "python3.11": f"{EMR_PYTHON_PREFIX}/bin/python3.11"}
+    assert f"home = {EMR_PYTHON_PREFIX}/bin" in pyvenv
+
+
+@pytest.mark.slow
+@pytest.mark.spark
+def test_spark_submit_runs_the_stream_from_the_packed_environment(
+    tmp_path: Path, local_env_archive: Path, models, sample_image_paths
+):
+    # GIVEN a small local lake of ingested images, the model artifacts, and the step's files:
+    # main.py alone, the job zip, and the environment archive (as the EMR step references them)
+    from tests.streaming.stream_testkit import ingest_images
+
+    featurizer_uri, pca_uri = models
+    lake = tmp_path / "lake"
+    images = sample_image_paths[:6]
+    ingest_images(lake, tmp_path / "uploads", images)
+    step = tmp_path / "step"
+    step.mkdir()
+    (step / "fruits_job.zip").write_bytes(build_job_package().data)
+    (step / "main.py").write_bytes((REPO_ROOT / "streaming_job" / "main.py").read_bytes())
+    # AND the archive unpacked as ./environment of the working directory, as YARN unpacks it in each
+    # container: local mode runs its workers in the driver's directory, not where it unpacks --archives
+    with tarfile.open(local_env_archive, "r:gz") as archive:
+        archive.extractall(step / ENV_ALIAS, filter="tar")
+    # AND no other interpreter with the job's packages anywhere: no PYSPARK_* or PYTHON* variables,
+    # and a PATH without this virtualenv or pyenv (/usr/bin/python3 has neither pandas nor LiteRT)
+    env = {name: value for name, value in os.environ.items() if not name.startswith(("PYSPARK_", "PYTHON"))}
+    env["PATH"] = SYSTEM_PATH
+    env["SPARK_HOME"] = str(Path(pyspark.__file__).parent)
+    # WHEN spark-submit runs main.py --available-now with the EMR step's environment options
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("spark-submit")),
+            "--master",
+            "local[2]",
+            *packed_env_args(str(local_env_archive)),
+            "--py-files",
+            "fruits_job.zip",
+            "main.py",
+            *["--lake", lake.as_uri(), "--featurizer", featurizer_uri, "--pca", pca_uri, "--available-now"],
+        ],
+        cwd=step,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    # THEN it exits 0 with a feature row per image, each featurized by LiteRT in a packed worker
+    assert result.returncode == 0, result.stderr[-4000:]
+    features = pq.read_table(lake / "features")
+    assert features.num_rows == len(images)
+    assert all("litert" in version for version in features.column("model_version").to_pylist())
