@@ -2,7 +2,8 @@
 
 Usage:
     fruits lake maintain --lake file:///abs/lake [options]
-    spark-submit --deploy-mode client --py-files fruits_job.zip maintain_main.py --lake s3://bucket [options]
+    spark-submit --deploy-mode cluster --archives <env>#environment ... \
+        --py-files fruits_job.zip maintain_main.py --lake s3://bucket [options]
 
 Per table (features, errors): deletes rows older than --retention-days, compacts
 each partition to one file, expires snapshots older than --snapshot-retention-days
@@ -150,5 +151,21 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def step_main(argv: list[str] | None = None) -> int:
+    """The EMR step's entry: `main` inside a SparkSession that the maintenance itself never uses.
+
+    The step runs in YARN cluster deploy mode, as every step does (the packed environment's
+    interpreter exists only in the YARN containers), and there the application master fails the
+    application when the driver has not created a SparkContext within spark.yarn.am.waitTime.
+    """
+    from pyspark.sql import SparkSession
+
+    spark = SparkSession.builder.appName("fruits-lake-maintain").getOrCreate()
+    try:
+        return main(argv)
+    finally:
+        spark.stop()
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(step_main())

@@ -123,6 +123,10 @@ class Target:
     def fit_pca_step_name(self) -> str:
         return f"fruits-fit-pca-{self.stage}"
 
+    @property
+    def maintain_step_name(self) -> str:
+        return f"fruits-lake-maintain-{self.stage}"
+
     def code_key(self, version: str, name: str) -> str:
         return self.lake.key(f"{contracts.CODE_PREFIX}{version}/{name}")
 
@@ -535,6 +539,21 @@ def fit_pca_step(target: Target, version: str, env_version: str, options: FitPca
         target.env_uri(env_version),
         target.code_uri(version, FIT_PCA_SCRIPT_NAME),
         fit_pca_args(target, options),
+    )
+
+
+def maintain_step(target: Target, version: str, env_version: str) -> dict[str, Any]:
+    """The daily `fruits lake maintain` step, with the command's defaults.
+
+    infra/emr-cluster.yaml's schedule adds it with CloudFormation placeholders for the lake, the
+    stage and the versions; tests/infra/test_lake_templates.py checks it equals this one.
+    """
+    return spark_submit_step(
+        target.maintain_step_name,
+        target.code_uri(version, JOB_PACKAGE_NAME),
+        target.env_uri(env_version),
+        target.code_uri(version, MAINTAIN_SCRIPT_NAME),
+        ["--lake", target.lake.root],
     )
 
 
