@@ -217,7 +217,7 @@ def _upload(args, executor, target) -> int:
         main_script=_existing_file(sources_dir / "main.py", "stream entry script"),
         fit_pca_script=_existing_file(sources_dir / "fit_pca_main.py", "fit-pca entry script"),
         maintain_script=_existing_file(
-            package_directory("fruits_lake") / deploy.MAINTAIN_SCRIPT_NAME, "lake maintenance entry script"
+            sources_dir / deploy.MAINTAIN_SCRIPT_NAME, "lake maintenance entry script"
         ),
         bootstrap_script=_existing_file(bootstrap, "bootstrap script (--bootstrap-script)"),
         featurizer=None

@@ -1,9 +1,8 @@
-"""Maintain the lake's tables: `fruits lake maintain`, and the script the scheduled EMR step runs.
+"""Maintain the lake's tables: `fruits lake maintain`, and the scheduled EMR step (whose entry,
+streaming_job/maintain_main.py, opens the SparkSession YARN needs and calls `main`).
 
 Usage:
     fruits lake maintain --lake file:///abs/lake [options]
-    spark-submit --deploy-mode cluster --archives <env>#environment ... \
-        --py-files fruits_job.zip maintain_main.py --lake s3://bucket [options]
 
 Per table (features, errors): deletes rows older than --retention-days, compacts
 each partition to one file, expires snapshots older than --snapshot-retention-days
@@ -19,13 +18,6 @@ import json
 import os
 import sys
 from datetime import timedelta
-from pathlib import Path
-
-if __name__ == "__main__":
-    # Run as a script, Python puts fruits_lake/ itself first on sys.path; import the package instead.
-    _HERE = Path(__file__).resolve().parent
-    sys.path = [entry for entry in sys.path if Path(entry or ".").resolve() != _HERE]
-    sys.path.insert(0, str(_HERE.parent))
 
 from fruits_core.errors import ConfigError
 from fruits_core.lake_uris import validate_lake_uri
@@ -149,23 +141,3 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"maintain_main.py: configuration error: {error}", file=sys.stderr)
         return 2
-
-
-def step_main(argv: list[str] | None = None) -> int:
-    """The EMR step's entry: `main` inside a SparkSession that the maintenance itself never uses.
-
-    The step runs in YARN cluster deploy mode, as every step does (the packed environment's
-    interpreter exists only in the YARN containers), and there the application master fails the
-    application when the driver has not created a SparkContext within spark.yarn.am.waitTime.
-    """
-    from pyspark.sql import SparkSession
-
-    spark = SparkSession.builder.appName("fruits-lake-maintain").getOrCreate()
-    try:
-        return main(argv)
-    finally:
-        spark.stop()
-
-
-if __name__ == "__main__":
-    sys.exit(step_main())

@@ -36,7 +36,7 @@ EU_REGIONS = ("eu-west-1", "eu-west-3", "eu-central-1", "eu-north-1", "eu-south-
 JOB_PACKAGE_NAME = "fruits_job.zip"
 MAIN_SCRIPT_NAME = "main.py"
 FIT_PCA_SCRIPT_NAME = "fit_pca_main.py"
-# The lake maintenance entry (fruits_lake/maintain_main.py) that the EMR stack's daily schedule runs.
+# The lake maintenance entry (streaming_job/maintain_main.py) that the EMR stack's daily schedule runs.
 MAINTAIN_SCRIPT_NAME = "maintain_main.py"
 BOOTSTRAP_SCRIPT_NAME = "check-python.sh"
 # The job's packed Python environment (operations/env_archive.py), by its own version: it changes

@@ -197,7 +197,7 @@ def test_maintain_main_py_runs_from_the_zip_inside_a_spark_context(tmp_path: Pat
     step = tmp_path / "step"
     step.mkdir()
     (step / "fruits_job.zip").write_bytes(build_job_package().data)
-    (step / "maintain_main.py").write_bytes((REPO_ROOT / "fruits_lake" / "maintain_main.py").read_bytes())
+    (step / "maintain_main.py").write_bytes((REPO_ROOT / "streaming_job" / "maintain_main.py").read_bytes())
     # WHEN spark-submit runs it
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
     env.pop("PYTHONPATH", None)
