@@ -543,10 +543,10 @@ def fit_pca_step(target: Target, version: str, env_version: str, options: FitPca
 
 
 def maintain_step(target: Target, version: str, env_version: str) -> dict[str, Any]:
-    """The daily `fruits lake maintain` step, with the command's defaults.
+    """The `fruits lake maintain` step, with the command's defaults (`fruits deploy maintain`).
 
-    infra/emr-cluster.yaml's schedule adds it with CloudFormation placeholders for the lake, the
-    stage and the versions; tests/infra/test_lake_templates.py checks it equals this one.
+    infra/emr-cluster.yaml's daily schedule adds it with CloudFormation placeholders for the lake,
+    the stage and the versions; tests/infra/test_lake_templates.py checks it equals this one.
     """
     return spark_submit_step(
         target.maintain_step_name,
@@ -660,6 +660,22 @@ def submit_fit_pca_step(
         target,
         target.fit_pca_step_name,
         [add_step(target, fit_pca_step(target, version, env_version, options))],
+        objects,
+    )
+
+
+def submit_maintain_step(executor: Executor, target: Target, version: str, env_version: str) -> str | None:
+    """Add the lake maintenance step now, unless one is already PENDING/RUNNING."""
+    objects = [
+        target.code_uri(version, JOB_PACKAGE_NAME),
+        target.env_uri(env_version),
+        target.code_uri(version, MAINTAIN_SCRIPT_NAME),
+    ]
+    return _submit(
+        executor,
+        target,
+        target.maintain_step_name,
+        [add_step(target, maintain_step(target, version, env_version))],
         objects,
     )
 

@@ -505,6 +505,43 @@ def test_fit_pca_adds_a_batch_step_running_the_job_fit_pca_entry(s3, emr, kms_ke
     ]
 
 
+def test_maintain_adds_the_lake_maintenance_step_on_the_packed_environment(
+    s3, emr, kms_key, cluster_id, artifacts
+):
+    # GIVEN uploaded code
+    assert upload_all(cluster_id, kms_key, artifacts) == 0
+    version = build_job_package().version
+    # WHEN maintenance is requested now
+    assert fruits_deploy("maintain", *target_flags(cluster_id, kms_key), "--stage", STAGE) == 0
+    # THEN the step runs the uploaded maintain_main.py in cluster mode on the packed environment
+    [step] = steps(emr, cluster_id)
+    assert step["Name"] == f"fruits-lake-maintain-{STAGE}"
+    assert step["ActionOnFailure"] == "CONTINUE"
+    assert step["Config"]["Args"] == [
+        "spark-submit",
+        "--deploy-mode",
+        "cluster",
+        "--name",
+        f"fruits-lake-maintain-{STAGE}",
+        "--conf",
+        "spark.yarn.submit.waitAppCompletion=true",
+        "--archives",
+        f"s3://{BUCKET}/code/env/{local_env_version()}/fruits-env.tar.gz#environment",
+        "--conf",
+        "spark.pyspark.python=./environment/bin/python",
+        "--conf",
+        "spark.pyspark.driver.python=./environment/bin/python",
+        "--py-files",
+        f"s3://{BUCKET}/code/{version}/fruits_job.zip",
+        f"s3://{BUCKET}/code/{version}/maintain_main.py",
+        "--lake",
+        f"s3://{BUCKET}",
+    ]
+    # AND a second request while it runs is refused
+    assert fruits_deploy("maintain", *target_flags(cluster_id, kms_key), "--stage", STAGE) == 1
+    assert len(steps(emr, cluster_id)) == 1
+
+
 # The outputs and parameter `fruits deploy` reads from infra/emr-cluster.yaml and template.yaml.
 EMR_STACK_TEMPLATE = """
 AWSTemplateFormatVersion: "2010-09-09"
