@@ -1,4 +1,4 @@
-"""`fruits deploy upload|start|status|stop|fit-pca`: operate the stream on Amazon EMR.
+"""`fruits deploy upload|start|status|stop|fit-pca|maintain`: operate the stream on Amazon EMR.
 
 Every subcommand takes `--dry-run`: it prints each AWS API call it would make, as
 `service.operation({...})` lines, and calls nothing.
@@ -134,6 +134,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     choice.add_argument("--target-variance", type=float, help="explained variance to reach (default 0.95)")
     fit_pca.add_argument("--sample-size", type=int, help="images sampled for the fit")
 
+    maintain = actions.add_parser(
+        "maintain", help="add the lake maintenance step now (the EMR stack's schedule adds it daily)"
+    )
+    _add_target_arguments(maintain)
+    maintain.add_argument("--code-version", help="uploaded code version to run (default: the local sources')")
+    maintain.add_argument(
+        "--env-version", help="uploaded environment version to run (default: the local environment's, LiteRT)"
+    )
+
 
 def _override_defaults(parser: argparse.ArgumentParser, **defaults: str) -> None:
     """set_defaults, and each flag's "(default X" help rewritten to match (tests/deploy)."""
@@ -217,7 +226,7 @@ def _upload(args, executor, target) -> int:
         main_script=_existing_file(sources_dir / "main.py", "stream entry script"),
         fit_pca_script=_existing_file(sources_dir / "fit_pca_main.py", "fit-pca entry script"),
         maintain_script=_existing_file(
-            package_directory("fruits_lake") / deploy.MAINTAIN_SCRIPT_NAME, "lake maintenance entry script"
+            sources_dir / deploy.MAINTAIN_SCRIPT_NAME, "lake maintenance entry script"
         ),
         bootstrap_script=_existing_file(bootstrap, "bootstrap script (--bootstrap-script)"),
         featurizer=None
@@ -432,4 +441,24 @@ def _fit_pca(args, executor, target) -> int:
     return 0
 
 
-ACTIONS = {"upload": _upload, "start": _start, "status": _status, "stop": _stop, "fit-pca": _fit_pca}
+def _maintain(args, executor, target) -> int:
+    from fruits_core import contracts
+    from operations import deploy
+
+    version = _code_version(args)
+    step_id = deploy.submit_maintain_step(
+        executor, target, version, _env_version(args, contracts.FEATURIZER_KEY)
+    )
+    if step_id:
+        executor.note(f"lake maintenance step {step_id} added to cluster {target.cluster_id}")
+    return 0
+
+
+ACTIONS = {
+    "upload": _upload,
+    "start": _start,
+    "status": _status,
+    "stop": _stop,
+    "fit-pca": _fit_pca,
+    "maintain": _maintain,
+}

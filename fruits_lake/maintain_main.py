@@ -1,8 +1,8 @@
-"""Maintain the lake's tables: `fruits lake maintain`, and the script the scheduled EMR step runs.
+"""Maintain the lake's tables: `fruits lake maintain`, and the scheduled EMR step (whose entry,
+streaming_job/maintain_main.py, opens the SparkSession YARN needs and calls `main`).
 
 Usage:
     fruits lake maintain --lake file:///abs/lake [options]
-    spark-submit --deploy-mode client --py-files fruits_job.zip maintain_main.py --lake s3://bucket [options]
 
 Per table (features, errors): deletes rows older than --retention-days, compacts
 each partition to one file, expires snapshots older than --snapshot-retention-days
@@ -18,13 +18,6 @@ import json
 import os
 import sys
 from datetime import timedelta
-from pathlib import Path
-
-if __name__ == "__main__":
-    # Run as a script, Python puts fruits_lake/ itself first on sys.path; import the package instead.
-    _HERE = Path(__file__).resolve().parent
-    sys.path = [entry for entry in sys.path if Path(entry or ".").resolve() != _HERE]
-    sys.path.insert(0, str(_HERE.parent))
 
 from fruits_core.errors import ConfigError
 from fruits_core.lake_uris import validate_lake_uri
@@ -148,7 +141,3 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"maintain_main.py: configuration error: {error}", file=sys.stderr)
         return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -36,7 +36,7 @@ EU_REGIONS = ("eu-west-1", "eu-west-3", "eu-central-1", "eu-north-1", "eu-south-
 JOB_PACKAGE_NAME = "fruits_job.zip"
 MAIN_SCRIPT_NAME = "main.py"
 FIT_PCA_SCRIPT_NAME = "fit_pca_main.py"
-# The lake maintenance entry (fruits_lake/maintain_main.py) that the EMR stack's daily schedule runs.
+# The lake maintenance entry (streaming_job/maintain_main.py) that the EMR stack's daily schedule runs.
 MAINTAIN_SCRIPT_NAME = "maintain_main.py"
 BOOTSTRAP_SCRIPT_NAME = "check-python.sh"
 # The job's packed Python environment (operations/env_archive.py), by its own version: it changes
@@ -122,6 +122,10 @@ class Target:
     @property
     def fit_pca_step_name(self) -> str:
         return f"fruits-fit-pca-{self.stage}"
+
+    @property
+    def maintain_step_name(self) -> str:
+        return f"fruits-lake-maintain-{self.stage}"
 
     def code_key(self, version: str, name: str) -> str:
         return self.lake.key(f"{contracts.CODE_PREFIX}{version}/{name}")
@@ -538,6 +542,21 @@ def fit_pca_step(target: Target, version: str, env_version: str, options: FitPca
     )
 
 
+def maintain_step(target: Target, version: str, env_version: str) -> dict[str, Any]:
+    """The `fruits lake maintain` step, with the command's defaults (`fruits deploy maintain`).
+
+    infra/emr-cluster.yaml's daily schedule adds it with CloudFormation placeholders for the lake,
+    the stage and the versions; tests/infra/test_lake_templates.py checks it equals this one.
+    """
+    return spark_submit_step(
+        target.maintain_step_name,
+        target.code_uri(version, JOB_PACKAGE_NAME),
+        target.env_uri(env_version),
+        target.code_uri(version, MAINTAIN_SCRIPT_NAME),
+        ["--lake", target.lake.root],
+    )
+
+
 def active_steps(executor: Executor, target: Target, name: str) -> list[dict[str, Any]] | None:
     """PENDING/RUNNING steps with this name (None in a dry run: unknown)."""
     response = executor(
@@ -641,6 +660,22 @@ def submit_fit_pca_step(
         target,
         target.fit_pca_step_name,
         [add_step(target, fit_pca_step(target, version, env_version, options))],
+        objects,
+    )
+
+
+def submit_maintain_step(executor: Executor, target: Target, version: str, env_version: str) -> str | None:
+    """Add the lake maintenance step now, unless one is already PENDING/RUNNING."""
+    objects = [
+        target.code_uri(version, JOB_PACKAGE_NAME),
+        target.env_uri(env_version),
+        target.code_uri(version, MAINTAIN_SCRIPT_NAME),
+    ]
+    return _submit(
+        executor,
+        target,
+        target.maintain_step_name,
+        [add_step(target, maintain_step(target, version, env_version))],
         objects,
     )
 

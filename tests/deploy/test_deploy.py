@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import tarfile
+from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from operations.aws_calls import ApiCall, Boto3Executor
 from operations.env_archive import ARCHIVE_NAME, env_spec
 from operations.job_package import build_job_package
 from streaming_job import uris
+from streaming_job.config import StreamConfig
 from streaming_job.status_log import StatusLog
 
 REGION = "eu-west-3"
@@ -219,7 +221,9 @@ def test_a_new_pca_replaces_every_file_of_the_old_one(s3, kms_key, cluster_id, a
 
 
 def expected_stream_args(version: str) -> list[str]:
-    # Written out literally: not rebuilt with StreamConfig.to_cli_args, the function under test.
+    # Written out flag by flag, not rebuilt with StreamConfig.to_cli_args (the function under test);
+    # the timings are StreamConfig's defaults, which the measurements behind them may move.
+    default = {field.name: field.default for field in fields(StreamConfig)}
     return [
         "spark-submit",
         "--deploy-mode",
@@ -246,7 +250,7 @@ def expected_stream_args(version: str) -> list[str]:
         "--pca",
         f"s3://{BUCKET}/models/pca",
         "--trigger",
-        "60",
+        f"{default['trigger_seconds']:g}",
         "--max-files-per-trigger",
         "8000",
         "--clean-source",
@@ -257,6 +261,12 @@ def expected_stream_args(version: str) -> list[str]:
         "Fruits/Stream",
         "--stage",
         STAGE,
+        "--heartbeat",
+        f"{default['heartbeat_seconds']:g}",
+        "--hung-after",
+        f"{default['hung_after_seconds']:g}",
+        "--image-read-timeout",
+        f"{default['image_read_timeout_seconds']:g}",
         "--cloudwatch-log-group",
         f"/fruits/{STAGE}/stream",
     ]
@@ -493,6 +503,43 @@ def test_fit_pca_adds_a_batch_step_running_the_job_fit_pca_entry(s3, emr, kms_ke
         "--sample-size",
         "500",
     ]
+
+
+def test_maintain_adds_the_lake_maintenance_step_on_the_packed_environment(
+    s3, emr, kms_key, cluster_id, artifacts
+):
+    # GIVEN uploaded code
+    assert upload_all(cluster_id, kms_key, artifacts) == 0
+    version = build_job_package().version
+    # WHEN maintenance is requested now
+    assert fruits_deploy("maintain", *target_flags(cluster_id, kms_key), "--stage", STAGE) == 0
+    # THEN the step runs the uploaded maintain_main.py in cluster mode on the packed environment
+    [step] = steps(emr, cluster_id)
+    assert step["Name"] == f"fruits-lake-maintain-{STAGE}"
+    assert step["ActionOnFailure"] == "CONTINUE"
+    assert step["Config"]["Args"] == [
+        "spark-submit",
+        "--deploy-mode",
+        "cluster",
+        "--name",
+        f"fruits-lake-maintain-{STAGE}",
+        "--conf",
+        "spark.yarn.submit.waitAppCompletion=true",
+        "--archives",
+        f"s3://{BUCKET}/code/env/{local_env_version()}/fruits-env.tar.gz#environment",
+        "--conf",
+        "spark.pyspark.python=./environment/bin/python",
+        "--conf",
+        "spark.pyspark.driver.python=./environment/bin/python",
+        "--py-files",
+        f"s3://{BUCKET}/code/{version}/fruits_job.zip",
+        f"s3://{BUCKET}/code/{version}/maintain_main.py",
+        "--lake",
+        f"s3://{BUCKET}",
+    ]
+    # AND a second request while it runs is refused
+    assert fruits_deploy("maintain", *target_flags(cluster_id, kms_key), "--stage", STAGE) == 1
+    assert len(steps(emr, cluster_id)) == 1
 
 
 # The outputs and parameter `fruits deploy` reads from infra/emr-cluster.yaml and template.yaml.

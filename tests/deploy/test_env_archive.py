@@ -8,10 +8,10 @@ import sys
 import tarfile
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pyspark
 import pytest
 
+from fruits_lake.reading import read_features
 from operations.deploy import ENV_ALIAS, packed_env_args
 from operations.env_archive import (
     ARCHIVE_NAME,
@@ -129,6 +129,6 @@ def test_spark_submit_runs_the_stream_from_the_packed_environment(
     )
     # THEN it exits 0 with a feature row per image, each featurized by LiteRT in a packed worker
     assert result.returncode == 0, result.stderr[-4000:]
-    features = pq.read_table(lake / "features")
+    features = read_features(lake.as_uri())
     assert features.num_rows == len(images)
     assert all("litert" in version for version in features.column("model_version").to_pylist())

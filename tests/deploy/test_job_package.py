@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from fruits_lake.reading import lake_tables
+from fruits_lake.reading import read_features
 from operations.env_archive import env_spec
 from operations.job_package import build_job_package, collect_sources, content_version
 
@@ -181,5 +182,44 @@ def test_main_py_runs_the_stream_from_the_zip(tmp_path: Path, models, sample_ima
     )
     # THEN it exits 0 after featurizing every manifest of the lake
     assert result.returncode == 0, result.stderr[-4000:]
-    features, _ = lake_tables(lake.as_uri())
-    assert features.scan().to_arrow().num_rows == len(images)
+    features = read_features(lake.as_uri())
+    assert features.num_rows == len(images)
+
+
+@pytest.mark.slow
+@pytest.mark.spark
+def test_maintain_main_py_runs_from_the_zip_inside_a_spark_context(tmp_path: Path):
+    # GIVEN a lake with both (empty) tables, and the zip + maintain_main.py laid out as the EMR step has them
+    from fruits_lake.catalog import ensure_tables, open_catalog
+
+    lake = tmp_path / "lake"
+    ensure_tables(open_catalog(lake.as_uri()))
+    step = tmp_path / "step"
+    step.mkdir()
+    (step / "fruits_job.zip").write_bytes(build_job_package().data)
+    (step / "maintain_main.py").write_bytes((REPO_ROOT / "streaming_job" / "maintain_main.py").read_bytes())
+    # WHEN spark-submit runs it
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    env.pop("PYTHONPATH", None)
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("spark-submit")),
+            "--master",
+            "local[1]",
+            "--py-files",
+            "fruits_job.zip",
+            "maintain_main.py",
+            *["--lake", lake.as_uri(), "--json"],
+        ],
+        cwd=step,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    # THEN it maintains both tables, from a driver that started a SparkContext (which a YARN
+    # cluster-mode application master waits for)
+    assert result.returncode == 0, result.stderr[-4000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert sorted(table["table"] for table in report["tables"]) == ["fruits.errors", "fruits.features"]
+    assert "SparkContext: Running Spark version" in result.stderr

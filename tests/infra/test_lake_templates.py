@@ -11,12 +11,12 @@ import argparse
 import json
 import re
 
-from cfn_template import role_statements, sub_text
+from cfn_template import REPO_ROOT, role_statements, sub_text
 
-from fruits_core import contracts
 from fruits_lake.catalog import GLUE_DATABASE_ENV, GLUE_DATABASE_PATTERN
 from fruits_lake.maintain_main import add_maintain_arguments, options_from_args
 from operations import deploy as stream_deploy
+from operations.env_archive import env_spec
 from operations.job_package import build_job_package
 
 DATABASE_IMPORT = {"Fn::ImportValue": {"Fn::Sub": "${IngestStackName}-LakeDatabaseName"}}
@@ -66,16 +66,19 @@ def test_the_emr_role_reaches_only_the_lake_database_and_its_tables_in_glue(emr_
     ]
 
 
-def test_every_step_gets_the_glue_database_in_both_deploy_modes(emr_template):
+def test_every_step_driver_gets_the_glue_database(emr_template):
     configurations = {
         c["Classification"]: c for c in emr_template["Resources"]["Cluster"]["Properties"]["Configurations"]
     }
-    # GIVEN the cluster's configuration THEN the stream's driver (YARN application master) gets it
+    # GIVEN the cluster's configuration THEN a step's driver (the YARN application master) gets it
     defaults = configurations["spark-defaults"]["ConfigurationProperties"]
     assert defaults[f"spark.yarn.appMasterEnv.{GLUE_DATABASE_ENV}"] == DATABASE_IMPORT
-    # AND so does a client-mode driver (spark-env.sh, which spark-submit sources)
-    exports = configurations["spark-env"]["Configurations"][0]["ConfigurationProperties"]
-    assert exports[GLUE_DATABASE_ENV] == DATABASE_IMPORT
+    # AND that is every driver: the steps run in cluster deploy mode (the packed environment's
+    # interpreter exists only in YARN containers), so no client-mode export is needed
+    step = stream_deploy.spark_submit_step("any", "s3://b/code/v/job.zip", "s3://b/env.tar.gz", "e.py", [])
+    args = step["HadoopJarStep"]["Args"]
+    assert args[args.index("--deploy-mode") + 1] == "cluster"
+    assert "spark-env" not in configurations
 
 
 def _scheduled_step(emr_template) -> tuple[dict, dict]:
@@ -102,26 +105,28 @@ def test_maintenance_is_scheduled_daily_as_an_emr_step_of_the_uploaded_code(emr_
     assert request["JobFlowId"] == "${Cluster}"
     (step,) = request["Steps"]
     assert step["Name"] == "fruits-lake-maintain-${Stage}" and step["ActionOnFailure"] == "CONTINUE"
-    # AND the step runs the files `fruits deploy upload` puts under code/<version>/, in client mode
-    code = f"s3://${{LakeBucketName}}/{contracts.CODE_PREFIX}${{MaintenanceCodeVersion}}/"
-    args = step["HadoopJarStep"]["Args"]
-    assert step["HadoopJarStep"]["Jar"] == "command-runner.jar"
-    assert args[:6] == [
-        "spark-submit",
-        "--deploy-mode",
-        "client",
-        "--py-files",
-        f"{code}{stream_deploy.JOB_PACKAGE_NAME}",
-        f"{code}{stream_deploy.MAINTAIN_SCRIPT_NAME}",
-    ]
+    # AND the step is the one operations/deploy.py builds for the uploaded code and environment
+    # (cluster deploy mode on the packed environment, like the stream's), with the stack's values
+    placeholders = stream_deploy.Target(lake=stream_deploy.Lake(bucket="${LakeBucketName}"), stage="${Stage}")
+    assert step == stream_deploy.maintain_step(
+        placeholders, "${MaintenanceCodeVersion}", "${MaintenanceEnvVersion}"
+    )
     # AND its flags are ones maintain_main.py accepts (everything else keeps the command's defaults)
+    args = step["HadoopJarStep"]["Args"]
+    script = args.index(
+        placeholders.code_uri("${MaintenanceCodeVersion}", stream_deploy.MAINTAIN_SCRIPT_NAME)
+    )
     parser = argparse.ArgumentParser()
     add_maintain_arguments(parser)
-    script_args = [arg.replace("${LakeBucketName}", "fruits-dev-lake-1-eu-west-3") for arg in args[6:]]
+    script_args = [
+        arg.replace("${LakeBucketName}", "fruits-dev-lake-1-eu-west-3") for arg in args[script + 1 :]
+    ]
     assert script_args == ["--lake", "s3://fruits-dev-lake-1-eu-west-3"]
     options_from_args(parser.parse_args(script_args))
-    # AND the code version parameter accepts exactly what the upload names its prefix
+    # AND the version parameters accept exactly what the upload names its prefixes
     assert re.fullmatch(parameters["MaintenanceCodeVersion"]["AllowedPattern"], build_job_package().version)
+    env_version = env_spec(REPO_ROOT / "pyproject.toml").version
+    assert re.fullmatch(parameters["MaintenanceEnvVersion"]["AllowedPattern"], env_version)
 
 
 def test_the_scheduler_role_can_only_add_steps_to_the_stream_cluster(emr_template):

@@ -6,12 +6,15 @@ lake without a lifecycle rule, or a live-table prefix given an age expiry, fails
 
 from __future__ import annotations
 
+import fnmatch
 import re
 
 import pytest
 from cfn_template import INGEST_TEMPLATE, as_list, load_template, role_statements, sub_text
 
 from fruits_core import contracts
+from fruits_lake.catalog import ERRORS_TABLE, FEATURES_TABLE
+from streaming_job.table_versions import archived_table_name
 
 
 @pytest.fixture(scope="module")
@@ -108,9 +111,26 @@ def test_privacy_operator_role_is_least_privilege(template):
         ":parameter${PseudonymKeyParameterName}"
     )
     assert by_action["kms:Decrypt"]["Resource"] == {"Fn::GetAtt": ["LakeKey", "Arn"]}
-    # AND updates only the lake's two Glue tables
-    glue = [sub_text(r) for r in as_list(by_action["glue:UpdateTable"]["Resource"])]
-    assert {arn.rsplit("/", 1)[1] for arn in glue if ":table/" in arn} == {"features", "errors"}
+    # AND reaches Glue only in the stack's one lake database (LakeDatabase, as the EMR stack does)
+    glue_arns = {
+        sub_text(r)
+        for s in statements
+        if as_list(s["Action"])[0].startswith("glue:")
+        for r in as_list(s["Resource"])
+    }
+    prefix = "arn:${AWS::Partition}:glue:${AWS::Region}:${AWS::AccountId}:"
+    assert {arn for arn in glue_arns if ":table/" in arn or ":database/" in arn} == {
+        f"{prefix}database/${{LakeDatabase}}",
+        f"{prefix}table/${{LakeDatabase}}/*",  # GetTables: an erasure lists every table
+        *(f"{prefix}table/${{LakeDatabase}}/{name}" for name in ("features", "features_*", "errors")),
+    }
+    # AND updates only the tables that hold subject rows: both tables and every archived features table
+    updated = [sub_text(r) for r in as_list(by_action["glue:UpdateTable"]["Resource"])]
+    patterns = [arn.rsplit("/", 1)[1] for arn in updated if ":table/" in arn]
+    tables = [FEATURES_TABLE, ERRORS_TABLE, archived_table_name("pca-v2:3f9a.k64")]
+    for table in tables:
+        assert any(fnmatch.fnmatchcase(table.split(".", 1)[1], pattern) for pattern in patterns), table
+    assert not any(fnmatch.fnmatchcase("quarantine", pattern) for pattern in patterns)
     # AND only a person with MFA can assume it
     trust = template["Resources"]["PrivacyOperatorRole"]["Properties"]["AssumeRolePolicyDocument"]
     [statement] = trust["Statement"]

@@ -31,6 +31,7 @@ from fruits_ingest import config as ingest_config
 
 from fruits_core import contracts
 from operations import deploy as stream_deploy
+from operations.cost import Assumptions
 from streaming_job import status_log
 from streaming_job.config import StreamConfig
 
@@ -585,6 +586,17 @@ def test_stream_alarms_watch_the_metrics_the_stream_emits(emr_template):
         "AppsFailed",
         "MRUnhealthyNodes",
     } <= watched
+
+
+def test_the_cost_estimate_prices_every_alarm_of_both_templates(ingest_template, emr_template):
+    # GIVEN both templates WHEN their alarms are counted THEN `fruits cost` prices that many
+    alarms = [
+        name
+        for template in (ingest_template, emr_template)
+        for name, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::CloudWatch::Alarm"
+    ]
+    assert Assumptions().alarms == len(alarms), sorted(alarms)
 
 
 @pytest.mark.parametrize("template_path", [INGEST_TEMPLATE, EMR_TEMPLATE], ids=["sam", "emr"])

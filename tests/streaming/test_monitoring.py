@@ -107,7 +107,7 @@ def test_a_progress_record_carries_the_batch_figures_and_no_identifiers():
     record = progress_record(spark_progress(4, rows=20), STATS, backlog_manifests=37)
     # THEN rows come from foreachBatch, rows/s from them and the trigger duration, plus latency and backlog
     assert record == {
-        "record_version": 1,
+        "record_version": contracts.STATUS_RECORD_VERSION,
         "event": "progress",
         "batch_id": 4,
         "timestamp": "2024-05-01T10:00:05.000Z",
