@@ -17,7 +17,7 @@ TUNABLE = {
     "lambda_memory_mb": "ingest Lambda memory in MB (default 1024, as in template.yaml)",
     "retention_days": "days the lake keeps clean images, manifests and features (default 30)",
     "quarantine_rate": "fraction of uploads rejected (default 0.02)",
-    "trigger_seconds": "stream trigger interval in seconds (default 10)",
+    "trigger_seconds": "stream trigger interval in seconds (default 60, the stream's --trigger default)",
     "peak_factor": "peak image rate / average rate, sizes the fleet (default 3)",
     "images_per_vcpu_second": "stream throughput per vCPU at input size 224 (default 60, the LiteRT runtime)",
     "core_count": "on-demand core nodes (default 2)",

@@ -26,6 +26,7 @@ from fruits_core.clock import utc_now
 from fruits_core.errors import ConfigError
 from fruits_lake.catalog import FEATURES_TABLE, NAMESPACE
 from fruits_lake.compaction import MAINTENANCE_PROPERTY, compact_partition, data_files_per_partition
+from fruits_lake.maintain_main import DEFAULTS
 from fruits_lake.orphans import remove_orphan_files
 from fruits_lake.snapshots import expire_snapshots
 
@@ -38,9 +39,9 @@ T = TypeVar("T")
 class MaintainOptions:
     """What each step keeps; the defaults are the CLI's (fruits_lake.maintain_main)."""
 
-    snapshot_retention: timedelta = timedelta(days=7)
-    keep_snapshots: int = 10
-    orphan_min_age: timedelta = timedelta(hours=24)
+    snapshot_retention: timedelta = timedelta(days=DEFAULTS["snapshot_retention_days"])
+    keep_snapshots: int = DEFAULTS["keep_snapshots"]
+    orphan_min_age: timedelta = timedelta(hours=DEFAULTS["orphan_min_age_hours"])
     # Rows older than this many days are deleted; None keeps every row.
     retention_days: int | None = 365
 

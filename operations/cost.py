@@ -4,7 +4,7 @@ Pure functions over the price table shipped with the package (`pricing_eu.json`,
 dated, one source URL per service) and a set of documented assumptions, so the
 estimate is reproducible and every figure can be traced. Volumes follow the data
 path of docs/design.md: upload -> S3 notification -> SQS -> Lambda -> lake -> Spark
-stream on EMR -> Parquet.
+stream on EMR -> Iceberg tables.
 """
 
 from __future__ import annotations
@@ -61,7 +61,8 @@ class Assumptions:
     xray_sampling_rate: float = 0.05
     kms_requests_per_image: float = 0.002  # S3 Bucket Keys: S3 asks KMS for a data key rarely
     # Stream on EMR
-    trigger_seconds: float = 10.0
+    # The stream's own default (set from the measured commit cost per batch: docs/performance.md).
+    trigger_seconds: float = field(default_factory=lambda: float(stream_default("trigger_seconds")))
     peak_factor: float = 3.0
     # LiteRT runtime: ~260-300 images/s on one core here (docs/performance.md), derated to 60 as the
     # Keras default (15 against 66 measured) was, for hyperthreads, decoding and Spark's per-row work.
@@ -69,7 +70,9 @@ class Assumptions:
     driver_vcpus: int = 1  # the cluster-mode driver occupies a core node's vCPU
     stream_gets_per_image: float = 3.0  # manifest, clean image, cleanSource rename's HEAD
     stream_copies_per_image: float = 1.0  # cleanSource archive = COPY + DELETE
-    puts_per_batch: float = 12.0  # Parquet files + staging publish, checkpoint offsets/commits, status
+    # Per micro-batch: 2 Iceberg commits (data file, manifest, manifest list, metadata = 4 PUTs each; their
+    # Glue UpdateTable calls stay in Glue's free million requests), checkpoint offsets and commit, status.
+    puts_per_batch: float = 12.0
     # infra/emr-cluster.yaml defaults: PrimaryInstanceType, CoreInstanceType x CoreOnDemandUnits,
     # TaskInstanceTypeA, and ScalingMinimumUnits 3 = the 2 core nodes + 1 task node always on.
     primary_type: str = "m7i.xlarge"
@@ -433,10 +436,15 @@ def _price(value: float) -> str:
     return "$" + f"{value:.8f}".rstrip("0").rstrip(".")
 
 
-def _files_note(files: int) -> str:
+def stream_default(name: str):
+    """A `fruits stream` default (StreamConfig), so the estimate follows the stream's real settings."""
     from streaming_job.config import StreamConfig
 
-    default = next(item.default for item in fields(StreamConfig) if item.name == "max_files_per_trigger")
+    return next(item.default for item in fields(StreamConfig) if item.name == name)
+
+
+def _files_note(files: int) -> str:
+    default = stream_default("max_files_per_trigger")
     return f" (the default {default:,} is enough)" if files <= default else ""
 
 

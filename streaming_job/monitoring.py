@@ -34,7 +34,7 @@ from streaming_job.status_log import (
 
 log = logging.getLogger(__name__)
 
-# Progress records kept in memory: a day of 10 s triggers is 8,640, a demo or bench run a few dozen.
+# Progress records kept in memory: a day of 60 s triggers is 1,440, a demo or bench run a few dozen.
 HISTORY_RECORDS = 1000
 # (time, backlog) of the last heartbeats, kept in latest.json: `fruits status` sees whether the backlog grows.
 BACKLOG_SAMPLES = 10

@@ -183,7 +183,7 @@ def test_small_figures_keep_two_significant_digits():
 def test_large_scales_keep_their_figures():
     text = format_table(estimate(100_000_000))
     assert "57.87 vCPUs at peak" in text
-    assert "--max-files-per-trigger >= 34,723;" in text
+    assert "--max-files-per-trigger >= 208,334;" in text
     assert "peak concurrency ~2,083.3 " in text
 
 
