@@ -17,6 +17,8 @@ from fruits_core.errors import ConfigError
 from fruits_core.lake_uris import join_uri, validate_lake_uri
 
 CLEAN_SOURCE_MODES = ("off", "archive", "delete")
+# A week: a longer epoch lets the checkpoint hold (and every restart load) more than a week of manifests.
+MAX_CHECKPOINT_EPOCH_HOURS = 168.0
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,8 @@ class StreamConfig:
     metrics_namespace: str = "Fruits/Stream"
     stage: str = "local"
     cloudwatch_log_group: str | None = None
+    # The checkpoint moves to a fresh epoch this often, bounding its size (checkpoint_epochs.py).
+    checkpoint_epoch_hours: float = 24.0
     # Start a new features table when the model differs from the current table's (table_versions).
     new_model_table: bool = False
 
@@ -77,6 +81,8 @@ class StreamConfig:
             self.metrics_namespace,
             "--stage",
             self.stage,
+            "--checkpoint-epoch-hours",
+            _format_number(self.checkpoint_epoch_hours),
         ]
         if self.cloudwatch_log_group:
             args += ["--cloudwatch-log-group", self.cloudwatch_log_group]
@@ -111,7 +117,16 @@ def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--checkpoint",
         default=_env("CHECKPOINT"),
-        help="checkpoint location (default <lake>/checkpoints/features)",
+        help="checkpoint root; the query's checkpoint is <checkpoint>/epoch=<n>/ "
+        "(default <lake>/checkpoints/features)",
+    )
+    parser.add_argument(
+        "--checkpoint-epoch-hours",
+        type=float,
+        default=_env("CHECKPOINT_EPOCH_HOURS", _default("checkpoint_epoch_hours")),
+        help="start a fresh checkpoint under <checkpoint>/epoch=<n+1>/ (between two micro-batches) once "
+        "the current one is this old, so its size and the restart time stay bounded "
+        f"(default {_default('checkpoint_epoch_hours')}, at most {MAX_CHECKPOINT_EPOCH_HOURS:g})",
     )
     parser.add_argument(
         "--featurizer",
@@ -189,6 +204,11 @@ def config_from_args(args: argparse.Namespace) -> StreamConfig:
         raise ConfigError(f"--trigger must be > 0 seconds, got {args.trigger_seconds}")
     if args.max_files_per_trigger < 1:
         raise ConfigError(f"--max-files-per-trigger must be >= 1, got {args.max_files_per_trigger}")
+    if not 0 < args.checkpoint_epoch_hours <= MAX_CHECKPOINT_EPOCH_HOURS:
+        raise ConfigError(
+            f"--checkpoint-epoch-hours must be in (0, {MAX_CHECKPOINT_EPOCH_HOURS:g}], "
+            f"got {args.checkpoint_epoch_hours}"
+        )
     if not 1 <= args.inference_batch_size <= 1024:
         raise ConfigError(f"--inference-batch-size must be in 1..1024, got {args.inference_batch_size}")
     if not args.stage or not args.stage.replace("-", "").isalnum():
@@ -209,6 +229,7 @@ def config_from_args(args: argparse.Namespace) -> StreamConfig:
         stage=args.stage,
         cloudwatch_log_group=args.cloudwatch_log_group or None,
         new_model_table=args.new_model_table,
+        checkpoint_epoch_hours=args.checkpoint_epoch_hours,
     )
     for uri_field in ("checkpoint", "featurizer", "pca"):
         validate_lake_uri(getattr(config, uri_field), f"--{uri_field}")

@@ -25,6 +25,7 @@ from fruits_core.errors import ConfigError
 from fruits_lake.catalog import open_catalog
 from streaming_job import uris
 from streaming_job.config import StreamConfig
+from streaming_job.epoch_rotation import EpochCheckpoints, EpochRotation
 from streaming_job.monitoring import ProgressListener
 from streaming_job.sink import TableSink
 from streaming_job.status_log import BatchStatsBoard, EmfPublisher
@@ -47,6 +48,7 @@ class RunningStream:
     pca_version: str
     k: int
     explained_variance: list[float]
+    rotation: EpochRotation
 
 
 class HadoopFiles:
@@ -159,18 +161,24 @@ def start_stream(spark: SparkSession, config: StreamConfig) -> RunningStream:
         backlog_counter=lambda newest_ms: files.count_manifests_newer_than(config.manifests_uri, newest_ms),
     )
     spark.streams.addListener(listener)
-    writer = (
-        read_manifests(spark, config)
-        .writeStream.queryName(QUERY_NAME)
-        .foreachBatch(MicroBatchWriter(spark, config, context, board, sink))
-        .option("checkpointLocation", config.checkpoint)
-    )
-    writer = (
-        writer.trigger(availableNow=True)
-        if config.available_now
-        else writer.trigger(processingTime=f"{config.trigger_seconds} seconds")
-    )
-    query = writer.start()
+
+    def start_query(checkpoint_uri: str):
+        writer = (
+            read_manifests(spark, config)
+            .writeStream.queryName(QUERY_NAME)
+            .foreachBatch(MicroBatchWriter(spark, config, context, board, sink))
+            .option("checkpointLocation", checkpoint_uri)
+        )
+        writer = (
+            writer.trigger(availableNow=True)
+            if config.available_now
+            else writer.trigger(processingTime=f"{config.trigger_seconds} seconds")
+        )
+        return writer.start()
+
+    epochs = EpochCheckpoints(spark, config.checkpoint, config.checkpoint_epoch_hours)
+    rotation = EpochRotation(epochs, start_query, stop_between_batches, listener.terminated)
+    query = rotation.start()
     log.info(
         "query %s started: featurizer %s, PCA %s (k=%d)",
         QUERY_NAME,
@@ -185,6 +193,7 @@ def start_stream(spark: SparkSession, config: StreamConfig) -> RunningStream:
         pca_version=projection.pca_version,
         k=projection.k,
         explained_variance=list(projection.explained_variance),
+        rotation=rotation,
     )
 
 
@@ -210,20 +219,22 @@ def await_stream(
 
     Raises the query's exception when it failed.
     """
-    query = running.query
     reason = "finished"
-    while query.isActive:
+    while running.query.isActive:
+        query = running.query
         if stop_requested.is_set():
             reason = "stop requested"
         elif uris.exists(config.stop_marker_uri):
             reason = "stop marker"
         else:
             query.awaitTermination(poll_seconds)
+            running.query = running.rotation.rotate_if_due(query)
             continue
         stop_between_batches(query)
         if reason == "stop marker":
             HadoopFiles(spark).delete(config.stop_marker_uri)
         break
+    query = running.query
     failure = query.exception()
     drain_listener(spark, running.listener)
     if failure is not None:

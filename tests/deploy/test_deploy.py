@@ -198,6 +198,8 @@ def expected_stream_args(version: str) -> list[str]:
         "Fruits/Stream",
         "--stage",
         STAGE,
+        "--checkpoint-epoch-hours",
+        "24",
         "--cloudwatch-log-group",
         f"/fruits/{STAGE}/stream",
     ]

@@ -44,6 +44,7 @@ def test_to_cli_args_round_trips_through_the_stream_parser():
         metrics_namespace="Fruits/Test",
         stage="prod",
         cloudwatch_log_group="/fruits/prod/stream",
+        checkpoint_epoch_hours=0.5,
     )
     # WHEN it becomes the EMR step's arguments
     args = config.to_cli_args()
@@ -69,6 +70,8 @@ def test_to_cli_args_round_trips_through_the_stream_parser():
         "Fruits/Test",
         "--stage",
         "prod",
+        "--checkpoint-epoch-hours",
+        "0.5",
         "--cloudwatch-log-group",
         "/fruits/prod/stream",
         "--available-now",
@@ -101,6 +104,7 @@ def test_fruits_environment_variables_are_the_defaults(monkeypatch):
     monkeypatch.setenv("FRUITS_INFERENCE_BATCH_SIZE", "16")
     monkeypatch.setenv("FRUITS_STAGE", "staging")
     monkeypatch.setenv("FRUITS_CLOUDWATCH_LOG_GROUP", "/fruits/staging/stream")
+    monkeypatch.setenv("FRUITS_CHECKPOINT_EPOCH_HOURS", "6")
     # WHEN the parser is built and given no flags
     config = config_from_args(parse())
     # THEN every setting comes from its variable
@@ -111,6 +115,7 @@ def test_fruits_environment_variables_are_the_defaults(monkeypatch):
         16,
     )
     assert (config.stage, config.cloudwatch_log_group) == ("staging", "/fruits/staging/stream")
+    assert config.checkpoint_epoch_hours == 6.0
     # AND a flag still wins over its variable
     assert config_from_args(parse("--stage", "prod")).stage == "prod"
 
@@ -132,6 +137,15 @@ def test_a_malformed_environment_number_is_refused_by_the_parser(monkeypatch):
         (("--lake", LAKE, "--max-files-per-trigger", "0"), "--max-files-per-trigger must be >= 1"),
         (("--lake", LAKE, "--inference-batch-size", "2000"), "--inference-batch-size must be in 1..1024"),
         (("--lake", LAKE, "--stage", "dev prod"), "--stage must be alphanumeric"),
+        (
+            ("--lake", LAKE, "--checkpoint-epoch-hours", "0"),
+            r"--checkpoint-epoch-hours must be in \(0, 168\]",
+        ),
+        (
+            ("--lake", LAKE, "--checkpoint-epoch-hours", "200"),
+            r"--checkpoint-epoch-hours must be in \(0, 168\]",
+        ),
+        (("--lake", LAKE, "--checkpoint-epoch-hours", "nan"), "--checkpoint-epoch-hours must be in"),
         (("--lake", LAKE, "--pca", "http://elsewhere/pca"), "s3://bucket"),
     ],
 )
