@@ -6,9 +6,9 @@ most. Usage:
     python -m tests.streaming.kill_rotation_at STEP MARKER <fruits stream flags>
 
 STEP is one of STEPS: before-next-epoch (the old epoch's query stopped, the
-next epoch not started), before-retire (the next epoch's query started, the
-old epoch not deleted yet), new-epoch-between-commits (in the next epoch, a
-batch's features appended, its errors and Spark's commit not yet). MARKER is
+next epoch not started), new-epoch-between-commits (in the next epoch, a
+batch's features appended, its errors and Spark's commit not yet),
+before-retire (the next epoch's query started, the old epoch not deleted yet). MARKER is
 written just before the kill, so the test knows it happened there.
 """
 
@@ -23,7 +23,7 @@ from fruits_cli.main import main
 from streaming_job.epoch_rotation import EpochCheckpoints
 from streaming_job.sink import TableSink
 
-STEPS = ("before-next-epoch", "before-retire", "new-epoch-between-commits")
+STEPS = ("before-next-epoch", "new-epoch-between-commits", "before-retire")
 
 
 def install(step: str, marker: Path) -> None:

@@ -159,11 +159,13 @@ def test_sigkills_around_a_rotation_still_give_each_image_exactly_once(models, s
     # WHEN the stream is SIGKILLed with epoch 0's query stopped and the next epoch not started,
     run_until_killed("before-next-epoch", lake, models, tmp_path, log)
     assert epoch_dirs(lake) == ["epoch=0"]
-    # restarted (epoch 0 resumed) and SIGKILLed with the next epoch's query started, epoch 0 not retired,
-    run_until_killed("before-retire", lake, models, tmp_path, log)
-    assert epoch_dirs(lake)[0] == "epoch=0"
-    # restarted and SIGKILLed in a later epoch with a batch's features appended, not Spark's commit,
+    # restarted (epoch 0 resumed, then rotated) and SIGKILLed in the next epoch with a batch's features
+    # appended, not Spark's commit,
     run_until_killed("new-epoch-between-commits", lake, models, tmp_path, log)
+    # restarted (that epoch resumed, the batch replayed) and SIGKILLed with the next epoch's query started
+    # and the previous epoch not retired,
+    run_until_killed("before-retire", lake, models, tmp_path, log)
+    assert len(epoch_dirs(lake)) == 2
     # and finally restarted with --available-now to drain the backlog
     final = subprocess.run(
         [
