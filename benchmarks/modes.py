@@ -188,14 +188,10 @@ def _wait_for_rows(running, expected: int, timeout_seconds: float) -> None:
 
 
 def _published_rows(workload: Workload) -> dict[str, int]:
-    from demo.run import parquet_rows
-    from fruits_core import contracts
-    from fruits_core.lake_uris import join_uri
+    from fruits_lake.reading import committed_rows, lake_tables
 
-    return {
-        "features": parquet_rows(join_uri(workload.lake_uri, contracts.FEATURES_PREFIX)),
-        "errors": parquet_rows(join_uri(workload.lake_uri, contracts.ERRORS_PREFIX)),
-    }
+    features, errors = lake_tables(workload.lake_uri)
+    return {"features": committed_rows(features), "errors": committed_rows(errors)}
 
 
 def ingest(images_dir: Path, n: int) -> dict:

@@ -38,6 +38,7 @@ RUN_OUTPUT_PREFIXES = (
     contracts.FEATURES_PREFIX,
     contracts.ERRORS_PREFIX,
     contracts.CHECKPOINTS_PREFIX,
+    contracts.CATALOG_PREFIX,
     contracts.STATUS_PREFIX,
     "control/",
 )

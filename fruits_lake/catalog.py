@@ -51,6 +51,12 @@ BATCH_ID_PROPERTY = "fruits.batch-id"
 PCA_VERSION_PROPERTY = "fruits.pca-version"
 MODEL_VERSION_PROPERTY = "fruits.model-version"
 K_PROPERTY = "fruits.k"
+# Every commit writes a new metadata file: keep the last 100, delete older ones as part of the commit
+# (the stream commits every few seconds; snapshots themselves are expired by maintenance).
+TABLE_PROPERTIES = {
+    "write.metadata.delete-after-commit.enabled": "true",
+    "write.metadata.previous-versions-max": "100",
+}
 
 
 def open_catalog(lake_uri: str) -> Catalog:
@@ -123,7 +129,9 @@ def create_table_if_missing(
     if catalog.table_exists(identifier):
         return catalog.load_table(identifier)
     try:
-        return catalog.create_table(identifier, schema=schema, location=location, partition_spec=spec)
+        return catalog.create_table(
+            identifier, schema=schema, location=location, partition_spec=spec, properties=TABLE_PROPERTIES
+        )
     except TableAlreadyExistsError:
         return catalog.load_table(identifier)
 

@@ -27,7 +27,10 @@ class StreamConfig:
     checkpoint: str
     featurizer: str
     pca: str
-    trigger_seconds: float = 10.0
+    # Each trigger commits to the tables; a commit costs ~0.1 s plus ~2.2 ms per snapshot the table keeps
+    # (pyiceberg copies the metadata), measured by benchmarks/commit_cost.py: at 60 s the commit stays
+    # under 10 % of the batch with a day of snapshots kept (docs/performance.md#the-tables-commit).
+    trigger_seconds: float = 60.0
     available_now: bool = False
     # Under a backlog, bigger batches amortise the ~0.8 s fixed cost of a micro-batch: the LiteRT runtime
     # featurizes ~200 images/s per core, so 8000 keeps it under 5 % on 2 cores (docs/performance.md).

@@ -1,4 +1,4 @@
-"""Spark schemas of the stream's input and outputs, built from the field lists in fruits_core/contracts.py.
+"""Spark schemas of the stream's input and worker rows, from the field lists in fruits_core/contracts.py.
 
 The manifest schema is always given explicitly to `readStream` (never inferred),
 so a malformed or foreign manifest cannot change the query's schema.
@@ -6,7 +6,6 @@ so a malformed or foreign manifest cannot change the query's schema.
 
 from __future__ import annotations
 
-import pyarrow as pa
 from pyspark.sql.types import (
     ArrayType,
     DataType,
@@ -32,15 +31,6 @@ _SPARK_TYPES: dict[str, DataType] = {
 }
 
 
-_ARROW_TYPES: dict[str, pa.DataType] = {
-    "string": pa.string(),
-    "int": pa.int32(),
-    "long": pa.int64(),
-    "float": pa.float32(),
-    "array<float>": pa.list_(pa.field("element", pa.float32(), nullable=False)),
-}
-
-
 def struct_type(fields: tuple[tuple[str, str], ...]) -> StructType:
     """A StructType from a contracts field list (`"type?"` marks a nullable field)."""
     struct_fields = []
@@ -61,21 +51,3 @@ def manifest_read_schema() -> StructType:
     """
     fields = [StructField(f.name, f.dataType, nullable=True) for f in struct_type(contracts.MANIFEST_FIELDS)]
     return StructType([*fields, StructField(CORRUPT_RECORD_COLUMN, StringType(), nullable=True)])
-
-
-def features_schema() -> StructType:
-    return struct_type(contracts.FEATURES_FIELDS)
-
-
-def arrow_schema(fields: tuple[tuple[str, str], ...]) -> pa.Schema:
-    """The Arrow schema of the Parquet files the driver writes, as Spark would write them.
-
-    Every column nullable, array elements not (as Spark's Parquet writer does).
-    """
-    arrow_fields = []
-    for name, kind in fields:
-        base_kind = kind.rstrip("?")
-        if base_kind not in _ARROW_TYPES:
-            raise ValueError(f"field {name!r} has a type the schemas do not know: {kind!r}")
-        arrow_fields.append(pa.field(name, _ARROW_TYPES[base_kind], nullable=True))
-    return pa.schema(arrow_fields)

@@ -11,23 +11,38 @@ checkpoint and new for a new one.
 A new or reset checkpoint re-reads manifests that may already be in the table
 (with `--clean-source off`, all of them). Feature rows whose image_id is
 already in the table are skipped, found with a filtered scan over the upload
-days the batch touches (hidden partitioning prunes every other day). Nothing
-is ever deleted: a checkpoint can no longer destroy data.
+days the batch touches (hidden partitioning prunes every other day). Only rows
+that another query could have written are looked up: those ingested before
+that query's last commit (plus a margin for clocks that disagree). In steady
+state that is none, so a batch reads no data file. Nothing is ever deleted: a
+checkpoint can no longer destroy data.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from pyiceberg.expressions import And, GreaterThanOrEqual, In, LessThanOrEqual
+from pyiceberg.exceptions import CommitFailedException
+from pyiceberg.expressions import And, GreaterThanOrEqual, LessThanOrEqual
 from pyiceberg.table import Table
 
 from fruits_lake.catalog import BATCH_ID_PROPERTY, PCA_VERSION_PROPERTY, QUERY_ID_PROPERTY
 
+log = logging.getLogger(__name__)
+
 DEDUP_KEY = "image_id"
 DEDUP_TIME = "uploaded_at"
+INGEST_TIME = "ingested_at"
+# Ingest (Lambda) and driver clocks may disagree by this much: rows ingested this long after another
+# query's last commit are still looked up.
+CLOCK_SKEW_MARGIN = timedelta(minutes=10)
+# Another writer (a subject erasure, maintenance) may commit between our refresh and our commit:
+# Iceberg then refuses ours, and an append can simply be retried on the new metadata.
+COMMIT_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -62,25 +77,49 @@ def committed_by(table: Table, query_id: str, batch_id: int) -> bool:
     return False
 
 
+def reread_horizon(table: Table, query_id: str) -> datetime | None:
+    """Rows ingested up to this moment may be in the table already (None: every commit is this query's).
+
+    This query never reads a manifest twice (a replay is caught by committed_by), so only
+    another query's commits (an earlier checkpoint's, maintenance's) can hold a batch's rows.
+    """
+    others = [
+        snapshot.timestamp_ms
+        for snapshot in table.metadata.snapshots
+        if snapshot.summary is None or snapshot.summary[QUERY_ID_PROPERTY] != query_id
+    ]
+    if not others:
+        return None
+    return datetime.fromtimestamp(max(others) / 1000, tz=UTC) + CLOCK_SKEW_MARGIN
+
+
+def rows_to_check(rows: pa.Table, horizon: datetime | None) -> pa.Table:
+    """The rows that may already be in the table: those ingested up to the horizon."""
+    if horizon is None:
+        return rows.slice(0, 0)
+    return rows.filter(
+        pc.less_equal(rows.column(INGEST_TIME), pa.scalar(horizon, rows.schema.field(INGEST_TIME).type))
+    )
+
+
 def existing_ids(table: Table, rows: pa.Table) -> set[str]:
     """The image_ids of `rows` already in `table`, read only from the upload days `rows` spans.
 
     A re-read manifest carries the same upload time as the row it gave before, so the
-    range [earliest, latest upload] of the batch finds every earlier copy.
+    range [earliest, latest upload] of the rows finds every earlier copy. The ids are
+    matched in Arrow after the scan: an `In` filter of thousands of ids in the scan
+    itself measured 10x slower (2 s against 0.2 s for 8000 ids over 80,000 rows).
     """
     if rows.num_rows == 0:
         return set()
     earliest, latest = pc.min_max(rows.column(DEDUP_TIME)).values()
-    ids = rows.column(DEDUP_KEY).to_pylist()
     row_filter = And(
-        In(DEDUP_KEY, ids),
-        And(
-            GreaterThanOrEqual(DEDUP_TIME, earliest.as_py().isoformat()),
-            LessThanOrEqual(DEDUP_TIME, latest.as_py().isoformat()),
-        ),
+        GreaterThanOrEqual(DEDUP_TIME, earliest.as_py().isoformat()),
+        LessThanOrEqual(DEDUP_TIME, latest.as_py().isoformat()),
     )
-    found = table.scan(row_filter=row_filter, selected_fields=(DEDUP_KEY,)).to_arrow()
-    return set(found.column(DEDUP_KEY).to_pylist())
+    stored = table.scan(row_filter=row_filter, selected_fields=(DEDUP_KEY,)).to_arrow().column(DEDUP_KEY)
+    present = stored.filter(pc.is_in(stored, value_set=rows.column(DEDUP_KEY).combine_chunks()))
+    return set(present.to_pylist())
 
 
 def without_ids(rows: pa.Table, ids: set[str]) -> pa.Table:
@@ -107,7 +146,8 @@ class TableSink:
         features_committed = False
         self.features.refresh()
         if not committed_by(self.features, query_id, batch_id):
-            present = existing_ids(self.features, features)
+            horizon = reread_horizon(self.features, query_id)
+            present = existing_ids(self.features, rows_to_check(features, horizon))
             already_in_table = len(present)
             features_committed = self._append(self.features, without_ids(features, present), properties)
         self.errors.refresh()
@@ -119,5 +159,13 @@ class TableSink:
     def _append(self, table: Table, rows: pa.Table, properties: dict[str, str]) -> bool:
         if rows.num_rows == 0:
             return False
+        for _ in range(COMMIT_ATTEMPTS - 1):
+            try:
+                table.append(rows, snapshot_properties=properties)
+                return True
+            except CommitFailedException as conflict:
+                log.warning("%s: commit refused (%s), retrying on the new metadata", table.name(), conflict)
+                table.refresh()
+        # The last attempt: a refusal now fails the batch, which Spark then re-runs.
         table.append(rows, snapshot_properties=properties)
         return True

@@ -589,12 +589,12 @@ def slide_data_path(deck: Deck, figures: Figures) -> None:
         ],
         [c.quarantine_key("<dt>", "<image_id>"), "ingest Lambda", "operators", "reason code, 30 days"],
         [
-            c.FEATURES_PREFIX + f"{c.FEATURES_PARTITION_COLUMN}=<dt>/*.parquet",
+            c.FEATURES_PREFIX + "features-<uuid>/ (Iceberg)",
             "stream",
             "data consumers",
-            "features v1",
+            f"table fruits.features v{c.FEATURES_SCHEMA_VERSION}",
         ],
-        [c.ERRORS_PREFIX + "dt=<dt>/*.parquet", "stream", "operators", "rows it could not featurize"],
+        [c.ERRORS_PREFIX + " (Iceberg)", "stream", "operators", "fruits.errors: rows it could not featurize"],
         [c.FEATURIZER_KEY + ", " + c.PCA_KEY + "/", "fruits model / fit-pca", "stream", "model artifacts"],
         [
             c.CHECKPOINTS_PREFIX + ", " + c.STATUS_PREFIX,

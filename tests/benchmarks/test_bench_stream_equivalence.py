@@ -76,7 +76,7 @@ def reference_features(
 @pytest.mark.parametrize("runtime", ["litert", "keras"])
 def test_tuned_stream_equals_the_plain_runtime_then_spark_pca_transform(spark, tiny_workload, runtime):
     # GIVEN the benchmark lake: N manifests of real images, the runtime's featurizer and its fitted PCA
-    from demo.run import read_features
+    from fruits_lake.reading import read_features
     from streaming_job.runner import await_stream, start_stream
 
     tiny_workload.clear_run_outputs()
@@ -94,7 +94,7 @@ def test_tuned_stream_equals_the_plain_runtime_then_spark_pca_transform(spark, t
 
     # WHEN the stream (the session's tuned settings, cached worker models) backfills it
     await_stream(spark, start_stream(spark, config), config, threading.Event())
-    features = read_features(config.features_uri)
+    features = read_features(lake).to_pandas()
 
     # THEN every image is featurized once, equal to the reference within 1e-4
     assert sorted(features["image_id"]) == sorted(manifests)

@@ -27,6 +27,9 @@ def test_a_local_lake_keeps_its_catalog_and_tables_in_the_lake(tmp_path: Path):
     (folder,) = (tmp_path / "features").iterdir()
     assert features.location() == folder.as_uri()
     assert folder.name.startswith("features-")
+    # AND each commit deletes metadata files beyond the last 100 (the stream commits every few seconds)
+    for table in (features, errors):
+        assert table.properties["write.metadata.delete-after-commit.enabled"] == "true"
 
 
 def test_ensuring_twice_by_path_and_by_uri_opens_the_same_tables_and_writes_nothing_more(tmp_path: Path):

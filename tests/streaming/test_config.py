@@ -88,7 +88,7 @@ def test_defaults_derive_every_location_from_the_lake():
         featurizer=f"{LAKE}/models/featurizer.tflite",
         pca=f"{LAKE}/models/pca",
     )
-    assert config.trigger_seconds == 10.0
+    assert config.trigger_seconds == 60.0
     assert config.available_now is False
     assert config.clean_source == "off"
     assert config.stage == "local"

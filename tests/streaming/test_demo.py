@@ -11,13 +11,13 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 from PIL import ExifTags, Image
 
 from demo.run import prepare_workdir, steady_throughput
 from demo.uploads import EU_PLACES, app_uploads, bad_uploads, find_images
 from fruits_core import contracts
+from fruits_lake.reading import read_features
 
 FRUITS = str(Path(sys.executable).with_name("fruits"))
 PER_LABEL = 3
@@ -73,7 +73,8 @@ def test_a_rerun_resets_the_lake_data_but_keeps_the_models_and_foreign_files(tmp
     workdir = tmp_path / "demo"
     for relative in (
         "lake/models/featurizer.tflite",
-        "lake/features/dt=2024-05-01/part.parquet",
+        "lake/features/features-0123/data/dt=2024-05-01/part.parquet",
+        "lake/catalog/iceberg.db",
         "lake/checkpoints/features/offsets/0",
         "lake/status/latest.json",
         "uploads/uploads/a.jpg",
@@ -161,10 +162,10 @@ def test_fruits_demo_end_to_end_on_twelve_images(sample_image_paths, tmp_path):
         assert Path(plot).parent == workdir.resolve() / "plots"
         assert Path(plot).read_bytes().startswith(b"\x89PNG")
     # AND the output holds 12 rows and none of the uploads' personal data
-    features = sorted((workdir / "lake" / "features").glob("dt=*/*.parquet"))
-    rows = [row for path in features for row in pq.read_table(path).to_pylist()]
+    rows = read_features((workdir / "lake").as_uri()).to_pylist()
     assert len(rows) == 12 and {row["label"] for row in rows} == {"apple", "lemon", "mango", "raspberry"}
-    text = json.dumps(rows) + "".join(path.read_bytes().decode("latin-1") for path in features)
+    files = sorted((workdir / "lake" / "features").rglob("*.*"))
+    text = json.dumps(rows, default=str) + "".join(path.read_bytes().decode("latin-1") for path in files)
     assert "demo-farmer" not in text and "android-" not in text and "IMG_" not in text
     assert all(
         read_gps_exif(path.read_bytes()) is None for path in (workdir / "lake" / "clean").rglob("*.jpg")

@@ -17,14 +17,21 @@ from fruits_lake.catalog import (
 )
 from fruits_lake.reading import committed_rows
 from fruits_lake.schemas import ERRORS_ARROW_SCHEMA, FEATURES_ARROW_SCHEMA
-from streaming_job.sink import TableSink, commit_properties, committed_by
+from streaming_job.sink import (
+    CLOCK_SKEW_MARGIN,
+    TableSink,
+    commit_properties,
+    committed_by,
+    reread_horizon,
+    rows_to_check,
+)
 
 UPLOADED = datetime(2026, 3, 1, 22, tzinfo=UTC)
 QUERY = "6f1c2d7e-0000-4000-8000-000000000001"
 PCA = "pca-k2-000000000000"
 
 
-def feature_rows(ids: list[str], uploaded: datetime = UPLOADED) -> pa.Table:
+def feature_rows(ids: list[str], uploaded: datetime = UPLOADED, ingested: datetime | None = None) -> pa.Table:
     count = len(ids)
     return pa.table(
         {
@@ -35,7 +42,7 @@ def feature_rows(ids: list[str], uploaded: datetime = UPLOADED) -> pa.Table:
             "region": [None] * count,
             "captured_hour": [None] * count,
             "uploaded_at": [uploaded + timedelta(hours=index) for index in range(count)],
-            "ingested_at": [uploaded] * count,
+            "ingested_at": [ingested or uploaded] * count,
             "processed_at": [uploaded] * count,
             "features": [[0.5, -0.5]] * count,
             "pca_residual": [0.1] * count,
@@ -138,3 +145,34 @@ def test_an_empty_batch_commits_nothing(sink: TableSink):
     assert (result.features_committed, result.errors_committed) == (False, False)
     assert sink.features.refresh().metadata.snapshots == sink.errors.refresh().metadata.snapshots == []
     assert not committed_by(sink.features, QUERY, 0)
+
+
+def test_only_rows_ingested_before_another_querys_last_commit_are_looked_up(sink: TableSink):
+    # GIVEN a table written only by this query: nothing it reads can be there already
+    sink.write(feature_rows(image_ids(2)), error_rows(0), QUERY, 0)
+    assert reread_horizon(sink.features.refresh(), QUERY) is None
+    assert rows_to_check(feature_rows(image_ids(3, start=2)), None).num_rows == 0
+    # WHEN a new query (a reset checkpoint) looks at the table
+    horizon = reread_horizon(sink.features, "another-query")
+    (snapshot,) = sink.features.metadata.snapshots
+    # THEN rows ingested up to its last commit (plus the clock margin) are looked up, not later ones
+    assert horizon == datetime.fromtimestamp(snapshot.timestamp_ms / 1000, tz=UTC) + CLOCK_SKEW_MARGIN
+    old = feature_rows(image_ids(2), ingested=horizon - timedelta(seconds=1))
+    new = feature_rows(image_ids(1, start=2), ingested=horizon + timedelta(seconds=1))
+    assert rows_to_check(pa.concat_tables([old, new]), horizon).column("image_id").to_pylist() == image_ids(2)
+
+
+def test_a_commit_refused_by_a_concurrent_writer_is_retried_on_the_new_metadata(
+    sink: TableSink, tmp_path: Path, caplog
+):
+    # GIVEN another writer (an erasure, maintenance) that committed through its own handle after the
+    # sink's handle last read the table's metadata
+    other_handle = open_catalog(str(tmp_path)).load_table(sink.features.name())
+    other_handle.append(feature_rows(image_ids(1, start=100)))
+    # WHEN the sink appends with its stale metadata
+    with caplog.at_level("WARNING", logger="streaming_job.sink"):
+        appended = sink._append(sink.features, feature_rows(image_ids(2)), commit_properties(QUERY, 0, PCA))
+    # THEN Iceberg refused the stale commit, the sink retried on the new metadata, and both writes are kept
+    assert appended and "commit refused" in caplog.text
+    assert table_ids(sink) == sorted([*image_ids(2), *image_ids(1, start=100)])
+    assert len(sink.features.metadata.snapshots) == 2

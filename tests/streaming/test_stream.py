@@ -14,7 +14,7 @@ import pytest
 
 from fruits_core import contracts
 from fruits_lake.catalog import K_PROPERTY, PCA_VERSION_PROPERTY
-from fruits_lake.reading import lake_tables
+from fruits_lake.reading import lake_tables, read_features
 from streaming_job.runner import await_stream, install_stop_signals, start_stream
 from streaming_job.stream import is_partition_date
 from tests.streaming.stream_testkit import (
@@ -95,11 +95,6 @@ def manifest_path(outcome) -> Path:
     return Path(outcome.manifest_uri.removeprefix("file://"))
 
 
-def read_features(lake: Path) -> pa.Table:
-    features, _ = lake_tables(lake.as_uri())
-    return features.scan().to_arrow()
-
-
 def data_folder(table) -> Path:
     return Path(table.location().removeprefix("file://")) / "data"
 
@@ -112,7 +107,7 @@ def test_available_now_processes_the_backlog_and_stops_by_itself(streamed):
 def test_each_accepted_upload_is_featurized_exactly_once(streamed):
     # GIVEN 10 accepted uploads, one manifest duplicated in a batch, one re-delivered after its batch
     # WHEN the stream has run (twice)
-    table = read_features(streamed["lake"])
+    table = read_features(streamed["lake"].as_uri())
     ids = table.column("image_id").to_pylist()
     # THEN the features hold each accepted image exactly once
     assert sorted(ids) == sorted(outcome.image_id for outcome in streamed["accepted"])
@@ -144,6 +139,12 @@ def test_features_follow_the_contract_schema_and_day_partitioning(streamed):
     assert {row["label"] for row in rows} <= {"apple", "lemon", "mango", "raspberry"}
     assert all(row["processed_at"] >= row["ingested_at"] >= row["uploaded_at"] for row in rows)
     assert {contracts.partition_date(row["uploaded_at"]) for row in rows} == set(accepted_days)
+    # AND the pseudonym and its key version are the manifest's, the upload time its instant
+    for row in rows:
+        (outcome,) = [outcome for outcome in streamed["accepted"] if outcome.image_id == row["image_id"]]
+        manifest = json.loads(manifest_path(outcome).read_text())
+        assert (row["subject_id"], row["key_version"]) == (manifest["subject_id"], manifest["key_version"])
+        assert row["uploaded_at"] == contracts.parse_iso(manifest["uploaded_at"])
     assert features.properties[PCA_VERSION_PROPERTY] == running.pca_version
     assert features.properties[K_PROPERTY] == str(PCA_K)
 
@@ -275,7 +276,7 @@ def test_manifests_already_archived_are_not_read_again(spark, models, sample_ima
     archived = list((lake / "archive" / "manifests").rglob("*.json"))
     assert len(archived) >= 2
     assert len(list((lake / "manifests").rglob("*.json"))) == 3 - len(archived)
-    assert len(read_features(lake)) == 3
+    assert len(read_features(lake.as_uri())) == 3
 
 
 def test_only_a_plain_date_is_a_partition_date(spark):
