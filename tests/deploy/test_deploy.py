@@ -187,7 +187,7 @@ def expected_stream_args(version: str) -> list[str]:
         "--pca",
         f"s3://{BUCKET}/models/pca",
         "--trigger",
-        "10",
+        "60",
         "--max-files-per-trigger",
         "8000",
         "--clean-source",
