@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from pyspark.sql import SparkSession
 
+from fruits_core.lake_uris import join_uri
 from streaming_job.checkpoint_epochs import (
     EpochLayout,
     epoch_uri,
@@ -25,6 +26,8 @@ from streaming_job.checkpoint_epochs import (
 
 log = logging.getLogger(__name__)
 
+# Written by Spark when a query first starts on a checkpoint: its modification time dates the epoch.
+SPARK_METADATA_FILE = "metadata"
 # How long a rotation waits for the listener to see the old query's end before starting the next one.
 TERMINATION_EVENT_SECONDS = 30.0
 
@@ -60,7 +63,7 @@ class EpochCheckpoints:
         """Find the epoch to resume, retire what a killed rotation left, return its checkpoint URI."""
         self.layout = layout_of(self.root_uri, self._child_names(self.root_uri))
         self.retire()
-        self.started_ms = self._modified_ms(self.current_uri() + "/metadata") or self.clock()
+        self.started_ms = self._modified_ms(join_uri(self.current_uri(), SPARK_METADATA_FILE)) or self.clock()
         log.info("checkpoint epoch %d (%s)", self.layout.current, self.current_uri())
         return self.current_uri()
 
