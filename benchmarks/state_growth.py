@@ -38,10 +38,6 @@ from pathlib import Path
 DESIGNS = ("forever", "epochs")
 MASTER = "local[2]"
 DAY_MS = 86_400_000
-# Spark deletes the log files a compaction superseded once they are 10 minutes old (wall clock): in
-# production, minutes after a day's compaction. A simulated day lasts seconds, so without this the
-# superseded compact files of the whole run would be counted as if they were never deleted.
-COMPRESSED_TIME = {"spark.sql.streaming.fileSource.log.cleanupDelay": "0"}
 EPOCH_HOURS = 24.0
 
 
@@ -300,9 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.only:
         from streaming_job.session import build_spark_session
 
-        spark = build_spark_session(
-            f"fruits-state-growth-{args.only}", master=MASTER, extra_conf=COMPRESSED_TIME
-        )
+        spark = build_spark_session(f"fruits-state-growth-{args.only}", master=MASTER)
         result = run_design(
             spark, args.only, args.workdir, args.days, args.per_day, args.max_files_per_trigger
         )
