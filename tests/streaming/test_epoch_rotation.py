@@ -117,8 +117,9 @@ def launch_killed_at(step: str, marker: Path, lake: Path, models: tuple[str, str
             *models,
             "--max-files-per-trigger",
             "4",
+            # Longer than a batch: the idle gap lets a due rotation stop the query between two batches.
             "--trigger",
-            "1",
+            "3",
             "--clean-source",
             "archive",
             "--checkpoint-epoch-hours",
