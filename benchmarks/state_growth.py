@@ -240,7 +240,7 @@ def plot(results: dict, out: Path) -> None:
     for design, records in results["designs"].items():
         days = [record["day"] for record in records]
         size_axis.plot(
-            days, [record["checkpoint_bytes"] / 2**20 for record in records], marker=".", label=design
+            days, [record["checkpoint_bytes"] / 1e6 for record in records], marker=".", label=design
         )
         restart_axis.plot(days, [record["restart_seconds"] for record in records], marker=".", label=design)
     parameters = results["parameters"]
