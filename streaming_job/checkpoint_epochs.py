@@ -22,6 +22,10 @@ EPOCH_DIR = re.compile(r"^epoch=(\d+)$")
 # Names Spark writes at the root of a checkpoint: their presence means a checkpoint from before epochs.
 SPARK_CHECKPOINT_NAMES = frozenset({"metadata", "offsets", "commits", "sources"})
 MILLIS_PER_HOUR = 3_600_000
+# Spark archives a batch's manifests only when it plans the next batch, so a new epoch's first batch
+# re-reads the previous epoch's last one. Rotating after a single batch would re-read the same files
+# forever; after two, each epoch has taken at least one batch of new manifests.
+MIN_BATCHES_PER_EPOCH = 2
 
 
 @dataclass(frozen=True)
@@ -60,9 +64,13 @@ def layout_of(root_uri: str, names: list[str]) -> EpochLayout:
     return EpochLayout(current=epochs[-1], retire=tuple(epochs[:-1]))
 
 
-def rotation_due(epoch_started_ms: int, now_ms: int, epoch_hours: float) -> bool:
-    """Whether an epoch started at `epoch_started_ms` has lasted its `epoch_hours` by `now_ms`."""
-    return now_ms - epoch_started_ms >= epoch_hours * MILLIS_PER_HOUR
+def rotation_due(epoch_started_ms: int, now_ms: int, epoch_hours: float, batches_done: int) -> bool:
+    """Whether an epoch started at `epoch_started_ms` has lasted its `epoch_hours` by `now_ms`.
+
+    `batches_done` counts the epoch's completed micro-batches (MIN_BATCHES_PER_EPOCH).
+    """
+    lasted = now_ms - epoch_started_ms >= epoch_hours * MILLIS_PER_HOUR
+    return lasted and batches_done >= MIN_BATCHES_PER_EPOCH
 
 
 def next_layout(layout: EpochLayout) -> EpochLayout:

@@ -70,8 +70,8 @@ class EpochCheckpoints:
     def current_uri(self) -> str:
         return epoch_uri(self.root_uri, self.layout.current)
 
-    def due(self) -> bool:
-        return rotation_due(self.started_ms, self.clock(), self.epoch_hours)
+    def due(self, batches_done: int) -> bool:
+        return rotation_due(self.started_ms, self.clock(), self.epoch_hours, batches_done)
 
     def advance(self) -> str:
         """Move on to the next epoch (its directory is created by the query); return its checkpoint URI."""
@@ -128,7 +128,7 @@ class EpochRotation:
 
     def rotate_if_due(self, query):
         """The query to wait on next: `query` itself, or its successor on the next epoch."""
-        if not query.isActive or not self.epochs.due():
+        if not query.isActive or not self.epochs.due(batches_done(query)):
             return query
         retiring = self.epochs.layout.current
         self.stop_query(query)
@@ -141,3 +141,9 @@ class EpochRotation:
         self.epochs.retire()
         log.info("checkpoint epoch %d started, epoch %d retired", self.epochs.layout.current, retiring)
         return successor
+
+
+def batches_done(query) -> int:
+    """Micro-batches this epoch's checkpoint has completed (batch ids go on across restarts of one epoch)."""
+    progress = query.lastProgress
+    return 0 if progress is None else progress.batchId + 1

@@ -36,18 +36,21 @@ def test_a_checkpoint_from_before_epochs_is_refused_with_the_way_out(legacy):
 
 
 @pytest.mark.parametrize(
-    ("age_ms", "hours", "due"),
+    ("age_ms", "hours", "batches", "due"),
     [
-        (0, 24.0, False),
-        (24 * MILLIS_PER_HOUR - 1, 24.0, False),
-        (24 * MILLIS_PER_HOUR, 24.0, True),
-        (1_800, 0.0005, True),
-        (1_799, 0.0005, False),
+        (0, 24.0, 100, False),
+        (24 * MILLIS_PER_HOUR - 1, 24.0, 100, False),
+        (24 * MILLIS_PER_HOUR, 24.0, 100, True),
+        (1_800, 0.0005, 2, True),
+        (1_799, 0.0005, 2, False),
+        # old enough, but one batch only: it re-read the last epoch's last batch and took nothing new yet
+        (48 * MILLIS_PER_HOUR, 24.0, 1, False),
+        (48 * MILLIS_PER_HOUR, 24.0, 0, False),
     ],
 )
-def test_an_epoch_rotates_once_it_has_lasted_its_hours(age_ms, hours, due):
+def test_an_epoch_rotates_once_it_has_lasted_its_hours_and_two_batches(age_ms, hours, batches, due):
     started = 1_700_000_000_000
-    assert rotation_due(started, started + age_ms, hours) is due
+    assert rotation_due(started, started + age_ms, hours, batches) is due
 
 
 def test_a_rotation_runs_the_next_epoch_and_retires_every_earlier_one():

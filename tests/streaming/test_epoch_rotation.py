@@ -64,14 +64,15 @@ def stop_when_all_rows_are_in(lake: Path, expected: int, stop: threading.Event) 
 def test_the_stream_rotates_epochs_between_batches_without_losing_or_duplicating_a_row(
     spark, models, sample_image_paths, tmp_path
 ):
-    # GIVEN 24 ingested images, 3 manifests per 1 s trigger, 1.8 s epochs, processed manifests archived
+    # GIVEN 24 ingested images, 3 manifests per 3 s trigger, 1.8 s epochs, processed manifests archived
     lake = tmp_path / "lake"
     accepted = accepted_ids(lake, tmp_path / "uploads", every_nth(sample_image_paths, 24))
     config = stream_config(
         lake,
         *models,
+        # Longer than a batch: the idle gap lets a due rotation stop the query between two batches.
         "--trigger",
-        "1",
+        "3",
         "--max-files-per-trigger",
         "3",
         "--clean-source",
