@@ -75,9 +75,14 @@ class ProgressListener(StreamingQueryListener):
     def _started(self, event) -> None:
         previous = self.status_log.read_latest()
         self._totals = Totals.from_latest(previous)
+        query_id = str(event.id)
+        if (previous or {}).get("query_id") != query_id:
+            # Another checkpoint (a checkpoint epoch, a reset) numbers its batches from 0 again.
+            self._totals.last_batch_id = -1
         now = contracts.iso_utc(utc_now())
         self._latest = {
             "record_version": STATUS_RECORD_VERSION,
+            "query_id": query_id,
             "state": "running",
             "started_at": now,
             "updated_at": now,
