@@ -52,7 +52,7 @@ PCA_VERSION_PROPERTY = "fruits.pca-version"
 MODEL_VERSION_PROPERTY = "fruits.model-version"
 K_PROPERTY = "fruits.k"
 # Every commit writes a new metadata file: keep the last 100, delete older ones as part of the commit
-# (the stream commits every few seconds; snapshots themselves are expired by maintenance).
+# (the stream commits once per trigger; snapshots themselves are expired by maintenance).
 TABLE_PROPERTIES = {
     "write.metadata.delete-after-commit.enabled": "true",
     "write.metadata.previous-versions-max": "100",

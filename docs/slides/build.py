@@ -548,7 +548,7 @@ def slide_architecture(deck: Deck, figures: Figures) -> None:
         "mapInPandas:\nread + decode · MobileNetV2 (broadcast)\n· PCA projection -> foreachBatch",
         weight="bold",
     )
-    feats = box(figure, 0.66, 0.15, 0.14, 0.12, "features/\nParquet by dt")
+    feats = box(figure, 0.66, 0.15, 0.14, 0.12, "fruits.features\nIceberg by day")
     errs = box(figure, 0.83, 0.15, 0.14, 0.12, "errors/, status/,\ncheckpoints/", face="white")
     arrow(figure, (man[0] + man[2] / 2, man[1]), (0.56, spark[1] + spark[3]))
     figure.text(0.66, 0.345, "new manifests", fontsize=SMALL_PT, color=GREY, va="center")
@@ -594,7 +594,7 @@ def slide_data_path(deck: Deck, figures: Figures) -> None:
             "data consumers",
             f"table fruits.features v{c.FEATURES_SCHEMA_VERSION}",
         ],
-        [c.ERRORS_PREFIX + " (Iceberg)", "stream", "operators", "fruits.errors: rows it could not featurize"],
+        [c.ERRORS_PREFIX + " (Iceberg)", "stream", "operators", "fruits.errors: unfeaturizable"],
         [c.FEATURIZER_KEY + ", " + c.PCA_KEY + "/", "fruits model / fit-pca", "stream", "model artifacts"],
         [
             c.CHECKPOINTS_PREFIX + ", " + c.STATUS_PREFIX,
@@ -615,7 +615,7 @@ def slide_data_path(deck: Deck, figures: Figures) -> None:
         figure,
         [
             "image_id = SHA-256(bucket/key#version)[:32]: a re-delivered event rewrites the same keys, so "
-            "duplicates are impossible by construction; the stream's sink publishes each batch idempotently.",
+            "duplicates are impossible by construction; the stream's sink commits each batch once per table.",
         ],
         top=bottom - 0.04,
         size=16,
@@ -627,7 +627,9 @@ def _fields(fields: tuple[tuple[str, str], ...]) -> str:
 
 
 def slide_records(deck: Deck, figures: Figures) -> None:
-    figure = deck.page("Records: manifest v1 and features v1", "fruits_core/contracts.py")
+    figure = deck.page(
+        f"Records: manifest v1 and features v{contracts.FEATURES_SCHEMA_VERSION}", "fruits_core/contracts.py"
+    )
     c = contracts
     y = 0.82
     for title, fields, note in (
@@ -637,7 +639,7 @@ def slide_records(deck: Deck, figures: Figures) -> None:
             "written by the Lambda; the stream's input (explicit schema, bad rows go to errors/)",
         ),
         (
-            "Features v1 (Parquet, partitioned by dt)",
+            f"Features v{c.FEATURES_SCHEMA_VERSION} (Iceberg table fruits.features, by day(uploaded_at))",
             c.FEATURES_FIELDS,
             "features = the k PCA scores; pca_residual = reconstruction error (out-of-distribution score)",
         ),
@@ -702,8 +704,8 @@ def slide_stream(deck: Deck, figures: Figures) -> None:
             "builds its interpreter once and reuses it across tasks and batches (spark.python.worker.reuse).",
             "Project on the PCA (mean + k components, broadcast too) with numpy: the features row holds "
             "the k scores and the reconstruction residual.",
-            "foreachBatch: Parquet features/ and errors/ partitioned by dt, staged then published under "
-            "names derived from the batch id: a re-run batch replaces its own files (exactly once).",
+            "foreachBatch: the driver appends to the Iceberg tables fruits.features and fruits.errors; "
+            "each commit carries the query and batch id: a re-run batch finds it and skips (exactly once).",
             "Checkpoint in S3; progress to status/ (JSON lines) and CloudWatch EMF; "
             "fruits status judges health.",
         ],
@@ -952,7 +954,10 @@ def slide_choices(deck: Deck, figures: Figures) -> None:
                 f"bench: {fmt_ratio(figures.stream_ratio)} x the Keras stream's throughput, same CPUs",
             ],
             ["PCA (Spark ML + numpy eigh)", "compact rows; deterministic refits; residual as OOD score"],
-            ["JSON manifests + Parquet by dt", "simple contracts both halves share (fruits_core)"],
+            [
+                "JSON manifests + Iceberg tables",
+                "simple contracts both halves share (fruits_core, fruits_lake)",
+            ],
             ["SAM + CloudFormation, EU rule", "reviewable infrastructure, region guard in the template"],
         ],
         columns=[LEFT, 0.40],

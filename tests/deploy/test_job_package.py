@@ -9,9 +9,9 @@ import sys
 import zipfile
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 
+from fruits_lake.reading import lake_tables
 from operations.job_package import build_job_package, collect_sources, content_version
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -188,5 +188,5 @@ def test_main_py_runs_the_stream_from_the_zip(tmp_path: Path, models, sample_ima
     )
     # THEN it exits 0 after featurizing every manifest of the lake
     assert result.returncode == 0, result.stderr[-4000:]
-    features = pq.read_table(lake / "features")
-    assert features.num_rows == len(images)
+    features, _ = lake_tables(lake.as_uri())
+    assert features.scan().to_arrow().num_rows == len(images)

@@ -89,6 +89,7 @@ STATS = BatchStats(
     latency_p95_ms=4200.0,
     model_builds=2,
     newest_manifest_ms=1714557600000,
+    already_in_table=3,
 )
 
 
@@ -110,6 +111,7 @@ def test_a_progress_record_carries_the_batch_figures_and_no_identifiers():
         "latency_p95_ms": 4200.0,
         "feature_rows": 9,
         "error_rows": 1,
+        "already_in_table": 3,
         "backlog_manifests": 37,
         "model_builds": 2,
     }
