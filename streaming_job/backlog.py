@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import unquote, urlparse
 
@@ -87,9 +88,12 @@ class BacklogCount:
 class ManifestBacklog:
     """Counts the waiting manifests (and the empty ones taken) of one stream; safe to call from any thread."""
 
-    def __init__(self, manifests_uri: str, checkpoint_uri: str) -> None:
+    def __init__(self, manifests_uri: str, checkpoint_uri: Callable[[], str]) -> None:
+        """`checkpoint_uri` gives the running query's checkpoint: a checkpoint rotation moves it."""
         self.manifests_uri = manifests_uri
-        self.source_log = SourceLog(join_uri(checkpoint_uri, SOURCE_LOG_DIR))
+        self._checkpoint_uri = checkpoint_uri
+        self._source_log_root = checkpoint_uri()
+        self.source_log = SourceLog(join_uri(self._source_log_root, SOURCE_LOG_DIR))
         # What earlier runs took: waiting no more, and their empty manifests were theirs to count.
         self._taken: set[str] = self.source_log.new_paths()
         self._empty_taken = 0
@@ -99,6 +103,10 @@ class ManifestBacklog:
         with self._lock:
             listed = uris.list_sizes(self.manifests_uri, MANIFEST_SUFFIX)
             sizes = {path_key(uri): size for uri, size in listed.items()}
+            if self._checkpoint_uri() != self._source_log_root:
+                # A new epoch's log starts empty; what the old one took stays taken (still trimmed below).
+                self._source_log_root = self._checkpoint_uri()
+                self.source_log = SourceLog(join_uri(self._source_log_root, SOURCE_LOG_DIR))
             newly_taken = self.source_log.new_paths() - self._taken
             self._empty_taken += sum(1 for key in newly_taken if sizes.get(key) == 0)
             self._taken = (self._taken | newly_taken) & sizes.keys()

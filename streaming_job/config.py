@@ -20,6 +20,8 @@ CLEAN_SOURCE_MODES = ("off", "archive", "delete")
 # The heartbeat alarm sums heartbeats over 5-minute periods: at most 120 s apart, each period holds two.
 MAX_HEARTBEAT_SECONDS = 120.0
 MAX_IMAGE_READ_TIMEOUT_SECONDS = 3600.0
+# A week: a longer epoch lets the checkpoint hold (and every restart load) more than a week of manifests.
+MAX_CHECKPOINT_EPOCH_HOURS = 168.0
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,8 @@ class StreamConfig:
     hung_after_seconds: float = 900.0
     # An image read that takes longer is abandoned: error row image_read_timeout.
     image_read_timeout_seconds: float = 60.0
+    # The checkpoint moves to a fresh epoch this often, bounding its size (checkpoint_epochs.py).
+    checkpoint_epoch_hours: float = 24.0
     # Start a new features table when the model differs from the current table's (table_versions).
     new_model_table: bool = False
 
@@ -95,6 +99,8 @@ class StreamConfig:
             _format_number(self.hung_after_seconds),
             "--image-read-timeout",
             _format_number(self.image_read_timeout_seconds),
+            "--checkpoint-epoch-hours",
+            _format_number(self.checkpoint_epoch_hours),
         ]
         if self.cloudwatch_log_group:
             args += ["--cloudwatch-log-group", self.cloudwatch_log_group]
@@ -129,7 +135,16 @@ def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--checkpoint",
         default=_env("CHECKPOINT"),
-        help="checkpoint location (default <lake>/checkpoints/features)",
+        help="checkpoint root; the query's checkpoint is <checkpoint>/epoch=<n>/ "
+        "(default <lake>/checkpoints/features)",
+    )
+    parser.add_argument(
+        "--checkpoint-epoch-hours",
+        type=float,
+        default=_env("CHECKPOINT_EPOCH_HOURS", _default("checkpoint_epoch_hours")),
+        help="start a fresh checkpoint under <checkpoint>/epoch=<n+1>/ (between two micro-batches) once "
+        "the current one is this old, so its size and the restart time stay bounded "
+        f"(default {_default('checkpoint_epoch_hours')}, at most {MAX_CHECKPOINT_EPOCH_HOURS:g})",
     )
     parser.add_argument(
         "--featurizer",
@@ -233,6 +248,11 @@ def config_from_args(args: argparse.Namespace) -> StreamConfig:
         raise ConfigError(f"--trigger must be > 0 seconds, got {args.trigger_seconds}")
     if args.max_files_per_trigger < 1:
         raise ConfigError(f"--max-files-per-trigger must be >= 1, got {args.max_files_per_trigger}")
+    if not 0 < args.checkpoint_epoch_hours <= MAX_CHECKPOINT_EPOCH_HOURS:
+        raise ConfigError(
+            f"--checkpoint-epoch-hours must be in (0, {MAX_CHECKPOINT_EPOCH_HOURS:g}], "
+            f"got {args.checkpoint_epoch_hours}"
+        )
     if not 1 <= args.inference_batch_size <= 1024:
         raise ConfigError(f"--inference-batch-size must be in 1..1024, got {args.inference_batch_size}")
     if not args.stage or not args.stage.replace("-", "").isalnum():
@@ -270,6 +290,7 @@ def config_from_args(args: argparse.Namespace) -> StreamConfig:
         hung_after_seconds=args.hung_after_seconds,
         image_read_timeout_seconds=args.image_read_timeout_seconds,
         new_model_table=args.new_model_table,
+        checkpoint_epoch_hours=args.checkpoint_epoch_hours,
     )
     for uri_field in ("checkpoint", "featurizer", "pca"):
         validate_lake_uri(getattr(config, uri_field), f"--{uri_field}")

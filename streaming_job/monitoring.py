@@ -68,7 +68,10 @@ class ProgressListener(StreamingQueryListener):
         self._empty_reported = 0
         self._backlog_samples: deque[list] = deque(maxlen=BACKLOG_SAMPLES)
         self._lock = threading.RLock()
+        # Set at each query's end (a checkpoint rotation restarts the query, and clears it).
         self.terminated = threading.Event()
+        # Set once the stream is over (runner.drain_listener): what the heartbeat beats until.
+        self.stream_ended = threading.Event()
 
     def onQueryStarted(self, event) -> None:
         self._guarded("start", self._started, event)
@@ -89,8 +92,13 @@ class ProgressListener(StreamingQueryListener):
         with self._lock:
             self._run_id = str(event.runId)
             self._totals = Totals.from_latest(previous)
+            query_id = str(event.id)
+            if (previous or {}).get("query_id") != query_id:
+                # Another checkpoint (a checkpoint epoch, a reset) numbers its batches from 0 again.
+                self._totals.last_batch_id = -1
             self._latest = {
                 "record_version": STATUS_RECORD_VERSION,
+                "query_id": query_id,
                 "state": "running",
                 "started_at": now,
                 "updated_at": now,

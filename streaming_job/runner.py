@@ -24,6 +24,7 @@ from fruits_lake.catalog import open_catalog
 from streaming_job import uris
 from streaming_job.backlog import ManifestBacklog
 from streaming_job.config import StreamConfig
+from streaming_job.epoch_rotation import EpochCheckpoints, EpochRotation
 from streaming_job.heartbeat import Heartbeat
 from streaming_job.monitoring import ProgressListener
 from streaming_job.sink import TableSink
@@ -48,6 +49,7 @@ class RunningStream:
     pca_version: str
     k: int
     explained_variance: list[float]
+    rotation: EpochRotation
 
 
 class HadoopFiles:
@@ -102,27 +104,34 @@ def start_stream(spark: SparkSession, config: StreamConfig) -> RunningStream:
         if config.cloudwatch_log_group
         else None
     )
+    epochs = EpochCheckpoints(spark, config.checkpoint, config.checkpoint_epoch_hours)
+    epochs.open()
     listener = ProgressListener(
         config,
         board,
         emf=emf,
-        backlog=ManifestBacklog(config.manifests_uri, config.checkpoint),
+        backlog=ManifestBacklog(config.manifests_uri, epochs.current_uri),
     )
     spark.streams.addListener(listener)
-    writer = (
-        read_manifests(spark, config)
-        .writeStream.queryName(QUERY_NAME)
-        .foreachBatch(MicroBatchWriter(spark, config, context, board, sink))
-        .option("checkpointLocation", config.checkpoint)
-    )
-    writer = (
-        writer.trigger(availableNow=True)
-        if config.available_now
-        else writer.trigger(processingTime=f"{config.trigger_seconds} seconds")
-    )
-    query = writer.start()
-    # Beats until the listener sees the query end (a stop, a failure, available-now done).
-    Heartbeat(config.heartbeat_seconds, listener.heartbeat, until=listener.terminated).start()
+
+    def start_query(checkpoint_uri: str):
+        writer = (
+            read_manifests(spark, config)
+            .writeStream.queryName(QUERY_NAME)
+            .foreachBatch(MicroBatchWriter(spark, config, context, board, sink))
+            .option("checkpointLocation", checkpoint_uri)
+        )
+        writer = (
+            writer.trigger(availableNow=True)
+            if config.available_now
+            else writer.trigger(processingTime=f"{config.trigger_seconds} seconds")
+        )
+        return writer.start()
+
+    rotation = EpochRotation(epochs, start_query, stop_between_batches, listener.terminated)
+    query = rotation.start()
+    # Beats until the stream is over (drain_listener), across the queries of a checkpoint rotation.
+    Heartbeat(config.heartbeat_seconds, listener.heartbeat, until=listener.stream_ended).start()
     log.info(
         "query %s started: featurizer %s, PCA %s (k=%d)",
         QUERY_NAME,
@@ -137,6 +146,7 @@ def start_stream(spark: SparkSession, config: StreamConfig) -> RunningStream:
         pca_version=projection.pca_version,
         k=projection.k,
         explained_variance=list(projection.explained_variance),
+        rotation=rotation,
     )
 
 
@@ -162,26 +172,30 @@ def await_stream(
 
     Raises the query's exception when it failed.
     """
-    query = running.query
     reason = "finished"
-    while query.isActive:
+    while running.query.isActive:
+        query = running.query
         if stop_requested.is_set():
             reason = "stop requested"
         elif uris.exists(config.stop_marker_uri):
             reason = "stop marker"
         else:
             query.awaitTermination(poll_seconds)
+            running.query = running.rotation.rotate_if_due(query)
             continue
         stop_between_batches(query)
         if reason == "stop marker":
             HadoopFiles(spark).delete(config.stop_marker_uri)
         break
+    query = running.query
     failure = query.exception()
     drain_listener(spark, running.listener)
     if failure is not None:
         raise RuntimeError(f"the streaming query failed: {failure}")
     if reason == "finished" and config.available_now:
-        clean_last_batch(spark, config)  # Spark would only clean it when a next batch starts
+        clean_last_batch(
+            spark, config, running.rotation.epochs.current_uri()
+        )  # Spark cleans at the next batch
     log.info("query %s ended: %s", QUERY_NAME, reason)
     return reason
 
@@ -197,9 +211,13 @@ def stop_between_batches(query, grace_seconds: float = STOP_GRACE_SECONDS) -> No
 def drain_listener(
     spark: SparkSession, listener: ProgressListener, timeout_seconds: float = LISTENER_DRAIN_SECONDS
 ) -> None:
-    """Wait for the listener to see the query's end (events arrive asynchronously), then remove it."""
+    """Wait for the listener to see the query's end (events arrive asynchronously), then remove it.
+
+    The stream is then over: its heartbeat stops.
+    """
     if not listener.terminated.wait(timeout_seconds):
         log.warning("the query's termination event did not arrive within %.0f s", timeout_seconds)
+    listener.stream_ended.set()
     spark.streams.removeListener(listener)
 
 

@@ -95,16 +95,17 @@ class HadoopPaths:
         return bool(fs.delete(path, False))
 
 
-def clean_last_batch(spark, config: StreamConfig) -> int:
-    """Archive (or delete) the manifests of the last committed batch; returns how many were cleaned."""
+def clean_last_batch(spark, config: StreamConfig, checkpoint_uri: str) -> int:
+    """Archive (or delete) the manifests of the last committed batch of the query whose checkpoint is
+    `checkpoint_uri` (the current epoch's); returns how many were cleaned."""
     if config.clean_source == "off":
         return 0
     paths = HadoopPaths(spark)
-    batch = last_committed_batch(paths.names(join_uri(config.checkpoint, "commits")))
+    batch = last_committed_batch(paths.names(join_uri(checkpoint_uri, "commits")))
     if batch is None:
         return 0
-    log_offset = source_log_offset(paths.read_text(join_uri(config.checkpoint, "offsets", str(batch))))
-    source_log = join_uri(config.checkpoint, SOURCE_LOG)
+    log_offset = source_log_offset(paths.read_text(join_uri(checkpoint_uri, "offsets", str(batch))))
+    source_log = join_uri(checkpoint_uri, SOURCE_LOG)
     log_name = source_log_name(log_offset, paths.names(source_log))
     cleaned = 0
     for file_uri in batch_files(paths.read_text(join_uri(source_log, log_name)), log_offset):

@@ -267,6 +267,8 @@ def expected_stream_args(version: str) -> list[str]:
         f"{default['hung_after_seconds']:g}",
         "--image-read-timeout",
         f"{default['image_read_timeout_seconds']:g}",
+        "--checkpoint-epoch-hours",
+        f"{default['checkpoint_epoch_hours']:g}",
         "--cloudwatch-log-group",
         f"/fruits/{STAGE}/stream",
     ]

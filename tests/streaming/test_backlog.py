@@ -10,6 +10,7 @@ import time
 import pytest
 
 from streaming_job.backlog import ManifestBacklog, SourceLog, log_file_id, path_key
+from streaming_job.checkpoint_epochs import epoch_uri
 from streaming_job.runner import await_stream, start_stream
 from tests.streaming.stream_testkit import manifest_json, stream_config, valid_manifest, write_manifest
 
@@ -78,7 +79,7 @@ def test_the_backlog_counts_every_manifest_the_source_has_not_taken(spark, model
     config = stream_config(
         lake, *models, "--available-now", "--max-files-per-trigger", "2", "--clean-source", clean_source
     )
-    counter = ManifestBacklog(config.manifests_uri, config.checkpoint)
+    counter = ManifestBacklog(config.manifests_uri, lambda: epoch_uri(config.checkpoint, 0))
     drain(spark, config)
     # WHEN 4 manifests arrive whose modification time is older than every processed one (a late upload,
     # a copied file, a skewed clock): a rule on modification times would count none of them
@@ -89,7 +90,7 @@ def test_the_backlog_counts_every_manifest_the_source_has_not_taken(spark, model
     if clean_source == "off":
         assert count.empty_taken == 1
     # AND a counter made by the next driver agrees, and sees 0 once the stream took them
-    assert ManifestBacklog(config.manifests_uri, config.checkpoint).count().waiting == 4
+    assert ManifestBacklog(config.manifests_uri, lambda: epoch_uri(config.checkpoint, 0)).count().waiting == 4
     drain(spark, config)
     assert counter.count().waiting == 0
-    assert ManifestBacklog(config.manifests_uri, config.checkpoint).count().waiting == 0
+    assert ManifestBacklog(config.manifests_uri, lambda: epoch_uri(config.checkpoint, 0)).count().waiting == 0

@@ -47,6 +47,7 @@ def test_to_cli_args_round_trips_through_the_stream_parser():
         heartbeat_seconds=30.0,
         hung_after_seconds=1200.0,
         image_read_timeout_seconds=12.5,
+        checkpoint_epoch_hours=0.5,
     )
     # WHEN it becomes the EMR step's arguments
     args = config.to_cli_args()
@@ -78,6 +79,8 @@ def test_to_cli_args_round_trips_through_the_stream_parser():
         "1200",
         "--image-read-timeout",
         "12.5",
+        "--checkpoint-epoch-hours",
+        "0.5",
         "--cloudwatch-log-group",
         "/fruits/prod/stream",
         "--available-now",
@@ -113,6 +116,7 @@ def test_fruits_environment_variables_are_the_defaults(monkeypatch):
     monkeypatch.setenv("FRUITS_HEARTBEAT_SECONDS", "20")
     monkeypatch.setenv("FRUITS_HUNG_AFTER_SECONDS", "300")
     monkeypatch.setenv("FRUITS_IMAGE_READ_TIMEOUT_SECONDS", "5")
+    monkeypatch.setenv("FRUITS_CHECKPOINT_EPOCH_HOURS", "6")
     # WHEN the parser is built and given no flags
     config = config_from_args(parse())
     # THEN every setting comes from its variable
@@ -128,6 +132,7 @@ def test_fruits_environment_variables_are_the_defaults(monkeypatch):
         300.0,
         5.0,
     )
+    assert config.checkpoint_epoch_hours == 6.0
     # AND a flag still wins over its variable
     assert config_from_args(parse("--stage", "prod")).stage == "prod"
 
@@ -149,6 +154,15 @@ def test_a_malformed_environment_number_is_refused_by_the_parser(monkeypatch):
         (("--lake", LAKE, "--max-files-per-trigger", "0"), "--max-files-per-trigger must be >= 1"),
         (("--lake", LAKE, "--inference-batch-size", "2000"), "--inference-batch-size must be in 1..1024"),
         (("--lake", LAKE, "--stage", "dev prod"), "--stage must be alphanumeric"),
+        (
+            ("--lake", LAKE, "--checkpoint-epoch-hours", "0"),
+            r"--checkpoint-epoch-hours must be in \(0, 168\]",
+        ),
+        (
+            ("--lake", LAKE, "--checkpoint-epoch-hours", "200"),
+            r"--checkpoint-epoch-hours must be in \(0, 168\]",
+        ),
+        (("--lake", LAKE, "--checkpoint-epoch-hours", "nan"), "--checkpoint-epoch-hours must be in"),
         (("--lake", LAKE, "--pca", "http://elsewhere/pca"), "s3://bucket"),
         (("--lake", LAKE, "--heartbeat", "0.5"), "--heartbeat must be in 1..120 seconds"),
         (("--lake", LAKE, "--heartbeat", "300"), "--heartbeat must be in 1..120 seconds"),

@@ -113,11 +113,11 @@ def test_killing_the_stream_at_every_commit_step_still_gives_each_row_exactly_on
     # restarted (batch 0 again: features found and skipped) and SIGKILLed after both, before Spark's commit,
     run_until_killed("after-commits", lake, models, tmp_path, log)
     assert stream_commits(features) == stream_commits(errors) == [(query_id, "0")]
-    assert not (lake / "checkpoints" / "features" / "commits" / "0").exists()
     # (`fruits status` says DEAD at once: the driver process latest.json names is gone, no heartbeat wait)
     report = lake_health(lake.as_uri())
     assert (report.health, report.exit_code) == ("dead", 5)
     assert "is gone" in report.reason
+    assert not (lake / "checkpoints" / "features" / "epoch=0" / "commits" / "0").exists()
     # and finally restarted with --available-now to drain the backlog (batch 0 once more, then the rest)
     final = subprocess.run(
         [FRUITS, "stream", "--master", "local[2]", *stream_args(lake, *models, "--available-now")],

@@ -205,7 +205,7 @@ def test_listener_writes_one_object_per_progress_event_and_keeps_totals_across_r
     listener = ProgressListener(
         config,
         board,
-        backlog=ManifestBacklog(config.manifests_uri, config.checkpoint),
+        backlog=ManifestBacklog(config.manifests_uri, lambda: config.checkpoint),
         emf=EmfPublisher("/fruits/prod/stream", "Fruits/Stream", "prod", client=logs),
     )
     started = QueryStartedEvent.fromJson(
@@ -344,7 +344,7 @@ def test_the_listener_heartbeat_refreshes_latest_and_sends_the_metrics(tmp_path,
     listener = ProgressListener(
         config,
         board,
-        backlog=ManifestBacklog(config.manifests_uri, config.checkpoint),
+        backlog=ManifestBacklog(config.manifests_uri, lambda: config.checkpoint),
         emf=EmfPublisher("/fruits/prod/stream", "Fruits/Stream", "local", client=logs),
     )
     listener.onQueryStarted(started_event(recent(30)))
@@ -398,3 +398,34 @@ def test_the_heartbeat_thread_beats_on_a_timer_survives_a_failure_and_stops_with
     assert len(beats) == 4
     assert all(later - earlier >= 0.04 for earlier, later in pairwise(beats))
     assert "heartbeat: could not report" in caplog.text
+
+
+def test_a_new_query_numbering_its_batches_from_zero_again_still_adds_to_the_totals(tmp_path):
+    # GIVEN a stream whose query (one checkpoint epoch) counted batches 0 and 1
+    config = stream_config(tmp_path / "lake", "file:///m/featurizer.keras", "file:///m/pca")
+    board = BatchStatsBoard()
+    listener = ProgressListener(config, board)
+
+    def run(query_id: str, batch_ids: tuple[int, ...]) -> None:
+        listener.onQueryStarted(
+            QueryStartedEvent.fromJson(
+                {
+                    "id": query_id,
+                    "runId": RUN_ID,
+                    "name": "fruits-features",
+                    "timestamp": "2024-05-01T10:00:00.000Z",
+                }
+            )
+        )
+        for batch_id in batch_ids:
+            board.record(batch_id, STATS)
+            listener.onQueryProgress(
+                QueryProgressEvent(StreamingQueryProgress.fromJson(spark_progress(batch_id)))
+            )
+
+    run(QUERY_ID, (0, 1))
+    # WHEN the next epoch's query (a new query id) reports its batches 0 and 1
+    run("0f0e0d0c-0b0a-4909-8807-060504030201", (0, 1))
+    # THEN they count: 4 batches in all, numbered from this query's last one
+    totals = StatusLog(config.status_uri).read_latest()["totals"]
+    assert (totals["batches"], totals["last_batch_id"]) == (4, 1)
