@@ -193,9 +193,8 @@ def await_stream(
     if failure is not None:
         raise RuntimeError(f"the streaming query failed: {failure}")
     if reason == "finished" and config.available_now:
-        clean_last_batch(
-            spark, config, running.rotation.epochs.current_uri()
-        )  # Spark cleans at the next batch
+        # Spark would only clean the last batch's manifests when a next batch starts.
+        clean_last_batch(spark, config, running.rotation.epochs.current_uri())
     log.info("query %s ended: %s", QUERY_NAME, reason)
     return reason
 
