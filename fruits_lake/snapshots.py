@@ -36,9 +36,14 @@ def expire_snapshots(table: Table, older_than: datetime, keep_last: int) -> int:
         keep_last,
     )
     if expired:
-        expire = table.maintenance.expire_snapshots()
-        # pyiceberg 0.10 declares this set on the class, so every builder shares it and a second
-        # table would be asked to remove the first one's ids ("Snapshot ... does not exist").
-        expire._snapshot_ids_to_expire = set()
-        expire.by_ids(expired).commit()
+        expire_snapshot_ids(table, expired)
     return len(expired)
+
+
+def expire_snapshot_ids(table: Table, snapshot_ids: list[int]) -> None:
+    """Expire exactly these snapshots in one commit (CommitFailedException on a race)."""
+    expire = table.maintenance.expire_snapshots()
+    # pyiceberg 0.10 declares this set on the class, so every builder shares it and a second
+    # table would be asked to remove the first one's ids ("Snapshot ... does not exist").
+    expire._snapshot_ids_to_expire = set()
+    expire.by_ids(snapshot_ids).commit()

@@ -22,6 +22,7 @@ from pyiceberg.table import Table
 
 from fruits_core import contracts
 from fruits_lake.catalog import ERRORS_TABLE, NAMESPACE
+from fruits_lake.snapshots import expire_snapshot_ids
 from fruits_privacy.subject_plan import ImageRef
 
 # The feature vector is left out of an export: it is a model's projection of the photo (the
@@ -110,10 +111,7 @@ def purge_unreachable_files(table: Table) -> int:
     if not expired:
         return 0
     candidates = set().union(*(_reachable_files(table, s) for s in expired))
-    expire = table.maintenance.expire_snapshots()
-    # pyiceberg 0.10 keeps the ids to expire in a class-level set shared by every builder.
-    expire._snapshot_ids_to_expire = set()
-    expire.by_ids([s.snapshot_id for s in expired]).commit()
+    expire_snapshot_ids(table, [s.snapshot_id for s in expired])
     table.refresh()
     kept = set().union(*(_reachable_files(table, s) for s in table.metadata.snapshots))
     doomed = sorted(candidates - kept)

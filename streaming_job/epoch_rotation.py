@@ -124,7 +124,8 @@ class EpochRotation:
         self.query_ended = query_ended
 
     def start(self):
-        return self.start_query(self.epochs.open())
+        """Start the query on the current epoch (found by `epochs.open()`, which the backlog needs first)."""
+        return self.start_query(self.epochs.current_uri())
 
     def rotate_if_due(self, query):
         """The query to wait on next: `query` itself, or its successor on the next epoch."""
