@@ -130,6 +130,39 @@ def progressive_bomb(real_jpeg: bytes, scans: int = 5_000) -> bytes:
     return data[:last_scan] + data[last_scan:-2] * scans + b"\xff\xd9"
 
 
+def empty_scan_bomb(real_jpeg: bytes, scans: int) -> bytes:
+    """A progressive JPEG whose last scan header is repeated with no data: about 14 bytes per scan."""
+    data = encode(pixels(real_jpeg), "JPEG", progressive=True)
+    last_scan = data.rindex(b"\xff\xda")
+    header = data[last_scan : last_scan + 2 + int.from_bytes(data[last_scan + 2 : last_scan + 4], "big")]
+    return data[:last_scan] + header * scans + data[last_scan:]
+
+
+def scan_bomb_with_junk(real_jpeg: bytes, scans: int = 30_000) -> bytes:
+    """The empty-scan bomb with one 0x00 after its first segment: libjpeg skips it and decodes every scan."""
+    data = empty_scan_bomb(real_jpeg, scans)
+    first_segment_end = 4 + int.from_bytes(data[4:6], "big")
+    return data[:first_segment_end] + b"\x00" + data[first_segment_end:]
+
+
+def scan_bomb_with_fill_and_stray_markers(real_jpeg: bytes, scans: int = 5_000) -> bytes:
+    """Every scan preceded by 0xFF fill, a stuffed zero and a restart marker, all of which libjpeg skips."""
+    data = progressive_bomb(real_jpeg, scans)
+    return data.replace(b"\xff\xda", b"\xff\xff\x00\xff\xd0\xff\xff\xda")
+
+
+def jpeg_header_junk(real_jpeg: bytes) -> bytes:
+    """200 KiB of 0xFF fill before the first marker: Pillow's header parser walks it in Python."""
+    first_segment_end = 4 + int.from_bytes(real_jpeg[4:6], "big")
+    return real_jpeg[:first_segment_end] + b"\xff" * (200 * 1024) + real_jpeg[first_segment_end:]
+
+
+def jpeg_junk_between_segments(real_jpeg: bytes) -> bytes:
+    """A few junk and fill bytes between segments (some encoders pad): libjpeg skips them, so must we."""
+    first_segment_end = 4 + int.from_bytes(real_jpeg[4:6], "big")
+    return real_jpeg[:first_segment_end] + b"\x00\x00\xff\xff" + real_jpeg[first_segment_end:]
+
+
 def png_many_chunks(real_jpeg: bytes) -> bytes:
     """The same pixels with the image data split into 1-byte IDAT chunks (thousands of chunks)."""
     data = encode(pixels(real_jpeg), "PNG")
@@ -222,6 +255,10 @@ CORPUS: tuple[Case, ...] = (
     Case("qoi-named-png", qoi, R.UNSUPPORTED_FORMAT, key="uploads/q.png"),
     # --- bounded work: CPU and memory bombs, encoder limits ---
     Case("progressive-jpeg-5000-scans", progressive_bomb, R.TOO_COMPLEX),
+    Case("progressive-jpeg-30000-scans-one-junk-byte", scan_bomb_with_junk, R.TOO_COMPLEX),
+    Case("progressive-jpeg-scans-behind-fill-and-rst", scan_bomb_with_fill_and_stray_markers, R.TOO_COMPLEX),
+    Case("jpeg-200-kib-fill-before-first-scan", jpeg_header_junk, R.TOO_COMPLEX),
+    Case("jpeg-junk-byte-between-segments", jpeg_junk_between_segments),
     Case("png-thousands-of-chunks", png_many_chunks, R.TOO_COMPLEX, key="uploads/c.png"),
     Case("png-70000x32", lambda _: solid_png(70_000, 32), R.SIDE_TOO_LONG, key="uploads/w.png"),
     Case("png-32x70000", lambda _: solid_png(32, 70_000), R.SIDE_TOO_LONG, key="uploads/t.png"),

@@ -7,6 +7,7 @@ import io
 import pytest
 from fruits_ingest.imaging import ImageRejected, clean_size, install_pillow_guards, normalize_image
 from fruits_ingest.preflight import (
+    MAX_JPEG_HEADER_JUNK_BYTES,
     MAX_JPEG_SCANS,
     MAX_JPEG_SEGMENTS,
     MAX_PNG_CHUNKS,
@@ -18,7 +19,7 @@ from PIL import Image
 
 from fruits_core import contracts
 
-from .bad_inputs import encode, pixels, png_many_chunks, progressive_bomb
+from .bad_inputs import encode, pixels, png_many_chunks, progressive_bomb, scan_bomb_with_junk
 
 LIMIT = 40_000_000
 
@@ -44,10 +45,48 @@ def test_scan_counting_stops_just_past_the_limit(sample_image_paths):
     assert "scans" in structure_problem(bomb)
 
 
+def test_one_junk_byte_does_not_hide_30000_scans(sample_image_paths):
+    # GIVEN the bomb with a 0x00 after its first segment (libjpeg skips it and decodes every scan)
+    bomb = scan_bomb_with_junk(sample_image_paths[0].read_bytes(), scans=30_000)
+    # THEN the walk skips it too, counts past the limit and stops there
+    assert count_jpeg_segments(bomb, MAX_JPEG_SEGMENTS, MAX_JPEG_SCANS)[1] == MAX_JPEG_SCANS + 1
+    with pytest.raises(ImageRejected) as refused:
+        normalize_image(bomb, LIMIT)
+    assert refused.value.reason == contracts.QuarantineReason.TOO_COMPLEX
+
+
+@pytest.mark.parametrize(
+    "gap",
+    [b"\x00", b"\xff\xff", b"\xff\x00", b"junk", b"\xff\xd3", b"\xff\x01", b"\xff\x7f"],
+    ids=["zero", "fill", "stuffed-zero", "text", "restart-marker", "tem", "reserved-marker"],
+)
+def test_what_libjpeg_skips_between_segments_is_skipped(sample_image_paths, gap):
+    real = encode(pixels(sample_image_paths[0].read_bytes()), "JPEG", progressive=True)
+    first_segment_end = 4 + int.from_bytes(real[4:6], "big")
+    padded = real[:first_segment_end] + gap + real[first_segment_end:]
+    assert count_jpeg_segments(padded, 1000, 1000) == count_jpeg_segments(real, 1000, 1000)
+
+
+def test_junk_before_the_first_scan_is_bounded(sample_image_paths):
+    # Pillow walks the header in Python: 64 KiB of fill is the most it is given
+    real = sample_image_paths[0].read_bytes()
+    first_segment_end = 4 + int.from_bytes(real[4:6], "big")
+    for size, refused in ((MAX_JPEG_HEADER_JUNK_BYTES, False), (MAX_JPEG_HEADER_JUNK_BYTES + 1, True)):
+        padded = real[:first_segment_end] + b"\xff" * size + real[first_segment_end:]
+        assert (structure_problem(padded) is not None) == refused
+    assert structure_problem(real + b"\x00" * 1_000_000) is None  # after EOI: never read
+
+
 def test_byte_stuffing_and_restart_markers_are_not_segments():
     entropy = b"\x12\xff\x00\x34\xff\xd0\x56\xff\xff\xd7\x78"
     data = b"\xff\xd8\xff\xda\x00\x02" + entropy + b"\xff\xd9"
     assert count_jpeg_segments(data, 100, 100) == (1, 1)
+
+
+def test_a_marker_inside_a_scan_is_found_after_fill_bytes():
+    entropy = b"\x12\xff\xff\xff\xda\x00\x02\x34"
+    data = b"\xff\xd8\xff\xda\x00\x02" + entropy + b"\xff\xd9"
+    assert count_jpeg_segments(data, 100, 100) == (2, 2)
 
 
 def test_png_chunks_are_counted_up_to_iend(sample_image_paths):

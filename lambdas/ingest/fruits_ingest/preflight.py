@@ -2,19 +2,25 @@
 
 Pillow and libjpeg do work per JPEG scan and per PNG chunk, so a small file
 with a million empty scans (a "progressive bomb") costs minutes of CPU before
-its pixels are even seen. Counting them is a pass over the bytes in C (regex
-and `bytes.find`), with early exit at the limit. Files the walk cannot follow
-are left to the decoder, which then calls them corrupt.
+its pixels are even seen. The JPEG walk finds markers by libjpeg's own rules
+(jdmarker.c): junk and 0xFF fill between segments are skipped, not a reason to
+stop, so every SOS the decoder would reach is counted. It is a pass over the
+bytes in C (regex search), with early exit at the limits. Files the walk
+cannot follow are left to the decoder, which then calls them corrupt.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 # Cameras and encoders write 1 (baseline) to about 12 scans; mozjpeg's optimized scripts stay under 20.
 MAX_JPEG_SCANS = 100
 # Markers of the first picture (APPn, DQT, DHT, SOF, SOS, COM...): phones write a few dozen at most.
 MAX_JPEG_SEGMENTS = 1_000
+# Pillow reads the header (everything before the first scan) in Python, one junk byte per loop turn:
+# 1 MiB of 0xFF fill costs it 0.7 s. Encoders write none; a few bytes of padding are seen in the wild.
+MAX_JPEG_HEADER_JUNK_BYTES = 64 * 1024
 # libpng writes one IDAT per 8 KiB: a 10 MiB PNG has about 1,300 chunks.
 MAX_PNG_CHUNKS = 4_096
 
@@ -22,9 +28,25 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 JPEG_SOI = b"\xff\xd8"
 _JPEG_SOS = 0xDA
 _JPEG_EOI = 0xD9
+_JPEG_SOI_MARKER = 0xD8
+# Markers libjpeg reads no length for: the restart markers (RST0-7) and every code below 0xC0
+# (TEM and the reserved ones). Inside a scan's data, with restart intervals, jpeg_resync_to_restart
+# drops a code below 0xC0 and searches on; elsewhere libjpeg stops on it with an error.
+_JPEG_NO_LENGTH = frozenset({*range(0x01, 0xC0), *range(0xD0, 0xD8)})
 _PNG_IEND = b"IEND"
-# A marker inside entropy-coded data: 0xFF followed by neither a stuffed 0x00, a restart marker nor fill.
-_ENTROPY_END = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+# libjpeg's next_marker: skip to a 0xFF, swallow fill 0xFFs, and drop "0xFF 0x00" (stuffed data).
+# The marker is thus the first byte other than 0x00 and 0xFF that follows a 0xFF. Entropy-coded data
+# ends the same way (jdhuff.c fill_bit_buffer, jdarith.c get_byte), so one search serves both.
+_NEXT_MARKER = re.compile(rb"\xff[^\x00\xff]")
+
+
+@dataclass(frozen=True)
+class JpegCounts:
+    """What the walk saw of the first picture (it stops early once a count passes its limit)."""
+
+    segments: int
+    scans: int
+    header_junk_bytes: int
 
 
 def structure_problem(data: bytes) -> str | None:
@@ -38,27 +60,41 @@ def structure_problem(data: bytes) -> str | None:
 
 def count_jpeg_segments(data: bytes, max_segments: int, max_scans: int) -> tuple[int, int]:
     """(segments, scans) of the first picture; counting stops once either passes its maximum."""
-    position, segments, scans, size = len(JPEG_SOI), 0, 0, len(data)
-    while position + 4 <= size and segments <= max_segments and scans <= max_scans:
-        if data[position] != 0xFF:
+    counts = walk_jpeg(data, max_segments, max_scans)
+    return counts.segments, counts.scans
+
+
+def walk_jpeg(
+    data: bytes, max_segments: int, max_scans: int, max_junk: int = MAX_JPEG_HEADER_JUNK_BYTES
+) -> JpegCounts:
+    """Follow the markers as libjpeg does, from after SOI to EOI or the end of the bytes.
+
+    Length-bearing segments are skipped by their length (libjpeg reads exactly that
+    many bytes or fails); a length under 2 advances past the length field only, as
+    libjpeg's skip_variable does. The walk never counts fewer scans than libjpeg reaches:
+    where libjpeg would stop with an error (a second SOI, an unknown marker), the walk
+    goes on or stops, and either can only count more or as many.
+    """
+    position, segments, scans, junk, size = len(JPEG_SOI), 0, 0, 0, len(data)
+    while segments <= max_segments and scans <= max_scans and (scans or junk <= max_junk):
+        found = _NEXT_MARKER.search(data, position)
+        if found is None:
             break
-        marker = data[position + 1]
-        if marker == 0xFF:  # fill byte before a marker
-            position += 1
+        if not scans:
+            junk += found.start() - position
+        marker, position = data[found.start() + 1], found.end()
+        if marker in (_JPEG_EOI, _JPEG_SOI_MARKER):
+            break
+        if marker in _JPEG_NO_LENGTH:
+            junk += 0 if scans else 2
             continue
-        if marker == _JPEG_EOI:
-            break
         segments += 1
-        if 0xD0 <= marker <= 0xD7 or marker == 0x01:  # markers without a length
-            position += 2
-            continue
-        end = position + 2 + int.from_bytes(data[position + 2 : position + 4], "big")
-        if marker == _JPEG_SOS:
-            scans += 1
-            found = _ENTROPY_END.search(data, end)
-            end = found.start() if found else size
-        position = end
-    return segments, scans
+        if position + 2 > size:
+            break
+        length = int.from_bytes(data[position : position + 2], "big")
+        position += max(length, 2)
+        scans += marker == _JPEG_SOS
+    return JpegCounts(segments, scans, junk)
 
 
 def count_png_chunks(data: bytes, limit: int) -> int:
@@ -74,11 +110,13 @@ def count_png_chunks(data: bytes, limit: int) -> int:
 
 
 def _jpeg_problem(data: bytes) -> str | None:
-    segments, scans = count_jpeg_segments(data, MAX_JPEG_SEGMENTS, MAX_JPEG_SCANS)
-    if scans > MAX_JPEG_SCANS:
+    counts = walk_jpeg(data, MAX_JPEG_SEGMENTS, MAX_JPEG_SCANS)
+    if counts.scans > MAX_JPEG_SCANS:
         return f"JPEG has more than {MAX_JPEG_SCANS} scans (progressive CPU bomb guard)"
-    if segments > MAX_JPEG_SEGMENTS:
+    if counts.segments > MAX_JPEG_SEGMENTS:
         return f"JPEG has more than {MAX_JPEG_SEGMENTS} marker segments"
+    if counts.header_junk_bytes > MAX_JPEG_HEADER_JUNK_BYTES:
+        return f"JPEG has more than {MAX_JPEG_HEADER_JUNK_BYTES} bytes of junk before its first scan"
     return None
 
 
