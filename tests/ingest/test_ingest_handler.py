@@ -321,7 +321,7 @@ def test_pseudonym_key_is_read_from_ssm_once_per_container(
     ssm_key = "ssm-held-pseudonym-key-abcdefghijklmnop"
     aws.ssm.put_parameter(Name="/fruits/ingest/pseudonym-key", Value=ssm_key, Type="SecureString")
     reads = []
-    aws.on_session("before-call.ssm.GetParameter", lambda **_: reads.append(1))
+    aws.on_session("before-call.ssm.GetParameterHistory", lambda **_: reads.append(1))
     app = cold_start(
         {"LAKE_URI": LAKE_URI, "PSEUDONYM_KEY_PARAMETER": "/fruits/ingest/pseudonym-key"}, monkeypatch
     )

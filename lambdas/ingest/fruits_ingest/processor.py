@@ -8,6 +8,13 @@ or overwritten since its event) is skipped: no record, a counted outcome, never
 a retry. Other storage failures propagate so the caller retries the message. The
 clean image is written before the manifest, so a manifest never points to a
 missing image.
+
+An erasure may land while an upload is in flight. The tombstone is checked once the
+uploader is known, again before each write, and once more after the last one: the
+erasure writes its tombstone before it scans, so either its scan sees what was written
+here, or the check after the writes sees the tombstone and removes them
+(`_store_unless_erased`). A skip for an erased subject also removes what an earlier,
+interrupted try of the same upload left.
 """
 
 from __future__ import annotations
@@ -32,7 +39,14 @@ from fruits_ingest.identity import subject_from_key
 from fruits_ingest.imaging import CleanImage, ImageRejected, normalize_image
 from fruits_ingest.metadata import InvalidMetadata, UploadMetadata, parse_upload_metadata
 from fruits_ingest.pseudonym_key import PseudonymKey
-from fruits_ingest.storage import ObjectChanged, ObjectInfo, ObjectNotFound, ObjectStore, UnreadableMetadata
+from fruits_ingest.storage import (
+    ObjectChanged,
+    ObjectInfo,
+    ObjectNotFound,
+    ObjectStore,
+    StorageError,
+    UnreadableMetadata,
+)
 
 # A child of the Powertools logger "ingest": JSON lines in Lambda, plain logging in local mode.
 logger = logging.getLogger("ingest.processor")
@@ -90,11 +104,7 @@ def process_upload(
             _skip_if_erased(person, pseudonym_key, config, store, clock())
         clean = _normalize(upload_bytes, config.max_image_pixels)
     except _Skipped as skip:
-        logger.info(
-            "upload skipped",
-            extra={"image_id": image_id, "reason": skip.reason.value, "duration_ms": _elapsed_ms(started)},
-        )
-        return IngestOutcome("skipped", image_id, skip.reason.value, dt, None)
+        return _skipped(skip, store, config, ref, dt, started)
     except _Rejected as rejection:
         _write_quarantine(store, config, image_id, dt, ref, rejection, clock(), person, pseudonym_key)
         logger.info(
@@ -109,7 +119,6 @@ def process_upload(
         return IngestOutcome("quarantined", image_id, rejection.reason.value, dt, None)
 
     image_uri = join_uri(config.lake_uri, contracts.clean_image_key(dt, image_id))
-    store.put(image_uri, clean.jpeg, contracts.CLEAN_IMAGE_CONTENT_TYPE)
     manifest = manifest_record(
         image_id,
         image_uri,
@@ -122,7 +131,16 @@ def process_upload(
         dt,
     )
     manifest_uri = join_uri(config.lake_uri, contracts.manifest_key(dt, image_id))
-    store.put(manifest_uri, _json_bytes(manifest), JSON_CONTENT_TYPE)
+    writes = [
+        (image_uri, clean.jpeg, contracts.CLEAN_IMAGE_CONTENT_TYPE),
+        (manifest_uri, _json_bytes(manifest), JSON_CONTENT_TYPE),
+    ]
+    try:
+        _store_unless_erased(
+            store, writes, lambda: _skip_if_erased(person, pseudonym_key, config, store, clock())
+        )
+    except _Skipped as skip:
+        return _skipped(skip, store, config, ref, dt, started)
     logger.info(
         "upload accepted",
         extra={
@@ -239,18 +257,65 @@ def _skip_if_erased(
 ) -> None:
     """Drop an upload of a subject erased less than the grace period ago (a live tombstone).
 
-    Dropped without any record: a quarantine record would store a new trace of the very
-    person who asked to be forgotten; the raw upload expires with the uploads bucket.
+    The tombstone is looked up under every key version held (one GET each): an erasure
+    before a key rotation wrote it under the older pseudonyms. Dropped without any record:
+    a quarantine record would store a new trace of the very person who asked to be
+    forgotten; the raw upload expires with the uploads bucket.
     """
     if not person:
         return
-    key = contracts.tombstone_key(subject_id(pseudonym_key.value, person))
+    for key_value in pseudonym_key.held:
+        key = contracts.tombstone_key(subject_id(key_value, person))
+        try:
+            tombstone = store.get(join_uri(config.lake_uri, key), max_bytes=_TOMBSTONE_MAX_BYTES)
+        except ObjectNotFound:
+            continue
+        if refuses_uploads(tombstone, now, config.erasure_grace_days):
+            raise _Skipped(contracts.SkipReason.SUBJECT_ERASED)
+
+
+def _store_unless_erased(
+    store: ObjectStore, writes: list[tuple[str, bytes, str]], check_erased: Callable[[], None]
+) -> None:
+    """Write in order, with `check_erased` (raises _Skipped) before each write and after the last.
+
+    The caller removes what was written on a skip (`_skipped`): an erasure in between must win.
+    A failed write removes the writes before it, since a clean image without its manifest
+    is linked to no one (an erasure could not find it), and propagates for a retry.
+    """
+    written: list[str] = []
     try:
-        tombstone = store.get(join_uri(config.lake_uri, key), max_bytes=_TOMBSTONE_MAX_BYTES)
-    except ObjectNotFound:
-        return
-    if refuses_uploads(tombstone, now, config.erasure_grace_days):
-        raise _Skipped(contracts.SkipReason.SUBJECT_ERASED)
+        for uri, data, content_type in writes:
+            check_erased()
+            store.put(uri, data, content_type)
+            written.append(uri)
+        check_erased()
+    except StorageError:
+        _purge_quietly(store, written)
+        raise
+
+
+def _skipped(
+    skip: _Skipped, store: ObjectStore, config: IngestConfig, ref: ObjectRef, dt: str, started: float
+) -> IngestOutcome:
+    """Log and count a skip; for an erased subject, remove anything of this upload from the lake."""
+    if skip.reason is contracts.SkipReason.SUBJECT_ERASED:
+        for key in (contracts.clean_image_key(dt, ref.image_id), contracts.manifest_key(dt, ref.image_id)):
+            store.purge(join_uri(config.lake_uri, key))
+    logger.info(
+        "upload skipped",
+        extra={"image_id": ref.image_id, "reason": skip.reason.value, "duration_ms": _elapsed_ms(started)},
+    )
+    return IngestOutcome("skipped", ref.image_id, skip.reason.value, dt, None)
+
+
+def _purge_quietly(store: ObjectStore, uris: list[str]) -> None:
+    """Best effort after a failed write: the retry rewrites the same keys, or removes them if erased."""
+    for uri in uris:
+        try:
+            store.purge(uri)
+        except StorageError:
+            logger.warning("could not remove a partial write; the retry of the message handles it")
 
 
 def _fetch_valid_upload(

@@ -1,8 +1,10 @@
 """The HMAC key behind `subject_id`: from the environment (local mode, tests) or an SSM SecureString.
 
-The SSM parameter is read on first use, then again once its cache TTL has
-passed, so a rotation reaches every container within the TTL; the parameter's
-version travels with the key into each manifest (`key_version`). If a refresh
+The SSM parameter's history is read on first use, then again once its cache TTL
+has passed, so a rotation reaches every container within the TTL; the newest
+version is the key, and its number travels into each manifest (`key_version`).
+The older versions still held are kept too: a tombstone written under an older
+key must still refuse the person's uploads after a rotation. If a refresh
 fails transiently, the cached key is kept and the read retried on the next use.
 The key itself never appears in an exception, a log line or a trace.
 """
@@ -35,10 +37,19 @@ _MISCONFIGURATION_CODES = {
 
 @dataclass(frozen=True, repr=False)
 class PseudonymKey:
-    """The key and its version (the SSM parameter version; None for a key from the environment)."""
+    """The key and its version (the SSM parameter version; None for a key from the environment).
+
+    `previous`: the older key versions still held, whose pseudonyms name older tombstones.
+    """
 
     value: bytes
     version: str | None = None
+    previous: tuple[bytes, ...] = ()
+
+    @property
+    def held(self) -> tuple[bytes, ...]:
+        """Every key version a tombstone may have been written under, the current one first."""
+        return (self.value, *self.previous)
 
     def __repr__(self) -> str:
         return f"PseudonymKey(version={self.version!r})"
@@ -89,16 +100,25 @@ class PseudonymKeySource:
 
         name = self._config.pseudonym_key_parameter
         try:
-            response = self._ssm_client_factory().get_parameter(Name=name, WithDecryption=True)
+            pages = self._ssm_client_factory().get_paginator("get_parameter_history").paginate(
+                Name=name, WithDecryption=True
+            )
+            versions = [version for page in pages for version in page["Parameters"]]
         except ClientError as error:
             code = str(error.response.get("Error", {}).get("Code", "unknown"))
             if code in _MISCONFIGURATION_CODES:
                 raise ConfigError(
                     f"cannot read SSM parameter {name} ({ENV_PSEUDONYM_KEY_PARAMETER}): {code}"
                 ) from None
-            raise StorageError(f"SSM GetParameter failed ({code})") from None
+            raise StorageError(f"SSM GetParameterHistory failed ({code})") from None
         except BotoCoreError as error:
-            raise StorageError(f"SSM GetParameter failed ({type(error).__name__})") from None
-        parameter = response["Parameter"]
-        value = validate_pseudonym_key(parameter["Value"].encode("utf-8"), f"SSM parameter {name}")
-        return PseudonymKey(value, str(parameter["Version"]))
+            raise StorageError(f"SSM GetParameterHistory failed ({type(error).__name__})") from None
+        if not versions:
+            raise ConfigError(f"SSM parameter {name} ({ENV_PSEUDONYM_KEY_PARAMETER}) has no version")
+        ordered = sorted(versions, key=lambda version: int(version["Version"]))
+        values = [
+            validate_pseudonym_key(version["Value"].encode("utf-8"), f"SSM parameter {name}")
+            for version in ordered
+        ]
+        previous = tuple(dict.fromkeys(value for value in reversed(values[:-1]) if value != values[-1]))
+        return PseudonymKey(values[-1], str(ordered[-1]["Version"]), previous)

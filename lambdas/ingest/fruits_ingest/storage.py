@@ -58,6 +58,8 @@ class ObjectStore(Protocol):
         self, uri: str, data: bytes, content_type: str, metadata: Mapping[str, str] | None = None
     ) -> None: ...
 
+    def purge(self, uri: str) -> None: ...
+
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
     """`s3://bucket/any key` -> (bucket, key); the key is taken verbatim, not URL-decoded."""
@@ -94,6 +96,9 @@ class RoutingStore:
         self, uri: str, data: bytes, content_type: str, metadata: Mapping[str, str] | None = None
     ) -> None:
         self._store(uri).put(uri, data, content_type, metadata=metadata)
+
+    def purge(self, uri: str) -> None:
+        self._store(uri).purge(uri)
 
     def _store(self, uri: str) -> ObjectStore:
         for scheme, store in self._stores.items():
@@ -142,6 +147,21 @@ class S3ObjectStore:
                 Bucket=bucket, Key=key, Body=data, ContentType=content_type, **extra
             ),
         )
+
+    def purge(self, uri: str) -> None:
+        """Delete every version (and delete marker) of exactly this key; nothing to delete is fine."""
+        bucket, key = split_s3_uri(uri)
+        listing = self._call_raw(
+            "ListObjectVersions", lambda: self.client.list_object_versions(Bucket=bucket, Prefix=key)
+        )
+        for entry in [*listing.get("Versions", []), *listing.get("DeleteMarkers", [])]:
+            if entry["Key"] == key:
+                self._call_raw(
+                    "DeleteObject",
+                    lambda entry=entry: self.client.delete_object(
+                        Bucket=bucket, Key=key, VersionId=entry["VersionId"]
+                    ),
+                )
 
     def _call(self, operation: str, method: Any, uri: str, version_id: str | None, **extra: str) -> dict:
         bucket, key = split_s3_uri(uri)
@@ -203,6 +223,12 @@ class FileObjectStore:
             write_atomically(path, data)
         except OSError as error:
             raise StorageError(f"file write failed ({error.strerror})") from None
+
+    def purge(self, uri: str) -> None:
+        try:
+            file_uri_path(uri).unlink(missing_ok=True)
+        except OSError as error:
+            raise StorageError(f"file delete failed ({error.strerror})") from None
 
 
 def _read_sidecar(path: Path) -> dict[str, Any]:
