@@ -98,6 +98,11 @@ EXPECTED_INGEST_OBJECT_ACCESS = {
         ("LakeBucket", contracts.MANIFESTS_PREFIX),
         ("LakeBucket", contracts.QUARANTINE_PREFIX),
     },
+    # only to remove what it wrote for an upload whose subject was erased meanwhile
+    "s3:DeleteObjectVersion": {
+        ("LakeBucket", contracts.CLEAN_PREFIX),
+        ("LakeBucket", contracts.MANIFESTS_PREFIX),
+    },
 }
 
 
@@ -418,11 +423,11 @@ def test_ingest_function_reaches_only_its_prefixes(ingest_template):
     access = _object_access(statements, r"\$\{(?P<bucket>\w+)\.Arn\}/(?P<prefix>[a-z-]+/)\*")
     # THEN object access is exactly: read uploads/, write clean/ manifests/ quarantine/ in the lake
     assert access == EXPECTED_INGEST_OBJECT_ACCESS
-    # AND every other S3 grant is a bucket-level ListBucket (404 vs 403: uploads, tombstones)
+    # AND every other S3 grant is a bucket-level listing (404 vs 403: uploads, tombstones; versions of its writes)
     s3_statements = [s for s in statements if any(a.startswith("s3:") for a in as_list(s["Action"]))]
     s3_resources = [r for s in s3_statements for r in as_list(s["Resource"])]
     object_arns = [sub_text(r) for r in s3_resources if "Fn::Sub" in r]
-    assert len(object_arns) == 5 and all(
+    assert len(object_arns) == 7 and all(
         re.fullmatch(r"\$\{\w+\.Arn\}/[a-z-]+/\*", arn) for arn in object_arns
     ), object_arns
     bucket_level = [
@@ -430,11 +435,12 @@ def test_ingest_function_reaches_only_its_prefixes(ingest_template):
         for s in s3_statements
         if s["Resource"] in ({"Fn::GetAtt": ["UploadsBucket", "Arn"]}, {"Fn::GetAtt": ["LakeBucket", "Arn"]})
     ]
-    assert [s["Action"] for s in bucket_level] == ["s3:ListBucket", "s3:ListBucket"]
+    assert [s["Action"] for s in bucket_level] == ["s3:ListBucket", "s3:ListBucket", "s3:ListBucketVersions"]
     assert len(s3_resources) == len(object_arns) + len(bucket_level)
     # AND it reads only its own SSM parameter and uses only the lake key
     by_action = {action: s for s in statements for action in as_list(s["Action"])}
-    assert sub_text(by_action["ssm:GetParameter"]["Resource"]).endswith(
+    assert "ssm:GetParameter" not in by_action
+    assert sub_text(by_action["ssm:GetParameterHistory"]["Resource"]).endswith(
         ":parameter${PseudonymKeyParameterName}"
     )
     assert by_action["kms:Decrypt"]["Resource"] == {"Fn::GetAtt": ["LakeKey", "Arn"]}
