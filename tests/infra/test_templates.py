@@ -423,7 +423,7 @@ def test_ingest_function_reaches_only_its_prefixes(ingest_template):
     access = _object_access(statements, r"\$\{(?P<bucket>\w+)\.Arn\}/(?P<prefix>[a-z-]+/)\*")
     # THEN object access is exactly: read uploads/, write clean/ manifests/ quarantine/ in the lake
     assert access == EXPECTED_INGEST_OBJECT_ACCESS
-    # AND every other S3 grant is a bucket-level listing (404 vs 403: uploads, tombstones; versions of its writes)
+    # AND every other S3 grant is a bucket-level listing (404 vs 403; the versions of its own writes)
     s3_statements = [s for s in statements if any(a.startswith("s3:") for a in as_list(s["Action"]))]
     s3_resources = [r for s in s3_statements for r in as_list(s["Resource"])]
     object_arns = [sub_text(r) for r in s3_resources if "Fn::Sub" in r]
