@@ -9,6 +9,7 @@ import argparse
 import getpass
 import json
 import os
+import sys
 from pathlib import Path
 
 from fruits_core import contracts
@@ -17,6 +18,8 @@ from fruits_core.lake_uris import validate_lake_uri
 
 ENV_KEY_PARAMETER = "PSEUDONYM_KEY_PARAMETER"
 ENV_OPERATOR = "FRUITS_OPERATOR"
+ENV_IDENTITY = "FRUITS_IDENTITY"
+_NOTHING_FOUND = "nothing found for this user id under {} key version(s): check the id and --identity"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,6 +36,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             "--user-id",
             required=True,
             help="the person's user id (deployed: their Cognito sub); never logged or stored",
+        )
+        action.add_argument(
+            "--identity",
+            choices=("key", "metadata"),
+            default=os.environ.get(ENV_IDENTITY),
+            help="where the ingest took the person from: 'key' (the Cognito sub in the upload key, as "
+            "deployed: default for s3:// lakes) or 'metadata' (the user-id metadata: default for "
+            f"file:// lakes) (env {ENV_IDENTITY}); --user-id is checked and normalised the same way",
         )
         action.add_argument(
             "--key-parameter",
@@ -62,26 +73,38 @@ def run(args: argparse.Namespace) -> int:
         document = export_subject(objects, tables, pseudonyms)
         args.out.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         print(f"fruits subject export: written to {args.out}")
+        if not any(
+            value for name, value in document.items() if isinstance(value, list) and name != "pseudonyms"
+        ):
+            print(f"fruits subject export: {_NOTHING_FOUND.format(len(pseudonyms))}", file=sys.stderr)
         return 0
     if not args.operator.strip():
         raise ConfigError(f"--operator (or {ENV_OPERATOR}) must name who runs the erasure")
     record = erase_subject(objects, tables, pseudonyms, args.operator.strip())
     print(json.dumps(record, sort_keys=True))
+    if not any(record["counts"].values()):
+        print(
+            f"fruits subject erase: {_NOTHING_FOUND.format(len(pseudonyms))}; the tombstones are written, "
+            "so this id's later uploads are refused",
+            file=sys.stderr,
+        )
     return 0
 
 
 def _pseudonyms(lake: str, args: argparse.Namespace):
-    from fruits_privacy.pseudonyms import local_keys, pseudonyms_of, ssm_keys
+    from fruits_privacy.pseudonyms import local_keys, pseudonyms_of, ssm_keys, user_id_as_ingested
 
-    if lake.startswith("file://"):
+    local = lake.startswith("file://")
+    if not local and not args.key_parameter:
+        raise ConfigError(f"an s3:// lake needs --key-parameter (or {ENV_KEY_PARAMETER})")
+    user_id = user_id_as_ingested(args.user_id, args.identity or ("metadata" if local else "key"))
+    if local:
         keys = local_keys(os.environ)
     else:
-        if not args.key_parameter:
-            raise ConfigError(f"an s3:// lake needs --key-parameter (or {ENV_KEY_PARAMETER})")
         import boto3
 
         keys = ssm_keys(boto3.client("ssm"), args.key_parameter)
-    return pseudonyms_of(args.user_id, keys)
+    return pseudonyms_of(user_id, keys)
 
 
 def _tables(lake: str):

@@ -13,11 +13,17 @@ from typing import Any
 
 from fruits_ingest.anonymize import subject_id
 from fruits_ingest.config import validate_pseudonym_key
+from fruits_ingest.identity import normalize_subject
+from fruits_ingest.metadata import opaque_id_problem
 
 from fruits_core.errors import ConfigError
 
 # The local lake's key: the same variable `fruits demo` reads.
 LOCAL_KEY_ENV = "FRUITS_PSEUDONYM_KEY"
+# Where the ingest takes the person from: the key's Cognito sub (behind the upload API), or the
+# `user-id` metadata (local mode, an ingest without IDENTITY_FROM_KEY).
+IDENTITY_FROM_KEY = "key"
+IDENTITY_FROM_METADATA = "metadata"
 
 
 @dataclass(frozen=True, repr=False)
@@ -56,6 +62,28 @@ def ssm_keys(ssm_client: Any, parameter: str) -> list[HeldKey]:
     if not keys:
         raise ConfigError(f"SSM parameter {parameter} has no version")
     return sorted(keys, key=lambda key: int(key.version or 0))
+
+
+def user_id_as_ingested(raw: str, identity: str) -> str:
+    """The user id exactly as the ingest derives it, or ConfigError for one that can match no upload.
+
+    From keys: a Cognito sub, lower-cased as in the keys (a sub pasted in upper case is the
+    same person). From metadata: taken verbatim, under the metadata's own rules. The value
+    never appears in a message.
+    """
+    if identity == IDENTITY_FROM_KEY:
+        subject = normalize_subject(raw)
+        if subject is None:
+            raise ConfigError(
+                "--user-id is not a Cognito sub (a UUID such as 3f1c0e5a-6d2b-4c8e-9a1f-0b7d2e4c6a81); "
+                "behind the upload API the ingest knows people by their sub only, so it can match nothing "
+                f"(a lake fed from the user-id metadata: --identity {IDENTITY_FROM_METADATA})"
+            )
+        return subject
+    problem = opaque_id_problem(raw)
+    if problem is not None:
+        raise ConfigError(f"--user-id {problem}: the ingest refuses such a user-id, so it can match nothing")
+    return raw
 
 
 def pseudonyms_of(user_id: str, keys: list[HeldKey]) -> list[Pseudonym]:

@@ -324,5 +324,12 @@ CORPUS: tuple[Case, ...] = (
     Case("lon-not-a-number", same, R.INVALID_METADATA, metadata={"lat": "48.85", "lon": "east"}),
     Case("lat-nan", same, R.INVALID_METADATA, metadata={"lat": "nan", "lon": "2.35"}),
     Case("app-version-injection", same, R.INVALID_METADATA, metadata={"app-version": "1.0; rm -rf /"}),
+    Case("app-version-arabic-digits", same, R.INVALID_METADATA, metadata={"app-version": rfc2047("١.٢.٣")}),
+    Case(
+        "app-version-fullwidth-digits", same, R.INVALID_METADATA, metadata={"app-version": rfc2047("１.0.0")}
+    ),
+    Case(
+        "lat-devanagari-digits", same, R.INVALID_METADATA, metadata={"lat": rfc2047("४८.८५"), "lon": "2.35"}
+    ),
     Case("app-version-device-suffix", same, R.INVALID_METADATA, metadata={"app-version": "2.3.1-SM-G991B"}),
 )

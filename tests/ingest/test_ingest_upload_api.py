@@ -91,6 +91,13 @@ def test_grant_binds_the_key_to_the_callers_prefix_size_and_type():
         ({"sub": "../other-user"}, {"content_type": "image/jpeg"}, 403),
         ({"sub": SUBJECT}, {"content_type": "image/gif"}, 400),
         ({"sub": SUBJECT}, "not an object", 400),
+        ({"sub": SUBJECT}, {"content_type": ["image/jpeg"]}, 400),
+        ({"sub": SUBJECT}, {"content_type": {"image/jpeg": 1}}, 400),
+        ({"sub": SUBJECT}, {"content_type": 1}, 400),
+        ({"sub": SUBJECT}, ["image/jpeg"], 400),
+        ({"sub": SUBJECT}, None, 400),
+        ({"sub": f"{SUBJECT}\n"}, {"content_type": "image/jpeg"}, 403),
+        ({"sub": SUBJECT.upper()}, {"content_type": "image/jpeg"}, 403),
     ],
 )
 def test_request_without_identity_or_with_a_bad_type_is_refused(claims, body, status):
@@ -149,6 +156,12 @@ def test_upload_outside_an_issued_key_is_quarantined(aws, monkeypatch, lambda_co
     assert failed_ids(response) == []
     (record_key,) = aws.lake_keys()
     assert aws.lake_json(record_key)["reason"] == contracts.QuarantineReason.NO_IDENTITY.value
+
+
+def test_a_key_with_a_trailing_newline_names_no_subject():
+    key = new_upload_key(SUBJECT, "image/jpeg")
+    assert subject_from_key(key) == SUBJECT
+    assert subject_from_key(f"{key}\n") is None
 
 
 def test_issued_keys_are_unique_and_parse_back():

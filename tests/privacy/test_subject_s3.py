@@ -82,7 +82,10 @@ def all_versions(s3) -> list[dict]:
 
 
 def run_cli(*args: str) -> int:
-    return main(["subject", *args, "--lake", LAKE_URI, "--key-parameter", KEY_PARAMETER])
+    """The subject commands on this lake, whose ingest took the person from the user-id metadata."""
+    return main(
+        ["subject", *args, "--lake", LAKE_URI, "--key-parameter", KEY_PARAMETER, "--identity", "metadata"]
+    )
 
 
 def test_export_finds_the_records_of_every_key_version(s3_lake, tmp_path):
@@ -164,3 +167,91 @@ def test_on_glue_the_stage_database_tables_are_addressed_in_the_fruits_namespace
     [(kind, identifier, row_filter)] = tables._filters(set(), {ImageRef("2026-03-01", "a" * 32)})
     assert (kind, identifier) == (ERROR_ROWS, ERRORS_TABLE)
     assert "a" * 32 in str(row_filter)
+
+
+SUB = "3f1c0e5a-6d2b-4c8e-9a1f-0b7d2e4c6a81"
+
+
+@pytest.fixture
+def key_identity_lake(mocked_aws, sample_image_paths, monkeypatch):
+    """As deployed: the person is the Cognito sub in the upload key; one upload of SUB is in the lake."""
+    from fruits_ingest.config import IngestConfig
+    from fruits_ingest.events import ObjectRef
+    from fruits_ingest.processor import process_upload
+    from fruits_ingest.pseudonym_key import PseudonymKeySource
+    from fruits_ingest.storage import S3ObjectStore
+
+    s3 = boto3.client("s3", region_name=REGION)
+    ssm = boto3.client("ssm", region_name=REGION)
+    for bucket in (UPLOADS_BUCKET, LAKE_BUCKET):
+        s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+    monkeypatch.setenv("FRUITS_GLUE_DATABASE", "fruits_test")
+    boto3.client("glue", region_name=REGION).create_database(DatabaseInput={"Name": "fruits_test"})
+    ssm.put_parameter(Name=KEY_PARAMETER, Value="first-key-0123456789abcdef", Type="SecureString")
+    config = IngestConfig(lake_uri=LAKE_URI, pseudonym_key_parameter=KEY_PARAMETER, identity_from_key=True)
+    store = S3ObjectStore(s3)
+
+    def upload(number: int):
+        key = f"uploads/{SUB}/{number:032x}.jpg"
+        data = sample_image_paths[number].read_bytes()
+        etag = s3.put_object(Bucket=UPLOADS_BUCKET, Key=key, Body=data)["ETag"].strip('"')
+        ref = ObjectRef(UPLOADS_BUCKET, key, f"s3://{UPLOADS_BUCKET}/{key}", datetime.now(UTC), etag)
+        return process_upload(ref, config, store, PseudonymKeySource(config, lambda: ssm).get())
+
+    assert upload(1).status == "accepted"
+    return upload
+
+
+def test_a_sub_pasted_in_upper_case_erases_the_same_person(key_identity_lake, capsys):
+    # WHEN the sub is pasted in upper case with blanks around it (the default identity: the key)
+    capsys.readouterr()
+    code = main(
+        [
+            "subject",
+            "erase",
+            "--lake",
+            LAKE_URI,
+            "--key-parameter",
+            KEY_PARAMETER,
+            "--user-id",
+            f" {SUB.upper()} ",
+        ]
+    )
+    # THEN it is the same person: the upload is erased, and the next one is refused
+    assert code == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["counts"]["manifests"] == 1 and record["counts"]["clean_images"] == 1
+    assert key_identity_lake(2).status == "skipped"
+
+
+@pytest.mark.parametrize(
+    "user_id",
+    ["jane.doe@example.org", f"{SUB}0", SUB.replace("-", ""), f"{SUB}\x00"],
+    ids=["e-mail", "too-long", "no-hyphens", "nul-after"],
+)
+def test_an_id_the_ingest_never_derives_is_refused_without_echoing_it(key_identity_lake, capsys, user_id):
+    capsys.readouterr()
+    code = main(
+        ["subject", "erase", "--lake", LAKE_URI, "--key-parameter", KEY_PARAMETER, "--user-id", user_id]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and "not a Cognito sub" in err and user_id.strip() not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_an_erasure_that_finds_nothing_says_so(key_identity_lake, capsys):
+    other = "00000000-0000-4000-8000-000000000000"
+    capsys.readouterr()
+    code = main(
+        ["subject", "erase", "--lake", LAKE_URI, "--key-parameter", KEY_PARAMETER, "--user-id", other]
+    )
+    captured = capsys.readouterr()
+    assert code == 0 and set(json.loads(captured.out)["counts"].values()) == {0}
+    assert "nothing found for this user id" in captured.err
+
+
+@pytest.mark.parametrize("user_id", ["", "x" * 129, "alice\x00"], ids=["empty", "129-chars", "control-char"])
+def test_a_metadata_user_id_the_ingest_refuses_is_refused(key_identity_lake, capsys, user_id):
+    capsys.readouterr()
+    code = run_cli("export", "--user-id", user_id, "--out", "/dev/null")
+    assert code == 2 and "can match nothing" in capsys.readouterr().err

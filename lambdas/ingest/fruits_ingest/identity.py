@@ -13,14 +13,22 @@ import uuid
 
 from fruits_core import contracts
 
-_SUBJECT = re.compile(rf"^{contracts.SUBJECT_PATTERN}$")
+# fullmatch, never match + "$": "$" also matches before a trailing newline.
+_SUBJECT = re.compile(contracts.SUBJECT_PATTERN)
 _AUTHENTICATED_KEY = re.compile(
-    rf"^{re.escape(contracts.UPLOADS_PREFIX)}({contracts.SUBJECT_PATTERN})/[0-9a-f]{{32}}\.(jpg|png|webp)$"
+    rf"{re.escape(contracts.UPLOADS_PREFIX)}({contracts.SUBJECT_PATTERN})/[0-9a-f]{{32}}\.(jpg|png|webp)"
 )
 
 
 def is_subject(value: str) -> bool:
-    return bool(_SUBJECT.match(value))
+    return bool(_SUBJECT.fullmatch(value))
+
+
+def normalize_subject(value: str) -> str | None:
+    """The subject as the ingest reads it from a key (a lower-case Cognito sub), from one pasted
+    in upper case or with blanks around it; None when `value` can be no subject at all."""
+    candidate = value.strip().lower()
+    return candidate if is_subject(candidate) else None
 
 
 def new_upload_key(subject: str, content_type: str) -> str:
@@ -33,5 +41,5 @@ def new_upload_key(subject: str, content_type: str) -> str:
 
 def subject_from_key(key: str) -> str | None:
     """The subject of a key the upload API handed out, or None for any other key."""
-    match = _AUTHENTICATED_KEY.match(key)
+    match = _AUTHENTICATED_KEY.fullmatch(key)
     return match.group(1) if match else None

@@ -34,9 +34,10 @@ OPAQUE_ID_MAX_CHARS = 128
 EARLIEST_CAPTURE = datetime(2000, 1, 1, tzinfo=UTC)
 # Phone clocks drift and time zones are misconfigured: tolerate a day, not more.
 CAPTURE_FUTURE_TOLERANCE = timedelta(hours=24)
-_DECIMAL_DEGREES = re.compile(r"[+-]?\d{1,3}(\.\d{1,12})?")
+# ASCII digits only: "\d" also matches other scripts' digits, which would be stored verbatim.
+_DECIMAL_DEGREES = re.compile(r"[+-]?[0-9]{1,3}(\.[0-9]{1,12})?")
 # Strict semver with release-channel pre-releases only: a free suffix would fit a device model.
-_NUMBER = r"(0|[1-9]\d{0,5})"
+_NUMBER = r"(0|[1-9][0-9]{0,5})"
 _APP_VERSION = re.compile(rf"{_NUMBER}\.{_NUMBER}\.{_NUMBER}(-(alpha|beta|rc)(\.{_NUMBER})?)?")
 _RFC2047_WORD = re.compile(r"=\?[^?]+\?[bBqQ]\?[^?]*\?=")
 
@@ -71,8 +72,9 @@ class UploadMetadata(BaseModel):
     @classmethod
     def _opaque_id(cls, value: Any) -> str:
         text = _require_text(value)
-        if not 1 <= len(text) <= OPAQUE_ID_MAX_CHARS:
-            raise ValueError(f"must be 1 to {OPAQUE_ID_MAX_CHARS} characters")
+        problem = opaque_id_problem(text)
+        if problem is not None:
+            raise ValueError(problem)
         return text
 
     @field_validator("captured_at", mode="before")
@@ -140,6 +142,15 @@ def parse_upload_metadata(
         return UploadMetadata.model_validate(normalized, context={"now": now, "vocabulary": vocabulary})
     except ValidationError as error:
         return InvalidMetadata(_describe(error))
+
+
+def opaque_id_problem(text: str) -> str | None:
+    """Why `text` is no acceptable user-id or device-id (taken verbatim otherwise), or None."""
+    if any(unicodedata.category(char) == "Cc" for char in text):
+        return "contains control characters"
+    if not 1 <= len(text) <= OPAQUE_ID_MAX_CHARS:
+        return f"must be 1 to {OPAQUE_ID_MAX_CHARS} characters"
+    return None
 
 
 def _require_text(value: Any) -> str:

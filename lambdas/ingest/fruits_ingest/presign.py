@@ -38,7 +38,7 @@ SIGNED_METADATA_KEYS = (
     contracts.META_LABEL,
     contracts.META_APP_VERSION,
 )
-_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 
 class PresignRefused(Exception):
@@ -57,7 +57,7 @@ class PresignConfig:
     expires_seconds: int = DEFAULT_EXPIRES_SECONDS
 
     def __post_init__(self) -> None:
-        if not _BUCKET_NAME.match(self.uploads_bucket):
+        if not _BUCKET_NAME.fullmatch(self.uploads_bucket):
             raise ConfigError(f"{ENV_UPLOADS_BUCKET} must be a bucket name, got {self.uploads_bucket!r}")
         if not 0 < self.max_upload_bytes <= MAX_UPLOAD_BYTES_CEILING:
             raise ConfigError(f"{ENV_MAX_UPLOAD_BYTES} must be between 1 and {MAX_UPLOAD_BYTES_CEILING}")
@@ -114,7 +114,7 @@ def _requested_content_type(event: Mapping[str, Any]) -> str:
         content_type = json.loads(text).get("content_type")
     except (ValueError, AttributeError, binascii.Error):
         raise PresignRefused(400, 'body must be JSON: {"content_type": "image/jpeg"}') from None
-    if content_type not in contracts.UPLOAD_CONTENT_TYPES:
+    if not isinstance(content_type, str) or content_type not in contracts.UPLOAD_CONTENT_TYPES:
         allowed = ", ".join(contracts.UPLOAD_CONTENT_TYPES)
         raise PresignRefused(400, f"content_type must be one of {allowed}")
     return content_type
