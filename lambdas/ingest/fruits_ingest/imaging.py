@@ -22,7 +22,7 @@ from PIL import Image, ImageFile, PngImagePlugin, UnidentifiedImageError
 
 from fruits_core.contracts import CLEAN_IMAGE_FORMAT, CLEAN_IMAGE_MAX_SIDE_PX, QuarantineReason
 from fruits_core.contracts import IMAGE_PILLOW_FORMATS as ALLOWED_PILLOW_FORMATS
-from fruits_ingest.preflight import structure_problem
+from fruits_ingest.preflight import PNG_SIGNATURE, structure_problem, without_png_metadata
 
 MIN_SIDE_PX = 32
 # libjpeg cannot encode a side over 65,500 px (JPEG_MAX_DIMENSION); refuse such inputs up front.
@@ -55,6 +55,8 @@ _FOREIGN_SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
     (0, b"BM", "bmp"),
     (0, b"II*\x00", "tiff"),
     (0, b"MM\x00*", "tiff"),
+    (0, b"II+\x00", "bigtiff"),
+    (0, b"MM\x00+", "bigtiff"),
     (0, b"\x00\x00\x01\x00", "ico"),
     (0, b"8BPS", "psd"),
     (0, b"\xff\x0a", "jpeg-xl"),
@@ -63,12 +65,16 @@ _FOREIGN_SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
     (4, b"ftypheic", "heic"),
     (4, b"ftypheix", "heic"),
     (4, b"ftypmif1", "heif"),
+    (4, b"ftypmif2", "heif"),
+    (4, b"ftypmiaf", "heif"),
     (4, b"ftypheim", "heif"),
     (4, b"ftypheis", "heif"),
     (4, b"ftyphevc", "heif"),
     (4, b"ftypmsf1", "heif"),
     (4, b"ftypavif", "avif"),
     (4, b"ftypavis", "avif"),
+    # Any other ISO base media file (HEIF/AVIF brands to come, MP4, QuickTime...): never accepted.
+    (4, b"ftyp", "iso-bmff"),
     (0, b"\x00\x00\x00\x0cjP  \r\n\x87\n", "jpeg-2000"),
     (0, b"\xff\x4f\xff\x51", "jpeg-2000"),
     (0, b"qoif", "qoi"),
@@ -129,9 +135,15 @@ def normalize_image(data: bytes, max_image_pixels: int) -> CleanImage:
     problem = structure_problem(data)
     if problem is not None:
         raise ImageRejected(QuarantineReason.TOO_COMPLEX, problem)
+    if data.startswith(PNG_SIGNATURE):
+        data = without_png_metadata(data)
     try:
         image = Image.open(io.BytesIO(data), formats=ALLOWED_PILLOW_FORMATS)
     except UnidentifiedImageError:
+        if _starts_like_an_accepted_format(data):
+            raise ImageRejected(
+                QuarantineReason.CORRUPT_IMAGE, "header of a JPEG or PNG that cannot be read"
+            ) from None
         raise ImageRejected(
             QuarantineReason.NOT_AN_IMAGE, "content is not a JPEG, PNG or WebP image"
         ) from None
@@ -204,6 +216,14 @@ def _foreign_format(data: bytes) -> str | None:
         if data[offset : offset + len(signature)] == signature:
             return name
     return "tga" if _looks_like_tga(data) else None
+
+
+def _starts_like_an_accepted_format(data: bytes) -> bool:
+    """A PNG signature and IHDR, or a JPEG SOI and a real marker: Pillow refused a file of our formats
+    (a 12-bit JPEG, a bad checksum in a PNG chunk), so it is corrupt, not "not an image"."""
+    if data.startswith(PNG_SIGNATURE):
+        return data[12:16] == b"IHDR"
+    return data.startswith(b"\xff\xd8\xff") and len(data) > 3 and data[3] >= 0xC0 and data[3] != 0xFF
 
 
 def _looks_like_tga(data: bytes) -> bool:

@@ -34,6 +34,10 @@ _JPEG_SOI_MARKER = 0xD8
 # drops a code below 0xC0 and searches on; elsewhere libjpeg stops on it with an error.
 _JPEG_NO_LENGTH = frozenset({*range(0x01, 0xC0), *range(0xD0, 0xD8)})
 _PNG_IEND = b"IEND"
+# Text and ICC profile chunks: dropped before decoding (the clean image keeps none of them), so a
+# photo with a 200 KB ICC profile or a 1.2 MB XMP packet is not refused by Pillow's text limits.
+# eXIf stays: its orientation is applied.
+_PNG_METADATA_CHUNKS = frozenset({b"tEXt", b"zTXt", b"iTXt", b"iCCP"})
 # libjpeg's next_marker: skip to a 0xFF, swallow fill 0xFFs, and drop "0xFF 0x00" (stuffed data).
 # The marker is thus the first byte other than 0x00 and 0xFF that follows a 0xFF. Entropy-coded data
 # ends the same way (jdhuff.c fill_bit_buffer, jdarith.c get_byte), so one search serves both.
@@ -107,6 +111,31 @@ def count_png_chunks(data: bytes, limit: int) -> int:
             break
         position += 12 + length
     return chunks
+
+
+def without_png_metadata(data: bytes) -> bytes:
+    """The PNG with its text and ICC chunks cut out (one copy, only when there is one to cut).
+
+    Run after `structure_problem`, which bounds the chunk count. A chunk that runs past the
+    end stops the walk and the rest is kept as it is, for the decoder to judge.
+    """
+    position, size, pieces, start = len(PNG_SIGNATURE), len(data), [], 0
+    while position + 12 <= size:
+        length = int.from_bytes(data[position : position + 4], "big")
+        kind = data[position + 4 : position + 8]
+        end = position + 12 + length
+        if end > size:
+            break
+        if kind in _PNG_METADATA_CHUNKS:
+            pieces.append(data[start:position])
+            start = end
+        position = end
+        if kind == _PNG_IEND:
+            break
+    if not pieces:
+        return data
+    pieces.append(data[start:])
+    return b"".join(pieces)
 
 
 def _jpeg_problem(data: bytes) -> str | None:
