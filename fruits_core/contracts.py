@@ -290,6 +290,8 @@ class SkipReason(StrEnum):
     UPLOAD_SUPERSEDED = "upload_superseded"  # overwritten since the event; the newer one has its own event
     # The subject was erased (a live tombstone): no record at all, not even a quarantine record.
     SUBJECT_ERASED = "subject_erased"
+    # A presigned POST sent again: a later version of an issued key (only its first version is ingested).
+    UPLOAD_REUSED = "upload_reused"
 
 
 QUARANTINE_FIELDS: tuple[tuple[str, str], ...] = (

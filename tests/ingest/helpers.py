@@ -123,6 +123,8 @@ def cold_start(
         "IDENTITY_FROM_KEY",
         "UPLOADS_BUCKET",
         "PRESIGN_EXPIRES_SECONDS",
+        "UPLOAD_QUOTA_TABLE",
+        "DAILY_UPLOAD_QUOTA",
     ):
         monkeypatch.delenv(name, raising=False)
     for name, value in environ.items():

@@ -45,9 +45,9 @@ def _claims_of(token: str) -> dict:
     return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
 
 
-def _photo() -> bytes:
+def _photo(color: tuple[int, int, int] = (220, 120, 0)) -> bytes:
     buffer = io.BytesIO()
-    Image.new("RGB", (64, 48), (220, 120, 0)).save(buffer, "JPEG")
+    Image.new("RGB", (64, 48), color).save(buffer, "JPEG")
     return buffer.getvalue()
 
 
@@ -168,3 +168,72 @@ def test_issued_keys_are_unique_and_parse_back():
     keys = {new_upload_key(SUBJECT, "image/webp") for _ in range(100)}
     assert len(keys) == 100
     assert {subject_from_key(key) for key in keys} == {SUBJECT}
+
+
+def test_a_presigned_post_sent_twice_is_ingested_once(aws, cognito_user, monkeypatch, lambda_context):
+    # GIVEN the versioned uploads bucket (as deployed) and one presigned POST
+    aws.s3.put_bucket_versioning(Bucket=UPLOADS_BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    presign = cold_start({"UPLOADS_BUCKET": UPLOADS_BUCKET}, monkeypatch, module="presign_app")
+    grant = json.loads(
+        presign.lambda_handler(_api_event(cognito_user, {"content_type": "image/jpeg"}), lambda_context)[
+            "body"
+        ]
+    )
+    # WHEN the app (or anyone holding it) posts through it twice, a different photo each time
+    photos = [_photo(), _photo(color=(10, 20, 200))]
+    for photo in photos:
+        posted = requests.post(
+            grant["url"], data=grant["fields"], files={"file": ("x.jpg", photo)}, timeout=10
+        )
+        assert posted.status_code in (200, 204), posted.text
+    versions = aws.s3.list_object_versions(Bucket=UPLOADS_BUCKET, Prefix=grant["key"])["Versions"]
+    first, second = sorted(versions, key=lambda version: version["LastModified"])
+    ingest = cold_start(
+        {"LAKE_URI": LAKE_URI, "PSEUDONYM_KEY": TEST_PSEUDONYM_KEY, "IDENTITY_FROM_KEY": "true"}, monkeypatch
+    )
+    # THEN (events in either order) only the key's first version is ingested; the replay is skipped
+    for version in (second, first):
+        event = sqs_event([(grant["key"], version["ETag"].strip('"'), version["Size"])], version["VersionId"])
+        assert failed_ids(ingest.lambda_handler(event, lambda_context)) == []
+    manifests = [k for k in aws.lake_keys() if k.startswith(LAKE_PREFIX + contracts.MANIFESTS_PREFIX)]
+    assert len(manifests) == 1
+    clean_key = aws.lake_json(manifests[0])["image_uri"].split("/", 3)[3]
+    with Image.open(io.BytesIO(aws.lake_object(clean_key))) as clean:
+        assert clean.convert("RGB").getpixel((10, 10)) == pytest.approx((220, 120, 0), abs=4)
+
+
+def test_the_daily_upload_quota_is_counted_per_user_in_dynamodb(
+    aws, cognito_user, monkeypatch, lambda_context
+):
+    # GIVEN the quota table and a quota of 2 uploads a day
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    dynamodb.create_table(
+        TableName="quota",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    presign = cold_start(
+        {"UPLOADS_BUCKET": UPLOADS_BUCKET, "UPLOAD_QUOTA_TABLE": "quota", "DAILY_UPLOAD_QUOTA": "2"},
+        monkeypatch,
+        module="presign_app",
+    )
+    other_user = {**cognito_user, "sub": SUBJECT}
+    request = {"content_type": "image/jpeg"}
+    # WHEN the user asks three times, and another user once
+    answers = [presign.lambda_handler(_api_event(cognito_user, request), lambda_context) for _ in range(3)]
+    other = presign.lambda_handler(_api_event(other_user, request), lambda_context)
+    # THEN the third is refused with 429; the other user is not affected; no sub is stored in clear
+    assert [answer["statusCode"] for answer in answers] == [200, 200, 429]
+    assert other["statusCode"] == 200
+    items = dynamodb.scan(TableName="quota")["Items"]
+    assert sorted(int(item["uploads"]["N"]) for item in items) == [1, 2]
+    assert not [item for item in items if cognito_user["sub"] in json.dumps(item)]
+
+
+def test_an_out_of_range_quota_is_a_configuration_error(monkeypatch):
+    from fruits_ingest.config import ConfigError
+    from fruits_ingest.presign import load_presign_config
+
+    with pytest.raises(ConfigError, match="DAILY_UPLOAD_QUOTA"):
+        load_presign_config({"UPLOADS_BUCKET": UPLOADS_BUCKET, "DAILY_UPLOAD_QUOTA": "0"})

@@ -28,8 +28,13 @@ from fruits_ingest.identity import is_subject, new_upload_key
 
 ENV_UPLOADS_BUCKET = "UPLOADS_BUCKET"
 ENV_PRESIGN_EXPIRES_SECONDS = "PRESIGN_EXPIRES_SECONDS"
+ENV_UPLOAD_QUOTA_TABLE = "UPLOAD_QUOTA_TABLE"
+ENV_DAILY_UPLOAD_QUOTA = "DAILY_UPLOAD_QUOTA"
 DEFAULT_EXPIRES_SECONDS = 300
 EXPIRES_CEILING_SECONDS = 3600
+# A keen picker photographs a few dozen fruits a day; 200 leaves room and bounds a stolen account.
+DEFAULT_DAILY_UPLOAD_QUOTA = 200
+DAILY_UPLOAD_QUOTA_CEILING = 100_000
 # The metadata an upload may carry (x-amz-meta-*); S3 refuses a POST with any other field.
 SIGNED_METADATA_KEYS = (
     contracts.META_CAPTURED_AT,
@@ -55,6 +60,9 @@ class PresignConfig:
     uploads_bucket: str
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     expires_seconds: int = DEFAULT_EXPIRES_SECONDS
+    # The DynamoDB table of per-user daily counters (None: no quota, local and test setups only).
+    quota_table: str | None = None
+    daily_upload_quota: int = DEFAULT_DAILY_UPLOAD_QUOTA
 
     def __post_init__(self) -> None:
         if not _BUCKET_NAME.fullmatch(self.uploads_bucket):
@@ -65,6 +73,8 @@ class PresignConfig:
             raise ConfigError(
                 f"{ENV_PRESIGN_EXPIRES_SECONDS} must be between 1 and {EXPIRES_CEILING_SECONDS}"
             )
+        if not 0 < self.daily_upload_quota <= DAILY_UPLOAD_QUOTA_CEILING:
+            raise ConfigError(f"{ENV_DAILY_UPLOAD_QUOTA} must be between 1 and {DAILY_UPLOAD_QUOTA_CEILING}")
 
 
 def load_presign_config(environ: Mapping[str, str]) -> PresignConfig:
@@ -72,6 +82,8 @@ def load_presign_config(environ: Mapping[str, str]) -> PresignConfig:
         uploads_bucket=environ.get(ENV_UPLOADS_BUCKET, "").strip(),
         max_upload_bytes=int_setting(environ, ENV_MAX_UPLOAD_BYTES, DEFAULT_MAX_UPLOAD_BYTES),
         expires_seconds=int_setting(environ, ENV_PRESIGN_EXPIRES_SECONDS, DEFAULT_EXPIRES_SECONDS),
+        quota_table=environ.get(ENV_UPLOAD_QUOTA_TABLE, "").strip() or None,
+        daily_upload_quota=int_setting(environ, ENV_DAILY_UPLOAD_QUOTA, DEFAULT_DAILY_UPLOAD_QUOTA),
     )
 
 
@@ -79,6 +91,7 @@ def load_presign_config(environ: Mapping[str, str]) -> PresignConfig:
 class UploadGrant:
     """What to presign: the key under the caller's prefix, and the policy's fields and conditions."""
 
+    subject: str
     key: str
     fields: dict[str, str]
     conditions: list[Any]
@@ -89,6 +102,7 @@ def grant_for(event: Mapping[str, Any], config: PresignConfig) -> UploadGrant:
     subject = _subject(event)
     content_type = _requested_content_type(event)
     return UploadGrant(
+        subject=subject,
         key=new_upload_key(subject, content_type),
         fields={"Content-Type": content_type},
         conditions=[

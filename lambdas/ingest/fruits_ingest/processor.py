@@ -97,6 +97,7 @@ def process_upload(
     try:
         _check_key(ref)
         person = _subject(ref, config)
+        _skip_if_reused(ref, config, store)
         _skip_if_erased(person, pseudonym_key, config, store, clock())
         upload_bytes, metadata = _fetch_valid_upload(ref, config, store, clock())
         if not config.identity_from_key:
@@ -250,6 +251,19 @@ def _subject(ref: ObjectRef, config: IngestConfig) -> str | None:
             f"key is not {contracts.UPLOADS_PREFIX}<subject>/<name> as the upload API hands it out",
         )
     return subject
+
+
+def _skip_if_reused(ref: ObjectRef, config: IngestConfig, store: ObjectStore) -> None:
+    """One issued key, one upload: a presigned POST sent again is a later version of its key.
+
+    The upload API hands out a fresh key per request, so only the key's first version is
+    ingested (one listing per upload, versioned uploads bucket behind the API only).
+    """
+    if not config.identity_from_key or ref.version_id is None:
+        return
+    first = store.first_version_id(ref.uri)
+    if first is not None and first != ref.version_id:
+        raise _Skipped(contracts.SkipReason.UPLOAD_REUSED)
 
 
 def _skip_if_erased(

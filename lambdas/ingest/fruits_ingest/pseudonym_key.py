@@ -100,8 +100,10 @@ class PseudonymKeySource:
 
         name = self._config.pseudonym_key_parameter
         try:
-            pages = self._ssm_client_factory().get_paginator("get_parameter_history").paginate(
-                Name=name, WithDecryption=True
+            pages = (
+                self._ssm_client_factory()
+                .get_paginator("get_parameter_history")
+                .paginate(Name=name, WithDecryption=True)
             )
             versions = [version for page in pages for version in page["Parameters"]]
         except ClientError as error:

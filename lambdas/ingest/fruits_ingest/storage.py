@@ -60,6 +60,8 @@ class ObjectStore(Protocol):
 
     def purge(self, uri: str) -> None: ...
 
+    def first_version_id(self, uri: str) -> str | None: ...
+
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
     """`s3://bucket/any key` -> (bucket, key); the key is taken verbatim, not URL-decoded."""
@@ -99,6 +101,9 @@ class RoutingStore:
 
     def purge(self, uri: str) -> None:
         self._store(uri).purge(uri)
+
+    def first_version_id(self, uri: str) -> str | None:
+        return self._store(uri).first_version_id(uri)
 
     def _store(self, uri: str) -> ObjectStore:
         for scheme, store in self._stores.items():
@@ -163,6 +168,16 @@ class S3ObjectStore:
                     ),
                 )
 
+    def first_version_id(self, uri: str) -> str | None:
+        """The oldest stored version of exactly this key (one listing page: past 1,000 versions of one
+        key, the oldest seen stands in for it); None when the key has no version."""
+        bucket, key = split_s3_uri(uri)
+        listing = self._call_raw(
+            "ListObjectVersions", lambda: self.client.list_object_versions(Bucket=bucket, Prefix=key)
+        )
+        versions = [entry["VersionId"] for entry in listing.get("Versions", []) if entry["Key"] == key]
+        return versions[-1] if versions else None  # S3 lists a key's versions newest first
+
     def _call(self, operation: str, method: Any, uri: str, version_id: str | None, **extra: str) -> dict:
         bucket, key = split_s3_uri(uri)
         version = {"VersionId": version_id} if version_id else {}
@@ -223,6 +238,9 @@ class FileObjectStore:
             write_atomically(path, data)
         except OSError as error:
             raise StorageError(f"file write failed ({error.strerror})") from None
+
+    def first_version_id(self, uri: str) -> str | None:
+        return None  # a filesystem keeps no versions
 
     def purge(self, uri: str) -> None:
         try:
