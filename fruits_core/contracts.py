@@ -292,6 +292,8 @@ class SkipReason(StrEnum):
     SUBJECT_ERASED = "subject_erased"
     # A presigned POST sent again: a later version of an issued key (only its first version is ingested).
     UPLOAD_REUSED = "upload_reused"
+    # The event names another bucket than the uploads bucket (a misrouted or forged notification).
+    FOREIGN_BUCKET = "foreign_bucket"
 
 
 QUARANTINE_FIELDS: tuple[tuple[str, str], ...] = (

@@ -186,3 +186,37 @@ def test_vocabulary_file_errors_name_the_variable(tmp_path):
     path.write_text(json.dumps({"Not A Slug": []}), encoding="utf-8")
     with pytest.raises(ConfigError, match="LABEL_VOCABULARY_FILE: canonical label"):
         load_config({"LAKE_URI": "s3://lake", "PSEUDONYM_KEY": "k" * 16, "LABEL_VOCABULARY_FILE": str(path)})
+
+
+def test_an_event_of_another_bucket_is_skipped_unread(
+    aws, monkeypatch, lambda_context, seed_event_uploads, capsys
+):
+    # GIVEN a function told its uploads bucket, and events naming another one (misrouted or forged)
+    from .helpers import LAKE_URI, TEST_PSEUDONYM_KEY, cold_start, failed_ids, load_event
+
+    seed_event_uploads()
+    app = cold_start(
+        {"LAKE_URI": LAKE_URI, "PSEUDONYM_KEY": TEST_PSEUDONYM_KEY, "UPLOADS_BUCKET": "fruits-other-uploads"},
+        monkeypatch,
+    )
+    # WHEN they are handled THEN each is skipped (no retry) and nothing is written
+    event = load_event("sqs-s3-notification.json")
+    capsys.readouterr()
+    assert failed_ids(app.lambda_handler(event, lambda_context)) == []
+    assert aws.lake_keys() == []
+    assert capsys.readouterr().out.count('"Reason":"foreign_bucket"') == len(event["Records"])
+
+
+@pytest.mark.parametrize("value", ["/fruits/key\n", "/fruits/key\n/x"])
+def test_an_ssm_parameter_name_with_a_newline_is_refused(value):
+    from fruits_ingest.config import ConfigError, IngestConfig
+
+    with pytest.raises(ConfigError, match="not a valid SSM parameter name"):
+        IngestConfig(lake_uri="s3://bucket-name/lake", pseudonym_key_parameter=value)
+
+
+def test_a_number_setting_in_another_script_is_refused():
+    from fruits_ingest.config import ConfigError, int_setting
+
+    with pytest.raises(ConfigError, match="whole number"):
+        int_setting({"MAX_UPLOAD_BYTES": "\u0661\u0660"}, "MAX_UPLOAD_BYTES", 5)

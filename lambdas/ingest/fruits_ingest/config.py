@@ -41,10 +41,12 @@ ENV_RECORD_TIME_BUDGET_MS = "RECORD_TIME_BUDGET_MS"
 ENV_LABEL_VOCABULARY_FILE = "LABEL_VOCABULARY_FILE"
 ENV_IDENTITY_FROM_KEY = "IDENTITY_FROM_KEY"
 ENV_ERASURE_GRACE_DAYS = "ERASURE_GRACE_DAYS"
+ENV_UPLOADS_BUCKET = "UPLOADS_BUCKET"
 # Ten years: a typo cannot turn a tombstone into a permanent ban beyond any retention period.
 ERASURE_GRACE_DAYS_CEILING = 3650
 
-_SSM_PARAMETER_NAME = re.compile(r"^/?[A-Za-z0-9_.\-/]{1,2048}$")
+# fullmatch, never match + "$" ("$" also matches before a trailing newline).
+_SSM_PARAMETER_NAME = re.compile(r"/?[A-Za-z0-9_.\-/]{1,2048}")
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,8 @@ class IngestConfig:
     identity_from_key: bool = False
     # Uploads of an erased subject are dropped for this many days after the erasure (tombstones/).
     erasure_grace_days: int = contracts.DEFAULT_ERASURE_GRACE_DAYS
+    # The bucket the uploads come from: an event of any other bucket is skipped (None: any bucket).
+    uploads_bucket: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "lake_uri", validate_lake_uri(self.lake_uri, ENV_LAKE_URI))
@@ -73,7 +77,7 @@ class IngestConfig:
             )
         if self.pseudonym_key is not None:
             validate_pseudonym_key(self.pseudonym_key, ENV_PSEUDONYM_KEY)
-        if self.pseudonym_key_parameter and not _SSM_PARAMETER_NAME.match(self.pseudonym_key_parameter):
+        if self.pseudonym_key_parameter and not _SSM_PARAMETER_NAME.fullmatch(self.pseudonym_key_parameter):
             raise ConfigError(f"{ENV_PSEUDONYM_KEY_PARAMETER} is not a valid SSM parameter name")
         _check_range(ENV_MAX_UPLOAD_BYTES, self.max_upload_bytes, MAX_UPLOAD_BYTES_CEILING)
         _check_range(ENV_MAX_IMAGE_PIXELS, self.max_image_pixels, MAX_IMAGE_PIXELS_CEILING)
@@ -101,6 +105,7 @@ def load_config(environ: Mapping[str, str]) -> IngestConfig:
         label_vocabulary=_vocabulary_setting(environ),
         identity_from_key=_bool_setting(environ, ENV_IDENTITY_FROM_KEY),
         erasure_grace_days=int_setting(environ, ENV_ERASURE_GRACE_DAYS, contracts.DEFAULT_ERASURE_GRACE_DAYS),
+        uploads_bucket=environ.get(ENV_UPLOADS_BUCKET, "").strip() or None,
     )
 
 
@@ -115,6 +120,8 @@ def int_setting(environ: Mapping[str, str], name: str, default: int) -> int:
     raw = environ.get(name, "").strip()
     if not raw:
         return default
+    if not raw.isascii():  # int() would read other scripts' digits
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}")
     try:
         return int(raw)
     except ValueError:

@@ -20,13 +20,13 @@ from fruits_core import contracts
 from fruits_ingest.config import (
     DEFAULT_MAX_UPLOAD_BYTES,
     ENV_MAX_UPLOAD_BYTES,
+    ENV_UPLOADS_BUCKET,
     MAX_UPLOAD_BYTES_CEILING,
     ConfigError,
     int_setting,
 )
 from fruits_ingest.identity import is_subject, new_upload_key
 
-ENV_UPLOADS_BUCKET = "UPLOADS_BUCKET"
 ENV_PRESIGN_EXPIRES_SECONDS = "PRESIGN_EXPIRES_SECONDS"
 ENV_UPLOAD_QUOTA_TABLE = "UPLOAD_QUOTA_TABLE"
 ENV_DAILY_UPLOAD_QUOTA = "DAILY_UPLOAD_QUOTA"

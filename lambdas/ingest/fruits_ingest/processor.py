@@ -95,6 +95,8 @@ def process_upload(
     # Who uploaded, once known: the key's subject behind the upload API, else the `user-id` metadata.
     person: str | None = None
     try:
+        if config.uploads_bucket and ref.bucket != config.uploads_bucket:
+            raise _Skipped(contracts.SkipReason.FOREIGN_BUCKET)
         _check_key(ref)
         person = _subject(ref, config)
         _skip_if_reused(ref, config, store)
