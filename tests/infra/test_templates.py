@@ -435,7 +435,12 @@ def test_ingest_function_reaches_only_its_prefixes(ingest_template):
         for s in s3_statements
         if s["Resource"] in ({"Fn::GetAtt": ["UploadsBucket", "Arn"]}, {"Fn::GetAtt": ["LakeBucket", "Arn"]})
     ]
-    assert [s["Action"] for s in bucket_level] == ["s3:ListBucket", "s3:ListBucket", "s3:ListBucketVersions"]
+    assert sorted(s["Action"] for s in bucket_level) == [
+        "s3:ListBucket",
+        "s3:ListBucket",
+        "s3:ListBucketVersions",
+        "s3:ListBucketVersions",
+    ]
     assert len(s3_resources) == len(object_arns) + len(bucket_level)
     # AND it reads only its own SSM parameter and uses only the lake key
     by_action = {action: s for s in statements for action in as_list(s["Action"])}
@@ -785,6 +790,34 @@ def test_upload_api_can_only_sign_puts_under_uploads(ingest_template):
     assert access == {"s3:PutObject": {("UploadsBucket", contracts.UPLOADS_PREFIX)}}
     s3_actions = {a for s in statements for a in as_list(s["Action"]) if a.startswith("s3:")}
     assert s3_actions == {"s3:PutObject"}
+
+
+def test_abuse_controls_no_self_sign_up_a_daily_quota_and_a_rate_limit(ingest_template):
+    resources = ingest_template["Resources"]
+    # GIVEN the user pool THEN only operators create accounts (no open self sign-up)
+    pool = resources["UploadUserPool"]["Properties"]
+    assert pool["AdminCreateUserConfig"]["AllowAdminCreateUserOnly"] is True
+    # AND the upload API counts each user's presigned POSTs per day in its table, and may only count
+    presign = resources["PresignFunction"]["Properties"]["Environment"]["Variables"]
+    assert presign["UPLOAD_QUOTA_TABLE"] == {"Ref": "UploadQuotaTable"}
+    assert presign["DAILY_UPLOAD_QUOTA"] == {"Ref": "DailyUploadQuota"}
+    statements = [s for role, s in _allow_statements(ingest_template) if role == "PresignFunctionRole"]
+    dynamodb = [s for s in statements if any(a.startswith("dynamodb:") for a in as_list(s["Action"]))]
+    assert [(s["Action"], s["Resource"]) for s in dynamodb] == [
+        ("dynamodb:UpdateItem", {"Fn::GetAtt": ["UploadQuotaTable", "Arn"]})
+    ]
+    table = resources["UploadQuotaTable"]["Properties"]
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert table["SSESpecification"]["KMSMasterKeyId"] == {"Fn::GetAtt": ["LakeKey", "Arn"]}
+    # AND sign-in is rate limited per client address by WAF
+    [rule] = resources["UserPoolWebAcl"]["Properties"]["Rules"]
+    assert rule["Statement"]["RateBasedStatement"]["AggregateKeyType"] == "IP"
+    assert "Block" in rule["Action"]
+    association = resources["UserPoolWebAclAssociation"]["Properties"]
+    assert association["ResourceArn"] == {"Fn::GetAtt": ["UploadUserPool", "Arn"]}
+    # AND the ingest knows its uploads bucket (events of any other are skipped)
+    ingest = resources["IngestFunction"]["Properties"]["Environment"]["Variables"]
+    assert ingest[ingest_config.ENV_UPLOADS_BUCKET] == {"Ref": "UploadsBucket"}
 
 
 def test_upload_api_requires_a_cognito_jwt_and_the_ingest_trusts_only_the_key(ingest_template):
