@@ -28,6 +28,7 @@ from cfn_template import (
     sub_text,
 )
 from fruits_ingest import config as ingest_config
+from fruits_ingest import presign
 
 from fruits_core import contracts
 from operations import deploy as stream_deploy
@@ -383,6 +384,7 @@ def test_ingest_function_environment_matches_what_the_function_reads(ingest_temp
         ingest_config.ENV_MAX_IMAGE_PIXELS,
         ingest_config.ENV_IDENTITY_FROM_KEY,
         ingest_config.ENV_ERASURE_GRACE_DAYS,
+        ingest_config.ENV_UPLOADS_BUCKET,
         "POWERTOOLS_SERVICE_NAME",
         "POWERTOOLS_METRICS_NAMESPACE",
         "POWERTOOLS_LOG_LEVEL",
@@ -398,6 +400,8 @@ def test_ingest_function_environment_matches_what_the_function_reads(ingest_temp
     assert parameters["MaxImagePixels"]["MaxValue"] == ingest_config.MAX_IMAGE_PIXELS_CEILING
     assert parameters["ErasureGraceDays"]["Default"] == contracts.DEFAULT_ERASURE_GRACE_DAYS
     assert parameters["ErasureGraceDays"]["MaxValue"] == ingest_config.ERASURE_GRACE_DAYS_CEILING
+    assert parameters["DailyUploadQuota"]["Default"] == presign.DEFAULT_DAILY_UPLOAD_QUOTA
+    assert parameters["DailyUploadQuota"]["MaxValue"] == presign.DAILY_UPLOAD_QUOTA_CEILING
 
 
 @pytest.mark.parametrize("template_path", [INGEST_TEMPLATE, EMR_TEMPLATE], ids=["sam", "emr"])

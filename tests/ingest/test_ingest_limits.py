@@ -57,4 +57,4 @@ def test_worst_accepted_input_fits_memory_and_time_budget(name, tmp_path):
     # THEN it is accepted, and peak memory and time stay within the configured budgets
     assert max(measured["output"]) == 2048
     assert measured["peak_rss_mb"] <= MEMORY_HEADROOM * _function_memory_mb(), measured
-    assert measured["seconds"] * CPU_MARGIN * 1000 <= DEFAULT_RECORD_TIME_BUDGET_MS, measured
+    assert measured["cpu_seconds"] * CPU_MARGIN * 1000 <= DEFAULT_RECORD_TIME_BUDGET_MS, measured

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import io
 import json
+import struct
 import sys
 import time
+import zlib
 from collections.abc import Callable
 
 from fruits_ingest.config import DEFAULT_MAX_IMAGE_PIXELS
-from fruits_ingest.preflight import MAX_JPEG_SCANS
+from fruits_ingest.preflight import MAX_JPEG_HEADER_JUNK_BYTES, MAX_JPEG_SCANS
 from PIL import Image
 
 # 16383 is WebP's largest side; 16383 x 2441 is just under the 40 MP limit.
@@ -54,7 +56,8 @@ def png_palette_transparent_40mp() -> bytes:
 
 
 def jpeg_progressive_444_40mp_max_scans() -> bytes:
-    """40 MP, no chroma subsampling, progressive, its last (near empty) scan repeated up to the limit.
+    """40 MP, no chroma subsampling, progressive, its last (near empty) scan repeated up to the limit,
+    and as much 0xFF fill before its first marker as the preflight lets through (Pillow walks it).
 
     Mostly flat content keeps every scan small, as in the attack: the cost is per scan and block.
     """
@@ -63,14 +66,28 @@ def jpeg_progressive_444_40mp_max_scans() -> bytes:
     data = _save(image, "JPEG", progressive=True, subsampling=0, quality=90)
     last_scan = data.rindex(b"\xff\xda")
     scans = data.count(b"\xff\xda")
-    return data[:last_scan] + data[last_scan:-2] * (MAX_JPEG_SCANS - scans + 1) + b"\xff\xd9"
+    data = data[:last_scan] + data[last_scan:-2] * (MAX_JPEG_SCANS - scans + 1) + b"\xff\xd9"
+    return data[:2] + b"\xff" * MAX_JPEG_HEADER_JUNK_BYTES + data[2:]
+
+
+def png_rgba_40mp_large_metadata() -> bytes:
+    """The 40 MP PNG with a 200 KB ICC profile and 1.2 MB of XMP: both are cut out, one copy of the file."""
+    data = png_rgba_40mp()
+    icc = b"iCCP", b"icc\x00\x00" + zlib.compress(bytes(range(256)) * 800)
+    xmp = b"iTXt", b"XML:com.adobe.xmp\x00\x00\x00\x00\x00" + b"<rdf:li>step</rdf:li>" * 57_000
+    chunks = b"".join(
+        struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        for kind, body in (icc, xmp)
+    )
+    return data[:33] + chunks + data[33:]
 
 
 INPUTS: dict[str, Callable[[], bytes]] = {
     "webp-rgba-16383x2441": webp_rgba_40mp,
     "png-rgba-40mp": png_rgba_40mp,
     "png-palette-transparent-40mp": png_palette_transparent_40mp,
-    "jpeg-progressive-444-40mp-100-scans": jpeg_progressive_444_40mp_max_scans,
+    "jpeg-progressive-444-40mp-100-scans-64kib-fill": jpeg_progressive_444_40mp_max_scans,
+    "png-rgba-40mp-200kb-icc-1.2mb-xmp": png_rgba_40mp_large_metadata,
 }
 
 
@@ -94,13 +111,15 @@ def measure(path: str) -> dict[str, object]:
     from fruits_ingest.imaging import normalize_image
 
     baseline_mb = peak_rss_mb()
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     clean = normalize_image(data, DEFAULT_MAX_IMAGE_PIXELS)
-    seconds = time.perf_counter() - started
+    seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
     return {
         "input_bytes": len(data),
         "output": [clean.width, clean.height],
         "seconds": round(seconds, 2),
+        # CPU time: on a shared machine the wall time measures the neighbours too
+        "cpu_seconds": round(cpu_seconds, 2),
         "peak_rss_mb": round(peak_rss_mb()),
         "rss_before_decode_mb": round(baseline_mb),
     }
