@@ -103,6 +103,7 @@ EXPECTED_INGEST_OBJECT_ACCESS = {
     "s3:DeleteObjectVersion": {
         ("LakeBucket", contracts.CLEAN_PREFIX),
         ("LakeBucket", contracts.MANIFESTS_PREFIX),
+        ("LakeBucket", contracts.QUARANTINE_PREFIX),
     },
 }
 
@@ -431,7 +432,7 @@ def test_ingest_function_reaches_only_its_prefixes(ingest_template):
     s3_statements = [s for s in statements if any(a.startswith("s3:") for a in as_list(s["Action"]))]
     s3_resources = [r for s in s3_statements for r in as_list(s["Resource"])]
     object_arns = [sub_text(r) for r in s3_resources if "Fn::Sub" in r]
-    assert len(object_arns) == 7 and all(
+    assert len(object_arns) == 8 and all(
         re.fullmatch(r"\$\{\w+\.Arn\}/[a-z-]+/\*", arn) for arn in object_arns
     ), object_arns
     bucket_level = [

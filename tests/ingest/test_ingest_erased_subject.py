@@ -23,6 +23,7 @@ from .helpers import (
     cold_start,
     failed_ids,
     load_event,
+    sqs_event,
 )
 from .test_ingest_handler import _emf_blobs, _skipped_metrics
 
@@ -200,3 +201,18 @@ def test_an_erased_subjects_retry_removes_what_an_interrupted_try_left(
     # WHEN the message is delivered again THEN it is dropped and the orphan clean image removed
     assert failed_ids(app.lambda_handler(load_event("sqs-s3-notification.json"), lambda_context)) == []
     assert aws.lake_keys() == [tombstone]
+
+
+def test_an_erasure_landing_before_a_quarantine_record_wins(
+    aws, monkeypatch, lambda_context, sample_images_dir
+):
+    # GIVEN a broken upload of the person, and their erasure running just before its quarantine record
+    key = "uploads/broken.jpg"
+    broken = next(sample_images_dir.glob("*/*.jpg")).read_bytes()[:400]
+    etag = aws.upload(key, broken, PERSONAL_METADATA)
+    erasures = _erase_at(aws, "PutObject", "/quarantine/", 1)
+    app = _cold_start(monkeypatch)
+    # WHEN it is handled THEN no version of a quarantine record (which names her pseudonym) is left
+    response = app.lambda_handler(sqs_event([(key, etag, len(broken))]), lambda_context)
+    assert erasures and failed_ids(response) == []
+    assert [k for k in _lake_versions(aws) if "/quarantine/" in k] == []

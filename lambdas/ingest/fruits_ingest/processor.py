@@ -109,7 +109,18 @@ def process_upload(
     except _Skipped as skip:
         return _skipped(skip, store, config, ref, dt, started)
     except _Rejected as rejection:
-        _write_quarantine(store, config, image_id, dt, ref, rejection, clock(), person, pseudonym_key)
+        record = quarantine_record(
+            image_id, rejection.reason, rejection.detail, ref.event_time, clock(), dt, person, pseudonym_key
+        )
+        quarantine_uri = join_uri(config.lake_uri, contracts.quarantine_key(dt, image_id))
+        try:
+            _store_unless_erased(
+                store,
+                [(quarantine_uri, _json_bytes(record), JSON_CONTENT_TYPE)],
+                lambda: _skip_if_erased(person, pseudonym_key, config, store, clock()),
+            )
+        except _Skipped as skip:
+            return _skipped(skip, store, config, ref, dt, started)
         logger.info(
             "upload quarantined",
             extra={
@@ -316,7 +327,11 @@ def _skipped(
 ) -> IngestOutcome:
     """Log and count a skip; for an erased subject, remove anything of this upload from the lake."""
     if skip.reason is contracts.SkipReason.SUBJECT_ERASED:
-        for key in (contracts.clean_image_key(dt, ref.image_id), contracts.manifest_key(dt, ref.image_id)):
+        for key in (
+            contracts.clean_image_key(dt, ref.image_id),
+            contracts.manifest_key(dt, ref.image_id),
+            contracts.quarantine_key(dt, ref.image_id),
+        ):
             store.purge(join_uri(config.lake_uri, key))
     logger.info(
         "upload skipped",
@@ -400,24 +415,6 @@ def _normalize(data: bytes, max_image_pixels: int) -> CleanImage:
         return normalize_image(data, max_image_pixels)
     except ImageRejected as rejection:
         raise _Rejected(rejection.reason, rejection.detail) from None
-
-
-def _write_quarantine(
-    store: ObjectStore,
-    config: IngestConfig,
-    image_id: str,
-    dt: str,
-    ref: ObjectRef,
-    rejection: _Rejected,
-    rejected_at: datetime,
-    person: str | None,
-    pseudonym_key: PseudonymKey,
-) -> None:
-    record = quarantine_record(
-        image_id, rejection.reason, rejection.detail, ref.event_time, rejected_at, dt, person, pseudonym_key
-    )
-    uri = join_uri(config.lake_uri, contracts.quarantine_key(dt, image_id))
-    store.put(uri, _json_bytes(record), JSON_CONTENT_TYPE)
 
 
 def _json_bytes(record: dict[str, Any]) -> bytes:
