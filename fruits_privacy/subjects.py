@@ -93,8 +93,9 @@ def erase_subject(
     The tombstones come first, so an upload processed from now on is dropped by the ingest
     instead of re-creating the subject behind the scan. An upload already in flight checks
     the tombstone again after its last write and then removes what it wrote, so whatever
-    this scan misses of it does not stay (processor._store_unless_erased, docs/gdpr.md). Objects go before table rows, so the
-    stream can no longer featurize an image of the subject once its rows are deleted. The
+    this scan misses of it does not stay (processor._store_unless_erased, docs/gdpr.md).
+    Objects go before table rows, so the stream can no longer featurize an image of the
+    subject once its rows are deleted. The
     object scan repeats until a pass finds no record (at most OBJECT_PASSES).
     """
     erased_at = clock()
