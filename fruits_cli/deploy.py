@@ -133,6 +133,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     choice.add_argument("--k", type=int, help="number of components (default: by --target-variance)")
     choice.add_argument("--target-variance", type=float, help="explained variance to reach (default 0.95)")
     fit_pca.add_argument("--sample-size", type=int, help="images sampled for the fit")
+    fit_pca.add_argument(
+        "--replace",
+        action="store_true",
+        help="overwrite the lake's PCA (the step refuses otherwise); restart with --new-model-table",
+    )
 
     maintain = actions.add_parser(
         "maintain", help="add the lake maintenance step now (the EMR stack's schedule adds it daily)"
@@ -427,7 +432,11 @@ def _fit_pca(args, executor, target) -> int:
     from operations import deploy
 
     options = deploy.FitPcaOptions(
-        images=args.images, k=args.k, target_variance=args.target_variance, sample_size=args.sample_size
+        images=args.images,
+        k=args.k,
+        target_variance=args.target_variance,
+        sample_size=args.sample_size,
+        replace=args.replace,
     )
     version = _code_version(args)
     step_id = deploy.submit_fit_pca_step(
