@@ -340,7 +340,13 @@ def run_demo(options: DemoOptions) -> tuple[dict, bool]:
         explained_variance_plot(
             running.explained_variance, running.model_version, paths.plots / "explained_variance.png"
         ),
-        pca_scatter_plot(scores, labels, running.model_version, paths.plots / "pca_scatter.png"),
+        pca_scatter_plot(
+            scores,
+            labels,
+            running.model_version,
+            paths.plots / "pca_scatter.png",
+            explained_variance=running.explained_variance,
+        ),
     ]
     laps.lap("summary + plots")
     summary = {

@@ -38,7 +38,7 @@ def test_the_committed_notebook_is_executed_without_errors(paths):
     assert all(cell.execution_count for cell in code), "run `make notebook` and commit the outputs"
     assert not [output for cell in code for output in cell.outputs if output.output_type == "error"]
     images = [output for cell in code for output in cell.outputs if "image/png" in output.get("data", {})]
-    assert len(images) == 2  # the explained-variance curve and the 2-D scatter
+    assert len(images) == 3  # the decoded inputs, the explained-variance curve and the 2-D scatter
 
 
 @pytest.mark.slow
