@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -38,6 +39,38 @@ def _clean_environment(tmp_path: Path) -> dict[str, str]:
 )
 def test_no_credentials_one_line_rc_2(tmp_path, argv):
     _check_one_line(tmp_path, argv)
+
+
+def test_status_json_prints_json_on_a_credentials_error(tmp_path):
+    # GIVEN no AWS credentials WHEN `fruits status --json` reads an s3:// lake
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fruits_cli.main",
+            "status",
+            "--json",
+            "--lake",
+            "s3://fruits-no-such-bucket/lake",
+        ],
+        cwd=REPO,
+        env=_clean_environment(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    # THEN rc 2, the one-line message on stderr, and a JSON object a script can parse on stdout
+    assert completed.returncode == 2, completed.stderr
+    report = json.loads(completed.stdout)
+    assert report["error"] == "aws_credentials" and report["command"] == "status"
+    assert "no usable AWS credentials" in report["message"]
+
+
+def test_a_configuration_error_with_json_is_json_too(capsys, monkeypatch):
+    monkeypatch.delenv("FRUITS_LAKE", raising=False)
+    assert cli_main.main(["status", "--json"]) == 2  # no --lake, no FRUITS_LAKE
+    report = json.loads(capsys.readouterr().out)
+    assert report["error"] == "configuration_error" and "--lake" in report["message"]
 
 
 @pytest.mark.slow
