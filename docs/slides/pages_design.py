@@ -5,7 +5,7 @@ from __future__ import annotations
 from fruits_core import contracts
 from slides.drawing import Deck, arrow, box, bullets, table
 from slides.sources import Figures
-from slides.style import ACCENT, BODY_PT, GREEN, GREY, INK, LEFT, LINE, SMALL_PT, TABLE_PT, LayoutError
+from slides.style import ACCENT, BODY_PT, GREEN, INK, LEFT, LINE, SMALL_PT, TABLE_PT, LayoutError
 
 AUTHOR = "Fruits! data platform team"
 COURSE = "OpenClassrooms AI Engineer \u2014 P8 Big Data / cloud"
