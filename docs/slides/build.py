@@ -5,7 +5,14 @@ Every figure on the slides comes from the repository at build time, never typed 
 - the EMR defaults from `infra/emr-cluster.yaml` (its Parameters' `Default:` values);
 - throughput and latency from a `fruits bench --json` report (default `docs/data/bench.json`);
 - the cost table from `fruits cost --images-per-day N --json` at three scales (run here, offline);
-- the PCA scatter, k and probe accuracy from the committed, executed notebook (run `make notebook` first).
+- the PCA scatter from the committed, executed notebook (`make notebook`), k, variance and probe accuracy
+  from `docs/data/demo.json` (`fruits demo --record`);
+- the demonstration from real command output in `docs/data/*.txt` (`make demo-record`);
+- the IAM roles from the templates (`template.yaml`, `infra/emr-cluster.yaml`).
+
+Modules (the `slides` package beside this file): `style` (page, colours, sizes), `drawing` (page,
+bullets, tables, boxes, arrows, overflow checks), `sources` (the figures above), `pages_design`,
+`pages_pipeline`, `pages_operations` (the slides, in deck order).
 
 Offline and self-contained: matplotlib's bundled DejaVu fonts, embedded as TrueType
 (`pdf.fonttype = 42`). Every text must lie inside its page: the build fails otherwise.

@@ -51,7 +51,10 @@ def run(command: list[str], workdir: Path, shown_as: str, accepted: tuple[int, .
     if done.returncode not in accepted:
         raise SystemExit(f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
     absolute = str(workdir.resolve())
-    return done.stdout.replace(workdir.resolve().as_uri(), f"file://{shown_as}").replace(absolute, shown_as)
+    # URIs as the README writes them (file://$PWD/work/demo/...), plain paths relative to the repository
+    return done.stdout.replace(workdir.resolve().as_uri(), f"file://$PWD/{shown_as}").replace(
+        absolute, shown_as
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,12 +68,14 @@ def main(argv: list[str] | None = None) -> int:
         workdir,
         args.workdir,
     )
-    DEMO_OUTPUT.write_text(f"$ fruits demo\n{demo}")
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    machine = f"# {os.cpu_count()} cores, load average {load} when captured: the timings depend on it"
+    DEMO_OUTPUT.write_text(f"$ fruits demo\n{machine}\n{demo}")
     # `fruits status` exits with its state's code (the demo's stream has stopped): only 2, a bad
     # configuration, is a failure here.
     status_codes = tuple(code for code in range(10) if code != 2)
     status = run([*fruits_command(), "status", "--lake", lake_uri], workdir, args.workdir, status_codes)
-    STATUS_OUTPUT.write_text(f"$ fruits status --lake file://{args.workdir}/lake\n{status}")
+    STATUS_OUTPUT.write_text(f"$ fruits status --lake {args.workdir}/lake\n{status}")
     readback = run(
         [sys.executable, "-c", READBACK, lake_uri, ",".join(READBACK_COLUMNS)], workdir, args.workdir
     )

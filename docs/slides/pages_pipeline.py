@@ -8,9 +8,10 @@ import matplotlib.pyplot as plt
 
 from slides.drawing import Deck, bullets, require_within, table
 from slides.sources import Figures, fmt_rate, fmt_ratio
-from slides.style import ACCENT, GREEN, GREY, INK, LEFT, RIGHT, SMALL_PT, TABLE_PT
+from slides.style import ACCENT, GREEN, GREY, INK, LEFT, PAGE, RIGHT, SMALL_PT, TABLE_PT
 
 CODE_PT = 11.5  # captured terminal output: the demo's summary lines are ~110 characters wide
+CODE_SPACING = 1.2
 
 
 def slide_stream(deck: Deck, figures: Figures) -> None:
@@ -58,14 +59,14 @@ def slide_pca(deck: Deck, figures: Figures) -> None:
     )
     notebook = figures.notebook
     if notebook.scatter_png:
-        axis = figure.add_axes((0.525, 0.16, 0.46, 0.7))
+        axis = figure.add_axes((0.525, 0.22, 0.46, 0.64))
         axis.imshow(plt.imread(io.BytesIO(notebook.scatter_png), format="png"))
         axis.set_axis_off()
     demo = figures.demo
     if demo:
         figure.text(
             0.755,
-            0.145,
+            0.205,
             f"fruits demo and the notebook, {demo['featurized']} clean images:\n"
             f"{figures.pca_headline} of the variance, PC1 {demo['pc1_share'] * 100:.1f} %,\n"
             f"5-fold linear probe accuracy {demo['linear_probe_accuracy']:.3f}",
@@ -84,31 +85,47 @@ def slide_demo(deck: Deck, figures: Figures) -> None:
     )
     captured = figures.captured
     blocks = [
-        ("demo", _demo_lines(captured["demo"])),
-        ("status", captured["status"].splitlines()[:7]),
-        ("readback", captured["readback"].splitlines()[:6]),
+        _demo_lines(captured["demo"]),
+        [line for line in captured["status"].splitlines() if line.strip().startswith(STATUS_LINES_SHOWN)],
+        captured["readback"].splitlines()[:6],
     ]
+    line_height = CODE_PT * CODE_SPACING / (PAGE[1] * 72)
     y = 0.85
-    for _name, lines in blocks:
-        if not lines:
-            lines = ["(not captured: run make demo-record)"]
-        text = "\n".join(line.rstrip() for line in lines)
+    for lines in blocks:
+        lines = lines or ["(not captured: run make demo-record)"]
         label = figure.text(
-            LEFT, y, text, fontsize=CODE_PT, family="DejaVu Sans Mono", va="top", color=INK, linespacing=1.25
+            LEFT,
+            y,
+            "\n".join(line.rstrip() for line in lines),
+            fontsize=CODE_PT,
+            family="DejaVu Sans Mono",
+            va="top",
+            color=INK,
+            linespacing=CODE_SPACING,
         )
         require_within(figure, label, LEFT, RIGHT, lines[0])
-        y -= 0.033 * len(lines) + 0.035
+        y -= line_height * len(lines) + 0.03
 
 
-def _demo_lines(output: str) -> list[str]:
-    """The demo's summary, with the long plot and output paths shortened to their file names."""
+# `fruits status` lines shown (the command, its title, the state, the last batch, the totals).
+STATUS_LINES_SHOWN = ("$", "Fruits", "health", "last batch", "backlog", "errors", "totals")
+# Summary lines left out of the slide (the full output is in docs/data/demo-output.txt).
+DEMO_LINES_LEFT_OUT = ("model ", "plots ")
+
+
+def _demo_lines(output: str, width: int = 110) -> list[str]:
+    """The demo's summary as shown: the output table's path shortened, the timing line wrapped."""
     lines = []
     for line in output.splitlines():
-        if line.strip().startswith(("plots", "output")):
-            head, _, rest = line.partition(line.split()[0])
-            line = f"{head}{line.split()[0]} " + ", ".join(
-                part.rsplit("/", 1)[-1] for part in rest.split(",")
-            )
+        stripped = line.strip()
+        if stripped.startswith(DEMO_LINES_LEFT_OUT):
+            continue
+        if stripped.startswith("output ") and " at " in line:
+            line = line.split(" at ")[0] + " (Iceberg, in <lake>/features/)"
+        while len(line) > width and " + " in line[:width]:
+            cut = line[:width].rindex(" + ") + 3
+            lines.append(line[:cut])
+            line = " " * 21 + line[cut:]
         lines.append(line)
     return lines
 
@@ -166,8 +183,9 @@ def slide_bench(deck: Deck, figures: Figures) -> None:
         figure,
         [
             f"LiteRT stream / Keras stream: {fmt_ratio(ratio)} x",
-            f"{config.get('n', '?')} images per run, {config.get('max_files_per_trigger', '?')} per "
-            f"micro-batch; 'batch' = steady micro-batch duration (latency bound).",
+            f"{config.get('repeat', '?')} run of {config.get('n', '?')} images, "
+            f"{config.get('max_files_per_trigger', '?')} per micro-batch; 'batch' = steady micro-batch "
+            "duration (latency bound). Ratios scatter between runs (docs/performance.md).",
             f"{machine.get('cores', '?')} shared cores ({machine.get('cpu', '?')}), load "
             f"{(machine.get('load_average_before') or ['?'])[0]}: a laptop-class floor, not EMR.",
         ],
