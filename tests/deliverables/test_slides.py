@@ -101,7 +101,9 @@ def test_every_iam_role_of_the_templates_is_on_the_iam_slide(built):
         if resource["Type"] == "AWS::IAM::Role"
     }
     assert {role.name for role in built["figures"].roles} == declared
-    page = next(page.extract_text() for page in built["reader"].pages if "roles, one per" in page.extract_text())
+    page = next(
+        page.extract_text() for page in built["reader"].pages if "roles, one per" in page.extract_text()
+    )
     assert f"IAM: {len(declared)} roles" in page
     for name in declared:
         assert name in page
