@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -162,3 +163,23 @@ def test_rejected_and_expired_credentials():
     assert missing_credentials_message(denied) is None
     assert missing_credentials_message(ValueError("x")) is None
     assert missing_credentials_message(NoCredentialsError()).startswith("no usable AWS credentials")
+
+
+@pytest.mark.parametrize("command", ["subject", "deploy"])
+def test_every_action_says_what_it_does_in_its_own_help(command):
+    def subcommands(parser):
+        [choices] = [
+            action.choices for action in parser._actions if isinstance(action, argparse._SubParsersAction)
+        ]
+        return choices
+
+    actions = subcommands(subcommands(cli_main.build_parser())[command])
+    assert actions
+    for name, parser in actions.items():
+        assert parser.description and len(parser.description) > 20, f"fruits {command} {name} --help"
+
+
+def test_model_export_help_names_both_artifacts(capsys):
+    with pytest.raises(SystemExit):
+        cli_main.main(["model", "--help"])
+    assert ".tflite for litert" in capsys.readouterr().out
