@@ -11,7 +11,7 @@ CHECKOV_VENV := .venv-checkov
 LAMBDA_VENV := .venv-lambda
 PIP_FLAGS := --quiet --disable-pip-version-check
 
-.PHONY: help venv iac-tools lambda-venv demo test test-fast lint bench notebook slides sam-build sam-validate clean
+.PHONY: help venv iac-tools lambda-venv demo test test-fast lint bench notebook slides demo-record sam-build sam-validate clean
 
 help:
 	@echo "make demo   - local end-to-end demo on the bundled images (installs .venv)"
@@ -20,6 +20,7 @@ help:
 	@echo "make bench  - fruits bench --json"
 	@echo "make notebook - re-execute notebooks/local_pipeline.ipynb (paired with notebooks/local_pipeline.py)"
 	@echo "make slides - build docs/presentation.pdf from docs/slides/build.py"
+	@echo "make demo-record - run the demo, fruits status and a table read-back into docs/data/ (the slides' demonstration)"
 
 $(VENV)/.installed: pyproject.toml lambdas/ingest/requirements.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required (set PYTHON=...)"'
@@ -74,6 +75,9 @@ notebook: venv
 
 slides: venv
 	$(VENV)/bin/python docs/slides/build.py
+
+demo-record: venv
+	$(VENV)/bin/python docs/slides/capture_demo.py
 
 sam-validate: $(SAM_VENV)/.installed
 	$(SAM_VENV)/bin/sam validate --lint --region eu-west-3

@@ -1,6 +1,8 @@
 """`fruits demo`: the whole pipeline, offline, on real images, in one process.
 
-1. export the featurizer and fit the PCA (both reused on the next run when still valid);
+1. export the featurizer and fit the PCA on the clean images the stream will read (the ingest
+   Lambda's re-encoding of the app's uploads, as `fruits fit-pca --lake` and the notebook fit on);
+   both are reused on the next run when still valid;
 2. start the stream (local Spark, 1 s trigger) on `<workdir>/lake`;
 3. play the mobile app: every image is uploaded with personal metadata and GPS EXIF,
    plus two bad uploads, and the real ingest code (LocalIngest) processes each;
@@ -63,6 +65,8 @@ LAKE_DATA_PREFIXES = (
     contracts.CATALOG_PREFIX,
 )
 PCA_SOURCE_NAME = "pca-images.json"
+# The clean images the PCA is fitted on: the Lambda's re-encoding of the uploads (kept for inspection).
+PCA_IMAGES_DIR = "pca-images"
 PROBE_FOLDS = 5
 
 
@@ -146,16 +150,39 @@ def ensure_featurizer(
 
 
 def images_fingerprint(images: list[Path], model_version: str) -> str:
+    """Hash of the model version and the images' bytes: the PCA is reused only for the same pair."""
     digest = hashlib.sha256(model_version.encode())
     for path in images:
-        digest.update(f"|{path.parent.name}/{path.name}:{path.stat().st_size}".encode())
+        content = hashlib.sha256(path.read_bytes()).hexdigest()
+        digest.update(f"|{path.parent.name}/{path.name}:{content}".encode())
     return digest.hexdigest()
+
+
+def write_clean_images(uploads: list[AppUpload], folder: Path) -> list[Path]:
+    """The ingest Lambda's clean image of every upload it accepts (`normalize_image`, the code that
+    writes `clean/`), as `<label>/<name>` files: the stream projects exactly these bytes."""
+    from fruits_ingest.config import DEFAULT_MAX_IMAGE_PIXELS
+    from fruits_ingest.imaging import ImageRejected, normalize_image
+
+    shutil.rmtree(folder, ignore_errors=True)
+    written = []
+    for upload in uploads:
+        try:
+            clean = normalize_image(upload.data, DEFAULT_MAX_IMAGE_PIXELS)
+        except ImageRejected:
+            continue  # quarantined by the ingest too: never in clean/
+        label = upload.metadata.get(contracts.META_LABEL, "unlabelled")
+        path = folder / label / f"{Path(upload.name).stem}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(clean.jpeg)
+        written.append(path)
+    return sorted(written)
 
 
 def ensure_pca(
     spark, config: StreamConfig, images: list[Path], model_version: str, source_file: Path
 ) -> None:
-    """Fit the PCA on the images unless the saved one was fitted on the same images and model."""
+    """Fit the PCA on the (clean) images unless the saved one was fitted on the same images and model."""
     from streaming_job.pca import PcaError, fit_pca, read_sidecar
 
     fingerprint = images_fingerprint(images, model_version)
@@ -238,6 +265,28 @@ def probe_accuracy(scores: np.ndarray, labels: list[str]) -> float | None:
         return None
 
 
+class Laps:
+    """Consecutive named durations that add up to the total (nothing left unaccounted)."""
+
+    def __init__(self) -> None:
+        self.started = self.last = time.monotonic()
+        self.durations: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = time.monotonic()
+        self.durations[name] = round(now - self.last, 1)
+        self.last = now
+
+    def as_dict(self) -> dict[str, float]:
+        return {**self.durations, "total": round(self.last - self.started, 1)}
+
+
+def render_timings(timings: dict[str, float]) -> str:
+    """`featurizer 0.2 s + Spark start 4.1 s + ... = 61.0 s total`."""
+    parts = " + ".join(f"{name} {seconds:.1f} s" for name, seconds in timings.items() if name != "total")
+    return f"{parts} = {timings['total']:.1f} s total"
+
+
 def run_demo(options: DemoOptions) -> tuple[dict, bool]:
     """Run the demo; return (summary, whether every accepted image came out)."""
     from tqdm import tqdm
@@ -252,35 +301,35 @@ def run_demo(options: DemoOptions) -> tuple[dict, bool]:
         raise ConfigError(
             f"--images {options.images}: need at least 3 <label>/<image> files, found {len(images)}"
         )
-    timings: dict[str, float] = {}
-    started = time.monotonic()
+    laps = Laps()
     paths = prepare_workdir(options.workdir)
     config = demo_stream_config(paths.lake_uri, options.runtime)
+    uploads = [*app_uploads(images), *bad_uploads(images[0])]
 
-    clock = time.monotonic()
     model_version = ensure_featurizer(config.featurizer, options.input_size, options.weights, images)
-    timings["featurizer"] = round(time.monotonic() - clock, 1)
+    laps.lap("featurizer")
     spark = build_spark_session("fruits-demo", master=options.master)
-    clock = time.monotonic()
-    ensure_pca(spark, config, images, model_version, paths.workdir / PCA_SOURCE_NAME)
-    timings["pca"] = round(time.monotonic() - clock, 1)
+    laps.lap("Spark start")
+    clean_images = write_clean_images(uploads, paths.workdir / PCA_IMAGES_DIR)
+    ensure_pca(spark, config, clean_images, model_version, paths.workdir / PCA_SOURCE_NAME)
+    laps.lap("PCA")
 
     say("starting the stream")
     running = start_stream(spark, config)
-    uploads = [*app_uploads(images), *bad_uploads(images[0])]
-    clock = time.monotonic()
+    laps.lap("stream start")
     with tqdm(
         total=len(uploads), desc="app uploads + ingest", unit="img", file=sys.stderr, disable=None
     ) as progress:
         outcomes = play_app(paths, uploads, progress)
-    timings["ingest"] = round(time.monotonic() - clock, 1)
+    laps.lap("ingest")
     accepted = [outcome for outcome in outcomes if outcome.status == "accepted"]
     with tqdm(total=len(accepted), desc="featurized", unit="img", file=sys.stderr, disable=None) as progress:
         complete = wait_until_done(config.lake, len(accepted), options.timeout_seconds, progress)
-    timings["stream"] = round(time.monotonic() - clock, 1)
+    laps.lap("stream catch-up")
     stop = threading.Event()
     stop.set()
     await_stream(spark, running, config, stop)
+    laps.lap("stream stop")
 
     features_table, errors_table = lake_tables(config.lake)
     features = features_table.scan().to_arrow().to_pandas()
@@ -291,9 +340,15 @@ def run_demo(options: DemoOptions) -> tuple[dict, bool]:
         explained_variance_plot(
             running.explained_variance, running.model_version, paths.plots / "explained_variance.png"
         ),
-        pca_scatter_plot(scores, labels, running.model_version, paths.plots / "pca_scatter.png"),
+        pca_scatter_plot(
+            scores,
+            labels,
+            running.model_version,
+            paths.plots / "pca_scatter.png",
+            explained_variance=running.explained_variance,
+        ),
     ]
-    timings["total"] = round(time.monotonic() - started, 1)
+    laps.lap("summary + plots")
     summary = {
         "images_dir": str(options.images),
         "workdir": str(paths.workdir),
@@ -316,9 +371,18 @@ def run_demo(options: DemoOptions) -> tuple[dict, bool]:
         "pca_version": running.pca_version,
         "features_table": f"{FEATURES_TABLE} at {features_table.location()}",
         "plots": [str(path) for path in plots],
-        "timings_s": timings,
+        "timings_s": laps.as_dict(),
     }
     return summary, complete
+
+
+# Summary fields that name this machine's folders: left out of the committed record.
+MACHINE_FIELDS = ("images_dir", "workdir", "features_table", "plots")
+
+
+def portable_summary(summary: dict) -> dict:
+    """The summary without this machine's paths: what docs/data/demo.json holds (`fruits demo --record`)."""
+    return {key: value for key, value in summary.items() if key not in MACHINE_FIELDS}
 
 
 def render_summary(summary: dict) -> str:
@@ -341,6 +405,6 @@ def render_summary(summary: dict) -> str:
         f"  model              {summary['model_version']} / {summary['pca_version']}",
         f"  output             {summary['features_table']}",
         f"  plots              {', '.join(summary['plots'])}",
-        f"  timings (s)        {summary['timings_s']}",
+        f"  time               {render_timings(summary['timings_s'])}",
     ]
     return "\n".join(lines)

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 from fruits_core.errors import ConfigError
-from fruits_core.lake_uris import validate_lake_uri
+from fruits_core.lake_uris import lake_uri_from_argument
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.lake:
         raise ConfigError("--lake (or FRUITS_LAKE) is required")
-    lake = validate_lake_uri(args.lake, "--lake")
+    lake = lake_uri_from_argument(args.lake, "--lake")
     known = frozenset()
     if args.known_values is not None:
         try:
@@ -45,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
     for finding in report.findings:
         print(f"FOUND {finding.kind} in {finding.key} at {finding.location}")
     print(
-        f"fruits audit-pii: {report.scanned} objects scanned, {report.skipped} binary skipped, "
+        f"fruits audit-pii: {report.scanned} objects scanned (images by their metadata), "
+        f"{report.skipped} binary skipped, "
         f"{len(report.findings)} findings"
     )
     return 1 if report.findings else 0

@@ -50,11 +50,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--json", action="store_true", help="print the summary as one JSON object (last line)"
     )
+    parser.add_argument(
+        "--record",
+        type=Path,
+        help="also write the summary without machine paths to this JSON file (docs/data/demo.json: "
+        "the figures the docs, notebook and slides quote)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from demo.run import DemoOptions, default_images_dir, demo_pseudonym_key, render_summary, run_demo
+    from demo.run import (
+        DemoOptions,
+        default_images_dir,
+        demo_pseudonym_key,
+        portable_summary,
+        render_summary,
+        run_demo,
+    )
     from fruits_core.errors import ConfigError
 
     images = args.images or default_images_dir()
@@ -76,5 +89,7 @@ def run(args: argparse.Namespace) -> int:
         timeout_seconds=args.timeout,
     )
     summary, complete = run_demo(options)
+    if args.record:
+        args.record.write_text(json.dumps(portable_summary(summary), indent=2, sort_keys=True) + "\n")
     print(json.dumps(summary, sort_keys=True) if args.json else render_summary(summary))
     return 0 if complete else 1

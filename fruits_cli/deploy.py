@@ -32,7 +32,11 @@ DEFAULT_ENV_CACHE = Path("work/env")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="action", required=True, metavar="<action>")
 
-    upload = actions.add_parser("upload", help="upload the job package, entry scripts and model artifacts")
+    upload = actions.add_parser(
+        "upload",
+        help="upload the job package, entry scripts and model artifacts",
+        description="upload the job package, entry scripts and model artifacts",
+    )
     _add_target_arguments(upload)
     upload.add_argument(
         "--featurizer",
@@ -85,7 +89,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"bootstrap action script (default <repo>/{BOOTSTRAP_SCRIPT})",
     )
 
-    start = actions.add_parser("start", help="add the streaming step (same flags as `fruits stream`)")
+    start = actions.add_parser(
+        "start",
+        help="add the streaming step (same flags as `fruits stream`)",
+        description="add the streaming step (same flags as `fruits stream`)",
+    )
     add_stream_arguments(start)
     _add_target_arguments(start, with_lake_and_stage=False)
     start.add_argument("--code-version", help="uploaded code version to run (default: the local sources')")
@@ -103,11 +111,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         cloudwatch_log_group=None,
     )
 
-    status = actions.add_parser("status", help="cluster, stream step and the stream's health")
+    status = actions.add_parser(
+        "status",
+        help="cluster, stream step and the stream's health",
+        description="cluster, stream step and the stream's health",
+    )
     _add_target_arguments(status)
     status.add_argument("--json", action="store_true", help="print one JSON object")
 
-    stop = actions.add_parser("stop", help="stop the stream after its current micro-batch")
+    stop = actions.add_parser(
+        "stop",
+        help="stop the stream after its current micro-batch",
+        description="stop the stream after its current micro-batch",
+    )
     _add_target_arguments(stop)
     stop.add_argument(
         "--timeout",
@@ -122,7 +138,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"seconds between step state checks (default {STOP_POLL_SECONDS:g})",
     )
 
-    fit_pca = actions.add_parser("fit-pca", help="fit the PCA on EMR (writes <lake>/models/pca)")
+    fit_pca = actions.add_parser(
+        "fit-pca",
+        help="fit the PCA on EMR (writes <lake>/models/pca)",
+        description="fit the PCA on EMR (writes <lake>/models/pca)",
+    )
     _add_target_arguments(fit_pca)
     fit_pca.add_argument("--code-version", help="uploaded code version to run (default: the local sources')")
     fit_pca.add_argument(
@@ -133,9 +153,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     choice.add_argument("--k", type=int, help="number of components (default: by --target-variance)")
     choice.add_argument("--target-variance", type=float, help="explained variance to reach (default 0.95)")
     fit_pca.add_argument("--sample-size", type=int, help="images sampled for the fit")
+    fit_pca.add_argument(
+        "--replace",
+        action="store_true",
+        help="overwrite the lake's PCA (the step refuses otherwise); restart with --new-model-table",
+    )
 
     maintain = actions.add_parser(
-        "maintain", help="add the lake maintenance step now (the EMR stack's schedule adds it daily)"
+        "maintain",
+        help="add the lake maintenance step now (the EMR stack's schedule adds it daily)",
+        description="add the lake maintenance step now (the EMR stack's schedule adds it daily)",
     )
     _add_target_arguments(maintain)
     maintain.add_argument("--code-version", help="uploaded code version to run (default: the local sources')")
@@ -427,7 +454,11 @@ def _fit_pca(args, executor, target) -> int:
     from operations import deploy
 
     options = deploy.FitPcaOptions(
-        images=args.images, k=args.k, target_variance=args.target_variance, sample_size=args.sample_size
+        images=args.images,
+        k=args.k,
+        target_variance=args.target_variance,
+        sample_size=args.sample_size,
+        replace=args.replace,
     )
     version = _code_version(args)
     step_id = deploy.submit_fit_pca_step(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import sys
 
 from fruits_core.aws_errors import missing_credentials_message
@@ -47,16 +48,22 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args)
     except ConfigError as error:
-        print(f"fruits {args.command}: configuration error: {error}", file=sys.stderr)
-        return 2
+        return report_failure(args, "configuration_error", f"configuration error: {error}")
     except Exception as error:
         # Missing or rejected AWS credentials, from any command: one line and rc 2, not a traceback.
         message = missing_credentials_message(error)
         if message is None:
             raise
-        command = " ".join(filter(None, (args.command, getattr(args, "action", None))))
-        print(f"fruits {command}: {message}", file=sys.stderr)
-        return 2
+        return report_failure(args, "aws_credentials", message)
+
+
+def report_failure(args: argparse.Namespace, kind: str, message: str) -> int:
+    """One line on stderr, and with --json one JSON object on stdout (what a script parses); rc 2."""
+    command = " ".join(filter(None, (args.command, getattr(args, "action", None))))
+    print(f"fruits {command}: {message}", file=sys.stderr)
+    if getattr(args, "json", False):
+        print(json.dumps({"error": kind, "message": message, "command": command}))
+    return 2
 
 
 if __name__ == "__main__":

@@ -31,7 +31,9 @@ def default_lake() -> str:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="action", required=True, metavar="<action>")
     export = actions.add_parser(
-        "export", help="write the featurizer artifact (.keras)", description=__doc__.splitlines()[0]
+        "export",
+        help="write the featurizer artifact (.tflite for litert, the default; .keras for keras)",
+        description=__doc__.splitlines()[0],
     )
     export.add_argument(
         "--out",

@@ -6,7 +6,7 @@ import argparse
 import json
 import os
 
-from fruits_core.lake_uris import validate_lake_uri
+from fruits_core.lake_uris import lake_uri_from_argument
 from streaming_job.health import STATES
 
 
@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.lake:
         raise ConfigError("--lake (or FRUITS_LAKE) is required")
-    lake = validate_lake_uri(args.lake, "--lake")
+    lake = lake_uri_from_argument(args.lake, "--lake")
     report = lake_health(lake)
     print(json.dumps(report.to_dict(), sort_keys=True) if args.json else render_table(report, lake))
     return report.exit_code

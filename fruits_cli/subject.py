@@ -14,7 +14,7 @@ from pathlib import Path
 
 from fruits_core import contracts
 from fruits_core.errors import ConfigError
-from fruits_core.lake_uris import validate_lake_uri
+from fruits_core.lake_uris import lake_uri_from_argument
 
 ENV_KEY_PARAMETER = "PSEUDONYM_KEY_PARAMETER"
 ENV_OPERATOR = "FRUITS_OPERATOR"
@@ -24,8 +24,16 @@ _NOTHING_FOUND = "nothing found for this user id under {} key version(s): check 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="action", required=True, metavar="<action>")
-    export = actions.add_parser("export", help="write everything the lake holds about a person as JSON")
-    erase = actions.add_parser("erase", help="delete a person's images, records and table rows")
+    export = actions.add_parser(
+        "export",
+        help="write everything the lake holds about a person as JSON",
+        description="write everything the lake holds about a person as JSON",
+    )
+    erase = actions.add_parser(
+        "erase",
+        help="delete a person's images, records and table rows",
+        description="delete a person's images, records and table rows",
+    )
     for action in (export, erase):
         action.add_argument(
             "--lake",
@@ -65,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.lake:
         raise ConfigError("--lake (or FRUITS_LAKE) is required")
-    lake = validate_lake_uri(args.lake, "--lake")
+    lake = lake_uri_from_argument(args.lake, "--lake")
     pseudonyms = _pseudonyms(lake, args)
     objects = open_lake_objects(lake)
     tables = _tables(lake)

@@ -48,6 +48,14 @@ def validate_lake_uri(uri: str, setting: str = "lake URI") -> str:
     raise ConfigError(f"{setting} must be s3://bucket[/prefix] or file:///absolute/path, got {uri!r}")
 
 
+def lake_uri_from_argument(text: str, setting: str = "--lake") -> str:
+    """A command line's lake: a URI as `validate_lake_uri` accepts, or a local folder (relative or
+    absolute), resolved to its absolute `file://` URI so every later step sees one form."""
+    if text and "://" not in text:
+        text = Path(text).expanduser().resolve().as_uri()
+    return validate_lake_uri(text, setting)
+
+
 def split_s3(uri: str) -> tuple[str, str]:
     """`s3://bucket/some/key` -> ("bucket", "some/key") (the key URL-decoded)."""
     parsed = urlparse(uri)

@@ -20,7 +20,7 @@ import sys
 from datetime import timedelta
 
 from fruits_core.errors import ConfigError
-from fruits_core.lake_uris import validate_lake_uri
+from fruits_core.lake_uris import lake_uri_from_argument
 
 # Snapshots: a day. Each stream append rewrites the table's metadata, which grows with the snapshots
 # kept (~2.2 ms more per commit per snapshot, benchmarks/commit_cost.py): a day of 60 s triggers keeps
@@ -77,7 +77,7 @@ def options_from_args(args: argparse.Namespace):
 
     if not args.lake:
         raise ConfigError("--lake (or FRUITS_LAKE) is required")
-    validate_lake_uri(args.lake, "--lake")
+    args.lake = lake_uri_from_argument(args.lake, "--lake")
     if args.retention_days < 0:
         raise ConfigError(f"--retention-days must be 0 (keep every row) or more, got {args.retention_days}")
     if args.snapshot_retention_days < 0:

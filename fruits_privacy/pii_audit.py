@@ -2,8 +2,9 @@
 
 JSON objects are walked leaf by leaf (a finding names the field path), Parquet files
 (the tables' data files, live or not yet expired) column by column, other UTF-8 objects
-line by line. Binary objects (images, models, Avro manifests, Spark state) are counted as
-skipped: they are either re-encoded pixels or hold no upload metadata.
+line by line, images by their metadata (EXIF, XMP, IPTC, ICC, PNG text: fruits_privacy/
+image_metadata.py; a GPS tag or a camera serial is a finding whatever its value). Other binary
+objects (models, Avro manifests, Spark state) are counted as skipped: they hold no upload metadata.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from fruits_privacy.image_metadata import NotAnImage, metadata_fields
 from fruits_privacy.lake_objects import LakeObjects, StoredVersion
 from fruits_privacy.pii_detectors import detect, detect_known, detect_number
 
-_BINARY_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".tflite", ".keras", ".avro", ".db", ".zip", ".crc")
+_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+_BINARY_SUFFIXES = (".tflite", ".keras", ".avro", ".db", ".zip", ".crc")
 _PARQUET_MAGIC = b"PAR1"
 
 
@@ -44,6 +47,14 @@ def audit_lake(objects: LakeObjects, known_values: frozenset[str]) -> AuditRepor
             report.skipped += 1
             continue
         data = objects.read(version)
+        if version.key.lower().endswith(_IMAGE_SUFFIXES):
+            findings = _image_findings(version.key, data, known_values)
+            if findings is None:
+                report.skipped += 1
+            else:
+                report.scanned += 1
+                report.findings += findings
+            continue
         values = _values(version, data)
         if values is None:
             report.skipped += 1
@@ -86,6 +97,25 @@ def _json_leaves(path: str, value: Any) -> Iterator[tuple[str, Any]]:
             yield from _json_leaves(f"{path}[]", child)
     elif value is not None:
         yield path, value
+
+
+def _image_findings(key: str, data: bytes, known_values: frozenset[str]) -> list[Finding] | None:
+    """Findings in an image's metadata (None: not readable as an image, counted as skipped)."""
+    try:
+        fields = list(metadata_fields(data))
+    except NotAnImage:
+        return None
+    named = {Finding(key, field.place, field.kind) for field in fields if field.kind}
+    searched = _findings(key, [(field.place, _as_text(field.value)) for field in fields], known_values)
+    return sorted(named | set(searched), key=lambda finding: (finding.key, finding.location, finding.kind))
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace").strip("\x00")
+    if isinstance(value, tuple):
+        return " ".join(str(item) for item in value)
+    return str(value)
 
 
 def _findings(key: str, values: Iterable[tuple[str, Any]], known_values: frozenset[str]) -> list[Finding]:

@@ -510,6 +510,7 @@ class FitPcaOptions:
     k: int | None = None
     target_variance: float | None = None
     sample_size: int | None = None
+    replace: bool = False
 
 
 def fit_pca_args(target: Target, options: FitPcaOptions) -> list[str]:
@@ -529,6 +530,8 @@ def fit_pca_args(target: Target, options: FitPcaOptions) -> list[str]:
         args += ["--target-variance", str(options.target_variance)]
     if options.sample_size is not None:
         args += ["--sample-size", str(options.sample_size)]
+    if options.replace:
+        args.append("--replace")
     return args
 
 

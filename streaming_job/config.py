@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields
 
 from fruits_core import contracts
 from fruits_core.errors import ConfigError
-from fruits_core.lake_uris import join_uri, validate_lake_uri
+from fruits_core.lake_uris import join_uri, lake_uri_from_argument, validate_lake_uri
 
 CLEAN_SOURCE_MODES = ("off", "archive", "delete")
 # The heartbeat alarm sums heartbeats over 5-minute periods: at most 120 s apart, each period holds two.
@@ -243,7 +243,7 @@ def config_from_args(args: argparse.Namespace) -> StreamConfig:
     """Build and validate the config; raise ConfigError with a clear message."""
     if not args.lake:
         raise ConfigError("--lake (or FRUITS_LAKE) is required")
-    lake = validate_lake_uri(args.lake, "--lake")
+    lake = lake_uri_from_argument(args.lake, "--lake")
     if args.trigger_seconds <= 0:
         raise ConfigError(f"--trigger must be > 0 seconds, got {args.trigger_seconds}")
     if args.max_files_per_trigger < 1:

@@ -32,6 +32,7 @@ from fruits_core.lake_uris import join_uri, validate_lake_uri
 DEFAULT_SAMPLE_SIZE = 2000
 # A fixed seed: the same listing gives the same sample, hence the same PCA.
 SAMPLE_SEED = 0
+REPLACE_FLAG = "--replace"
 
 
 def add_fit_pca_arguments(parser: argparse.ArgumentParser, lake_default_help: str = "FRUITS_LAKE") -> None:
@@ -64,6 +65,12 @@ def add_fit_pca_arguments(parser: argparse.ArgumentParser, lake_default_help: st
     )
     parser.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default 64)")
     parser.add_argument(
+        REPLACE_FLAG,
+        action="store_true",
+        help="overwrite a PCA already at the output (the features table's vectors were projected with "
+        "it: restart the stream with --new-model-table afterwards)",
+    )
+    parser.add_argument(
         "--master",
         default=os.environ.get("FRUITS_SPARK_MASTER"),
         help="Spark master (default: spark-submit's; `fruits fit-pca` uses local[*])",
@@ -85,6 +92,8 @@ def run_fit_pca(args: argparse.Namespace) -> int:
     featurizer = uris.to_uri(args.featurizer) if args.featurizer else join_uri(lake, contracts.FEATURIZER_KEY)
     out = uris.to_uri(args.out) if args.out else join_uri(lake, contracts.PCA_KEY)
     _validate(args)
+    if not args.replace:
+        refuse_to_replace(out)
     image_uris = sample_images(uris.list_uris(images_prefix), args.sample_size)
     needed = (args.k + 1) if args.k else 2
     if len(image_uris) < needed:
@@ -119,6 +128,24 @@ def run_fit_pca(args: argparse.Namespace) -> int:
     summary["out"] = out
     print(json.dumps(summary, indent=2))
     return 0
+
+
+def refuse_to_replace(out: str) -> None:
+    """ConfigError when `out` already holds a fitted PCA: the stream projects with it and its features
+    table records its version, so overwriting it silently would make the next `fruits stream` refuse."""
+    from streaming_job.pca import PcaError, read_sidecar
+
+    try:
+        sidecar = read_sidecar(out)
+    except PcaError:
+        return
+    raise ConfigError(
+        f"{out} already holds PCA {sidecar.get('pca_version')} (k={sidecar.get('k')}), the one the "
+        f"features table's vectors were projected with; refitting it in place makes the next "
+        f"`fruits stream` refuse to start. Either write the new fit elsewhere (--out) or pass "
+        f"{REPLACE_FLAG}, then restart the stream with `fruits stream --new-model-table` (the current "
+        f"table is kept as fruits.features_<its pca_version>)"
+    )
 
 
 def sample_images(image_uris: list[str], sample_size: int) -> list[str]:

@@ -44,8 +44,15 @@ def explained_variance_plot(explained_variance: list[float], model_version: str,
     return out
 
 
-def pca_scatter_plot(scores: np.ndarray, labels: list[str], model_version: str, out: Path) -> Path:
-    """The images on the first two principal components, one colour per label."""
+def pca_scatter_plot(
+    scores: np.ndarray,
+    labels: list[str],
+    model_version: str,
+    out: Path,
+    explained_variance: list[float] | None = None,
+) -> Path:
+    """The images on the first two principal components, one colour per label; each axis says its
+    component's share of the variance when `explained_variance` is given."""
     plt = _pyplot()
     if scores.ndim != 2 or scores.shape[1] < 2:
         scores = (
@@ -57,8 +64,8 @@ def pca_scatter_plot(scores: np.ndarray, labels: list[str], model_version: str, 
     for label in sorted(set(labels)):
         chosen = np.asarray([value == label for value in labels])
         axis.scatter(scores[chosen, 0], scores[chosen, 1], s=18, alpha=0.8, label=label)
-    axis.set_xlabel("PC 1")
-    axis.set_ylabel("PC 2")
+    axis.set_xlabel(axis_label(1, explained_variance))
+    axis.set_ylabel(axis_label(2, explained_variance))
     axis.set_title(
         f"{len(labels)} featurized images on the first two components\n{model_title(model_version)}"
     )
@@ -68,3 +75,10 @@ def pca_scatter_plot(scores: np.ndarray, labels: list[str], model_version: str, 
     figure.savefig(out, dpi=110)
     plt.close(figure)
     return out
+
+
+def axis_label(component: int, explained_variance: list[float] | None) -> str:
+    """`PC 1 (42.5 % of the variance)`, or `PC 1` when the share is unknown."""
+    if not explained_variance or len(explained_variance) < component:
+        return f"PC {component}"
+    return f"PC {component} ({explained_variance[component - 1] * 100:.1f} % of the variance)"

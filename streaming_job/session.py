@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 from pyspark.sql import SparkSession
 
@@ -30,6 +31,15 @@ LOCAL_CONF: dict[str, str] = {
 }
 
 
+# Local runs only: Spark's start-up warnings (native Hadoop, loopback address, trigger lag) at ERROR.
+LOCAL_LOG4J2 = Path(__file__).with_name("log4j2-local.properties")
+
+
+def local_java_options() -> str:
+    """The driver JVM's options in local mode: the quiet log4j2 configuration."""
+    return f"-Dlog4j2.configurationFile={LOCAL_LOG4J2.as_uri()}"
+
+
 def build_spark_session(
     app_name: str, master: str | None = None, extra_conf: dict[str, str] | None = None
 ) -> SparkSession:
@@ -42,10 +52,14 @@ def build_spark_session(
             # Workers must run the same interpreter (and venv) as the driver.
             os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
             os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+            # One machine: bind to loopback (no "hostname resolves to a loopback address" warning).
+            os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
             conf.update(LOCAL_CONF)
+            conf["spark.driver.extraJavaOptions"] = local_java_options()
     conf.update(extra_conf or {})
     for key, value in conf.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel("WARN")
+    if master is None or not master.startswith("local"):
+        spark.sparkContext.setLogLevel("WARN")  # locally, log4j2-local.properties decides
     return spark

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import subprocess
 import sys
@@ -38,6 +40,38 @@ def _clean_environment(tmp_path: Path) -> dict[str, str]:
 )
 def test_no_credentials_one_line_rc_2(tmp_path, argv):
     _check_one_line(tmp_path, argv)
+
+
+def test_status_json_prints_json_on_a_credentials_error(tmp_path):
+    # GIVEN no AWS credentials WHEN `fruits status --json` reads an s3:// lake
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fruits_cli.main",
+            "status",
+            "--json",
+            "--lake",
+            "s3://fruits-no-such-bucket/lake",
+        ],
+        cwd=REPO,
+        env=_clean_environment(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    # THEN rc 2, the one-line message on stderr, and a JSON object a script can parse on stdout
+    assert completed.returncode == 2, completed.stderr
+    report = json.loads(completed.stdout)
+    assert report["error"] == "aws_credentials" and report["command"] == "status"
+    assert "no usable AWS credentials" in report["message"]
+
+
+def test_a_configuration_error_with_json_is_json_too(capsys, monkeypatch):
+    monkeypatch.delenv("FRUITS_LAKE", raising=False)
+    assert cli_main.main(["status", "--json"]) == 2  # no --lake, no FRUITS_LAKE
+    report = json.loads(capsys.readouterr().out)
+    assert report["error"] == "configuration_error" and "--lake" in report["message"]
 
 
 @pytest.mark.slow
@@ -129,3 +163,23 @@ def test_rejected_and_expired_credentials():
     assert missing_credentials_message(denied) is None
     assert missing_credentials_message(ValueError("x")) is None
     assert missing_credentials_message(NoCredentialsError()).startswith("no usable AWS credentials")
+
+
+@pytest.mark.parametrize("command", ["subject", "deploy"])
+def test_every_action_says_what_it_does_in_its_own_help(command):
+    def subcommands(parser):
+        [choices] = [
+            action.choices for action in parser._actions if isinstance(action, argparse._SubParsersAction)
+        ]
+        return choices
+
+    actions = subcommands(subcommands(cli_main.build_parser())[command])
+    assert actions
+    for name, parser in actions.items():
+        assert parser.description and len(parser.description) > 20, f"fruits {command} {name} --help"
+
+
+def test_model_export_help_names_both_artifacts(capsys):
+    with pytest.raises(SystemExit):
+        cli_main.main(["model", "--help"])
+    assert ".tflite for litert" in capsys.readouterr().out

@@ -470,6 +470,7 @@ def test_fit_pca_adds_a_batch_step_running_the_job_fit_pca_entry(s3, emr, kms_ke
             "16",
             "--sample-size",
             "500",
+            "--replace",
         )
         == 0
     )
@@ -504,6 +505,7 @@ def test_fit_pca_adds_a_batch_step_running_the_job_fit_pca_entry(s3, emr, kms_ke
         "16",
         "--sample-size",
         "500",
+        "--replace",  # asked for: the step overwrites the lake's PCA (it refuses otherwise)
     ]
 
 

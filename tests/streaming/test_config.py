@@ -8,7 +8,7 @@ import pytest
 
 from fruits_cli.stream import LOCAL_MASTER, default_master
 from fruits_core.errors import ConfigError
-from fruits_core.lake_uris import validate_lake_uri
+from fruits_core.lake_uris import lake_uri_from_argument, validate_lake_uri
 from streaming_job.config import StreamConfig, add_stream_arguments, config_from_args
 
 LAKE = "s3://fruits-dev-lake/team"
@@ -149,7 +149,6 @@ def test_a_malformed_environment_number_is_refused_by_the_parser(monkeypatch):
         ((), r"--lake \(or FRUITS_LAKE\) is required"),
         (("--lake", "s3://Bad_Bucket"), "s3://bucket"),
         (("--lake", "file:///"), "file:///absolute/path"),
-        (("--lake", "relative/lake"), "file:///absolute/path"),
         (("--lake", LAKE, "--trigger", "0"), "--trigger must be > 0"),
         (("--lake", LAKE, "--max-files-per-trigger", "0"), "--max-files-per-trigger must be >= 1"),
         (("--lake", LAKE, "--inference-batch-size", "2000"), "--inference-batch-size must be in 1..1024"),
@@ -185,6 +184,18 @@ def test_bad_settings_are_refused_with_a_clear_message(argv, message):
 )
 def test_lake_uris_are_accepted_without_a_trailing_slash(uri, expected):
     assert validate_lake_uri(uri) == expected
+
+
+def test_a_relative_lake_folder_is_accepted_as_its_absolute_file_uri(tmp_path, monkeypatch):
+    # GIVEN a newcomer in the repository root typing `--lake work/demo/lake`
+    monkeypatch.chdir(tmp_path)
+    config = config_from_args(parse("--lake", "work/demo/lake"))
+    # THEN the stream (and every later step) sees one absolute file:// URI
+    assert config.lake == (tmp_path / "work" / "demo" / "lake").as_uri()
+    assert config.checkpoint.startswith(config.lake + "/")
+    assert lake_uri_from_argument("s3://fruits-lake/") == "s3://fruits-lake"
+    with pytest.raises(ConfigError, match="--lake must be"):
+        lake_uri_from_argument("hdfs://namenode/lake")
 
 
 @pytest.mark.parametrize(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -14,7 +16,15 @@ from pathlib import Path
 import pytest
 from PIL import ExifTags, Image
 
-from demo.run import prepare_workdir, steady_throughput
+from demo.run import (
+    DEMO_PSEUDONYM_KEY,
+    Laps,
+    portable_summary,
+    prepare_workdir,
+    render_timings,
+    steady_throughput,
+    write_clean_images,
+)
 from demo.uploads import EU_PLACES, app_uploads, bad_uploads, find_images
 from fruits_core import contracts
 from fruits_lake.reading import read_features
@@ -117,6 +127,41 @@ def test_the_demo_reports_the_same_steady_state_as_the_bench():
     assert steady_throughput(records[:1]) == (3.33, 1)
 
 
+def digests(folder: Path) -> list[str]:
+    return sorted(hashlib.sha256(path.read_bytes()).hexdigest() for path in folder.rglob("*.jpg"))
+
+
+def test_the_pca_is_fitted_on_the_very_bytes_the_ingest_writes_to_clean(sample_image_paths, tmp_path):
+    # GIVEN the app's uploads of 4 real images and 2 bad uploads
+    from fruits_ingest.local import LocalIngest
+
+    uploads = [*app_uploads(sample_image_paths[:4]), *bad_uploads(sample_image_paths[0])]
+    # WHEN the demo writes the images its PCA is fitted on, and the real ingest processes the uploads
+    fitted_on = write_clean_images(uploads, tmp_path / "pca-images")
+    lake = tmp_path / "lake"
+    ingest = LocalIngest(tmp_path / "uploads", lake.as_uri(), DEMO_PSEUDONYM_KEY)
+    for upload in uploads:
+        ingest.process(ingest.upload(upload.data, upload.metadata, upload.name))
+    # THEN they are byte for byte the clean images the stream reads (the bad uploads in neither)
+    assert len(fitted_on) == 4
+    assert digests(tmp_path / "pca-images") == digests(lake / contracts.CLEAN_PREFIX)
+    assert {path.parent.name for path in fitted_on} == {path.parent.name for path in sample_image_paths[:4]}
+
+
+def test_the_timing_line_is_text_whose_parts_add_up_to_the_total():
+    laps = Laps()
+    laps.durations = {"featurizer": 0.3, "PCA": 12.0, "stream catch-up": 20.2}
+    laps.last = laps.started + 32.5
+    line = render_timings(laps.as_dict())
+    assert line == "featurizer 0.3 s + PCA 12.0 s + stream catch-up 20.2 s = 32.5 s total"
+
+
+def test_the_recorded_summary_names_no_folder_of_this_machine(tmp_path):
+    summary = {"k": 15, "workdir": str(tmp_path), "plots": [str(tmp_path / "a.png")], "images_dir": "x"}
+    summary["features_table"] = f"fruits.features at {tmp_path.as_uri()}"
+    assert portable_summary(summary) == {"k": 15}
+
+
 @pytest.mark.slow
 @pytest.mark.spark
 @pytest.mark.tf
@@ -157,6 +202,13 @@ def test_fruits_demo_end_to_end_on_twelve_images(sample_image_paths, tmp_path):
     assert summary["throughput_images_per_s"] > 0
     assert 0 < summary["latency_ms"]["p50"] <= summary["latency_ms"]["p95"]
     assert summary["k"] >= 1 and 0 < summary["explained_variance"] <= 1
+    # AND the PCA was fitted on the clean images the stream projected, byte for byte
+    assert digests(workdir / "pca-images") == digests(workdir / "lake" / contracts.CLEAN_PREFIX)
+    assert sum(summary["timings_s"].values()) - summary["timings_s"]["total"] == pytest.approx(
+        summary["timings_s"]["total"], abs=0.5
+    )
+    # Spark's and Hadoop's start-up warnings are silenced locally (log4j2 "WARN <logger>:" lines)
+    assert not re.search(r"\bWARN\b", result.stderr), result.stderr[-2000:]
     # AND the plots are real PNG files next to the output
     for plot in summary["plots"]:
         assert Path(plot).parent == workdir.resolve() / "plots"
@@ -211,3 +263,11 @@ def test_a_short_pseudonym_key_is_a_configuration_error_naming_its_variable(monk
     assert "configuration error" in error
     assert "FRUITS_PSEUDONYM_KEY" in error
     assert "Traceback" not in error
+
+
+def test_the_scatter_axes_say_each_components_share_of_the_variance():
+    from streaming_job.plots import axis_label
+
+    assert axis_label(1, [0.4254, 0.21]) == "PC 1 (42.5 % of the variance)"
+    assert axis_label(2, [0.4254, 0.21]) == "PC 2 (21.0 % of the variance)"
+    assert axis_label(2, None) == "PC 2" and axis_label(3, [0.5, 0.2]) == "PC 3"

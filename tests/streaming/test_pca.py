@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from fruits_cli import fit_pca as fit_pca_command
+from fruits_core.errors import ConfigError
 from streaming_job import uris
 from streaming_job.pca import (
     PcaError,
@@ -267,3 +268,30 @@ def test_fit_pca_command_refuses_too_few_images(sample_images_dir, tmp_path):
     )
     with pytest.raises(ConfigError, match=r"found 25 images .* needs >= 51"):
         fit_pca_command.run(args)
+
+
+def fit_pca_args(tmp_path, *extra: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    fit_pca_command.add_arguments(parser)
+    return parser.parse_args(["--lake", (tmp_path / "lake").as_uri(), *extra])
+
+
+def test_fit_pca_refuses_to_replace_the_lakes_pca_without_the_flag(tmp_path):
+    # GIVEN a lake whose models/pca holds the PCA the features table was written with
+    pca_dir = tmp_path / "lake" / "models" / "pca"
+    pca_dir.mkdir(parents=True)
+    (pca_dir / "pca.json").write_text(json.dumps({"pca_version": "pca-k15-343f4a018c0b", "k": 15}))
+    # WHEN `fruits fit-pca --lake` runs again THEN it refuses, naming the PCA and the way forward
+    with pytest.raises(ConfigError) as refused:
+        fit_pca_command.run(fit_pca_args(tmp_path))
+    message = str(refused.value)
+    assert "pca-k15-343f4a018c0b" in message and "--replace" in message and "--new-model-table" in message
+    assert json.loads((pca_dir / "pca.json").read_text())["k"] == 15  # untouched
+    # AND with --replace it goes on to the fit (here: stops at the empty clean/ listing)
+    with pytest.raises(ConfigError, match="found 0 images"):
+        fit_pca_command.run(fit_pca_args(tmp_path, "--replace"))
+
+
+def test_fit_pca_on_an_empty_output_needs_no_flag(tmp_path):
+    with pytest.raises(ConfigError, match="found 0 images"):
+        fit_pca_command.run(fit_pca_args(tmp_path))

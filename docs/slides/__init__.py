@@ -1,0 +1,1 @@
+"""docs/presentation.pdf, built by docs/slides/build.py: style, drawing helpers, figures, pages."""

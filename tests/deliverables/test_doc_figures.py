@@ -1,0 +1,102 @@
+"""Figures quoted in docs/*.md, the README and the notebook agree with the files the commands wrote.
+
+docs/data/demo.json is `fruits demo --record` output, docs/data/bench.json is `fruits bench --json`
+output: re-run the command and these tests say which page to update.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+# "k = 15 for 95.2 %": the form every page uses for the demo's PCA on the bundled images.
+PCA_HEADLINE = re.compile(r"k = (\d+) for (\d+\.\d) %")
+
+
+@pytest.fixture(scope="module")
+def demo(repo_root) -> dict:
+    return json.loads((repo_root / "docs" / "data" / "demo.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def bench(repo_root) -> dict:
+    return json.loads((repo_root / "docs" / "data" / "bench.json").read_text())
+
+
+def percent(share: float) -> str:
+    return f"{share * 100:.1f} %"
+
+
+def headline(demo: dict) -> str:
+    return f"k = {demo['k']} for {percent(demo['explained_variance'])}"
+
+
+def pages(repo_root) -> dict[str, str]:
+    found = {path.name: path.read_text() for path in sorted((repo_root / "docs").glob("*.md"))}
+    found["README.md"] = (repo_root / "README.md").read_text()
+    found["local_pipeline.py"] = (repo_root / "notebooks" / "local_pipeline.py").read_text()
+    return found
+
+
+def test_the_recorded_demo_names_no_machine_folder(demo):
+    assert not {"workdir", "images_dir", "plots", "features_table"} & set(demo)
+    assert demo["featurized"] == demo["accepted"] and demo["errors"] == 0
+
+
+def test_every_pca_headline_in_the_docs_is_the_demos(repo_root, demo):
+    # GIVEN every "k = N for X %" the docs, the README and the notebook's source quote
+    quoted = {
+        (name, match.group(0))
+        for name, text in pages(repo_root).items()
+        for match in PCA_HEADLINE.finditer(text.replace("\n", " "))
+    }
+    # THEN each is the demo's recorded one, and the pages that report the demo quote it
+    assert {phrase for _, phrase in quoted} == {headline(demo)}, sorted(quoted)
+    for name in ("performance.md", "featurizer.md", "stream.md"):
+        assert (name, headline(demo)) in quoted, name
+
+
+def test_the_performance_page_quotes_the_demos_quality_figures(repo_root, demo):
+    text = (repo_root / "docs" / "performance.md").read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| feature quality |"))
+    assert headline(demo) in row
+    assert f"PC1 {percent(demo['pc1_share'])}" in row
+    assert f"on the {demo['k']} PCA features {demo['linear_probe_accuracy']:.3f}" in row
+
+
+def test_the_featurizer_page_quotes_the_demos_pc1_share(repo_root, demo):
+    text = (repo_root / "docs" / "featurizer.md").read_text().replace("\n", " ")
+    assert f"{headline(demo)} of the variance (`docs/data/demo.json`)" in text
+    assert f"PC1 {percent(demo['pc1_share'])}" in text
+
+
+def test_the_notebooks_committed_summary_is_the_demos_pca(repo_root, demo):
+    # The notebook fits on the same clean images with the same code: the same k and variance.
+    notebook = json.loads((repo_root / "notebooks" / "local_pipeline.ipynb").read_text())
+    summary = "".join(notebook["cells"][-1]["outputs"][-1]["text"])
+    lines = dict(line.rsplit(maxsplit=1) for line in summary.strip().splitlines())
+    assert lines["featurized"] == str(demo["featurized"])
+    assert lines["k"] == str(demo["k"])
+    assert lines["explained variance"] == f"{demo['explained_variance']:.1%}"
+
+
+def test_the_224_px_bench_row_is_the_committed_report(repo_root, bench):
+    # GIVEN docs/data/bench.json, one `fruits bench --json` run at 224 px
+    runtimes = bench["runtimes"]
+    expected = [
+        f"{runtimes['litert']['alone']['images_per_s']:,.1f}",
+        f"{runtimes['litert']['stream']['steady_images_per_s']:,.1f}",
+        f"**{runtimes['litert']['ratio_stream_vs_alone']:.2f}**",
+        f"{runtimes['keras']['alone']['images_per_s']:,.1f}",
+        f"{runtimes['keras']['stream']['steady_images_per_s']:,.1f}",
+        f"{runtimes['keras']['ratio_stream_vs_alone']:.2f}",
+        f"**{bench['ratio_litert_stream_vs_keras_stream']:.2f}**",
+    ]
+    # THEN docs/performance.md's 224 px row quotes it, and says it is one run
+    text = (repo_root / "docs" / "performance.md").read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| 224 px |"))
+    assert [cell.strip() for cell in row.strip("|").split("|")][1:] == expected
+    assert bench["config"]["repeat"] == 1 and "**one run per size**" in text
+    assert f"PCA k = {bench['config']['k']};" in text.replace("\n", " ")
