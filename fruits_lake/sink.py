@@ -1,4 +1,4 @@
-"""Exactly-once appends of a micro-batch's rows to the features and errors tables (driver side).
+"""Exactly-once appends of a micro-batch's rows to the features and errors tables (driver side, no Spark).
 
 Spark re-runs a micro-batch whose commit it did not log (a killed driver) with
 the same offsets, hence the same rows. Each append therefore carries the
@@ -9,40 +9,61 @@ Spark's, persisted in the checkpoint, so it is stable across restarts of one
 checkpoint and new for a new one.
 
 A new or reset checkpoint re-reads manifests that may already be in the table
-(with `--clean-source off`, all of them). Feature rows whose image_id is
-already in the table are skipped, found with a filtered scan over the upload
-days the batch touches (hidden partitioning prunes every other day). Only rows
-that another query could have written are looked up: those ingested before
-that query's last commit (plus a margin for clocks that disagree). In steady
-state that is none, so a batch reads no data file. Nothing is ever deleted: a
-checkpoint can no longer destroy data.
+(with `--clean-source off`, all of them), and a second query (a backfill) may
+append the same images. Feature rows whose image_id is already in the table
+are skipped, found with a filtered scan over the upload days the batch touches
+(hidden partitioning prunes every other day). Only rows that another query
+could have written are looked up: those ingested before that query's last
+commit (plus a margin for clocks that disagree). In steady state that is none,
+so a batch reads no data file. Nothing is ever deleted.
+
+Every attempt of a commit starts over from freshly read metadata: the table is
+refreshed, it must still be the table the stream started with (a model change
+renames it and creates another under the same name), the erased subjects'
+tombstones are read and their rows dropped, the rows already in the table are
+looked up again, and only then is the append committed. Iceberg commits only
+on the snapshot the attempt read, so a concurrent commit (another query's
+rows, an erasure's fence) sends the sink round again: an erasure that
+completes can never be undone by a batch in flight (docs/gdpr.md), and two
+writers never both append one image.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from pyiceberg.exceptions import CommitFailedException
 from pyiceberg.expressions import And, GreaterThanOrEqual, LessThanOrEqual
 from pyiceberg.table import Table
 
-from fruits_lake.catalog import BATCH_ID_PROPERTY, PCA_VERSION_PROPERTY, QUERY_ID_PROPERTY
+from fruits_lake.catalog import (
+    BATCH_ID_PROPERTY,
+    ERASURE_FENCE_PROPERTY,
+    PCA_VERSION_PROPERTY,
+    QUERY_ID_PROPERTY,
+)
+from fruits_lake.commit_retry import DEFAULT_POLICY, RetryPolicy, run_with_retry
 
 log = logging.getLogger(__name__)
 
 DEDUP_KEY = "image_id"
 DEDUP_TIME = "uploaded_at"
 INGEST_TIME = "ingested_at"
+SUBJECT_COLUMN = "subject_id"
 # Ingest (Lambda) and driver clocks may disagree by this much: rows ingested this long after another
-# query's last commit are still looked up.
+# query's last commit are still looked up, and rows ingested this long after an erasure are its too.
 CLOCK_SKEW_MARGIN = timedelta(minutes=10)
-# Another writer (a subject erasure, maintenance) may commit between our refresh and our commit:
-# Iceberg then refuses ours, and an append can simply be retried on the new metadata.
-COMMIT_ATTEMPTS = 5
+
+# pseudonym -> when its erasure's tombstone was written.
+ErasedSubjects = Callable[[], Mapping[str, datetime]]
+
+
+class TableSwitchedError(RuntimeError):
+    """The table under the stream's name is no longer the one it started with (a model change)."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +74,16 @@ class SinkResult:
     errors_committed: bool
     # Feature rows not appended because their image_id was already in the table (a re-read manifest).
     already_in_table: int
+    # Rows not appended because their subject was erased meanwhile (feature and error rows).
+    erased_rows: int = 0
+
+
+def table_name(table: Table) -> str:
+    return ".".join(table.name())
+
+
+def no_erasures() -> Mapping[str, datetime]:
+    return {}
 
 
 def commit_properties(query_id: str, batch_id: int, pca_version: str) -> dict[str, str]:
@@ -81,12 +112,14 @@ def reread_horizon(table: Table, query_id: str) -> datetime | None:
     """Rows ingested up to this moment may be in the table already (None: every commit is this query's).
 
     This query never reads a manifest twice (a replay is caught by committed_by), so only
-    another query's commits (an earlier checkpoint's, maintenance's) can hold a batch's rows.
+    another query's commits (an earlier checkpoint's, a backfill's, maintenance's) can hold a
+    batch's rows. An erasure's fence adds no row and is not counted.
     """
     others = [
         snapshot.timestamp_ms
         for snapshot in table.metadata.snapshots
-        if snapshot.summary is None or snapshot.summary[QUERY_ID_PROPERTY] != query_id
+        if snapshot.summary is None
+        or (snapshot.summary[QUERY_ID_PROPERTY] != query_id and snapshot.summary[ERASURE_FENCE_PROPERTY] is None)
     ]
     if not others:
         return None
@@ -128,44 +161,132 @@ def without_ids(rows: pa.Table, ids: set[str]) -> pa.Table:
     return rows.filter(pc.invert(pc.is_in(rows.column(DEDUP_KEY), value_set=pa.array(sorted(ids)))))
 
 
+def erased_mask(owners: pa.Table, erased: Mapping[str, datetime]) -> list[bool]:
+    """Per row of `owners` (subject_id, ingested_at): True when the row predates its subject's erasure.
+
+    A row ingested after the tombstone (plus the clock margin) is a new upload once the erasure's
+    grace period has passed, and is kept; a row with no ingest time counts as erased (fail closed).
+    """
+    if not erased:
+        return [False] * owners.num_rows
+    mask = []
+    for subject, ingested in zip(
+        owners.column(SUBJECT_COLUMN).to_pylist(), owners.column(INGEST_TIME).to_pylist(), strict=True
+    ):
+        erased_at = erased.get(subject) if subject is not None else None
+        mask.append(erased_at is not None and (ingested is None or ingested <= erased_at + CLOCK_SKEW_MARGIN))
+    return mask
+
+
+def owners_of(errors: pa.Table) -> pa.Table:
+    """Error rows whose subject is unknown: none of them is any erased subject's."""
+    return pa.table(
+        {
+            SUBJECT_COLUMN: pa.nulls(errors.num_rows, pa.string()),
+            INGEST_TIME: pa.nulls(errors.num_rows, pa.timestamp("us", tz="UTC")),
+        }
+    )
+
+
+@dataclass
+class SinkHooks:
+    """Points inside an attempt where a test interleaves another writer (no sleeps)."""
+
+    # Called with the table's name after the tombstones were read, right before the commit.
+    before_commit: Callable[[str], None] = lambda table_name: None
+
+
 class TableSink:
     """Writes one micro-batch to the features table, then to the errors table, each at most once."""
 
-    def __init__(self, features: Table, errors: Table, pca_version: str) -> None:
+    def __init__(
+        self,
+        features: Table,
+        errors: Table,
+        pca_version: str,
+        erased_subjects: ErasedSubjects = no_erasures,
+        policy: RetryPolicy = DEFAULT_POLICY,
+        hooks: SinkHooks | None = None,
+    ) -> None:
         self.features = features
         self.errors = errors
         self.pca_version = pca_version
+        self.erased_subjects = erased_subjects
+        self.policy = policy
+        self.hooks = hooks or SinkHooks()
+        # The tables this stream may write to: a model change creates another under the same name.
+        self._uuids = {id(features): features.metadata.table_uuid, id(errors): errors.metadata.table_uuid}
 
-    def write(self, features: pa.Table, errors: pa.Table, query_id: str, batch_id: int) -> SinkResult:
+    def write(
+        self,
+        features: pa.Table,
+        errors: pa.Table,
+        query_id: str,
+        batch_id: int,
+        error_owners: pa.Table | None = None,
+    ) -> SinkResult:
         """Append the batch's rows (features first); a table already holding this batch is skipped.
 
-        An empty append is skipped too: it would only add an empty snapshot.
+        `error_owners` gives each error row's (subject_id, ingested_at), so an erased subject's
+        error rows are dropped too. An empty append is skipped: it would only add an empty snapshot.
         """
         properties = commit_properties(query_id, batch_id, self.pca_version)
-        already_in_table = 0
-        features_committed = False
-        self.features.refresh()
-        if not committed_by(self.features, query_id, batch_id):
-            horizon = reread_horizon(self.features, query_id)
-            present = existing_ids(self.features, rows_to_check(features, horizon))
-            already_in_table = len(present)
-            features_committed = self._append(self.features, without_ids(features, present), properties)
-        self.errors.refresh()
-        errors_committed = False
-        if not committed_by(self.errors, query_id, batch_id):
-            errors_committed = self._append(self.errors, errors, properties)
-        return SinkResult(features_committed, errors_committed, already_in_table)
+        owners = error_owners if error_owners is not None else owners_of(errors)
+        features_committed, already_in_table, erased_features = run_with_retry(
+            lambda: self._attempt_features(features, query_id, batch_id, properties),
+            f"append of batch {batch_id} to {table_name(self.features)}",
+            self.policy,
+        )
+        errors_committed, _, erased_errors = run_with_retry(
+            lambda: self._attempt_errors(errors, owners, query_id, batch_id, properties),
+            f"append of batch {batch_id} to {table_name(self.errors)}",
+            self.policy,
+        )
+        return SinkResult(
+            features_committed, errors_committed, already_in_table, erased_features + erased_errors
+        )
+
+    def _attempt_features(
+        self, rows: pa.Table, query_id: str, batch_id: int, properties: dict[str, str]
+    ) -> tuple[bool, int, int]:
+        table = self._fresh(self.features)
+        if committed_by(table, query_id, batch_id):
+            return False, 0, 0
+        mask = erased_mask(rows.select([SUBJECT_COLUMN, INGEST_TIME]), self.erased_subjects())
+        kept = rows.filter(pc.invert(pa.array(mask, pa.bool_()))) if any(mask) else rows
+        present = existing_ids(table, rows_to_check(kept, reread_horizon(table, query_id)))
+        return self._append(table, without_ids(kept, present), properties), len(present), sum(mask)
+
+    def _attempt_errors(
+        self, rows: pa.Table, owners: pa.Table, query_id: str, batch_id: int, properties: dict[str, str]
+    ) -> tuple[bool, int, int]:
+        table = self._fresh(self.errors)
+        if committed_by(table, query_id, batch_id):
+            return False, 0, 0
+        mask = erased_mask(owners, self.erased_subjects())
+        kept = rows.filter(pc.invert(pa.array(mask, pa.bool_()))) if any(mask) else rows
+        return self._append(table, kept, properties), 0, sum(mask)
+
+    def _fresh(self, table: Table) -> Table:
+        """The table's current metadata, refusing another table that took its name."""
+        table.refresh()
+        if table.metadata.table_uuid != self._uuids[id(table)]:
+            raise TableSwitchedError(
+                f"{table_name(table)} is another table than the one this stream started with (a model "
+                f"change renamed it): restart the stream to write to the table of its model"
+            )
+        recorded = table.properties.get(PCA_VERSION_PROPERTY)
+        if table is self.features and recorded not in (None, self.pca_version):
+            raise TableSwitchedError(
+                f"{table_name(table)} now holds vectors of {recorded}, this stream's are {self.pca_version}"
+            )
+        return table
 
     def _append(self, table: Table, rows: pa.Table, properties: dict[str, str]) -> bool:
+        """One commit on the snapshot just read: Iceberg refuses it if another commit came first
+        (and if the table under this name is another one: pyiceberg asserts the table's UUID)."""
         if rows.num_rows == 0:
             return False
-        for _ in range(COMMIT_ATTEMPTS - 1):
-            try:
-                table.append(rows, snapshot_properties=properties)
-                return True
-            except CommitFailedException as conflict:
-                log.warning("%s: commit refused (%s), retrying on the new metadata", table.name(), conflict)
-                table.refresh()
-        # The last attempt: a refusal now fails the batch, which Spark then re-runs.
+        self.hooks.before_commit(table_name(table))
         table.append(rows, snapshot_properties=properties)
         return True

@@ -69,6 +69,8 @@ class BatchOutcome:
     errors: pa.Table
     manifest_rows: int
     latencies_ms: list[float]
+    # Per error row, its manifest's (subject_id, ingested_at): the sink drops an erased subject's.
+    error_owners: pa.Table | None = None
 
     def stats(self, model_builds: int, already_in_table: int) -> BatchStats:
         p50, p95 = (
@@ -104,6 +106,7 @@ def split_outcome(featurized: pa.Table) -> BatchOutcome:
         errors=errors,
         manifest_rows=featurized.num_rows,
         latencies_ms=latencies_ms(features.column("ingested_at"), features.column("processed_at")),
+        error_owners=error_rows.select(["subject_id", "ingested_at"]),
     )
 
 

@@ -7,7 +7,7 @@
            toArrow               the batch's rows (k floats per image) to the driver
          then on the driver:
            split_outcome         features rows, error rows, batch figures (batch_outcome.py)
-           TableSink             appends to the Iceberg tables, once per query and batch id (sink.py)
+           TableSink             appends to the Iceberg tables, once per query and batch id (fruits_lake/sink.py)
 
 The featurizer spec and the PCA projection are broadcast once from the driver;
 each Python worker builds the model once and keeps it (worker_cache).
@@ -35,7 +35,7 @@ from streaming_job.batch_outcome import (
 from streaming_job.config import StreamConfig
 from streaming_job.parallelism import current_coalesce_width
 from streaming_job.schemas import CORRUPT_RECORD_COLUMN, manifest_read_schema, struct_type
-from streaming_job.sink import TableSink
+from fruits_lake.sink import TableSink
 from streaming_job.status_log import BatchStatsBoard
 
 log = logging.getLogger(__name__)
@@ -306,7 +306,9 @@ class MicroBatchWriter:
         outcome = split_outcome(
             featurize_manifests(rows, self.context, current_coalesce_width(self.spark_context)).toArrow()
         )
-        written = self.sink.write(outcome.features, outcome.errors, self.query_id(), batch_id)
+        written = self.sink.write(
+            outcome.features, outcome.errors, self.query_id(), batch_id, outcome.error_owners
+        )
         stats = outcome.stats(
             model_builds=self.context.model_builds.value - builds_before,
             already_in_table=written.already_in_table,

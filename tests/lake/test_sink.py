@@ -17,7 +17,7 @@ from fruits_lake.catalog import (
 )
 from fruits_lake.reading import committed_rows
 from fruits_lake.schemas import ERRORS_ARROW_SCHEMA, FEATURES_ARROW_SCHEMA
-from streaming_job.sink import (
+from fruits_lake.sink import (
     CLOCK_SKEW_MARGIN,
     TableSink,
     commit_properties,
@@ -170,7 +170,7 @@ def test_a_commit_refused_by_a_concurrent_writer_is_retried_on_the_new_metadata(
     other_handle = open_catalog(str(tmp_path)).load_table(sink.features.name())
     other_handle.append(feature_rows(image_ids(1, start=100)))
     # WHEN the sink appends with its stale metadata
-    with caplog.at_level("WARNING", logger="streaming_job.sink"):
+    with caplog.at_level("WARNING", logger="fruits_lake.sink"):
         appended = sink._append(sink.features, feature_rows(image_ids(2)), commit_properties(QUERY, 0, PCA))
     # THEN Iceberg refused the stale commit, the sink retried on the new metadata, and both writes are kept
     assert appended and "commit refused" in caplog.text

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from fruits_cli.main import main
 from streaming_job.epoch_rotation import EpochCheckpoints
-from streaming_job.sink import TableSink
+from fruits_lake.sink import TableSink
 
 STEPS = ("before-next-epoch", "new-epoch-between-commits", "before-retire")
 
