@@ -132,7 +132,9 @@ def run_with_retry(
             if not is_transient(error):
                 raise
             if number == policy.attempts:
-                raise RetriesExhausted(f"{what}: {policy.attempts} attempts failed, the last: {error}") from error
+                raise RetriesExhausted(
+                    f"{what}: {policy.attempts} attempts failed, the last: {error}"
+                ) from error
             log.warning("%s: attempt %d failed (%s: %s), retrying", what, number, type(error).__name__, error)
             if on_retry is not None:
                 on_retry(error)

@@ -14,7 +14,8 @@ append's) hold them too. So, per table, after the subject's tombstones are writt
 3. expire every snapshot but the current one and delete exactly the files only they
    referenced;
 4. delete every file under the table's location that no snapshot references and
-   that holds the subject's rows (the leftovers of killed and refused appends).
+   that holds the subject's rows or a column bound of hers (the leftovers of killed
+   and refused appends: Parquet data files, Avro manifests).
    Only a commit begun before the fence can own such a file, and it can no longer
    succeed: deleting it is safe while the stream runs.
 
@@ -24,17 +25,20 @@ Each step is retried with the lake's one retry policy (fruits_lake.commit_retry)
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from pyiceberg.avro.file import AvroFile
 from pyiceberg.expressions import BooleanExpression
 from pyiceberg.io import FileIO
 from pyiceberg.table import Table
+from pyiceberg.typedef import Record
 
 from fruits_lake.catalog import ERASURE_FENCE_PROPERTY, without_subject_statistics
 from fruits_lake.commit_retry import DEFAULT_POLICY, RetryPolicy, run_with_retry
@@ -52,6 +56,8 @@ log = logging.getLogger(__name__)
 # An unreadable data file no snapshot references may still be written by a live commit: it is
 # only deleted once this old (a file of a killed append), and counted as left until then.
 UNREADABLE_MIN_AGE = timedelta(minutes=30)
+# Iceberg truncates string column bounds to this many characters.
+BOUND_LENGTH = 16
 FENCE = "fence"
 SEAL = "seal"
 
@@ -150,9 +156,12 @@ def purge_orphans_with(table: Table, match: SubjectMatch, now: datetime) -> tupl
     filesystem, _ = table_filesystem(table)
     removed = left = 0
     for listed in list_table_files(table):
-        if listed.path in referenced or not listed.path.endswith(".parquet"):
+        if listed.path in referenced or not listed.path.endswith((".parquet", ".avro")):
             continue
-        holds = _holds_subject(filesystem, listed.path, match)
+        if listed.path.endswith(".avro"):
+            holds = _manifest_holds_subject(filesystem, listed.path, match)
+        else:
+            holds = _holds_subject(filesystem, listed.path, match)
         if holds is None and listed.modified > now - UNREADABLE_MIN_AGE:
             left += 1
             continue
@@ -173,8 +182,44 @@ def _holds_subject(filesystem, path: str, match: SubjectMatch) -> bool | None:
     return bool(pc.any(pc.is_in(column, value_set=pa.array(sorted(match.values)))).as_py())
 
 
-def _delete_files(io: FileIO, paths: list[str]) -> None:
+def _manifest_holds_subject(filesystem, path: str, match: SubjectMatch) -> bool | None:
+    """Whether an Avro manifest (list) names the subject, e.g. in a column bound (None: unreadable).
+
+    A manifest keeps each column's bounds cut to 16 characters, so the values' prefixes count too.
+    """
+    forms = {form for value in match.values for form in (value, value[:BOUND_LENGTH])}
+    try:
+        with filesystem.open_input_file(path) as stream:
+            data = stream.read()
+        with AvroFile(_BytesInput(data)) as avro:
+            text = "".join(_flat_text(record) for record in avro)
+    except (OSError, ValueError, EOFError):
+        return None
+    return any(form in text for form in forms)
+
+
+def _flat_text(value) -> str:
+    """Every value of a decoded Avro record as text (bytes as Latin-1, so a bound's characters show)."""
+    if isinstance(value, bytes):
+        return value.decode("latin-1")
+    if isinstance(value, Mapping):
+        return "".join(_flat_text(k) + _flat_text(v) for k, v in value.items())
+    if isinstance(value, Record | list | tuple):
+        return "".join(_flat_text(item) for item in value)
+    return f"{value}|"
+
+
+class _BytesInput:
+    """The InputFile interface AvroFile reads through, over bytes already read."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def open(self, seekable: bool = True):
+        return io.BytesIO(self._data)
+
+
+def _delete_files(file_io: FileIO, paths: list[str]) -> None:
     for path in paths:
         with contextlib.suppress(FileNotFoundError):
-            io.delete(path)
-
+            file_io.delete(path)

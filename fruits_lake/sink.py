@@ -30,6 +30,7 @@ writers never both append one image.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -37,7 +38,10 @@ from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from pyarrow.fs import FileSelector, FileType
+from pyiceberg.exceptions import CommitFailedException
 from pyiceberg.expressions import And, GreaterThanOrEqual, LessThanOrEqual
+from pyiceberg.io.pyarrow import _dataframe_to_data_files
 from pyiceberg.table import Table
 
 from fruits_lake.catalog import (
@@ -47,6 +51,7 @@ from fruits_lake.catalog import (
     QUERY_ID_PROPERTY,
 )
 from fruits_lake.commit_retry import DEFAULT_POLICY, RetryPolicy, run_with_retry
+from fruits_lake.orphans import table_filesystem
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +124,10 @@ def reread_horizon(table: Table, query_id: str) -> datetime | None:
         snapshot.timestamp_ms
         for snapshot in table.metadata.snapshots
         if snapshot.summary is None
-        or (snapshot.summary[QUERY_ID_PROPERTY] != query_id and snapshot.summary[ERASURE_FENCE_PROPERTY] is None)
+        or (
+            snapshot.summary[QUERY_ID_PROPERTY] != query_id
+            and snapshot.summary[ERASURE_FENCE_PROPERTY] is None
+        )
     ]
     if not others:
         return None
@@ -284,9 +292,46 @@ class TableSink:
 
     def _append(self, table: Table, rows: pa.Table, properties: dict[str, str]) -> bool:
         """One commit on the snapshot just read: Iceberg refuses it if another commit came first
-        (and if the table under this name is another one: pyiceberg asserts the table's UUID)."""
+        (and if the table under this name is another one: pyiceberg asserts the table's UUID).
+
+        A refused commit's files are deleted at once: they may hold rows of a subject erased
+        meanwhile, and no snapshot will ever reference them. (After an ambiguous failure, a
+        timeout, they are left: the commit may have landed; the retry's committed_by tells.)
+        """
         if rows.num_rows == 0:
             return False
+        transaction = table.transaction()
+        data_paths = []
+        with transaction.update_snapshot(snapshot_properties=properties).fast_append() as append_files:
+            attempt_id = str(append_files.commit_uuid)
+            for data_file in _dataframe_to_data_files(
+                table_metadata=transaction.table_metadata,
+                write_uuid=append_files.commit_uuid,
+                df=rows,
+                io=table.io,
+            ):
+                data_paths.append(data_file.file_path)
+                append_files.append_data_file(data_file)
         self.hooks.before_commit(table_name(table))
-        table.append(rows, snapshot_properties=properties)
+        try:
+            transaction.commit_transaction()
+        except CommitFailedException:
+            remove_attempt_files(table, attempt_id, data_paths)
+            raise
         return True
+
+
+def remove_attempt_files(table: Table, attempt_id: str, data_paths: list[str]) -> None:
+    """Delete the data, manifest and manifest-list files one refused commit attempt wrote.
+
+    The data files are known by path; the others lie in `metadata/`, with the attempt's UUID
+    in their names (pyiceberg's naming).
+    """
+    for path in data_paths:
+        with contextlib.suppress(FileNotFoundError):
+            table.io.delete(path)
+    filesystem, root = table_filesystem(table)
+    selector = FileSelector(f"{root.rstrip('/')}/metadata", allow_not_found=True)
+    for info in filesystem.get_file_info(selector):
+        if info.type == FileType.File and attempt_id in info.base_name:
+            filesystem.delete_file(info.path)

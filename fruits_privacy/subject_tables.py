@@ -93,6 +93,7 @@ class IcebergSubjectTables:
             elif pseudonyms and SUBJECT_COLUMN in self.catalog.load_table(identifier).schema().column_names:
                 yield FEATURE_ROWS, identifier, In(SUBJECT_COLUMN, sorted(pseudonyms))
 
+
 def _image_ids(images: set[ImageRef]) -> set[str]:
     return {ref.image_id for ref in images}
 

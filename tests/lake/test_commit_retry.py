@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError, ReadTimeoutError
-from sqlalchemy import event
 from pyiceberg.exceptions import CommitFailedException
+from sqlalchemy import event
 
 from fruits_lake.catalog import FEATURES_TABLE, ensure_tables, open_catalog
 from fruits_lake.commit_retry import RetriesExhausted, RetryPolicy, is_transient, run_with_retry
@@ -105,8 +105,9 @@ def test_the_sink_waits_out_a_locked_catalog(tmp_path: Path):
     locker.execute("BEGIN EXCLUSIVE")
     catalog.engine.dispose()
     # SQLite's own busy wait is cut short, so the lock is met at once as "database is locked".
-    event.listen(catalog.engine, "connect", lambda connection, _: connection.execute("PRAGMA busy_timeout = 0"))
+    event.listen(
+        catalog.engine, "connect", lambda connection, _: connection.execute("PRAGMA busy_timeout = 0")
+    )
     result = sink.write(feature_rows(image_ids(3)), error_rows(1), QUERY, 0)
     assert released and result.features_committed and result.errors_committed
     assert catalog.load_table(FEATURES_TABLE).scan().to_arrow().num_rows == 3
-

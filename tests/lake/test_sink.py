@@ -7,19 +7,28 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from pyiceberg.expressions import In
 
+from fruits_core import contracts
 from fruits_lake.catalog import (
     BATCH_ID_PROPERTY,
+    FEATURES_TABLE,
+    LAKE_PROPERTY,
     PCA_VERSION_PROPERTY,
     QUERY_ID_PROPERTY,
     ensure_tables,
     open_catalog,
 )
+from fruits_lake.commit_retry import RetryPolicy
+from fruits_lake.erased_subjects import tombstone_listing
+from fruits_lake.erasure import SubjectMatch, erase_from_table
 from fruits_lake.reading import committed_rows
 from fruits_lake.schemas import ERRORS_ARROW_SCHEMA, FEATURES_ARROW_SCHEMA
 from fruits_lake.sink import (
     CLOCK_SKEW_MARGIN,
+    SinkHooks,
     TableSink,
+    TableSwitchedError,
     commit_properties,
     committed_by,
     reread_horizon,
@@ -29,14 +38,21 @@ from fruits_lake.sink import (
 UPLOADED = datetime(2026, 3, 1, 22, tzinfo=UTC)
 QUERY = "6f1c2d7e-0000-4000-8000-000000000001"
 PCA = "pca-k2-000000000000"
+ALICE = "a" * 64
+BOB = "b" * 64
 
 
-def feature_rows(ids: list[str], uploaded: datetime = UPLOADED, ingested: datetime | None = None) -> pa.Table:
+def feature_rows(
+    ids: list[str],
+    uploaded: datetime = UPLOADED,
+    ingested: datetime | None = None,
+    subject: str | None = None,
+) -> pa.Table:
     count = len(ids)
     return pa.table(
         {
             "image_id": ids,
-            "subject_id": [None] * count,
+            "subject_id": [subject] * count,
             "key_version": [None] * count,
             "label": ["apple"] * count,
             "region": [None] * count,
@@ -162,17 +178,109 @@ def test_only_rows_ingested_before_another_querys_last_commit_are_looked_up(sink
     assert rows_to_check(pa.concat_tables([old, new]), horizon).column("image_id").to_pylist() == image_ids(2)
 
 
-def test_a_commit_refused_by_a_concurrent_writer_is_retried_on_the_new_metadata(
-    sink: TableSink, tmp_path: Path, caplog
-):
-    # GIVEN another writer (an erasure, maintenance) that committed through its own handle after the
-    # sink's handle last read the table's metadata
-    other_handle = open_catalog(str(tmp_path)).load_table(sink.features.name())
-    other_handle.append(feature_rows(image_ids(1, start=100)))
-    # WHEN the sink appends with its stale metadata
-    with caplog.at_level("WARNING", logger="fruits_lake.sink"):
-        appended = sink._append(sink.features, feature_rows(image_ids(2)), commit_properties(QUERY, 0, PCA))
-    # THEN Iceberg refused the stale commit, the sink retried on the new metadata, and both writes are kept
-    assert appended and "commit refused" in caplog.text
+def test_a_commit_refused_by_a_concurrent_writer_is_retried_on_the_new_metadata(tmp_path: Path, caplog):
+    # GIVEN a sink whose commit another writer (maintenance, a backfill) beats once, between the
+    # sink's read of the metadata and its commit
+    catalog = open_catalog(str(tmp_path))
+    other_handle = ensure_tables(catalog)[0]
+    sink = racing_sink(tmp_path, lambda: other_handle.refresh().append(feature_rows(image_ids(1, start=100))))
+    # WHEN the sink writes a batch
+    with caplog.at_level("WARNING", logger="fruits_lake.commit_retry"):
+        result = sink.write(feature_rows(image_ids(2)), error_rows(0), QUERY, 0)
+    # THEN Iceberg refused the stale commit, the sink retried on the new metadata, both writes are kept
+    assert result.features_committed and "attempt 1 failed (CommitFailedException" in caplog.text
     assert table_ids(sink) == sorted([*image_ids(2), *image_ids(1, start=100)])
     assert len(sink.features.metadata.snapshots) == 2
+
+
+def test_an_erasure_during_a_batch_in_flight_never_lets_the_subject_back(tmp_path: Path):
+    # GIVEN a batch holding rows of alice and bob, and an erasure of alice that writes her tombstone
+    # and completes between the sink's read of the tombstones and its commit
+    catalog = open_catalog(str(tmp_path))
+    batch = pa.concat_tables(
+        [feature_rows(image_ids(3), subject=ALICE), feature_rows(image_ids(2, start=10), subject=BOB)]
+    )
+    sink = racing_sink(tmp_path, lambda: erase_subject_from_features(tmp_path, catalog, ALICE))
+    # WHEN the sink writes the batch
+    result = sink.write(batch, error_rows(0), QUERY, 0)
+    # THEN the commit planned before the erasure's fence failed, the retry read her tombstone and
+    # dropped her rows: no row of hers is in the table, bob's are
+    assert result.erased_rows == 3 and result.features_committed
+    stored = sink.features.refresh().scan().to_arrow()
+    assert ALICE not in stored.column("subject_id").to_pylist()
+    assert sorted(stored.column("image_id").to_pylist()) == image_ids(2, start=10)
+
+
+def test_an_upload_after_the_erasure_and_its_clock_margin_is_a_new_one_and_kept(tmp_path: Path):
+    features, errors = ensure_tables(open_catalog(str(tmp_path)))
+    erased_at = UPLOADED + timedelta(days=1)
+    sink = TableSink(features, errors, PCA, erased_subjects=lambda: {ALICE: erased_at})
+    before = feature_rows(image_ids(1), subject=ALICE, ingested=erased_at - timedelta(hours=1))
+    after = feature_rows(image_ids(1, start=5), subject=ALICE, ingested=erased_at + timedelta(days=31))
+    result = sink.write(pa.concat_tables([before, after]), error_rows(0), QUERY, 0)
+    assert result.erased_rows == 1 and table_ids(sink) == image_ids(1, start=5)
+
+
+def test_a_second_query_committing_the_same_images_meanwhile_adds_no_duplicate(tmp_path: Path):
+    # GIVEN a backfill query (another checkpoint) that appends the same images between the live
+    # sink's lookup of what is already in the table and its commit
+    catalog = open_catalog(str(tmp_path))
+    backfill = TableSink(*ensure_tables(catalog), PCA)
+    rows = feature_rows(image_ids(4))
+    sink = racing_sink(tmp_path, lambda: backfill.write(rows, error_rows(0), "backfill-query", 0))
+    # WHEN the live sink writes them too
+    result = sink.write(rows, error_rows(0), QUERY, 0)
+    # THEN its retry looked again, found them all, and appended none: each image is in the table once
+    assert result.already_in_table == 4 and not result.features_committed
+    assert table_ids(sink) == image_ids(4)
+
+
+def test_a_table_renamed_by_a_model_change_never_takes_the_old_models_rows(tmp_path: Path):
+    # GIVEN a stream of the old model, and a restart with --new-model-table that renames the table
+    # and creates a new one under the same name between the sink's refresh and its commit
+    catalog = open_catalog(str(tmp_path))
+
+    def switch_model():
+        catalog.rename_table(FEATURES_TABLE, f"{FEATURES_TABLE}_old")
+        ensure_tables(catalog)
+
+    sink = racing_sink(tmp_path, switch_model)
+    # WHEN the old stream writes a batch THEN it is refused, and neither table got its rows
+    with pytest.raises(TableSwitchedError, match="another table"):
+        sink.write(feature_rows(image_ids(2)), error_rows(0), QUERY, 0)
+    assert committed_rows(catalog.load_table(FEATURES_TABLE)) == 0
+    assert committed_rows(catalog.load_table(f"{FEATURES_TABLE}_old")) == 0
+
+
+def racing_sink(lake: Path, interleave) -> TableSink:
+    """A sink on the lake's tables whose first commit attempt is preceded by `interleave()`."""
+    catalog = open_catalog(str(lake))
+    features, errors = ensure_tables(catalog)
+    done = []
+
+    def before_commit(table_name: str) -> None:
+        if not done:
+            done.append(table_name)
+            interleave()
+
+    return TableSink(
+        features,
+        errors,
+        PCA,
+        erased_subjects=tombstone_listing(catalog.properties[LAKE_PROPERTY], features.io),
+        policy=RetryPolicy(sleep=lambda _: None),
+        hooks=SinkHooks(before_commit=before_commit),
+    )
+
+
+def erase_subject_from_features(lake: Path, catalog, subject: str) -> None:
+    """What `fruits subject erase` does to the features table: tombstone first, then fence and delete."""
+    tombstone = lake / contracts.tombstone_key(subject)
+    tombstone.parent.mkdir(parents=True, exist_ok=True)
+    tombstone.write_text("{}")
+    erase_from_table(
+        lambda: catalog.load_table(FEATURES_TABLE),
+        SubjectMatch(In("subject_id", [subject]), "subject_id", frozenset({subject})),
+        "request-1",
+        lambda: datetime.now(UTC),
+    )
