@@ -22,17 +22,17 @@ from pyspark.sql import SparkSession
 from fruits_core.errors import ConfigError
 from fruits_lake.catalog import LAKE_PROPERTY, open_catalog
 from fruits_lake.erased_subjects import tombstone_listing
+from fruits_lake.sink import TableSink
+from fruits_lake.table_versions import TableModel, features_table_for
 from streaming_job import uris
 from streaming_job.backlog import ManifestBacklog
 from streaming_job.config import StreamConfig
 from streaming_job.epoch_rotation import EpochCheckpoints, EpochRotation
 from streaming_job.heartbeat import Heartbeat
 from streaming_job.monitoring import ProgressListener
-from fruits_lake.sink import TableSink
 from streaming_job.source_cleanup import clean_last_batch
 from streaming_job.status_log import BatchStatsBoard, EmfPublisher
 from streaming_job.stream import QUERY_NAME, MicroBatchWriter, WorkerContext, read_manifests
-from fruits_lake.table_versions import TableModel, features_table_for
 
 log = logging.getLogger(__name__)
 

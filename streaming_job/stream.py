@@ -7,7 +7,7 @@
            toArrow               the batch's rows (k floats per image) to the driver
          then on the driver:
            split_outcome         features rows, error rows, batch figures (batch_outcome.py)
-           TableSink             appends to the Iceberg tables, once per query and batch id (fruits_lake/sink.py)
+           TableSink             Iceberg appends, once per query and batch id (fruits_lake/sink.py)
 
 The featurizer spec and the PCA projection are broadcast once from the driver;
 each Python worker builds the model once and keeps it (worker_cache).
@@ -24,6 +24,7 @@ from pyspark.sql import functions as F
 
 from fruits_core import contracts
 from fruits_core.clock import utc_now
+from fruits_lake.sink import TableSink
 from streaming_job.batch_outcome import (
     DETAIL_COLUMN,
     FEATURIZED_COLUMNS,
@@ -35,7 +36,6 @@ from streaming_job.batch_outcome import (
 from streaming_job.config import StreamConfig
 from streaming_job.parallelism import current_coalesce_width
 from streaming_job.schemas import CORRUPT_RECORD_COLUMN, manifest_read_schema, struct_type
-from fruits_lake.sink import TableSink
 from streaming_job.status_log import BatchStatsBoard
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,9 @@ ARRAY_DETAIL = "manifest is a JSON array: one JSON object per file"
 # How manifest files are listed: one row per file (`wholetext`), so a whitespace-only file or a JSON
 # array is one row that the checks name, never zero or several rows. dt comes from the manifest itself,
 # not from the dt=... directories (partition inference is frozen when a query starts).
-MANIFEST_SOURCE_OPTIONS = {"wholetext": "true", "recursiveFileLookup": "true"}
+# ignoreMissingFiles: a manifest deleted after the batch was planned (an erasure, a lifecycle rule)
+# is skipped instead of failing the batch with FAILED_READ_FILE.FILE_NOT_EXIST; its image is gone too.
+MANIFEST_SOURCE_OPTIONS = {"wholetext": "true", "recursiveFileLookup": "true", "ignoreMissingFiles": "true"}
 # How a manifest's text is parsed: explicit schema, a broken document kept as a corrupt record.
 MANIFEST_PARSE_OPTIONS = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT_RECORD_COLUMN}
 
