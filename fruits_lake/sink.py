@@ -41,7 +41,7 @@ import pyarrow.compute as pc
 from pyarrow.fs import FileSelector, FileType
 from pyiceberg.exceptions import CommitFailedException
 from pyiceberg.expressions import And, GreaterThanOrEqual, LessThanOrEqual
-from pyiceberg.io.pyarrow import _dataframe_to_data_files
+from pyiceberg.io.pyarrow import _check_pyarrow_schema_compatible, _dataframe_to_data_files
 from pyiceberg.table import Table
 
 from fruits_lake.catalog import (
@@ -300,6 +300,7 @@ class TableSink:
         """
         if rows.num_rows == 0:
             return False
+        _check_pyarrow_schema_compatible(table.schema(), rows.schema)
         transaction = table.transaction()
         data_paths = []
         with transaction.update_snapshot(snapshot_properties=properties).fast_append() as append_files:

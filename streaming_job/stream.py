@@ -51,6 +51,9 @@ MANIFEST_NAME_PATTERN = r"^([0-9a-f]{32})\.json$"
 BAD_DT_DETAIL = "dt is not a YYYY-MM-DD calendar date"
 BAD_IMAGE_ID_DETAIL = "image_id is not 32 lowercase hex digits"
 OUTSIDE_LAKE_DETAIL = "image_uri is not a clean image of the lake (<lake>/clean/dt=<day>/<id>.jpg)"
+FOREIGN_IMAGE_DETAIL = "image_uri names another image than image_id (its file is not <image_id>.jpg)"
+# The image id in the file name of a clean image's URI.
+NAMED_IMAGE_ID_PATTERN = r"/([0-9a-f]{32})\.jpg$"
 UNPARSEABLE_DETAIL = "manifest is not a JSON document of the manifest v1 schema (unparseable or wrong types)"
 BLANK_DETAIL = "manifest holds only whitespace"
 ARRAY_DETAIL = "manifest is a JSON array: one JSON object per file"
@@ -105,7 +108,8 @@ def error_reason(lake_uri: str) -> tuple[Column, Column]:
     image_id that is not 32 lowercase hex digits -> malformed; a dt that is not
     a real YYYY-MM-DD calendar day -> malformed (it names an output folder); an
     image_uri that is not `<lake>/clean/dt=<day>/<id>.jpg` -> image_uri_outside_lake
-    (never read: a manifest cannot make the stream read any other file or object).
+    (never read: a manifest cannot make the stream read any other file or object); an image_uri
+    whose file name is not `<image_id>.jpg` -> malformed (a photo claimed under another id).
     """
     required = contracts.required_field_names(contracts.MANIFEST_FIELDS)
     missing = F.concat_ws(", ", *[F.when(F.col(name).isNull(), F.lit(name)) for name in required])
@@ -119,6 +123,8 @@ def error_reason(lake_uri: str) -> tuple[Column, Column]:
     bad_id = ~F.col("image_id").rlike(JAVA_IMAGE_ID_PATTERN)
     bad_dt = ~is_partition_date(F.col("dt"))
     outside = ~F.col("image_uri").rlike(f"^{contracts.clean_image_uri_pattern(lake_uri)}\\z")
+    # Another image of the lake (maybe another person's photo) claimed under this image_id.
+    foreign_image = F.regexp_extract(F.col("image_uri"), NAMED_IMAGE_ID_PATTERN, 1) != F.col("image_id")
     reasons = contracts.FeaturizeErrorReason
     reason = (
         F.when(blank | array | corrupt, reasons.MALFORMED_MANIFEST.value)
@@ -127,6 +133,7 @@ def error_reason(lake_uri: str) -> tuple[Column, Column]:
         .when(bad_id, reasons.MALFORMED_MANIFEST.value)
         .when(bad_dt, reasons.MALFORMED_MANIFEST.value)
         .when(outside, reasons.IMAGE_URI_OUTSIDE_LAKE.value)
+        .when(foreign_image, reasons.MALFORMED_MANIFEST.value)
     )
     detail = (
         F.when(blank, F.lit(BLANK_DETAIL))
@@ -142,6 +149,7 @@ def error_reason(lake_uri: str) -> tuple[Column, Column]:
         .when(bad_id, F.lit(BAD_IMAGE_ID_DETAIL))
         .when(bad_dt, F.lit(BAD_DT_DETAIL))
         .when(outside, F.lit(OUTSIDE_LAKE_DETAIL))
+        .when(foreign_image, F.lit(FOREIGN_IMAGE_DETAIL))
     )
     return reason, detail
 
