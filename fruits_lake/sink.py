@@ -40,7 +40,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pyarrow.fs import FileSelector, FileType
 from pyiceberg.exceptions import CommitFailedException
-from pyiceberg.expressions import And, GreaterThanOrEqual, LessThanOrEqual
+from pyiceberg.expressions import And, GreaterThanOrEqual, In, LessThanOrEqual
 from pyiceberg.io.pyarrow import _check_pyarrow_schema_compatible, _dataframe_to_data_files
 from pyiceberg.table import Table
 
@@ -59,6 +59,7 @@ DEDUP_KEY = "image_id"
 DEDUP_TIME = "uploaded_at"
 INGEST_TIME = "ingested_at"
 SUBJECT_COLUMN = "subject_id"
+REASON_COLUMN = "reason"
 # Ingest (Lambda) and driver clocks may disagree by this much: rows ingested this long after another
 # query's last commit are still looked up, and rows ingested this long after an erasure are its too.
 CLOCK_SKEW_MARGIN = timedelta(minutes=10)
@@ -81,6 +82,11 @@ class SinkResult:
     already_in_table: int
     # Rows not appended because their subject was erased meanwhile (feature and error rows).
     erased_rows: int = 0
+    # Error rows not appended because the errors table holds them already (a re-read manifest).
+    errors_already_in_table: int = 0
+    # Rows of this batch in each table after the write (a replay counts what its first run appended).
+    feature_rows_in_table: int = 0
+    error_rows_in_table: int = 0
 
 
 def table_name(table: Table) -> str:
@@ -111,6 +117,21 @@ def committed_by(table: Table, query_id: str, batch_id: int) -> bool:
         ):
             return True
     return False
+
+
+def rows_committed_by(table: Table, query_id: str, batch_id: int) -> int:
+    """Rows this query's micro-batch `batch_id` appended to `table` (a replay reports them again:
+    the run that committed them was killed before its progress record, so they were never counted)."""
+    wanted = str(batch_id)
+    for snapshot in reversed(table.metadata.snapshots):
+        summary = snapshot.summary
+        if (
+            summary is not None
+            and summary[QUERY_ID_PROPERTY] == query_id
+            and summary[BATCH_ID_PROPERTY] == wanted
+        ):
+            return int(summary["added-records"] or 0)
+    return 0
 
 
 def reread_horizon(table: Table, query_id: str) -> datetime | None:
@@ -196,6 +217,50 @@ def owners_of(errors: pa.Table) -> pa.Table:
     )
 
 
+def repeated_errors(table: Table, rows: pa.Table, owners: pa.Table, horizon: datetime | None) -> pa.Array:
+    """Per error row: True when the errors table already holds its (image_id, reason).
+
+    As for features rows, only a row another query may have written is looked up (its manifest
+    ingested up to the horizon, or of unknown ingest time); an error row without an image_id is
+    never taken for a repeat. The errors table is partitioned by processing day, so the lookup
+    filters on the ids (few: only the re-read rows) rather than on days.
+    """
+    if horizon is None or rows.num_rows == 0:
+        return pa.array([False] * rows.num_rows, pa.bool_())
+    ingested = owners.column(INGEST_TIME)
+    horizon_scalar = pa.scalar(horizon, ingested.type)
+    maybe = pc.and_(
+        pc.is_valid(rows.column(DEDUP_KEY)),
+        pc.or_kleene(pc.is_null(ingested), pc.less_equal(ingested, horizon_scalar)),
+    )
+    ids = pc.unique(rows.column(DEDUP_KEY).filter(maybe)).to_pylist()
+    if not ids:
+        return pa.array([False] * rows.num_rows, pa.bool_())
+    stored = table.scan(row_filter=In(DEDUP_KEY, ids), selected_fields=(DEDUP_KEY, REASON_COLUMN)).to_arrow()
+    known = set(
+        zip(stored.column(DEDUP_KEY).to_pylist(), stored.column(REASON_COLUMN).to_pylist(), strict=True)
+    )
+    keys = zip(rows.column(DEDUP_KEY).to_pylist(), rows.column(REASON_COLUMN).to_pylist(), strict=True)
+    return pa.array(
+        [bool(candidate) and key in known for candidate, key in zip(maybe.to_pylist(), keys, strict=True)],
+        pa.bool_(),
+    )
+
+
+@dataclass(frozen=True)
+class _Part:
+    """What one table's append did: committed, rows now in the table from this batch, rows skipped."""
+
+    committed: bool
+    rows: int
+    already_in_table: int
+    erased: int
+
+
+def _count(mask: pa.Array) -> int:
+    return pc.sum(mask).as_py() or 0
+
+
 @dataclass
 class SinkHooks:
     """Points inside an attempt where a test interleaves another writer (no sleeps)."""
@@ -240,40 +305,53 @@ class TableSink:
         """
         properties = commit_properties(query_id, batch_id, self.pca_version)
         owners = error_owners if error_owners is not None else owners_of(errors)
-        features_committed, already_in_table, erased_features = run_with_retry(
+        feature_part = run_with_retry(
             lambda: self._attempt_features(features, query_id, batch_id, properties),
             f"append of batch {batch_id} to {table_name(self.features)}",
             self.policy,
         )
-        errors_committed, _, erased_errors = run_with_retry(
+        error_part = run_with_retry(
             lambda: self._attempt_errors(errors, owners, query_id, batch_id, properties),
             f"append of batch {batch_id} to {table_name(self.errors)}",
             self.policy,
         )
         return SinkResult(
-            features_committed, errors_committed, already_in_table, erased_features + erased_errors
+            features_committed=feature_part.committed,
+            errors_committed=error_part.committed,
+            already_in_table=feature_part.already_in_table,
+            erased_rows=feature_part.erased + error_part.erased,
+            errors_already_in_table=error_part.already_in_table,
+            feature_rows_in_table=feature_part.rows,
+            error_rows_in_table=error_part.rows,
         )
 
     def _attempt_features(
         self, rows: pa.Table, query_id: str, batch_id: int, properties: dict[str, str]
-    ) -> tuple[bool, int, int]:
+    ) -> _Part:
         table = self._fresh(self.features)
         if committed_by(table, query_id, batch_id):
-            return False, 0, 0
-        mask = erased_mask(rows.select([SUBJECT_COLUMN, INGEST_TIME]), self.erased_subjects())
-        kept = rows.filter(pc.invert(pa.array(mask, pa.bool_()))) if any(mask) else rows
+            return _Part(False, rows_committed_by(table, query_id, batch_id), 0, 0)
+        mask = pa.array(
+            erased_mask(rows.select([SUBJECT_COLUMN, INGEST_TIME]), self.erased_subjects()), pa.bool_()
+        )
+        kept = rows.filter(pc.invert(mask))
         present = existing_ids(table, rows_to_check(kept, reread_horizon(table, query_id)))
-        return self._append(table, without_ids(kept, present), properties), len(present), sum(mask)
+        written = without_ids(kept, present)
+        return _Part(self._append(table, written, properties), written.num_rows, len(present), _count(mask))
 
     def _attempt_errors(
         self, rows: pa.Table, owners: pa.Table, query_id: str, batch_id: int, properties: dict[str, str]
-    ) -> tuple[bool, int, int]:
+    ) -> _Part:
         table = self._fresh(self.errors)
         if committed_by(table, query_id, batch_id):
-            return False, 0, 0
-        mask = erased_mask(owners, self.erased_subjects())
-        kept = rows.filter(pc.invert(pa.array(mask, pa.bool_()))) if any(mask) else rows
-        return self._append(table, kept, properties), 0, sum(mask)
+            return _Part(False, rows_committed_by(table, query_id, batch_id), 0, 0)
+        erased = pa.array(erased_mask(owners, self.erased_subjects()), pa.bool_())
+        rows, owners = rows.filter(pc.invert(erased)), owners.filter(pc.invert(erased))
+        repeated = repeated_errors(table, rows, owners, reread_horizon(table, query_id))
+        written = rows.filter(pc.invert(repeated))
+        return _Part(
+            self._append(table, written, properties), written.num_rows, _count(repeated), _count(erased)
+        )
 
     def _fresh(self, table: Table) -> Table:
         """The table's current metadata, refusing another table that took its name."""

@@ -322,6 +322,8 @@ class MicroBatchWriter:
         stats = outcome.stats(
             model_builds=self.context.model_builds.value - builds_before,
             already_in_table=written.already_in_table,
+            feature_rows=written.feature_rows_in_table,
+            error_rows=written.error_rows_in_table,
         )
         self.board.record(batch_id, stats)
         log.info(

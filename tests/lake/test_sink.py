@@ -68,10 +68,10 @@ def feature_rows(
     ).cast(FEATURES_ARROW_SCHEMA)
 
 
-def error_rows(count: int) -> pa.Table:
+def error_rows(count: int, ids: list[str] | None = None) -> pa.Table:
     return pa.table(
         {
-            "image_id": [None] * count,
+            "image_id": ids if ids is not None else [None] * count,
             "image_uri": [None] * count,
             "reason": ["malformed_manifest"] * count,
             "detail": ["unparseable"] * count,
@@ -137,6 +137,31 @@ def test_a_new_query_rereading_manifests_skips_the_images_already_in_the_table(s
     # THEN only the new ones are appended, the 4 counted as already in the table, nothing deleted
     assert result.already_in_table == 4
     assert table_ids(sink) == image_ids(7)
+
+
+def test_a_new_query_rereading_bad_manifests_adds_no_error_row_twice(sink: TableSink):
+    # GIVEN two error rows (of image ids) and one of a manifest without an id, written by a first query
+    ids = image_ids(2, start=50)
+    sink.write(feature_rows([]), pa.concat_tables([error_rows(2, ids), error_rows(1)]), QUERY, 0)
+    owners = pa.table({"subject_id": pa.nulls(4, pa.string()), "ingested_at": [UPLOADED] * 4}).cast(
+        pa.schema([("subject_id", pa.string()), ("ingested_at", pa.timestamp("us", tz="UTC"))])
+    )
+    # WHEN another query re-reads them, with one new bad manifest
+    reread = pa.concat_tables([error_rows(3, [*ids, image_ids(1, start=60)[0]]), error_rows(1)])
+    result = sink.write(feature_rows([]), reread, "another-query", 0, owners)
+    # THEN the two known ones are not appended again: the new one and the id-less one are
+    assert result.errors_already_in_table == 2 and result.error_rows_in_table == 2
+    stored = sink.errors.refresh().scan().to_arrow().column("image_id").to_pylist()
+    assert sorted(stored, key=str) == sorted([*ids, image_ids(1, start=60)[0], None, None], key=str)
+
+
+def test_a_replay_reports_the_rows_its_first_run_committed(sink: TableSink):
+    # GIVEN a batch whose run committed both tables and was killed before Spark logged it
+    sink.write(feature_rows(image_ids(3)), error_rows(2), QUERY, 5)
+    # WHEN it is replayed THEN nothing is appended, and its rows are reported (for the status totals)
+    result = sink.write(feature_rows(image_ids(3)), error_rows(2), QUERY, 5)
+    assert not (result.features_committed or result.errors_committed)
+    assert (result.feature_rows_in_table, result.error_rows_in_table) == (3, 2)
 
 
 def test_a_batch_of_images_already_in_the_table_commits_nothing(sink: TableSink):
