@@ -16,8 +16,10 @@ from fruits_lake.catalog import (
     NAMESPACE,
     SUBJECT_METRICS_PROPERTY,
     TABLE_PROPERTIES,
+    ensure_tables,
     open_catalog,
 )
+from fruits_lake.commit_retry import RetryPolicy
 from fruits_lake.erasure import SubjectMatch, erase_from_table
 from fruits_lake.schemas import FEATURES_SCHEMA, FEATURES_SPEC
 from tests.lake.test_sink import ALICE, BOB, feature_rows, image_ids
@@ -96,3 +98,33 @@ def test_no_file_of_the_lake_keeps_a_trace_of_her_after_the_erasure(tmp_path: Pa
     assert sorted(rows.column("image_id").to_pylist()) == image_ids(2, start=10)
     # AND the table keeps no statistics of the pseudonym from now on
     assert catalog.load_table(FEATURES_TABLE).properties[SUBJECT_METRICS_PROPERTY] == "none"
+
+
+def test_an_erasure_step_that_loses_a_commit_race_is_retried_on_a_fresh_table(tmp_path: Path):
+    # GIVEN her rows, and a stream that commits between the erasure's load of the table and its
+    # row delete (the handle the delete holds is then stale)
+    catalog = open_catalog(str(tmp_path))
+    features, _ = ensure_tables(catalog)
+    features.append(feature_rows(image_ids(2), subject=ALICE))
+    loads = []
+
+    def load_then_stream_commits():
+        table = catalog.load_table(FEATURES_TABLE)
+        loads.append(table.metadata.current_snapshot_id)
+        if len(loads) == 4:  # the name, statistics rule, fence, then the row delete
+            catalog.load_table(FEATURES_TABLE).append(feature_rows(image_ids(1, start=40), subject=BOB))
+        return table
+
+    # WHEN the erasure runs
+    done = erase_from_table(
+        load_then_stream_commits,
+        SubjectMatch(In("subject_id", [ALICE]), "subject_id", frozenset({ALICE})),
+        "request-2",
+        lambda: datetime.now(UTC),
+        RetryPolicy(sleep=lambda _: None),
+    )
+    # THEN the delete lost the race once, ran again on the reloaded table, and both changes hold
+    # (loads: the name, statistics rule, fence, delete twice, seal, purge, orphan purge)
+    assert done.rows_deleted == 2 and len(loads) == 8
+    rows = catalog.load_table(FEATURES_TABLE).scan().to_arrow()
+    assert rows.column("subject_id").to_pylist() == [BOB]
