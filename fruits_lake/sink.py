@@ -208,7 +208,8 @@ def erased_mask(owners: pa.Table, erased: Mapping[str, datetime]) -> list[bool]:
 
 
 def owners_of(errors: pa.Table) -> pa.Table:
-    """Error rows whose subject is unknown: none of them is any erased subject's."""
+    """Owners for error rows given without them (benchmarks, tests): subject unknown, so never dropped
+    as erased; ingest time unknown, so looked up as a possible repeat once another query has written."""
     return pa.table(
         {
             SUBJECT_COLUMN: pa.nulls(errors.num_rows, pa.string()),
