@@ -23,7 +23,7 @@ from tests.streaming.test_exactly_once import FRUITS, START_TIMEOUT, run_until_k
 pytestmark = [pytest.mark.slow, pytest.mark.spark, pytest.mark.tf]
 
 CLUSTER = "local-cluster[2,1,1024]"
-MANIFESTS = 24
+MANIFESTS = 12
 
 
 def model_builds(lake: Path) -> list[int]:
@@ -34,9 +34,11 @@ def model_builds(lake: Path) -> list[int]:
 
 
 def test_two_executors_build_the_model_each_and_keep_exactly_once_through_a_sigkill(
-    models, sample_image_paths, tmp_path
+    models, sample_image_paths, tmp_path, monkeypatch
 ):
-    # GIVEN 24 ingested images
+    # The executors' work folders go under the test's folder, not into pyspark's installation.
+    monkeypatch.setenv("SPARK_WORKER_DIR", str(tmp_path / "spark-work"))
+    # GIVEN 12 ingested images (two batches of 6)
     lake = tmp_path / "lake"
     outcomes = ingest_images(lake, tmp_path / "uploads", every_nth(sample_image_paths, MANIFESTS))
     accepted = sorted(outcome.image_id for outcome in outcomes if outcome.status == "accepted")
@@ -50,11 +52,11 @@ def test_two_executors_build_the_model_each_and_keep_exactly_once_through_a_sigk
         capture_output=True,
         text=True,
         timeout=START_TIMEOUT,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),  # SPARK_WORKER_DIR included
     )
     # THEN it ends cleanly, every image is in the table once, each batch committed once
     assert final.returncode == 0, final.stderr[-3000:]
-    assert sorted(features.scan().to_arrow().column("image_id").to_pylist()) == accepted
+    assert sorted(features.refresh().scan().to_arrow().column("image_id").to_pylist()) == accepted
     commits = stream_commits(features)
     assert len(commits) == len(set(commits)) and {query for query, _ in commits} == {query_id}
     # AND the drain built the model exactly once in each executor's Python worker (the broadcast
