@@ -34,10 +34,8 @@ def model_builds(lake: Path) -> list[int]:
 
 
 def test_two_executors_build_the_model_each_and_keep_exactly_once_through_a_sigkill(
-    models, sample_image_paths, tmp_path, monkeypatch
+    models, sample_image_paths, tmp_path
 ):
-    # The executors' work folders go under the test's folder, not into pyspark's installation.
-    monkeypatch.setenv("SPARK_WORKER_DIR", str(tmp_path / "spark-work"))
     # GIVEN 12 ingested images (two batches of 6)
     lake = tmp_path / "lake"
     outcomes = ingest_images(lake, tmp_path / "uploads", every_nth(sample_image_paths, MANIFESTS))
@@ -52,7 +50,7 @@ def test_two_executors_build_the_model_each_and_keep_exactly_once_through_a_sigk
         capture_output=True,
         text=True,
         timeout=START_TIMEOUT,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),  # SPARK_WORKER_DIR included
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
     )
     # THEN it ends cleanly, every image is in the table once, each batch committed once
     assert final.returncode == 0, final.stderr[-3000:]
