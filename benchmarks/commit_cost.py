@@ -32,7 +32,7 @@ from fruits_core.errors import ConfigError
 from fruits_lake.catalog import ensure_tables, open_catalog
 from fruits_lake.reading import committed_rows
 from fruits_lake.schemas import ERRORS_ARROW_SCHEMA, FEATURES_ARROW_SCHEMA
-from streaming_job.sink import TableSink
+from fruits_lake.sink import TableSink
 
 DEFAULT_ROWS = (4000, 8000)
 DEFAULT_BATCHES = 20

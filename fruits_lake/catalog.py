@@ -51,12 +51,18 @@ BATCH_ID_PROPERTY = "fruits.batch-id"
 PCA_VERSION_PROPERTY = "fruits.pca-version"
 MODEL_VERSION_PROPERTY = "fruits.model-version"
 K_PROPERTY = "fruits.k"
+# In the summary of an erasure's fencing snapshot (no rows): commits planned before it must start over.
+ERASURE_FENCE_PROPERTY = "fruits.erasure-fence"
+# No column statistics for the pseudonym: a manifest's lower/upper bounds would keep its first
+# 16 characters after the subject's rows are erased (docs/gdpr.md).
+SUBJECT_METRICS_PROPERTY = "write.metadata.metrics.column.subject_id"
 # Every commit writes a new metadata file: keep the last 100, delete older ones as part of the commit
 # (the stream commits once per trigger; snapshots themselves are expired by maintenance).
 TABLE_PROPERTIES = {
     "write.metadata.delete-after-commit.enabled": "true",
     "write.metadata.previous-versions-max": "100",
 }
+FEATURES_TABLE_PROPERTIES = {**TABLE_PROPERTIES, SUBJECT_METRICS_PROPERTY: "none"}
 
 
 def open_catalog(lake_uri: str) -> Catalog:
@@ -105,12 +111,25 @@ def ensure_tables(catalog: Catalog) -> tuple[Table, Table]:
     lake = catalog.properties[LAKE_PROPERTY]
     catalog.create_namespace_if_not_exists(NAMESPACE)
     features = create_table_if_missing(
-        catalog, FEATURES_TABLE, FEATURES_SCHEMA, FEATURES_SPEC, new_features_location(lake)
+        catalog,
+        FEATURES_TABLE,
+        FEATURES_SCHEMA,
+        FEATURES_SPEC,
+        new_features_location(lake),
+        FEATURES_TABLE_PROPERTIES,
     )
     errors = create_table_if_missing(
         catalog, ERRORS_TABLE, ERRORS_SCHEMA, ERRORS_SPEC, join_uri(lake, contracts.ERRORS_PREFIX)
     )
-    return features, errors
+    return without_subject_statistics(features), errors
+
+
+def without_subject_statistics(table: Table) -> Table:
+    """Set the no-statistics rule for subject_id on a table created before it (one commit, once)."""
+    if table.properties.get(SUBJECT_METRICS_PROPERTY) != "none":
+        with table.transaction() as transaction:
+            transaction.set_properties({SUBJECT_METRICS_PROPERTY: "none"})
+    return table
 
 
 def new_features_location(lake_uri: str) -> str:
@@ -119,7 +138,12 @@ def new_features_location(lake_uri: str) -> str:
 
 
 def create_table_if_missing(
-    catalog: Catalog, identifier: str, schema: Schema, spec: PartitionSpec, location: str
+    catalog: Catalog,
+    identifier: str,
+    schema: Schema,
+    spec: PartitionSpec,
+    location: str,
+    properties: dict[str, str] = TABLE_PROPERTIES,
 ) -> Table:
     """Load the table, or create it at `location`.
 
@@ -130,7 +154,7 @@ def create_table_if_missing(
         return catalog.load_table(identifier)
     try:
         return catalog.create_table(
-            identifier, schema=schema, location=location, partition_spec=spec, properties=TABLE_PROPERTIES
+            identifier, schema=schema, location=location, partition_spec=spec, properties=properties
         )
     except TableAlreadyExistsError:
         return catalog.load_table(identifier)

@@ -5,19 +5,19 @@ then the small files are compacted, then snapshots past the retention expire
 (releasing the files compaction and retention replaced), and last the files no
 kept snapshot references are deleted. Every commit is optimistic: when the stream
 commits in between, pyiceberg raises CommitFailedException and the step is
-retried on the refreshed table, so maintenance is safe while the stream runs.
+retried on the refreshed table (fruits_lake.commit_retry, which also waits out a
+busy catalog or storage), so maintenance is safe while the stream runs.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from pyiceberg.catalog import Catalog
-from pyiceberg.exceptions import CommitFailedException, NoSuchNamespaceError
+from pyiceberg.exceptions import NoSuchNamespaceError
 from pyiceberg.expressions import LessThan
 from pyiceberg.table import Table
 from pyiceberg.transforms import DayTransform
@@ -25,13 +25,12 @@ from pyiceberg.transforms import DayTransform
 from fruits_core.clock import utc_now
 from fruits_core.errors import ConfigError
 from fruits_lake.catalog import FEATURES_TABLE, NAMESPACE
+from fruits_lake.commit_retry import DEFAULT_POLICY, RetryPolicy, run_with_retry
 from fruits_lake.compaction import MAINTENANCE_PROPERTY, compact_partition, data_files_per_partition
 from fruits_lake.maintain_main import DEFAULTS
 from fruits_lake.orphans import remove_orphan_files
 from fruits_lake.snapshots import expire_snapshots
 
-COMMIT_ATTEMPTS = 5
-RETRY_PAUSE_S = 0.5
 T = TypeVar("T")
 
 
@@ -44,6 +43,7 @@ class MaintainOptions:
     orphan_min_age: timedelta = timedelta(hours=DEFAULTS["orphan_min_age_hours"])
     # Rows older than this many days are deleted; None keeps every row.
     retention_days: int | None = 365
+    retry: RetryPolicy = DEFAULT_POLICY
 
 
 @dataclass
@@ -87,28 +87,34 @@ def delete_rows_before(table: Table, cutoff: datetime) -> int:
     return doomed
 
 
-def with_commit_retry(table: Table, report: TableReport, step: Callable[[], T]) -> T:
-    """Run a committing step; on a concurrent commit, refresh the table and run it again."""
-    attempt = 1
-    while True:
-        try:
-            return step()
-        except CommitFailedException:
-            if attempt == COMMIT_ATTEMPTS:
-                raise
-            report.commit_retries += 1
-            time.sleep(RETRY_PAUSE_S * attempt)
-            attempt += 1
+def with_commit_retry(
+    table: Table, report: TableReport, step: Callable[[], T], policy: RetryPolicy = DEFAULT_POLICY
+) -> T:
+    """Run a committing step with the lake's retry policy, each retry on the refreshed table."""
+    retried = False
+
+    def attempt() -> T:
+        if retried:
             table.refresh()
+        return step()
+
+    def count(_: BaseException) -> None:
+        nonlocal retried
+        retried = True
+        report.commit_retries += 1
+
+    return run_with_retry(attempt, f"maintenance of {report.table}", policy, on_retry=count)
 
 
-def compact(table: Table, report: TableReport) -> None:
+def compact(table: Table, report: TableReport, policy: RetryPolicy) -> None:
     counts = data_files_per_partition(table)
     report.files_before = sum(counts.values())
     for partition, files in sorted(counts.items(), key=lambda item: (item[0].spec_id, str(item[0].values))):
         if files > 1:
             # Each attempt re-reads the partition: a concurrent append may have added rows to it.
-            with_commit_retry(table, report, lambda partition=partition: compact_partition(table, partition))
+            with_commit_retry(
+                table, report, lambda partition=partition: compact_partition(table, partition), policy
+            )
             report.partitions_compacted += 1
     report.files_after = sum(data_files_per_partition(table).values())
 
@@ -122,12 +128,15 @@ def maintain_table(
     if options.retention_days is not None:
         cutoff = retention_cutoff(clock(), options.retention_days)
         report.retention_cutoff = cutoff.isoformat()
-        report.rows_deleted = with_commit_retry(table, report, lambda: delete_rows_before(table, cutoff))
-    compact(table, report)
+        report.rows_deleted = with_commit_retry(
+            table, report, lambda: delete_rows_before(table, cutoff), options.retry
+        )
+    compact(table, report, options.retry)
     report.snapshots_expired = with_commit_retry(
         table,
         report,
         lambda: expire_snapshots(table, clock() - options.snapshot_retention, options.keep_snapshots),
+        options.retry,
     )
     report.snapshots_kept = len(table.snapshots())
     report.orphan_files_removed = len(remove_orphan_files(table, clock() - options.orphan_min_age))

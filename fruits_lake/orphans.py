@@ -15,8 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from pyarrow.fs import FileSelector, FileType
+from pyiceberg.io import FileIO
 from pyiceberg.io.pyarrow import PyArrowFileIO
+from pyiceberg.manifest import ManifestFile
 from pyiceberg.table import Table
+from pyiceberg.table.snapshots import Snapshot
 
 
 class OrphanScanError(RuntimeError):
@@ -34,21 +37,44 @@ def location_path(uri: str) -> str:
     return PyArrowFileIO.parse_location(uri)[2]
 
 
-def referenced_files(table: Table) -> set[str]:
+class SnapshotWalk:
+    """The files each snapshot reaches, reading each manifest once for the whole walk.
+
+    Successive snapshots share most of their manifests, and a manifest never changes once
+    written, so its live data files are cached by path (the one walk of the lake's snapshots:
+    orphan removal and the erasure's purge both use it).
+    """
+
+    def __init__(self, io: FileIO) -> None:
+        self.io = io
+        self._data_files: dict[str, frozenset[str]] = {}
+
+    def files(self, snapshot: Snapshot) -> set[str]:
+        """The snapshot's manifest list, its manifests and their live data files (as URIs)."""
+        found = {snapshot.manifest_list}
+        for manifest in snapshot.manifests(self.io):
+            found.add(manifest.manifest_path)
+            found |= self.data_files(manifest)
+        return found
+
+    def data_files(self, manifest: ManifestFile) -> frozenset[str]:
+        path = manifest.manifest_path
+        if path not in self._data_files:
+            self._data_files[path] = frozenset(
+                entry.data_file.file_path for entry in manifest.fetch_manifest_entry(self.io)
+            )
+        return self._data_files[path]
+
+
+def referenced_files(table: Table, walk: SnapshotWalk | None = None) -> set[str]:
     """Every file the table's metadata still references, as location paths."""
+    walk = walk or SnapshotWalk(table.io)
     metadata = table.metadata
     uris = {table.metadata_location}
     uris |= {entry.metadata_file for entry in metadata.metadata_log}
     uris |= {stats.statistics_path for stats in (*metadata.statistics, *metadata.partition_statistics)}
-    manifests_read: set[str] = set()
     for snapshot in metadata.snapshots:
-        uris.add(snapshot.manifest_list)
-        for manifest in snapshot.manifests(table.io):
-            uris.add(manifest.manifest_path)
-            if manifest.manifest_path in manifests_read:
-                continue  # manifests are shared by successive snapshots: read each once
-            manifests_read.add(manifest.manifest_path)
-            uris |= {entry.data_file.file_path for entry in manifest.fetch_manifest_entry(table.io)}
+        uris |= walk.files(snapshot)
     return {location_path(uri) for uri in uris}
 
 
@@ -86,6 +112,12 @@ def remove_orphan_files(table: Table, modified_before: datetime) -> list[str]:
     for path in found:
         filesystem.delete_file(path)
     return found
+
+
+def table_filesystem(table: Table):
+    """The filesystem of the table's location, and that location as a listing path."""
+    scheme, netloc, root = PyArrowFileIO.parse_location(table.location())
+    return _filesystem(table, scheme, netloc), root
 
 
 def _filesystem(table: Table, scheme: str, netloc: str):

@@ -430,8 +430,24 @@ def packed_env_args(env_archive_uri: str) -> list[str]:
     ]
 
 
+# The stream's driver is restarted by YARN when it dies (a catalog outage longer than the commit
+# retries, a lost node): up to this many attempts, counted over the last hour only, so a stream that
+# fails now and then keeps coming back and one that fails at once (a config error) soon stays down.
+STREAM_RESTART_CONF = (
+    "--conf",
+    "spark.yarn.maxAppAttempts=4",
+    "--conf",
+    "spark.yarn.am.attemptFailuresValidityInterval=1h",
+)
+
+
 def spark_submit_step(
-    name: str, py_files: str, env_archive_uri: str, entry: str, entry_args: list[str]
+    name: str,
+    py_files: str,
+    env_archive_uri: str,
+    entry: str,
+    entry_args: list[str],
+    extra_conf: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """A command-runner step that keeps the cluster up if it fails (ActionOnFailure CONTINUE)."""
     return {
@@ -448,6 +464,7 @@ def spark_submit_step(
                 # The step stays RUNNING as long as the YARN application does, so its state is the stream's.
                 "--conf",
                 "spark.yarn.submit.waitAppCompletion=true",
+                *extra_conf,
                 *packed_env_args(env_archive_uri),
                 "--py-files",
                 py_files,
@@ -483,6 +500,7 @@ def stream_step(target: Target, config: StreamConfig, version: str, env_version:
         target.env_uri(env_version),
         target.code_uri(version, MAIN_SCRIPT_NAME),
         config.to_cli_args(),
+        STREAM_RESTART_CONF,
     )
 
 

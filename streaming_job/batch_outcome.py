@@ -69,8 +69,18 @@ class BatchOutcome:
     errors: pa.Table
     manifest_rows: int
     latencies_ms: list[float]
+    # Per error row, its manifest's (subject_id, ingested_at): the sink drops an erased subject's.
+    error_owners: pa.Table | None = None
 
-    def stats(self, model_builds: int, already_in_table: int) -> BatchStats:
+    def stats(
+        self,
+        model_builds: int,
+        already_in_table: int,
+        feature_rows: int | None = None,
+        error_rows: int | None = None,
+    ) -> BatchStats:
+        """The batch's figures; `feature_rows`/`error_rows`: what the sink says is in the tables
+        (erased subjects' and repeated rows left out), so the status totals add up to the tables."""
         p50, p95 = (
             (float(value) for value in np.percentile(self.latencies_ms, LATENCY_PERCENTILES))
             if self.latencies_ms
@@ -78,9 +88,9 @@ class BatchOutcome:
         )
         return BatchStats(
             manifest_rows=self.manifest_rows,
-            feature_rows=self.features.num_rows - already_in_table,
+            feature_rows=self.features.num_rows - already_in_table if feature_rows is None else feature_rows,
             already_in_table=already_in_table,
-            error_rows=self.errors.num_rows,
+            error_rows=self.errors.num_rows if error_rows is None else error_rows,
             latency_p50_ms=p50,
             latency_p95_ms=p95,
             model_builds=model_builds,
@@ -104,6 +114,7 @@ def split_outcome(featurized: pa.Table) -> BatchOutcome:
         errors=errors,
         manifest_rows=featurized.num_rows,
         latencies_ms=latencies_ms(features.column("ingested_at"), features.column("processed_at")),
+        error_owners=error_rows.select(["subject_id", "ingested_at"]),
     )
 
 

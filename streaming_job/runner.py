@@ -5,7 +5,7 @@ the listener, starts the query and the driver's heartbeat thread; `await_stream`
 between two micro-batches when SIGTERM arrives or the stop marker
 (`<lake>/control/stop-stream`, written by `fruits deploy stop`) appears.
 A batch cut short anyway (a stop that times out, a kill) is re-run on the next
-start; the sink finds what that batch already committed and skips it (sink.py):
+start; the sink finds what that batch already committed and skips it (fruits_lake/sink.py):
 still exactly once.
 """
 
@@ -20,18 +20,19 @@ from dataclasses import dataclass
 from pyspark.sql import SparkSession
 
 from fruits_core.errors import ConfigError
-from fruits_lake.catalog import open_catalog
+from fruits_lake.catalog import LAKE_PROPERTY, open_catalog
+from fruits_lake.erased_subjects import tombstone_listing
+from fruits_lake.sink import TableSink
+from fruits_lake.table_versions import TableModel, features_table_for
 from streaming_job import uris
 from streaming_job.backlog import ManifestBacklog
 from streaming_job.config import StreamConfig
 from streaming_job.epoch_rotation import EpochCheckpoints, EpochRotation
 from streaming_job.heartbeat import Heartbeat
 from streaming_job.monitoring import ProgressListener
-from streaming_job.sink import TableSink
 from streaming_job.source_cleanup import clean_last_batch
 from streaming_job.status_log import BatchStatsBoard, EmfPublisher
 from streaming_job.stream import QUERY_NAME, MicroBatchWriter, WorkerContext, read_manifests
-from streaming_job.table_versions import TableModel, features_table_for
 
 log = logging.getLogger(__name__)
 
@@ -81,12 +82,18 @@ def start_stream(spark: SparkSession, config: StreamConfig) -> RunningStream:
 
     spec = load_featurizer_spec(config.featurizer)
     projection = load_pca(spark, config.pca, spec.model_version)
+    catalog = open_catalog(config.lake)
     features, errors = features_table_for(
-        open_catalog(config.lake),
+        catalog,
         TableModel(spec.model_version, projection.pca_version, projection.k),
         config.new_model_table,
     )
-    sink = TableSink(features, errors, projection.pca_version)
+    sink = TableSink(
+        features,
+        errors,
+        projection.pca_version,
+        erased_subjects=tombstone_listing(catalog.properties[LAKE_PROPERTY], features.io),
+    )
     sc = spark.sparkContext
     context = WorkerContext(
         spec_broadcast=sc.broadcast(spec),

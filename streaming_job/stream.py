@@ -7,7 +7,7 @@
            toArrow               the batch's rows (k floats per image) to the driver
          then on the driver:
            split_outcome         features rows, error rows, batch figures (batch_outcome.py)
-           TableSink             appends to the Iceberg tables, once per query and batch id (sink.py)
+           TableSink             Iceberg appends, once per query and batch id (fruits_lake/sink.py)
 
 The featurizer spec and the PCA projection are broadcast once from the driver;
 each Python worker builds the model once and keeps it (worker_cache).
@@ -24,6 +24,7 @@ from pyspark.sql import functions as F
 
 from fruits_core import contracts
 from fruits_core.clock import utc_now
+from fruits_lake.sink import TableSink
 from streaming_job.batch_outcome import (
     DETAIL_COLUMN,
     FEATURIZED_COLUMNS,
@@ -35,7 +36,6 @@ from streaming_job.batch_outcome import (
 from streaming_job.config import StreamConfig
 from streaming_job.parallelism import current_coalesce_width
 from streaming_job.schemas import CORRUPT_RECORD_COLUMN, manifest_read_schema, struct_type
-from streaming_job.sink import TableSink
 from streaming_job.status_log import BatchStatsBoard
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,9 @@ MANIFEST_NAME_PATTERN = r"^([0-9a-f]{32})\.json$"
 BAD_DT_DETAIL = "dt is not a YYYY-MM-DD calendar date"
 BAD_IMAGE_ID_DETAIL = "image_id is not 32 lowercase hex digits"
 OUTSIDE_LAKE_DETAIL = "image_uri is not a clean image of the lake (<lake>/clean/dt=<day>/<id>.jpg)"
+FOREIGN_IMAGE_DETAIL = "image_uri names another image than image_id (its file is not <image_id>.jpg)"
+# The image id in the file name of a clean image's URI.
+NAMED_IMAGE_ID_PATTERN = r"/([0-9a-f]{32})\.jpg$"
 UNPARSEABLE_DETAIL = "manifest is not a JSON document of the manifest v1 schema (unparseable or wrong types)"
 BLANK_DETAIL = "manifest holds only whitespace"
 ARRAY_DETAIL = "manifest is a JSON array: one JSON object per file"
@@ -61,7 +64,9 @@ ARRAY_DETAIL = "manifest is a JSON array: one JSON object per file"
 # How manifest files are listed: one row per file (`wholetext`), so a whitespace-only file or a JSON
 # array is one row that the checks name, never zero or several rows. dt comes from the manifest itself,
 # not from the dt=... directories (partition inference is frozen when a query starts).
-MANIFEST_SOURCE_OPTIONS = {"wholetext": "true", "recursiveFileLookup": "true"}
+# ignoreMissingFiles: a manifest deleted after the batch was planned (an erasure, a lifecycle rule)
+# is skipped instead of failing the batch with FAILED_READ_FILE.FILE_NOT_EXIST; its image is gone too.
+MANIFEST_SOURCE_OPTIONS = {"wholetext": "true", "recursiveFileLookup": "true", "ignoreMissingFiles": "true"}
 # How a manifest's text is parsed: explicit schema, a broken document kept as a corrupt record.
 MANIFEST_PARSE_OPTIONS = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT_RECORD_COLUMN}
 
@@ -103,7 +108,8 @@ def error_reason(lake_uri: str) -> tuple[Column, Column]:
     image_id that is not 32 lowercase hex digits -> malformed; a dt that is not
     a real YYYY-MM-DD calendar day -> malformed (it names an output folder); an
     image_uri that is not `<lake>/clean/dt=<day>/<id>.jpg` -> image_uri_outside_lake
-    (never read: a manifest cannot make the stream read any other file or object).
+    (never read: a manifest cannot make the stream read any other file or object); an image_uri
+    whose file name is not `<image_id>.jpg` -> malformed (a photo claimed under another id).
     """
     required = contracts.required_field_names(contracts.MANIFEST_FIELDS)
     missing = F.concat_ws(", ", *[F.when(F.col(name).isNull(), F.lit(name)) for name in required])
@@ -117,6 +123,8 @@ def error_reason(lake_uri: str) -> tuple[Column, Column]:
     bad_id = ~F.col("image_id").rlike(JAVA_IMAGE_ID_PATTERN)
     bad_dt = ~is_partition_date(F.col("dt"))
     outside = ~F.col("image_uri").rlike(f"^{contracts.clean_image_uri_pattern(lake_uri)}\\z")
+    # Another image of the lake (maybe another person's photo) claimed under this image_id.
+    foreign_image = F.regexp_extract(F.col("image_uri"), NAMED_IMAGE_ID_PATTERN, 1) != F.col("image_id")
     reasons = contracts.FeaturizeErrorReason
     reason = (
         F.when(blank | array | corrupt, reasons.MALFORMED_MANIFEST.value)
@@ -125,6 +133,7 @@ def error_reason(lake_uri: str) -> tuple[Column, Column]:
         .when(bad_id, reasons.MALFORMED_MANIFEST.value)
         .when(bad_dt, reasons.MALFORMED_MANIFEST.value)
         .when(outside, reasons.IMAGE_URI_OUTSIDE_LAKE.value)
+        .when(foreign_image, reasons.MALFORMED_MANIFEST.value)
     )
     detail = (
         F.when(blank, F.lit(BLANK_DETAIL))
@@ -140,6 +149,7 @@ def error_reason(lake_uri: str) -> tuple[Column, Column]:
         .when(bad_id, F.lit(BAD_IMAGE_ID_DETAIL))
         .when(bad_dt, F.lit(BAD_DT_DETAIL))
         .when(outside, F.lit(OUTSIDE_LAKE_DETAIL))
+        .when(foreign_image, F.lit(FOREIGN_IMAGE_DETAIL))
     )
     return reason, detail
 
@@ -306,10 +316,14 @@ class MicroBatchWriter:
         outcome = split_outcome(
             featurize_manifests(rows, self.context, current_coalesce_width(self.spark_context)).toArrow()
         )
-        written = self.sink.write(outcome.features, outcome.errors, self.query_id(), batch_id)
+        written = self.sink.write(
+            outcome.features, outcome.errors, self.query_id(), batch_id, outcome.error_owners
+        )
         stats = outcome.stats(
             model_builds=self.context.model_builds.value - builds_before,
             already_in_table=written.already_in_table,
+            feature_rows=written.feature_rows_in_table,
+            error_rows=written.error_rows_in_table,
         )
         self.board.record(batch_id, stats)
         log.info(

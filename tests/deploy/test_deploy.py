@@ -232,6 +232,11 @@ def expected_stream_args(version: str) -> list[str]:
         f"fruits-stream-{STAGE}",
         "--conf",
         "spark.yarn.submit.waitAppCompletion=true",
+        # a driver that dies is restarted by YARN (at most 4 attempts within an hour)
+        "--conf",
+        "spark.yarn.maxAppAttempts=4",
+        "--conf",
+        "spark.yarn.am.attemptFailuresValidityInterval=1h",
         "--archives",
         f"s3://{BUCKET}/code/env/{local_env_version()}/fruits-env.tar.gz#environment",
         "--conf",

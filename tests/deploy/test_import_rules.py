@@ -88,6 +88,31 @@ def test_the_table_layer_imports_only_the_core_and_never_spark():
     assert offending("fruits_lake", (*above, "pyspark")) == {}
 
 
+# Outside fruits_lake, pyiceberg is for finding and reading tables only: every commit (the stream's
+# appends, maintenance, the table part of an erasure) and its one retry policy live in fruits_lake.
+READ_ONLY_PYICEBERG = {"pyiceberg.catalog", "pyiceberg.expressions", "pyiceberg.exceptions"}
+COMMITTING_FOLDERS = ("streaming_job", "fruits_privacy", "fruits_cli", "operations", "demo", "benchmarks")
+
+
+def test_only_the_table_layer_commits_to_tables():
+    # GIVEN every module outside fruits_lake WHEN its pyiceberg imports and names are read
+    found = {}
+    for folder in COMMITTING_FOLDERS:
+        for path in sources(folder):
+            text = path.read_text()
+            writes = sorted(
+                name
+                for name in imported_modules(path)
+                if name.startswith("pyiceberg") and name not in READ_ONLY_PYICEBERG
+            )
+            if "CommitFailedException" in text or "run_with_retry" in text:
+                writes.append("a commit retry")
+            if writes:
+                found[str(path.relative_to(REPO_ROOT))] = writes
+    # THEN none writes tables or retries commits itself
+    assert found == {}
+
+
 def test_the_rule_sees_a_lazy_import(tmp_path: Path):
     # GIVEN a module importing the CLI inside a function WHEN its imports are read THEN it is found
     module = tmp_path / "lazy.py"

@@ -14,7 +14,7 @@ from cfn_template import INGEST_TEMPLATE, as_list, load_template, role_statement
 
 from fruits_core import contracts
 from fruits_lake.catalog import ERRORS_TABLE, FEATURES_TABLE
-from streaming_job.table_versions import archived_table_name
+from fruits_lake.table_versions import archived_table_name
 
 
 @pytest.fixture(scope="module")

@@ -125,6 +125,7 @@ def test_erase_removes_every_version_and_delete_marker_of_the_subject(s3_lake, t
         "feature_rows": 0,
         "error_rows": 0,
         "table_files_removed": 0,
+        "table_orphan_files_left": 0,
     }
     assert audit["key_versions"] == ["1", "2"]
     [record] = [e for e in after if e["Key"].startswith(f"lake/{contracts.AUDIT_PREFIX}")]

@@ -20,8 +20,8 @@ import sys
 from pathlib import Path
 
 from fruits_cli.main import main
+from fruits_lake.sink import TableSink
 from streaming_job.epoch_rotation import EpochCheckpoints
-from streaming_job.sink import TableSink
 
 STEPS = ("before-next-epoch", "new-epoch-between-commits", "before-retire")
 

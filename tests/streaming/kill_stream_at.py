@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from fruits_cli.main import main
-from streaming_job.sink import TableSink
+from fruits_lake.sink import TableSink
 
 STEPS = ("before-features", "between-commits", "after-commits")
 

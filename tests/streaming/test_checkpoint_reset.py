@@ -15,8 +15,8 @@ import pytest
 from fruits_core.errors import ConfigError
 from fruits_lake.catalog import FEATURES_TABLE, K_PROPERTY, open_catalog
 from fruits_lake.reading import lake_tables
+from fruits_lake.table_versions import archived_table_name
 from streaming_job.runner import await_stream, start_stream
-from streaming_job.table_versions import archived_table_name
 from tests.streaming.stream_testkit import PCA_K, PCA_SAMPLE, every_nth, ingest_images, stream_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark, pytest.mark.tf]

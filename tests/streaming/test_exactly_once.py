@@ -33,7 +33,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 FRUITS = str(Path(sys.executable).with_name("fruits"))
 
 
-def launch_killed_at(step: str, marker: Path, lake: Path, models: tuple[str, str], log: Path):
+def launch_killed_at(
+    step: str, marker: Path, lake: Path, models: tuple[str, str], log: Path, master: str = "local[2]"
+):
     """`fruits stream` (6 manifests per batch, 1 s trigger) that kills itself at `step`."""
     command = [
         sys.executable,
@@ -42,7 +44,7 @@ def launch_killed_at(step: str, marker: Path, lake: Path, models: tuple[str, str
         step,
         str(marker),
         "--master",
-        "local[2]",
+        master,
         *stream_args(lake, *models, "--max-files-per-trigger", "6", "--trigger", "1"),
     ]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(REPO_ROOT))
@@ -64,10 +66,12 @@ def group_alive(group: int) -> bool:
     return False
 
 
-def run_until_killed(step: str, lake: Path, models, tmp_path: Path, log: Path) -> None:
+def run_until_killed(
+    step: str, lake: Path, models, tmp_path: Path, log: Path, master: str = "local[2]"
+) -> None:
     """Run the stream until it killed itself at `step`; fail if it ended any other way."""
     marker = tmp_path / f"killed-{step}"
-    process = launch_killed_at(step, marker, lake, models, log)
+    process = launch_killed_at(step, marker, lake, models, log, master)
     try:
         returncode = process.wait(timeout=START_TIMEOUT)
     except subprocess.TimeoutExpired:

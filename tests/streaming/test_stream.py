@@ -45,12 +45,13 @@ OUTSIDE_ID = "3" * 32
 BLANK_ID = "4" * 32  # a manifest file holding only whitespace
 ARRAY_ID = "5" * 32  # a manifest file holding a JSON array of two manifests
 EMPTY_FILE_ID = "6" * 32  # a 0-byte manifest file: Spark's scan skips it, the stream counts it
+CLAIMED_ID = "7" * 32  # a manifest whose image_uri is another image of the lake (another person's photo)
 FEATURE_NAMES = contracts.field_names(contracts.FEATURES_FIELDS)
 
 
 @pytest.fixture(scope="module")
 def streamed(spark, models, sample_image_paths, tmp_path_factory):
-    """A lake with 10 ingested images, a duplicated manifest and 11 bad ones, streamed to the end, twice."""
+    """A lake with 10 ingested images, a duplicated manifest and 12 bad ones, streamed to the end, twice."""
     root = tmp_path_factory.mktemp("stream")
     lake = root / "lake"
     images = every_nth(sample_image_paths[3:], IMAGES)
@@ -83,6 +84,10 @@ def streamed(spark, models, sample_image_paths, tmp_path_factory):
     two = [valid_manifest(lake, ARRAY_ID), valid_manifest(lake, MISSING_IMAGE_ID)]
     write_manifest(lake, f"{ARRAY_ID}.json", json.dumps(two))
     write_manifest(lake, f"{EMPTY_FILE_ID}.json", "")
+    claimed = valid_manifest(
+        lake, CLAIMED_ID, image_uri=json.loads(manifest_path(accepted[1]).read_text())["image_uri"]
+    )
+    write_manifest(lake, f"{CLAIMED_ID}.json", manifest_json(claimed))
     config = stream_config(lake, *models, "--available-now", "--max-files-per-trigger", "6")
     running = start_stream(spark, config)
     reason = await_stream(spark, running, config, threading.Event())
@@ -167,14 +172,14 @@ def test_features_follow_the_contract_schema_and_day_partitioning(streamed):
 def test_bad_manifests_and_missing_images_become_error_rows(spark, streamed):
     # GIVEN a manifest whose image is gone, a broken file, a v2 manifest, one lacking required fields,
     # one whose dt would name a folder outside the output, one with an empty image_id, one dated
-    # 2024-13-45, one naming an image outside the lake, a manifest duplicated in one batch, a file of
-    # whitespace and a file holding a JSON array of two manifests
+    # 2024-13-45, one naming an image outside the lake, one claiming another image of the lake, a
+    # manifest duplicated in one batch, a file of whitespace and a file holding a JSON array of two
     _, errors_table = lake_tables(streamed["lake"].as_uri())
     error_rows = errors_table.scan().to_arrow().to_pylist()
     errors = {row["image_id"]: row for row in error_rows}
     duplicated_id = streamed["accepted"][-1].image_id
     # THEN each is an error row with a stable reason, and the stream went on
-    assert len(error_rows) == len(errors) == 11
+    assert len(error_rows) == len(errors) == 12
     assert {image_id: row["reason"] for image_id, row in errors.items()} == {
         MISSING_IMAGE_ID: "image_not_found",
         BROKEN_ID: "malformed_manifest",
@@ -187,7 +192,9 @@ def test_bad_manifests_and_missing_images_become_error_rows(spark, streamed):
         duplicated_id: "duplicate_image_id",
         BLANK_ID: "malformed_manifest",
         ARRAY_ID: "malformed_manifest",
+        CLAIMED_ID: "malformed_manifest",
     }
+    assert "another image than image_id" in errors[CLAIMED_ID]["detail"]
     assert errors[BLANK_ID]["detail"] == "manifest holds only whitespace"
     # the array is one error row (the file's), not one row per element
     assert errors[ARRAY_ID]["detail"] == "manifest is a JSON array: one JSON object per file"
@@ -235,12 +242,12 @@ def test_the_status_log_records_every_batch(streamed):
     progress = sorted((lake / "status" / "progress").rglob("*.json"))
     records = [json.loads(path.read_text()) for path in progress]
     latest = json.loads((lake / "status" / "latest.json").read_text())
-    # 22 manifest files (10 accepted, 1 duplicate, 11 bad, the 0-byte one yielding no row), at most 6 per
+    # 23 manifest files (10 accepted, 1 duplicate, 12 bad, the 0-byte one yielding no row), at most 6 per
     # batch; the re-delivery is not read again
     assert len(records) >= 4
-    assert sum(record["input_rows"] for record in records) == 21
+    assert sum(record["input_rows"] for record in records) == 22
     assert sum(record["feature_rows"] for record in records) == IMAGES
-    assert sum(record["error_rows"] for record in records) == 11
+    assert sum(record["error_rows"] for record in records) == 12
     # the 0-byte manifest is counted once, not lost (and not again by the second run)
     assert sum(record["empty_manifests"] for record in records) == 1
     assert latest["totals"]["empty_manifests"] == 1

@@ -8,7 +8,7 @@ import pytest
 
 from fruits_core.errors import ConfigError
 from fruits_lake.catalog import FEATURES_TABLE, K_PROPERTY, PCA_VERSION_PROPERTY, open_catalog
-from streaming_job.table_versions import Decision, TableModel, archived_table_name, decide, features_table_for
+from fruits_lake.table_versions import Decision, TableModel, archived_table_name, decide, features_table_for
 
 OLD = TableModel("mobilenet_v2-int8-aaaa", "pca-k4-0123456789ab", 4)
 NEW = TableModel("mobilenet_v2-int8-aaaa", "pca-k3-ba9876543210", 3)
