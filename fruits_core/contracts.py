@@ -333,6 +333,11 @@ FEATURES_FIELDS: tuple[tuple[str, str], ...] = (
     ("pca_residual", "float"),
     ("model_version", "string"),
     ("pca_version", "string"),
+    # Added by schema evolution (fruits_lake.migrations): optional, so rows written before read as null,
+    # and null too while no classifier is published (docs/predictions.md).
+    ("predicted_label", "string?"),
+    ("prediction_confidence", "float?"),
+    ("classifier_version", "string?"),
 )
 
 # Rows the stream could not featurize.

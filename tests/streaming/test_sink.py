@@ -16,7 +16,7 @@ from fruits_lake.catalog import (
     open_catalog,
 )
 from fruits_lake.reading import committed_rows
-from fruits_lake.schemas import ERRORS_ARROW_SCHEMA, FEATURES_ARROW_SCHEMA
+from fruits_lake.schemas import ERRORS_ARROW_SCHEMA, FEATURES_ARROW_SCHEMA, conform_rows
 from streaming_job.sink import (
     CLOCK_SKEW_MARGIN,
     TableSink,
@@ -33,23 +33,26 @@ PCA = "pca-k2-000000000000"
 
 def feature_rows(ids: list[str], uploaded: datetime = UPLOADED, ingested: datetime | None = None) -> pa.Table:
     count = len(ids)
-    return pa.table(
-        {
-            "image_id": ids,
-            "subject_id": [None] * count,
-            "key_version": [None] * count,
-            "label": ["apple"] * count,
-            "region": [None] * count,
-            "captured_hour": [None] * count,
-            "uploaded_at": [uploaded + timedelta(hours=index) for index in range(count)],
-            "ingested_at": [ingested or uploaded] * count,
-            "processed_at": [uploaded] * count,
-            "features": [[0.5, -0.5]] * count,
-            "pca_residual": [0.1] * count,
-            "model_version": ["m"] * count,
-            "pca_version": [PCA] * count,
-        }
-    ).cast(FEATURES_ARROW_SCHEMA)
+    return conform_rows(
+        pa.table(
+            {
+                "image_id": ids,
+                "subject_id": [None] * count,
+                "key_version": [None] * count,
+                "label": ["apple"] * count,
+                "region": [None] * count,
+                "captured_hour": [None] * count,
+                "uploaded_at": [uploaded + timedelta(hours=index) for index in range(count)],
+                "ingested_at": [ingested or uploaded] * count,
+                "processed_at": [uploaded] * count,
+                "features": [[0.5, -0.5]] * count,
+                "pca_residual": [0.1] * count,
+                "model_version": ["m"] * count,
+                "pca_version": [PCA] * count,
+            }
+        ),
+        FEATURES_ARROW_SCHEMA,
+    )
 
 
 def error_rows(count: int) -> pa.Table:
