@@ -230,6 +230,10 @@ STREAM_METRICS: tuple[tuple[str, str, str], ...] = (
     ("Heartbeat", "heartbeat", "Count"),
     # Age of the micro-batch being written (0 when idle): grows without bound while a batch hangs.
     ("BatchInFlightSeconds", "batch_in_flight_seconds", "Seconds"),
+    # Per batch, while a classifier scores it: predictions under the confidence threshold, and labelled
+    # uploads predicted as another fruit (drift, label noise; docs/predictions.md).
+    ("LowConfidencePredictions", "low_confidence_rows", "Count"),
+    ("LabelDisagreements", "label_disagreements", "Count"),
 )
 STREAM_METRIC_DIMENSION = "Stage"
 
