@@ -29,10 +29,9 @@ from streaming_job.classifier import Classifier, ClassifierError, load_published
 
 log = logging.getLogger(__name__)
 
-APP_DIR = f"{contracts.MODELS_PREFIX}app/"
+APP_DIR = contracts.APP_MODEL_PREFIX
 MODEL_NAME = "fruits.tflite"
 LABELS_NAME = "labels.txt"
-LATEST_NAME = "latest.json"
 # Images the export checks agreement on (held-out labelled rows, a fixed order).
 AGREEMENT_SAMPLE = 200
 # The quantised model is kept when it agrees with the stream at most this much less than the float one.
@@ -40,7 +39,7 @@ QUANTISATION_TOLERANCE = 0.005
 
 
 def app_latest_uri(lake_uri: str) -> str:
-    return join_uri(lake_uri, APP_DIR, LATEST_NAME)
+    return join_uri(lake_uri, contracts.APP_MODEL_LATEST_KEY)
 
 
 def keras_featurizer(spec):

@@ -87,6 +87,10 @@ LIVE_STATE_PREFIXES = (
 
 FEATURIZER_KEY = featurizer_key()
 PCA_KEY = f"{MODELS_PREFIX}pca"
+# The app's on-device model (`fruits classifier export-app`): <prefix><classifier_version>/<files>, and the
+# pointer to the current one, which the upload API's GET /model reads (docs/predictions.md).
+APP_MODEL_PREFIX = f"{MODELS_PREFIX}app/"
+APP_MODEL_LATEST_KEY = f"{APP_MODEL_PREFIX}latest.json"
 # Written by `fruits deploy stop`: the running stream stops cleanly after its current micro-batch.
 STOP_MARKER_KEY = f"{CONTROL_PREFIX}stop-stream"
 

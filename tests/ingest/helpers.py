@@ -123,6 +123,7 @@ def cold_start(
         "IDENTITY_FROM_KEY",
         "UPLOADS_BUCKET",
         "PRESIGN_EXPIRES_SECONDS",
+        "MODEL_URL_EXPIRES_SECONDS",
     ):
         monkeypatch.delenv(name, raising=False)
     for name, value in environ.items():
