@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from demo.predictions import prediction_summary, reset_classifier, train_phase, training_images
 from demo.uploads import AppUpload, app_uploads, bad_uploads, find_images
 from fruits_core import contracts
 from fruits_core.errors import ConfigError
@@ -63,6 +64,8 @@ LAKE_DATA_PREFIXES = (
     contracts.CATALOG_PREFIX,
 )
 PCA_SOURCE_NAME = "pca-images.json"
+# Where the classifier's training images are uploaded (apart from the demo's own uploads).
+TRAINING_UPLOADS = "uploads-train"
 PROBE_FOLDS = 5
 
 
@@ -75,6 +78,8 @@ class DemoOptions:
     weights: str = DEFAULT_WEIGHTS
     master: str = "local[*]"
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
+    # What the classifier is trained on (demo/predictions.py); None: the bundled sample.
+    train_images: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -256,6 +261,7 @@ def run_demo(options: DemoOptions) -> tuple[dict, bool]:
     started = time.monotonic()
     paths = prepare_workdir(options.workdir)
     config = demo_stream_config(paths.lake_uri, options.runtime)
+    reset_classifier(paths.lake, paths.workdir / TRAINING_UPLOADS)
 
     clock = time.monotonic()
     model_version = ensure_featurizer(config.featurizer, options.input_size, options.weights, images)
@@ -267,6 +273,15 @@ def run_demo(options: DemoOptions) -> tuple[dict, bool]:
 
     say("starting the stream")
     running = start_stream(spark, config)
+    clock = time.monotonic()
+    training = train_phase(
+        paths.workdir / TRAINING_UPLOADS,
+        config.lake,
+        demo_pseudonym_key(),
+        training_images(options.train_images or default_images_dir()),
+        options.timeout_seconds,
+    )
+    timings["classifier"] = round(time.monotonic() - clock, 1)
     uploads = [*app_uploads(images), *bad_uploads(images[0])]
     clock = time.monotonic()
     with tqdm(
@@ -276,7 +291,9 @@ def run_demo(options: DemoOptions) -> tuple[dict, bool]:
     timings["ingest"] = round(time.monotonic() - clock, 1)
     accepted = [outcome for outcome in outcomes if outcome.status == "accepted"]
     with tqdm(total=len(accepted), desc="featurized", unit="img", file=sys.stderr, disable=None) as progress:
-        complete = wait_until_done(config.lake, len(accepted), options.timeout_seconds, progress)
+        complete = wait_until_done(
+            config.lake, training.rows + len(accepted), options.timeout_seconds, progress
+        )
     timings["stream"] = round(time.monotonic() - clock, 1)
     stop = threading.Event()
     stop.set()
@@ -293,6 +310,12 @@ def run_demo(options: DemoOptions) -> tuple[dict, bool]:
         ),
         pca_scatter_plot(scores, labels, running.model_version, paths.plots / "pca_scatter.png"),
     ]
+    scored_images = {outcome.image_id: path for outcome, path in zip(outcomes, images, strict=False)}
+    demo_rows = features_table.scan().to_arrow()
+    predictions, prediction_plots = prediction_summary(
+        training, demo_rows, scored_images, paths.plots, config, spark
+    )
+    plots += prediction_plots
     timings["total"] = round(time.monotonic() - started, 1)
     summary = {
         "images_dir": str(options.images),
@@ -302,7 +325,7 @@ def run_demo(options: DemoOptions) -> tuple[dict, bool]:
         "quarantined": dict(
             sorted(Counter(outcome.reason for outcome in outcomes if outcome.status != "accepted").items())
         ),
-        "featurized": len(features),
+        "featurized": sum(image_id in scored_images for image_id in features["image_id"]),
         "errors": committed_rows(errors_table),
         "batches": len(running.listener.records),
         "throughput_images_per_s": throughput,
@@ -317,8 +340,21 @@ def run_demo(options: DemoOptions) -> tuple[dict, bool]:
         "features_table": f"{FEATURES_TABLE} at {features_table.location()}",
         "plots": [str(path) for path in plots],
         "timings_s": timings,
+        **predictions,
     }
     return summary, complete
+
+
+def render_predictions(summary: dict) -> str:
+    if summary.get("prediction_accuracy") is None:
+        return f"none ({summary.get('predictions_refused') or 'no image left unseen by training'})"
+    sizes = summary["model_bytes"]
+    return (
+        f"accuracy {summary['prediction_accuracy']:.3f} on {summary['prediction_images']} images never "
+        f"trained on (held-out at training {summary['held_out_accuracy']:.3f}); app model "
+        f"{sizes['app_model'] / 1e6:.1f} MB agrees {summary['app_agreement']:.1%}, "
+        f"{summary['app_latency_ms_p50']} ms/image"
+    )
 
 
 def render_summary(summary: dict) -> str:
@@ -339,6 +375,7 @@ def render_summary(summary: dict) -> str:
         f"PC1 {summary['pc1_share']:.1%}",
         f"  feature quality    linear probe of the label: {probe} ({PROBE_FOLDS}-fold, k PCA features)",
         f"  model              {summary['model_version']} / {summary['pca_version']}",
+        f"  predictions        {render_predictions(summary)}",
         f"  output             {summary['features_table']}",
         f"  plots              {', '.join(summary['plots'])}",
         f"  timings (s)        {summary['timings_s']}",

@@ -147,8 +147,11 @@ def stream_predictions(
     return images, expected
 
 
-def export_app_model(lake_uri: str, featurizer_uri: str, pca_uri: str) -> dict:
-    """Build, check and publish the app model of the lake's current classifier; return its latest.json."""
+def export_app_model(lake_uri: str, featurizer_uri: str, pca_uri: str, spark=None) -> dict:
+    """Build, check and publish the app model of the lake's current classifier; return its latest.json.
+
+    `spark`: a running session to load the PCA with (else one is started and stopped here).
+    """
     from streaming_job.model import FeaturizerError, load_featurizer_spec
     from streaming_job.pca import PcaError, load_pca
     from streaming_job.session import build_spark_session
@@ -158,11 +161,12 @@ def export_app_model(lake_uri: str, featurizer_uri: str, pca_uri: str) -> dict:
         raise ClassifierError(f"{lake_uri} has no published classifier: run `fruits classifier train` first")
     try:
         spec = load_featurizer_spec(featurizer_uri)
-        spark = build_spark_session("fruits-export-app", master="local[1]")
+        session = spark or build_spark_session("fruits-export-app", master="local[1]")
         try:
-            projection = load_pca(spark, pca_uri, spec.model_version)
+            projection = load_pca(session, pca_uri, spec.model_version)
         finally:
-            spark.stop()
+            if spark is None:
+                session.stop()
     except (FeaturizerError, PcaError) as error:
         raise ClassifierError(str(error)) from error
     classifier = load_published(lake_uri, pointer, projection.pca_version)
