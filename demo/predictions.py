@@ -111,7 +111,11 @@ def prediction_summary(
 
     featurizer_bytes = len(uris.read_bytes(config.featurizer))
     if phase.report is None:
-        return {"prediction_accuracy": None, "predictions_refused": phase.refused}, []
+        return {
+            "prediction_accuracy": None,
+            "predictions_refused": phase.refused,
+            "training_uploads": phase.rows,
+        }, []
     classifier = phase.report.classifier
     ids = features.column("image_id").to_pylist()
     unseen = [
@@ -140,6 +144,7 @@ def prediction_summary(
         "prediction_images": rows.num_rows,
         "held_out_accuracy": phase.report.held_out_accuracy,
         "trained_on": phase.report.train_rows,
+        "training_uploads": phase.rows,
         "classifier_version": classifier.version,
         "model_bytes": {
             "featurizer": featurizer_bytes,

@@ -13,6 +13,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 # Lambda (which also brings Powertools and pydantic): none of them is in the EMR zip.
 NOT_ON_EMR = (
     "fruits_cli",
+    "fruits_classifier",
     "operations",
     "demo",
     "benchmarks",
@@ -24,6 +25,7 @@ ROOMS = (
     "fruits_core",
     "fruits_lake",
     "streaming_job",
+    "fruits_classifier",
     "fruits_cli",
     "operations",
     "demo",
@@ -86,6 +88,16 @@ def test_the_table_layer_imports_only_the_core_and_never_spark():
     # WHEN its imports are read THEN it names no other room and not pyspark
     above = tuple(name for name in ROOMS if name not in ("fruits_lake", "fruits_core"))
     assert offending("fruits_lake", (*above, "pyspark")) == {}
+
+
+def test_the_classifier_room_sits_below_the_cli_demo_and_operations():
+    # GIVEN every module of fruits_classifier/ (training and the app export, beside the stream)
+    # WHEN its imports are read THEN it names the core, the lake and the stream only (the scoring
+    # half it shares with the workers lives in streaming_job.classifier, which never imports it back)
+    assert (
+        offending("fruits_classifier", ("fruits_cli", "operations", "demo", "benchmarks", "fruits_ingest"))
+        == {}
+    )
 
 
 def test_the_rule_sees_a_lazy_import(tmp_path: Path):
