@@ -78,8 +78,18 @@ class Classifier:
         return [self.labels[index] for index in best], probabilities[np.arange(len(best)), best]
 
 
-def classifier_root(lake_uri: str) -> str:
-    return join_uri(lake_uri, CLASSIFIER_DIR)
+def predict_rows(classifier: Classifier | None, features: list) -> tuple[list, list, list]:
+    """(label, confidence, classifier_version) per row of a worker batch (None: no classifier or vector)."""
+    none = [None] * len(features)
+    scored = [position for position, vector in enumerate(features) if vector is not None]
+    if classifier is None or not scored:
+        return none, list(none), list(none)
+    labels, confidences = classifier.predict(np.stack([features[position] for position in scored]))
+    out_labels, out_confidences, out_versions = list(none), list(none), list(none)
+    for position, label, confidence in zip(scored, labels, confidences.tolist(), strict=True):
+        out_labels[position], out_confidences[position] = label, confidence
+        out_versions[position] = classifier.version
+    return out_labels, out_confidences, out_versions
 
 
 def artifact_uri(lake_uri: str, version: str) -> str:

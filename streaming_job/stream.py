@@ -19,7 +19,6 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import numpy as np
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -33,7 +32,7 @@ from streaming_job.batch_outcome import (
     WORKER_ROW_FIELDS,
     split_outcome,
 )
-from streaming_job.classifier import LOW_CONFIDENCE
+from streaming_job.classifier import LOW_CONFIDENCE, predict_rows
 from streaming_job.classifier_swap import ClassifierSwap
 from streaming_job.config import StreamConfig
 from streaming_job.parallelism import current_coalesce_width
@@ -244,7 +243,7 @@ def featurize_partition(context: WorkerContext, classifier_broadcast=None):
             out["pca_residual"] = scatter(usable, result.residuals)
             out["model_version"] = scatter(usable, [projection.model_version] * len(result.errors))
             out["pca_version"] = scatter(usable, [projection.pca_version] * len(result.errors))
-            labels, confidences, versions = predictions(classifier, result.features)
+            labels, confidences, versions = predict_rows(classifier, result.features)
             out["predicted_label"] = scatter(usable, labels)
             out["prediction_confidence"] = scatter(usable, confidences)
             out["classifier_version"] = scatter(usable, versions)
@@ -253,20 +252,6 @@ def featurize_partition(context: WorkerContext, classifier_broadcast=None):
             yield out
 
     return featurize
-
-
-def predictions(classifier, features: list) -> tuple[list, list, list]:
-    """(label, confidence, classifier_version) per featurized row; all None without a classifier or vector."""
-    none = [None] * len(features)
-    scored = [position for position, vector in enumerate(features) if vector is not None]
-    if classifier is None or not scored:
-        return none, list(none), list(none)
-    labels, confidences = classifier.predict(np.stack([features[position] for position in scored]))
-    out_labels, out_confidences, out_versions = list(none), list(none), list(none)
-    for position, label, confidence in zip(scored, labels, confidences.tolist(), strict=True):
-        out_labels[position], out_confidences[position] = label, confidence
-        out_versions[position] = classifier.version
-    return out_labels, out_confidences, out_versions
 
 
 def scatter(mask, values: list, base: list | None = None) -> list:

@@ -43,7 +43,8 @@ def test_the_app_model_agrees_with_the_stream_on_held_out_images(scored_lake, ex
     # WHEN the app model runs on each (uint8 RGB in, one probability per label out)
     outputs = np.stack([runner.probabilities(image) for image in images])
     np.testing.assert_allclose(outputs.sum(axis=1), 1.0, rtol=1e-4)
-    agreeing = np.mean([classifier.labels[index] == want for index, want in zip(outputs.argmax(1), expected, strict=True)])
+    predicted = [classifier.labels[index] for index in outputs.argmax(axis=1)]
+    agreeing = np.mean([label == want for label, want in zip(predicted, expected, strict=True)])
     # THEN it agrees with the stream as often as the export measured, and nearly always
     assert agreeing == pytest.approx(exported["agreement_with_stream"], abs=1e-4)
     assert agreeing >= 0.9
