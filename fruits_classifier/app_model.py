@@ -15,7 +15,9 @@ Lake layout: <lake>/models/app/<classifier_version>/fruits.tflite + labels.txt, 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import logging
 
@@ -83,7 +85,9 @@ def convert(model, quantise: bool) -> bytes:
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     if quantise:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    return converter.convert()
+    # Keras prints the traced signature on stdout, where `--json` promises one object only.
+    with contextlib.redirect_stdout(io.StringIO()):
+        return converter.convert()
 
 
 class AppRunner:

@@ -145,7 +145,7 @@ def test_fruits_demo_end_to_end_on_twelve_images(sample_image_paths, tmp_path):
         ],
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=900,  # the demo also trains the classifier and exports the app model
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
     )
     assert result.returncode == 0, result.stderr[-4000:]
