@@ -31,7 +31,7 @@ import pyarrow as pa
 from fruits_core.errors import ConfigError
 from fruits_lake.catalog import ensure_tables, open_catalog
 from fruits_lake.reading import committed_rows
-from fruits_lake.schemas import ERRORS_ARROW_SCHEMA, FEATURES_ARROW_SCHEMA
+from fruits_lake.schemas import ERRORS_ARROW_SCHEMA, FEATURES_ARROW_SCHEMA, conform_rows
 from fruits_lake.sink import TableSink
 
 DEFAULT_ROWS = (4000, 8000)
@@ -71,23 +71,28 @@ def feature_batch(first_id: int, rows: int, k: int, moment: datetime, rng: np.ra
     """`rows` features rows as split_outcome gives them: one upload hour, k random floats each."""
     hour = moment.replace(minute=0, second=0, microsecond=0)
     vectors = rng.standard_normal((rows, k), dtype=np.float32)
-    return pa.table(
-        {
-            "image_id": [f"{index:032x}" for index in range(first_id, first_id + rows)],
-            "subject_id": [f"{index % 997:064x}" for index in range(rows)],
-            "key_version": ["1"] * rows,
-            "label": ["apple"] * rows,
-            "region": ["u09t"] * rows,
-            "captured_hour": [hour] * rows,
-            "uploaded_at": [hour] * rows,
-            "ingested_at": [moment] * rows,
-            "processed_at": [moment] * rows,
-            "features": pa.FixedSizeListArray.from_arrays(vectors.ravel(), k).cast(pa.list_(pa.float32())),
-            "pca_residual": rng.random(rows, dtype=np.float32),
-            "model_version": ["mobilenet_v2-int8"] * rows,
-            "pca_version": [PCA_VERSION] * rows,
-        }
-    ).cast(FEATURES_ARROW_SCHEMA)
+    return conform_rows(
+        pa.table(
+            {
+                "image_id": [f"{index:032x}" for index in range(first_id, first_id + rows)],
+                "subject_id": [f"{index % 997:064x}" for index in range(rows)],
+                "key_version": ["1"] * rows,
+                "label": ["apple"] * rows,
+                "region": ["u09t"] * rows,
+                "captured_hour": [hour] * rows,
+                "uploaded_at": [hour] * rows,
+                "ingested_at": [moment] * rows,
+                "processed_at": [moment] * rows,
+                "features": pa.FixedSizeListArray.from_arrays(vectors.ravel(), k).cast(
+                    pa.list_(pa.float32())
+                ),
+                "pca_residual": rng.random(rows, dtype=np.float32),
+                "model_version": ["mobilenet_v2-int8"] * rows,
+                "pca_version": [PCA_VERSION] * rows,
+            }
+        ),
+        FEATURES_ARROW_SCHEMA,
+    )
 
 
 def error_batch(rows: int, moment: datetime) -> pa.Table:

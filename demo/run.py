@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from demo.predictions import prediction_summary, reset_classifier, train_phase, training_images
 from demo.uploads import AppUpload, app_uploads, bad_uploads, find_images
 from fruits_core import contracts
 from fruits_core.errors import ConfigError
@@ -67,6 +68,8 @@ LAKE_DATA_PREFIXES = (
 PCA_SOURCE_NAME = "pca-images.json"
 # The clean images the PCA is fitted on: the Lambda's re-encoding of the uploads (kept for inspection).
 PCA_IMAGES_DIR = "pca-images"
+# Where the classifier's training images are uploaded (apart from the demo's own uploads).
+TRAINING_UPLOADS = "uploads-train"
 PROBE_FOLDS = 5
 
 
@@ -79,6 +82,8 @@ class DemoOptions:
     weights: str = DEFAULT_WEIGHTS
     master: str = "local[*]"
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
+    # What the classifier is trained on (demo/predictions.py); None: the bundled sample.
+    train_images: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -305,6 +310,7 @@ def run_demo(options: DemoOptions) -> tuple[dict, bool]:
     paths = prepare_workdir(options.workdir)
     config = demo_stream_config(paths.lake_uri, options.runtime)
     uploads = [*app_uploads(images), *bad_uploads(images[0])]
+    reset_classifier(paths.lake, paths.workdir / TRAINING_UPLOADS)
 
     model_version = ensure_featurizer(config.featurizer, options.input_size, options.weights, images)
     laps.lap("featurizer")
@@ -317,6 +323,14 @@ def run_demo(options: DemoOptions) -> tuple[dict, bool]:
     say("starting the stream")
     running = start_stream(spark, config)
     laps.lap("stream start")
+    training = train_phase(
+        paths.workdir / TRAINING_UPLOADS,
+        config.lake,
+        demo_pseudonym_key(),
+        training_images(options.train_images or default_images_dir()),
+        options.timeout_seconds,
+    )
+    laps.lap("classifier")
     with tqdm(
         total=len(uploads), desc="app uploads + ingest", unit="img", file=sys.stderr, disable=None
     ) as progress:
@@ -324,7 +338,9 @@ def run_demo(options: DemoOptions) -> tuple[dict, bool]:
     laps.lap("ingest")
     accepted = [outcome for outcome in outcomes if outcome.status == "accepted"]
     with tqdm(total=len(accepted), desc="featurized", unit="img", file=sys.stderr, disable=None) as progress:
-        complete = wait_until_done(config.lake, len(accepted), options.timeout_seconds, progress)
+        complete = wait_until_done(
+            config.lake, training.rows + len(accepted), options.timeout_seconds, progress
+        )
     laps.lap("stream catch-up")
     stop = threading.Event()
     stop.set()
@@ -348,6 +364,12 @@ def run_demo(options: DemoOptions) -> tuple[dict, bool]:
             explained_variance=running.explained_variance,
         ),
     ]
+    scored_images = {outcome.image_id: path for outcome, path in zip(outcomes, images, strict=False)}
+    demo_rows = features_table.scan().to_arrow()
+    predictions, prediction_plots = prediction_summary(
+        training, demo_rows, scored_images, paths.plots, config, spark
+    )
+    plots += prediction_plots
     laps.lap("summary + plots")
     summary = {
         "images_dir": str(options.images),
@@ -357,7 +379,7 @@ def run_demo(options: DemoOptions) -> tuple[dict, bool]:
         "quarantined": dict(
             sorted(Counter(outcome.reason for outcome in outcomes if outcome.status != "accepted").items())
         ),
-        "featurized": len(features),
+        "featurized": sum(image_id in scored_images for image_id in features["image_id"]),
         "errors": committed_rows(errors_table),
         "batches": len(running.listener.records),
         "throughput_images_per_s": throughput,
@@ -372,6 +394,7 @@ def run_demo(options: DemoOptions) -> tuple[dict, bool]:
         "features_table": f"{FEATURES_TABLE} at {features_table.location()}",
         "plots": [str(path) for path in plots],
         "timings_s": laps.as_dict(),
+        **predictions,
     }
     return summary, complete
 
@@ -383,6 +406,18 @@ MACHINE_FIELDS = ("images_dir", "workdir", "features_table", "plots")
 def portable_summary(summary: dict) -> dict:
     """The summary without this machine's paths: what docs/data/demo.json holds (`fruits demo --record`)."""
     return {key: value for key, value in summary.items() if key not in MACHINE_FIELDS}
+
+
+def render_predictions(summary: dict) -> str:
+    if summary.get("prediction_accuracy") is None:
+        return f"none ({summary.get('predictions_refused') or 'no image left unseen by training'})"
+    sizes = summary["model_bytes"]
+    return (
+        f"accuracy {summary['prediction_accuracy']:.3f} on {summary['prediction_images']} images never "
+        f"trained on (held-out at training {summary['held_out_accuracy']:.3f}); app model "
+        f"{sizes['app_model'] / 1e6:.1f} MB agrees {summary['app_agreement']:.1%}, "
+        f"{summary['app_latency_ms_p50']} ms/image"
+    )
 
 
 def render_summary(summary: dict) -> str:
@@ -403,6 +438,7 @@ def render_summary(summary: dict) -> str:
         f"PC1 {summary['pc1_share']:.1%}",
         f"  feature quality    linear probe of the label: {probe} ({PROBE_FOLDS}-fold, k PCA features)",
         f"  model              {summary['model_version']} / {summary['pca_version']}",
+        f"  predictions        {render_predictions(summary)}",
         f"  output             {summary['features_table']}",
         f"  plots              {', '.join(summary['plots'])}",
         f"  time               {render_timings(summary['timings_s'])}",

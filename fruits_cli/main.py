@@ -22,6 +22,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("stream", "fruits_cli.stream", "run the streaming featurizer (same flags as main.py)"),
     ("fit-pca", "fruits_cli.fit_pca", "fit the PCA model on a sample of images"),
     ("model", "fruits_cli.model", "featurizer artifact commands (export)"),
+    ("classifier", "fruits_cli.classifier", "train the fruit classifier; export the app's model"),
     ("status", "fruits_cli.status", "print the stream's health"),
     ("lake", "fruits_cli.lake", "maintain the lake's Iceberg tables (maintain)"),
     ("deploy", "fruits_cli.deploy", "deploy and operate the stream on Amazon EMR"),

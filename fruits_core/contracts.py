@@ -87,6 +87,10 @@ LIVE_STATE_PREFIXES = (
 
 FEATURIZER_KEY = featurizer_key()
 PCA_KEY = f"{MODELS_PREFIX}pca"
+# The app's on-device model (`fruits classifier export-app`): <prefix><classifier_version>/<files>, and the
+# pointer to the current one, which the upload API's GET /model reads (docs/predictions.md).
+APP_MODEL_PREFIX = f"{MODELS_PREFIX}app/"
+APP_MODEL_LATEST_KEY = f"{APP_MODEL_PREFIX}latest.json"
 # Written by `fruits deploy stop`: the running stream stops cleanly after its current micro-batch.
 STOP_MARKER_KEY = f"{CONTROL_PREFIX}stop-stream"
 
@@ -230,6 +234,10 @@ STREAM_METRICS: tuple[tuple[str, str, str], ...] = (
     ("Heartbeat", "heartbeat", "Count"),
     # Age of the micro-batch being written (0 when idle): grows without bound while a batch hangs.
     ("BatchInFlightSeconds", "batch_in_flight_seconds", "Seconds"),
+    # Per batch, while a classifier scores it: predictions under the confidence threshold, and labelled
+    # uploads predicted as another fruit (drift, label noise; docs/predictions.md).
+    ("LowConfidencePredictions", "low_confidence_rows", "Count"),
+    ("LabelDisagreements", "label_disagreements", "Count"),
 )
 STREAM_METRIC_DIMENSION = "Stage"
 
@@ -337,6 +345,11 @@ FEATURES_FIELDS: tuple[tuple[str, str], ...] = (
     ("pca_residual", "float"),
     ("model_version", "string"),
     ("pca_version", "string"),
+    # Added by schema evolution (fruits_lake.migrations): optional, so rows written before read as null,
+    # and null too while no classifier is published (docs/predictions.md).
+    ("predicted_label", "string?"),
+    ("prediction_confidence", "float?"),
+    ("classifier_version", "string?"),
 )
 
 # Rows the stream could not featurize.

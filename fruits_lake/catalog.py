@@ -31,6 +31,7 @@ from pyiceberg.table import Table
 from fruits_core import contracts
 from fruits_core.errors import ConfigError
 from fruits_core.lake_uris import S3_SCHEME, join_uri
+from fruits_lake.migrations import migrate
 from fruits_lake.schemas import ERRORS_SCHEMA, ERRORS_SPEC, FEATURES_SCHEMA, FEATURES_SPEC
 
 NAMESPACE = "fruits"
@@ -118,6 +119,8 @@ def ensure_tables(catalog: Catalog) -> tuple[Table, Table]:
         new_features_location(lake),
         FEATURES_TABLE_PROPERTIES,
     )
+    # A table an earlier version created gains the columns added since (before any append).
+    features = migrate(features, FEATURES_SCHEMA)
     errors = create_table_if_missing(
         catalog, ERRORS_TABLE, ERRORS_SCHEMA, ERRORS_SPEC, join_uri(lake, contracts.ERRORS_PREFIX)
     )

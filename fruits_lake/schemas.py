@@ -81,3 +81,15 @@ def arrow_schema(schema: Schema) -> pa.Schema:
 
 FEATURES_ARROW_SCHEMA = arrow_schema(FEATURES_SCHEMA)
 ERRORS_ARROW_SCHEMA = arrow_schema(ERRORS_SCHEMA)
+
+
+def conform_rows(rows: pa.Table, schema: pa.Schema) -> pa.Table:
+    """`rows` in `schema`'s column order and types, optional columns it lacks filled with nulls.
+
+    Rows built before a column was added (a writer's fixture, an older tool) stay appendable.
+    """
+    columns = [
+        rows.column(field.name) if field.name in rows.column_names else pa.nulls(rows.num_rows, field.type)
+        for field in schema
+    ]
+    return pa.table(columns, names=schema.names).cast(schema)

@@ -43,7 +43,16 @@ WORKER_ROW_FIELDS: tuple[tuple[str, str], ...] = (
 )
 FEATURIZED_COLUMNS = contracts.field_names(WORKER_ROW_FIELDS)
 # Filled in by the worker; every other column arrives with the manifest row, in this order.
-WORKER_COMPUTED_COLUMNS = ("processed_at", "features", "pca_residual", "model_version", "pca_version")
+WORKER_COMPUTED_COLUMNS = (
+    "processed_at",
+    "features",
+    "pca_residual",
+    "model_version",
+    "pca_version",
+    "predicted_label",
+    "prediction_confidence",
+    "classifier_version",
+)
 WORKER_INPUT_COLUMNS = [name for name in FEATURIZED_COLUMNS if name not in WORKER_COMPUTED_COLUMNS]
 # errors/ columns, from the featurized columns they are taken from.
 ERROR_SOURCES = {
@@ -78,6 +87,7 @@ class BatchOutcome:
         already_in_table: int,
         feature_rows: int | None = None,
         error_rows: int | None = None,
+        low_confidence: float = 0.0,
     ) -> BatchStats:
         """The batch's figures; `feature_rows`/`error_rows`: what the sink says is in the tables
         (erased subjects' and repeated rows left out), so the status totals add up to the tables."""
@@ -94,7 +104,19 @@ class BatchOutcome:
             latency_p50_ms=p50,
             latency_p95_ms=p95,
             model_builds=model_builds,
+            **prediction_figures(self.features, low_confidence),
         )
+
+
+def prediction_figures(features: pa.Table, low_confidence: float) -> dict[str, int | None]:
+    """Low-confidence predictions and label disagreements among a batch's scored rows (None: none scored)."""
+    scored = features.filter(pc.is_valid(features.column("predicted_label")))
+    if scored.num_rows == 0:
+        return {"low_confidence_rows": None, "label_disagreements": None}
+    low = pc.sum(pc.less(scored.column("prediction_confidence"), low_confidence)).as_py() or 0
+    labelled = scored.filter(pc.is_valid(scored.column("label")))
+    disagree = pc.sum(pc.not_equal(labelled.column("label"), labelled.column("predicted_label"))).as_py() or 0
+    return {"low_confidence_rows": int(low), "label_disagreements": int(disagree)}
 
 
 def split_outcome(featurized: pa.Table) -> BatchOutcome:

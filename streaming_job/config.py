@@ -53,6 +53,9 @@ class StreamConfig:
     checkpoint_epoch_hours: float = 24.0
     # Start a new features table when the model differs from the current table's (table_versions).
     new_model_table: bool = False
+    # Score each features row with the lake's published classifier (streaming_job.classifier_swap);
+    # off only to measure the stream without it (`fruits bench`).
+    predictions: bool = True
 
     @property
     def manifests_uri(self) -> str:
@@ -108,6 +111,8 @@ class StreamConfig:
             args.append("--available-now")
         if self.new_model_table:
             args.append("--new-model-table")
+        if not self.predictions:
+            args.append("--no-predictions")
         return args
 
 
@@ -222,6 +227,13 @@ def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
         "5-minute period of the heartbeat alarm holds at least two)",
     )
     parser.add_argument(
+        "--no-predictions",
+        dest="predictions",
+        action="store_false",
+        help="leave predicted_label, prediction_confidence and classifier_version null: no classifier "
+        "is read from <lake>/models/classifier/ (to measure the stream without scoring)",
+    )
+    parser.add_argument(
         "--hung-after",
         dest="hung_after_seconds",
         type=float,
@@ -290,6 +302,7 @@ def config_from_args(args: argparse.Namespace) -> StreamConfig:
         hung_after_seconds=args.hung_after_seconds,
         image_read_timeout_seconds=args.image_read_timeout_seconds,
         new_model_table=args.new_model_table,
+        predictions=args.predictions,
         checkpoint_epoch_hours=args.checkpoint_epoch_hours,
     )
     for uri_field in ("checkpoint", "featurizer", "pca"):

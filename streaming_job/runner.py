@@ -26,6 +26,7 @@ from fruits_lake.sink import TableSink
 from fruits_lake.table_versions import TableModel, features_table_for
 from streaming_job import uris
 from streaming_job.backlog import ManifestBacklog
+from streaming_job.classifier_swap import ClassifierSwap
 from streaming_job.config import StreamConfig
 from streaming_job.epoch_rotation import EpochCheckpoints, EpochRotation
 from streaming_job.heartbeat import Heartbeat
@@ -103,6 +104,9 @@ def start_stream(spark: SparkSession, config: StreamConfig) -> RunningStream:
         model_builds=sc.accumulator(0),
         image_read_timeout_seconds=config.image_read_timeout_seconds,
     )
+    classifier_swap = (
+        ClassifierSwap(config.lake, projection.pca_version, sc.broadcast) if config.predictions else None
+    )
     files = HadoopFiles(spark)
     files.mkdirs(config.manifests_uri)
     board = BatchStatsBoard()
@@ -125,7 +129,7 @@ def start_stream(spark: SparkSession, config: StreamConfig) -> RunningStream:
         writer = (
             read_manifests(spark, config)
             .writeStream.queryName(QUERY_NAME)
-            .foreachBatch(MicroBatchWriter(spark, config, context, board, sink))
+            .foreachBatch(MicroBatchWriter(spark, config, context, board, sink, classifier_swap))
             .option("checkpointLocation", checkpoint_uri)
         )
         writer = (

@@ -45,6 +45,10 @@ class BatchStats:
     model_builds: int
     # Feature rows left out because their image_id was already in the table (a reset checkpoint re-read).
     already_in_table: int = 0
+    # Predictions below classifier.LOW_CONFIDENCE, and labelled rows predicted as another fruit
+    # (drift and label noise; null while no classifier scores the batch).
+    low_confidence_rows: int | None = None
+    label_disagreements: int | None = None
 
 
 @dataclass(frozen=True)
@@ -112,6 +116,8 @@ def progress_record(
         "backlog_manifests": backlog_manifests,
         "model_builds": stats.model_builds if stats else 0,
         "empty_manifests": empty_manifests,
+        "low_confidence_rows": stats.low_confidence_rows if stats else None,
+        "label_disagreements": stats.label_disagreements if stats else None,
     }
 
 

@@ -3,7 +3,7 @@
     readStream text(<lake>/manifests/, one row per file) + from_json(explicit manifest schema, PERMISSIVE)
       -> foreachBatch(MicroBatchWriter), one Spark job per micro-batch:
            batch_row_columns     malformed / unsupported manifests classified as errors
-           featurize_manifests   mapInPandas: read image, TF forward pass, PCA, in the worker
+           featurize_manifests   mapInPandas: read image, TF forward pass, PCA, classifier, in the worker
            toArrow               the batch's rows (k floats per image) to the driver
          then on the driver:
            split_outcome         features rows, error rows, batch figures (batch_outcome.py)
@@ -33,6 +33,8 @@ from streaming_job.batch_outcome import (
     WORKER_ROW_FIELDS,
     split_outcome,
 )
+from streaming_job.classifier import LOW_CONFIDENCE, predict_rows
+from streaming_job.classifier_swap import ClassifierSwap
 from streaming_job.config import StreamConfig
 from streaming_job.parallelism import current_coalesce_width
 from streaming_job.schemas import CORRUPT_RECORD_COLUMN, manifest_read_schema, struct_type
@@ -217,14 +219,18 @@ class WorkerContext:
     image_read_timeout_seconds: float
 
 
-def featurize_partition(context: WorkerContext):
-    """The mapInPandas function: one output row per manifest row, features or error."""
+def featurize_partition(context: WorkerContext, classifier_broadcast=None):
+    """The mapInPandas function: one output row per manifest row, features (and prediction) or error.
+
+    `classifier_broadcast` is the batch's classifier (classifier_swap); None leaves the predictions null.
+    """
 
     def featurize(frames: Iterator) -> Iterator:
         import pandas as pd
 
         from streaming_job.featurize import featurize_uris
         from streaming_job.worker_cache import (
+            cached_classifier,
             cached_featurizer,
             cached_image_reader,
             model_builds_in_this_process,
@@ -237,6 +243,7 @@ def featurize_partition(context: WorkerContext):
         context.model_builds.add(model_builds_in_this_process() - builds_before)
         projection = context.projection_broadcast.value
         reader = cached_image_reader(context.cores_per_task, context.image_read_timeout_seconds)
+        classifier = cached_classifier(classifier_broadcast) if classifier_broadcast is not None else None
         for frame in frames:
             usable = frame[REASON_COLUMN].isna().to_numpy()
             result = featurize_uris(frame.loc[usable, "image_uri"].tolist(), featurizer, projection, reader)
@@ -246,6 +253,10 @@ def featurize_partition(context: WorkerContext):
             out["pca_residual"] = scatter(usable, result.residuals)
             out["model_version"] = scatter(usable, [projection.model_version] * len(result.errors))
             out["pca_version"] = scatter(usable, [projection.pca_version] * len(result.errors))
+            labels, confidences, versions = predict_rows(classifier, result.features)
+            out["predicted_label"] = scatter(usable, labels)
+            out["prediction_confidence"] = scatter(usable, confidences)
+            out["classifier_version"] = scatter(usable, versions)
             out[REASON_COLUMN] = scatter(usable, result.reasons, base=frame[REASON_COLUMN].tolist())
             out[DETAIL_COLUMN] = scatter(usable, result.details, base=frame[DETAIL_COLUMN].tolist())
             yield out
@@ -261,7 +272,9 @@ def scatter(mask, values: list, base: list | None = None) -> list:
     return column
 
 
-def featurize_manifests(rows: DataFrame, context: WorkerContext, partitions: int) -> DataFrame:
+def featurize_manifests(
+    rows: DataFrame, context: WorkerContext, partitions: int, classifier_broadcast=None
+) -> DataFrame:
     """Featurize a batch's manifest rows (batch_row_columns) in at most `partitions` tasks.
 
     The file scan already splits a batch into about one partition per core
@@ -271,7 +284,9 @@ def featurize_manifests(rows: DataFrame, context: WorkerContext, partitions: int
     reading the manifests and featurizing them. Duplicate image_ids, which the
     key layout rules out, are dropped by split_outcome.
     """
-    return rows.coalesce(partitions).mapInPandas(featurize_partition(context), schema=featurized_schema())
+    return rows.coalesce(partitions).mapInPandas(
+        featurize_partition(context, classifier_broadcast), schema=featurized_schema()
+    )
 
 
 # --- Sink ----------------------------------------------------------------------------------------
@@ -292,11 +307,13 @@ class MicroBatchWriter:
         context: WorkerContext,
         board: BatchStatsBoard,
         sink: TableSink,
+        classifier_swap: ClassifierSwap | None = None,
     ) -> None:
         self.spark = spark
         self.context = context
         self.board = board
         self.sink = sink
+        self.classifier_swap = classifier_swap
         self.spark_context = spark.sparkContext
         self.row_columns = batch_row_columns(config.lake)
         self._query_id: str | None = None
@@ -312,10 +329,11 @@ class MicroBatchWriter:
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         self.board.begin(batch_id, utc_now())
         builds_before = self.context.model_builds.value
+        # The batch boundary: a classifier published since the last batch is used from this one on.
+        classifier = self.classifier_swap.for_batch() if self.classifier_swap is not None else None
         rows = batch.select(*self.row_columns)
-        outcome = split_outcome(
-            featurize_manifests(rows, self.context, current_coalesce_width(self.spark_context)).toArrow()
-        )
+        width = current_coalesce_width(self.spark_context)
+        outcome = split_outcome(featurize_manifests(rows, self.context, width, classifier).toArrow())
         written = self.sink.write(
             outcome.features, outcome.errors, self.query_id(), batch_id, outcome.error_owners
         )
@@ -324,6 +342,7 @@ class MicroBatchWriter:
             already_in_table=written.already_in_table,
             feature_rows=written.feature_rows_in_table,
             error_rows=written.error_rows_in_table,
+            low_confidence=LOW_CONFIDENCE,
         )
         self.board.record(batch_id, stats)
         log.info(

@@ -35,6 +35,7 @@ _featurizers: dict[tuple[str, int], Featurizer] = {}
 _builds: dict[str, int] = {}
 _threads_configured: int | None = None
 _readers: dict[float, ImageReader] = {}
+_classifiers: dict[str, object] = {}
 
 
 def configure_threads(cores_per_task: int) -> None:
@@ -124,6 +125,21 @@ def cached_image_reader(
             threads = read_threads(cores_per_task or task_cores(), threads_per_core_from_env())
             _readers[timeout_seconds] = ImageReader(threads, timeout_seconds=timeout_seconds)
         return _readers[timeout_seconds]
+
+
+def cached_classifier(classifier_broadcast):
+    """The process's classifier for the broadcast one: unpickled once per version, then reused.
+
+    A new version (a hot swap) replaces the cached one: a worker holds one classifier at a time.
+    """
+    wanted = classifier_broadcast.value
+    with _lock:
+        cached = _classifiers.get(wanted.version)
+        if cached is None:
+            _classifiers.clear()
+            cached = _classifiers[wanted.version] = wanted
+            log.info("classifier %s loaded in worker process %d", wanted.version, os.getpid())
+        return cached
 
 
 def model_builds_in_this_process(model_version: str | None = None) -> int:

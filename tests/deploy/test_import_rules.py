@@ -13,6 +13,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 # Lambda (which also brings Powertools and pydantic): none of them is in the EMR zip.
 NOT_ON_EMR = (
     "fruits_cli",
+    "fruits_classifier",
     "operations",
     "demo",
     "benchmarks",
@@ -24,6 +25,7 @@ ROOMS = (
     "fruits_core",
     "fruits_lake",
     "streaming_job",
+    "fruits_classifier",
     "fruits_cli",
     "operations",
     "demo",
@@ -91,7 +93,7 @@ def test_the_table_layer_imports_only_the_core_and_never_spark():
 # Outside fruits_lake, pyiceberg is for finding and reading tables only: every commit (the stream's
 # appends, maintenance, the table part of an erasure) and its one retry policy live in fruits_lake.
 READ_ONLY_PYICEBERG = {"pyiceberg.catalog", "pyiceberg.expressions", "pyiceberg.exceptions"}
-COMMITTING_FOLDERS = ("streaming_job", "fruits_privacy", "fruits_cli", "operations", "demo", "benchmarks")
+COMMITTING_FOLDERS = ("streaming_job", "fruits_classifier", "fruits_privacy", "fruits_cli", "operations", "demo", "benchmarks")
 
 
 def test_only_the_table_layer_commits_to_tables():
@@ -111,6 +113,14 @@ def test_only_the_table_layer_commits_to_tables():
                 found[str(path.relative_to(REPO_ROOT))] = writes
     # THEN none writes tables or retries commits itself
     assert found == {}
+def test_the_classifier_room_sits_below_the_cli_demo_and_operations():
+    # GIVEN every module of fruits_classifier/ (training and the app export, beside the stream)
+    # WHEN its imports are read THEN it names the core, the lake and the stream only (the scoring
+    # half it shares with the workers lives in streaming_job.classifier, which never imports it back)
+    assert (
+        offending("fruits_classifier", ("fruits_cli", "operations", "demo", "benchmarks", "fruits_ingest"))
+        == {}
+    )
 
 
 def test_the_rule_sees_a_lazy_import(tmp_path: Path):

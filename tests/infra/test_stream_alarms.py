@@ -14,14 +14,14 @@ import pytest
 from cloudwatch_alarms import ALARM, OK, alarm_from_template
 
 from fruits_core import contracts
-from streaming_job.status_log import BatchInFlight, emf_record, heartbeat_record, progress_record
+from streaming_job.status_log import BatchInFlight, BatchStats, emf_record, heartbeat_record, progress_record
 
 START = datetime(2024, 5, 1, tzinfo=UTC)
 MINUTE = 60
 # The stream has been running for an hour before the observed hour (no start-up transient).
 HISTORY_MINUTES = 60
 OBSERVED_MINUTES = 90
-ALARMS = ("HeartbeatMissingAlarm", "BatchHungAlarm", "BacklogGrowingAlarm")
+ALARMS = ("HeartbeatMissingAlarm", "BatchHungAlarm", "BacklogGrowingAlarm", "PredictionDriftAlarm")
 
 
 def emitted(documents: list[dict]) -> dict[str, list[tuple[float, float]]]:
@@ -153,3 +153,48 @@ def test_each_stream_alarm_reads_a_metric_the_job_emits(emr_template, name):
     )
     # THEN the alarm watches only those
     assert metrics and set(metrics) <= emitted_names
+
+
+def scored_batches(disagreeing_per_batch: int, low_confidence_per_batch: int) -> dict[str, list]:
+    """A minute-by-minute stream of 100-manifest batches, each scored by a classifier."""
+    documents = []
+    for minute in range(-HISTORY_MINUTES, OBSERVED_MINUTES):
+        stats = BatchStats(
+            manifest_rows=100,
+            feature_rows=100,
+            error_rows=0,
+            latency_p50_ms=900.0,
+            latency_p95_ms=1500.0,
+            model_builds=0,
+            low_confidence_rows=low_confidence_per_batch,
+            label_disagreements=disagreeing_per_batch if minute >= 0 else 0,
+        )
+        progress = {
+            "batchId": minute + HISTORY_MINUTES,
+            "timestamp": contracts.iso_utc(START + timedelta(minutes=minute)),
+            "runId": "run",
+            "durationMs": {"triggerExecution": 50_000},
+        }
+        documents.append(emf_record(progress_record(progress, stats, 0), "Fruits/Stream", "prod"))
+    return emitted(documents)
+
+
+def drift_states(emr_template, samples) -> list[str]:
+    start = START.timestamp()
+    alarm = alarm_from_template(emr_template, "PredictionDriftAlarm")
+    return [state for _, state in alarm.timeline(samples, start, start + OBSERVED_MINUTES * MINUTE)]
+
+
+def test_labels_that_start_to_disagree_with_the_predictions_fire_the_drift_alarm(emr_template):
+    # GIVEN a scored stream whose uploads, from minute 0, disagree with the prediction 15 times in 100
+    observed = drift_states(
+        emr_template, scored_batches(disagreeing_per_batch=15, low_confidence_per_batch=1)
+    )
+    # THEN the drift alarm (over 10 % in an hour) fires once a full hour of it is counted, not before
+    assert set(observed[:60]) == {OK}
+    assert ALARM in observed[60:]
+
+
+def test_a_few_low_confidence_predictions_fire_nothing(emr_template):
+    observed = drift_states(emr_template, scored_batches(disagreeing_per_batch=2, low_confidence_per_batch=3))
+    assert set(observed) == {OK}

@@ -125,6 +125,7 @@ def cold_start(
         "PRESIGN_EXPIRES_SECONDS",
         "UPLOAD_QUOTA_TABLE",
         "DAILY_UPLOAD_QUOTA",
+        "MODEL_URL_EXPIRES_SECONDS",
     ):
         monkeypatch.delenv(name, raising=False)
     for name, value in environ.items():

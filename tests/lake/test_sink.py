@@ -23,7 +23,7 @@ from fruits_lake.commit_retry import RetryPolicy
 from fruits_lake.erased_subjects import tombstone_listing
 from fruits_lake.erasure import SubjectMatch, erase_from_table
 from fruits_lake.reading import committed_rows
-from fruits_lake.schemas import ERRORS_ARROW_SCHEMA, FEATURES_ARROW_SCHEMA
+from fruits_lake.schemas import ERRORS_ARROW_SCHEMA, FEATURES_ARROW_SCHEMA, conform_rows
 from fruits_lake.sink import (
     CLOCK_SKEW_MARGIN,
     SinkHooks,
@@ -49,23 +49,26 @@ def feature_rows(
     subject: str | None = None,
 ) -> pa.Table:
     count = len(ids)
-    return pa.table(
-        {
-            "image_id": ids,
-            "subject_id": [subject] * count,
-            "key_version": [None] * count,
-            "label": ["apple"] * count,
-            "region": [None] * count,
-            "captured_hour": [None] * count,
-            "uploaded_at": [uploaded + timedelta(hours=index) for index in range(count)],
-            "ingested_at": [ingested or uploaded] * count,
-            "processed_at": [uploaded] * count,
-            "features": [[0.5, -0.5]] * count,
-            "pca_residual": [0.1] * count,
-            "model_version": ["m"] * count,
-            "pca_version": [PCA] * count,
-        }
-    ).cast(FEATURES_ARROW_SCHEMA)
+    return conform_rows(
+        pa.table(
+            {
+                "image_id": ids,
+                "subject_id": [subject] * count,
+                "key_version": [None] * count,
+                "label": ["apple"] * count,
+                "region": [None] * count,
+                "captured_hour": [None] * count,
+                "uploaded_at": [uploaded + timedelta(hours=index) for index in range(count)],
+                "ingested_at": [ingested or uploaded] * count,
+                "processed_at": [uploaded] * count,
+                "features": [[0.5, -0.5]] * count,
+                "pca_residual": [0.1] * count,
+                "model_version": ["m"] * count,
+                "pca_version": [PCA] * count,
+            }
+    ),
+        FEATURES_ARROW_SCHEMA,
+    )
 
 
 def error_rows(count: int, ids: list[str] | None = None) -> pa.Table:

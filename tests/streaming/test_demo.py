@@ -190,7 +190,7 @@ def test_fruits_demo_end_to_end_on_twelve_images(sample_image_paths, tmp_path):
         ],
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=900,  # the demo also trains the classifier and exports the app model
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
     )
     assert result.returncode == 0, result.stderr[-4000:]
@@ -213,9 +213,15 @@ def test_fruits_demo_end_to_end_on_twelve_images(sample_image_paths, tmp_path):
     for plot in summary["plots"]:
         assert Path(plot).parent == workdir.resolve() / "plots"
         assert Path(plot).read_bytes().startswith(b"\x89PNG")
-    # AND the output holds 12 rows and none of the uploads' personal data
+    # AND the classifier, trained first on the bundled images, scored the demo's uploads
+    assert summary["training_uploads"] > 0 and 0 <= summary["prediction_accuracy"] <= 1
+    assert summary["model_bytes"]["app_model"] > 0 and 0 <= summary["app_agreement"] <= 1
+    assert any(Path(plot).name == "confusion_matrix.png" for plot in summary["plots"])
+    # AND the output holds the 12 rows (after the training uploads') and none of the uploads' personal data
     rows = read_features((workdir / "lake").as_uri()).to_pylist()
-    assert len(rows) == 12 and {row["label"] for row in rows} == {"apple", "lemon", "mango", "raspberry"}
+    assert len(rows) == 12 + summary["training_uploads"]
+    assert {row["label"] for row in rows} == {"apple", "lemon", "mango", "raspberry"}
+    assert sum(row["classifier_version"] == summary["classifier_version"] for row in rows) >= 12
     files = sorted((workdir / "lake" / "features").rglob("*.*"))
     text = json.dumps(rows, default=str) + "".join(path.read_bytes().decode("latin-1") for path in files)
     assert "demo-farmer" not in text and "android-" not in text and "IMG_" not in text

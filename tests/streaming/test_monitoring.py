@@ -98,6 +98,8 @@ STATS = BatchStats(
     latency_p95_ms=4200.0,
     model_builds=2,
     already_in_table=3,
+    low_confidence_rows=1,
+    label_disagreements=2,
 )
 
 
@@ -123,6 +125,8 @@ def test_a_progress_record_carries_the_batch_figures_and_no_identifiers():
         "backlog_manifests": 37,
         "model_builds": 2,
         "empty_manifests": 0,
+        "low_confidence_rows": 1,
+        "label_disagreements": 2,
     }
 
 
@@ -131,11 +135,13 @@ def test_emf_record_uses_the_alarm_metric_names_the_stage_dimension_and_the_name
     document = emf_record(progress_record(spark_progress(4), STATS, 37), "Fruits/Stream", "prod")
     # THEN it declares exactly the metric names the alarms use, with Stage as the only dimension
     directive = document["_aws"]["CloudWatchMetrics"][0]
-    assert [metric["Name"] for metric in directive["Metrics"]] == PROGRESS_METRIC_NAMES
+    predictions = ["LowConfidencePredictions", "LabelDisagreements"]
+    assert [metric["Name"] for metric in directive["Metrics"]] == [*PROGRESS_METRIC_NAMES, *predictions]
     assert [name for name, _, _ in EMF_METRICS] == [
         *PROGRESS_METRIC_NAMES,
         "Heartbeat",
         "BatchInFlightSeconds",
+        *predictions,
     ]
     assert directive["Namespace"] == "Fruits/Stream"
     assert directive["Dimensions"] == [["Stage"]]
