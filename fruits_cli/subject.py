@@ -50,8 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             choices=("key", "metadata"),
             default=os.environ.get(ENV_IDENTITY),
             help="where the ingest took the person from: 'key' (the Cognito sub in the upload key, as "
-            "deployed: default for s3:// lakes) or 'metadata' (the user-id metadata: default for "
-            f"file:// lakes) (env {ENV_IDENTITY}); --user-id is checked and normalised the same way",
+            "deployed; the choice for s3:// lakes when not given) or 'metadata' (the user-id metadata; "
+            f"the choice for file:// lakes) (env {ENV_IDENTITY}); --user-id is checked and normalised "
+            "the same way",
         )
         action.add_argument(
             "--key-parameter",
