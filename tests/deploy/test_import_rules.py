@@ -93,3 +93,92 @@ def test_the_rule_sees_a_lazy_import(tmp_path: Path):
     module = tmp_path / "lazy.py"
     module.write_text("def run():\n    from fruits_cli.main import main\n    return main\n")
     assert imported_modules(module) == {"fruits_cli.main"}
+
+
+# Every first-party module by dotted name (lambdas/ingest is its own root: the Lambda's code).
+PACKAGE_ROOTS = (
+    ("", ("fruits_core", "fruits_lake", "fruits_privacy", "streaming_job", "fruits_cli", "operations")),
+    ("", ("demo", "benchmarks")),
+    ("lambdas/ingest", ("fruits_ingest",)),
+)
+
+
+def first_party_modules() -> dict[str, Path]:
+    modules = {}
+    for root, packages in PACKAGE_ROOTS:
+        base = REPO_ROOT / root if root else REPO_ROOT
+        for package in packages:
+            for path in sorted((base / package).rglob("*.py")):
+                parts = path.relative_to(base).with_suffix("").parts
+                name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+                modules[name] = path
+    return modules
+
+
+def import_edges(path: Path, modules: dict[str, Path]) -> set[str]:
+    """The first-party modules a module imports (lazy imports included; `from pkg import mod` is `pkg.mod`)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found |= {f"{node.module}.{alias.name}" for alias in node.names} | {node.module}
+    # A package's __init__ is no edge: `from pkg import mod` already counts as `pkg.mod`.
+    return {name for name in found if name in modules and modules[name].name != "__init__.py"}
+
+
+def import_circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    circles = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for neighbour in graph.get(node, ()):
+            if neighbour not in index:
+                visit(neighbour)
+                low[node] = min(low[node], low[neighbour])
+            elif neighbour in on_stack:
+                low[node] = min(low[node], index[neighbour])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                circles.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return circles
+
+
+def test_no_module_imports_itself_back_through_others():
+    # GIVEN every first-party module's imports, lazy ones included
+    modules = first_party_modules()
+    graph = {name: import_edges(path, modules) - {name} for name, path in modules.items()}
+    # THEN no two modules reach each other (an import circle): shared names go to a module both import
+    assert import_circles(graph) == []
+
+
+def test_the_circle_check_finds_a_lazy_circle():
+    # GIVEN a imports b at the top and b imports a inside a function THEN the two form a circle
+    assert import_circles({"a": {"b"}, "b": {"a"}, "c": {"a"}}) == [["a", "b"]]
+    assert import_circles({"a": {"b"}, "b": set()}) == []
+
+
+def test_every_entry_script_has_its_own_name():
+    # GIVEN the modules named like entry scripts (`*_main.py`): spark-submit runs them by file name
+    names = [path.name for path in first_party_modules().values() if path.name.endswith("_main.py")]
+    # THEN no two share a name (the maintenance step's upload must not be mistaken for the CLI's module)
+    assert sorted(names) == sorted(set(names))
