@@ -14,7 +14,7 @@ import importlib
 import sys
 
 from fruits_core.aws_errors import missing_credentials_message
-from fruits_core.errors import ConfigError
+from fruits_core.errors import exit_code_of
 
 COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("demo", "fruits_cli.demo", "local end-to-end demo on real images"),
@@ -45,10 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.run(args)
-    except ConfigError as error:
-        print(f"fruits {args.command}: configuration error: {error}", file=sys.stderr)
-        return 2
+        return exit_code_of(f"fruits {args.command}", lambda: args.run(args))
     except Exception as error:
         # Missing or rejected AWS credentials, from any command: one line and rc 2, not a traceback.
         message = missing_credentials_message(error)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from fruits_core import contracts
 from fruits_core.errors import ConfigError
-from fruits_core.lake_uris import validate_lake_uri
+from fruits_core.lake_uris import add_lake_argument, required_lake_uri
 
 ENV_KEY_PARAMETER = "PSEUDONYM_KEY_PARAMETER"
 ENV_OPERATOR = "FRUITS_OPERATOR"
@@ -24,11 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     export = actions.add_parser("export", help="write everything the lake holds about a person as JSON")
     erase = actions.add_parser("erase", help="delete a person's images, records and table rows")
     for action in (export, erase):
-        action.add_argument(
-            "--lake",
-            default=os.environ.get("FRUITS_LAKE"),
-            help="lake root: s3://bucket[/prefix] or file:///abs/path (env FRUITS_LAKE)",
-        )
+        add_lake_argument(action)
         action.add_argument(
             "--user-id",
             required=True,
@@ -52,9 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from fruits_privacy.lake_objects import open_lake_objects
     from fruits_privacy.subjects import erase_subject, export_subject
 
-    if not args.lake:
-        raise ConfigError("--lake (or FRUITS_LAKE) is required")
-    lake = validate_lake_uri(args.lake, "--lake")
+    lake = required_lake_uri(args.lake)
     pseudonyms = _pseudonyms(lake, args)
     objects = open_lake_objects(lake)
     tables = _tables(lake)

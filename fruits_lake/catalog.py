@@ -19,7 +19,6 @@ import os
 import re
 import uuid
 from pathlib import Path
-from urllib.parse import urlparse
 
 from pyiceberg.catalog import Catalog
 from pyiceberg.catalog.glue import GlueCatalog
@@ -30,7 +29,14 @@ from pyiceberg.table import Table
 
 from fruits_core import contracts
 from fruits_core.errors import ConfigError
-from fruits_core.lake_uris import S3_SCHEME, join_uri
+from fruits_core.lake_uris import (
+    UnsupportedUriError,
+    file_uri,
+    is_s3,
+    join_uri,
+    local_path,
+    native_location,
+)
 from fruits_lake.schemas import ERRORS_SCHEMA, ERRORS_SPEC, FEATURES_SCHEMA, FEATURES_SPEC
 
 NAMESPACE = "fruits"
@@ -61,8 +67,8 @@ TABLE_PROPERTIES = {
 
 def open_catalog(lake_uri: str) -> Catalog:
     """The catalog of the lake at `lake_uri` (a path, `file://` URI or `s3://bucket[/prefix]`)."""
-    if urlparse(lake_uri).scheme == S3_SCHEME:
-        return _GlueLakeCatalog(glue_database(), lake_uri.rstrip("/"))
+    if is_s3(lake_uri):
+        return _GlueLakeCatalog(glue_database(), native_location(lake_uri))
     # Imported here: SQLAlchemy is a local-lake dependency only, not installed on EMR (Glue there).
     from pyiceberg.catalog.sql import SqlCatalog
 
@@ -71,22 +77,19 @@ def open_catalog(lake_uri: str) -> Catalog:
     catalog_dir.mkdir(parents=True, exist_ok=True)
     return SqlCatalog(
         CATALOG_NAME,
-        **{"uri": f"sqlite:///{catalog_dir / CATALOG_FILE}", LAKE_PROPERTY: root.as_uri()},
+        # pyiceberg takes locations verbatim: the decoded path, or `My Lake` would become `My%20Lake`.
+        **{"uri": f"sqlite:///{catalog_dir / CATALOG_FILE}", LAKE_PROPERTY: native_location(file_uri(root))},
     )
 
 
 def local_lake_root(lake_uri: str) -> Path:
     """The absolute directory of a local lake given as a path or a `file://` URI."""
-    parsed = urlparse(lake_uri)
-    if parsed.scheme == "file":
-        if parsed.netloc:
-            raise ConfigError(f"a file:// lake must be file:///absolute/path, got {lake_uri!r}")
-        return Path(parsed.path).resolve()
-    if parsed.scheme:
+    try:
+        return local_path(lake_uri).resolve()
+    except UnsupportedUriError as error:
         raise ConfigError(
             f"a lake is a path, file:///absolute/path or s3://bucket[/prefix], got {lake_uri!r}"
-        )
-    return Path(lake_uri).resolve()
+        ) from error
 
 
 def glue_database() -> str:

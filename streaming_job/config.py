@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields
 
 from fruits_core import contracts
 from fruits_core.errors import ConfigError
-from fruits_core.lake_uris import join_uri, validate_lake_uri
+from fruits_core.lake_uris import add_lake_argument, join_uri, required_lake_uri, validate_lake_uri
 
 CLEAN_SOURCE_MODES = ("off", "archive", "delete")
 # The heartbeat alarm sums heartbeats over 5-minute periods: at most 120 s apart, each period holds two.
@@ -127,11 +127,7 @@ def _default(field_name: str) -> str:
 
 def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the stream's flags on a parser (defaults come from FRUITS_* env vars)."""
-    parser.add_argument(
-        "--lake",
-        default=_env("LAKE"),
-        help="lake root: s3://bucket[/prefix] or file:///abs/path (env FRUITS_LAKE)",
-    )
+    add_lake_argument(parser)
     parser.add_argument(
         "--checkpoint",
         default=_env("CHECKPOINT"),
@@ -241,9 +237,7 @@ def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> StreamConfig:
     """Build and validate the config; raise ConfigError with a clear message."""
-    if not args.lake:
-        raise ConfigError("--lake (or FRUITS_LAKE) is required")
-    lake = validate_lake_uri(args.lake, "--lake")
+    lake = required_lake_uri(args.lake)
     if args.trigger_seconds <= 0:
         raise ConfigError(f"--trigger must be > 0 seconds, got {args.trigger_seconds}")
     if args.max_files_per_trigger < 1:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from fruits_core.lake_uris import is_not_found_code, write_atomically
+from fruits_core.lake_uris import is_not_found_code, local_path, split_s3, write_atomically
 
 S3_SCHEME = "s3://"
 FILE_SCHEME = "file://"
@@ -57,20 +57,6 @@ class ObjectStore(Protocol):
     def put(
         self, uri: str, data: bytes, content_type: str, metadata: Mapping[str, str] | None = None
     ) -> None: ...
-
-
-def split_s3_uri(uri: str) -> tuple[str, str]:
-    """`s3://bucket/any key` -> (bucket, key); the key is taken verbatim, not URL-decoded."""
-    if not uri.startswith(S3_SCHEME):
-        raise ValueError("not an s3:// URI")
-    bucket, _, key = uri[len(S3_SCHEME) :].partition("/")
-    return bucket, key
-
-
-def file_uri_path(uri: str) -> Path:
-    if not uri.startswith(FILE_SCHEME):
-        raise ValueError("not a file:// URI")
-    return Path(uri[len(FILE_SCHEME) :])
 
 
 def sidecar_path(path: Path) -> Path:
@@ -134,7 +120,7 @@ class S3ObjectStore:
     def put(
         self, uri: str, data: bytes, content_type: str, metadata: Mapping[str, str] | None = None
     ) -> None:
-        bucket, key = split_s3_uri(uri)
+        bucket, key = split_s3(uri)
         extra = {"Metadata": dict(metadata)} if metadata else {}
         self._call_raw(
             "PutObject",
@@ -144,7 +130,7 @@ class S3ObjectStore:
         )
 
     def _call(self, operation: str, method: Any, uri: str, version_id: str | None, **extra: str) -> dict:
-        bucket, key = split_s3_uri(uri)
+        bucket, key = split_s3(uri)
         version = {"VersionId": version_id} if version_id else {}
         return self._call_raw(operation, lambda: method(Bucket=bucket, Key=key, **version, **extra))
 
@@ -170,7 +156,7 @@ class FileObjectStore:
     """The filesystem as an object store; writes are atomic (hidden temp file, then os.replace)."""
 
     def head(self, uri: str, version_id: str | None = None) -> ObjectInfo:
-        path = file_uri_path(uri)
+        path = local_path(uri)
         try:
             size = path.stat().st_size
         except FileNotFoundError:
@@ -180,7 +166,7 @@ class FileObjectStore:
         return ObjectInfo(size=size, metadata=_read_sidecar(sidecar_path(path)))
 
     def get(self, uri: str, max_bytes: int, version_id: str | None = None, etag: str | None = None) -> bytes:
-        path = file_uri_path(uri)
+        path = local_path(uri)
         try:
             with path.open("rb") as handle:
                 return handle.read(max_bytes + 1)
@@ -192,7 +178,7 @@ class FileObjectStore:
     def put(
         self, uri: str, data: bytes, content_type: str, metadata: Mapping[str, str] | None = None
     ) -> None:
-        path = file_uri_path(uri)
+        path = local_path(uri)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             if metadata is not None:
