@@ -116,7 +116,7 @@ def first_party_modules() -> dict[str, Path]:
 
 
 def import_edges(path: Path, modules: dict[str, Path]) -> set[str]:
-    """The first-party modules a module imports (lazy imports included; `from pkg import mod` is `pkg.mod`)."""
+    """The first-party modules a module imports, lazy ones included (`from pkg import mod`: `pkg.mod`)."""
     tree = ast.parse(path.read_text(), filename=str(path))
     found = set()
     for node in ast.walk(tree):

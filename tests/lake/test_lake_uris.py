@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from fruits_ingest.storage import FileObjectStore
 
 from fruits_core import contracts
 from fruits_core.lake_uris import (
@@ -18,7 +19,6 @@ from fruits_core.lake_uris import (
     to_uri,
     validate_lake_uri,
 )
-from fruits_ingest.storage import FileObjectStore
 from fruits_privacy.lake_objects import StoredVersion, open_lake_objects
 from streaming_job import uris
 

@@ -16,7 +16,6 @@ from fruits_lake.catalog import (
     open_catalog,
 )
 from fruits_lake.reading import committed_rows
-from fruits_lake.schemas import ERRORS_ARROW_SCHEMA, FEATURES_ARROW_SCHEMA
 from streaming_job.sink import (
     CLOCK_SKEW_MARGIN,
     TableSink,
@@ -25,6 +24,7 @@ from streaming_job.sink import (
     reread_horizon,
     rows_to_check,
 )
+from tests import table_rows
 
 UPLOADED = datetime(2026, 3, 1, 22, tzinfo=UTC)
 QUERY = "6f1c2d7e-0000-4000-8000-000000000001"
@@ -32,36 +32,18 @@ PCA = "pca-k2-000000000000"
 
 
 def feature_rows(ids: list[str], uploaded: datetime = UPLOADED, ingested: datetime | None = None) -> pa.Table:
-    count = len(ids)
-    return pa.table(
-        {
-            "image_id": ids,
-            "subject_id": [None] * count,
-            "key_version": [None] * count,
-            "label": ["apple"] * count,
-            "region": [None] * count,
-            "captured_hour": [None] * count,
-            "uploaded_at": [uploaded + timedelta(hours=index) for index in range(count)],
-            "ingested_at": [ingested or uploaded] * count,
-            "processed_at": [uploaded] * count,
-            "features": [[0.5, -0.5]] * count,
-            "pca_residual": [0.1] * count,
-            "model_version": ["m"] * count,
-            "pca_version": [PCA] * count,
-        }
-    ).cast(FEATURES_ARROW_SCHEMA)
+    """One row an hour from `uploaded`, all ingested at `ingested` (default: `uploaded`)."""
+    return table_rows.feature_rows(
+        ids,
+        uploaded_at=[uploaded + timedelta(hours=index) for index in range(len(ids))],
+        ingested_at=ingested or uploaded,
+        processed_at=uploaded,
+        pca_version=PCA,
+    )
 
 
 def error_rows(count: int) -> pa.Table:
-    return pa.table(
-        {
-            "image_id": [None] * count,
-            "image_uri": [None] * count,
-            "reason": ["malformed_manifest"] * count,
-            "detail": ["unparseable"] * count,
-            "processed_at": [UPLOADED] * count,
-        }
-    ).cast(ERRORS_ARROW_SCHEMA)
+    return table_rows.error_rows([None] * count, processed_at=UPLOADED)
 
 
 def image_ids(count: int, start: int = 0) -> list[str]:
