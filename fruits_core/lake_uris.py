@@ -1,12 +1,13 @@
-"""Lake URIs: the one parser and the one join; S3 "not found" codes; atomic local writes.
+"""Lake URIs: the one parser and the one join; the `--lake` flag; S3 "not found" codes; atomic writes.
 
 Standard library only: the ingest Lambda, the streaming job, the table layer and the privacy
 commands all parse and build lake URIs here, so that they agree on every object's name.
 
-The one spelling: a URI is percent-encoded (RFC 3986, what `Path.as_uri` and Spark write), and
-parsing decodes it. `file:///tmp/My%20Lake/x` and `file:///tmp/My Lake/x` both name the file
-`/tmp/My Lake/x`; an S3 key `a b.jpg` is `s3://bucket/a%20b.jpg`. Whoever takes a location
-verbatim (pyiceberg's PyArrowFileIO) gets `native_location(uri)`, the decoded form.
+The one spelling is the raw one, the form Hadoop (Spark) and pyiceberg take a location in: a local
+file is `file://` + its path as it is (`file:///tmp/My Lake/x`), an object `s3://bucket/` + its
+key as S3 stores it. Nothing is percent-decoded on the way in or encoded on the way out, so a name
+never changes between two rooms. The one exception is a whole `file://` lake given in the
+percent-encoded form `Path.as_uri` writes: `validate_lake_uri` decodes it once.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import os
 import re
 import uuid
 from pathlib import Path
-from urllib.parse import quote, unquote, urlparse
+from urllib.parse import unquote, urlparse
 
 from fruits_core.errors import ConfigError
 
@@ -28,9 +29,9 @@ NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound", "NoSuchVersion"})
 BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 # The environment variable every command reads for `--lake`.
 LAKE_ENV = "FRUITS_LAKE"
+# Characters a local lake's path may not hold: an escape, or where a URL's path ends.
+_URL_DELIMITERS = "%#?"
 LAKE_HELP = f"lake root: s3://bucket[/prefix] or file:///abs/path (env {LAKE_ENV})"
-# Characters a path segment keeps unencoded (RFC 3986 pchar without `%`): `dt=2024-01-01` stays readable.
-_SEGMENT_SAFE = "/=:@-._~!$&'()*+,;"
 
 
 class UnsupportedUriError(ValueError):
@@ -41,24 +42,24 @@ class UnsupportedUriError(ValueError):
 
 
 def join_uri(base: str, *parts: str) -> str:
-    """Join a lake URI and relative keys (encoded as they join) without doubling or losing slashes."""
+    """Join a lake URI and relative keys without doubling or losing slashes."""
     joined = base.rstrip("/")
     for part in parts:
-        joined = f"{joined}/{quote(part.strip('/'), safe=_SEGMENT_SAFE)}"
+        joined = f"{joined}/{part.strip('/')}"
     return joined
 
 
 def file_uri(path: str | Path) -> str:
-    """The `file://` URI of an absolute local path, encoded as `join_uri` encodes keys."""
+    """The `file://` URI of an absolute local path (raw: `file:///tmp/My Lake`)."""
     path = Path(path)
     if not path.is_absolute():
         raise ValueError("a file:// URI needs an absolute path")
-    return f"file://{quote(path.as_posix(), safe=_SEGMENT_SAFE)}"
+    return f"file://{path.as_posix()}"
 
 
 def s3_uri(bucket: str, key: str) -> str:
-    """The `s3://` URI of an object: the key (any characters, as S3 stores it) encoded."""
-    return f"s3://{bucket}/{quote(key, safe=_SEGMENT_SAFE)}"
+    """The `s3://` URI of an object, its key as S3 stores it."""
+    return f"s3://{bucket}/{key}"
 
 
 def to_uri(path_or_uri: str | Path) -> str:
@@ -72,48 +73,39 @@ def to_uri(path_or_uri: str | Path) -> str:
 
 
 def is_s3(uri: str) -> bool:
-    return urlparse(uri).scheme == S3_SCHEME
+    return str(uri).startswith("s3://")
 
 
 def local_path(uri: str | Path) -> Path:
-    """The filesystem path of a `file://` URI (decoded) or of a bare path; raises for `s3://`."""
+    """The filesystem path of a `file://` URI (`file:/x`, Hadoop's spelling, too) or of a bare path."""
     text = str(uri)
-    parsed = urlparse(text)
-    if parsed.scheme == FILE_SCHEME:
-        if parsed.netloc not in ("", "localhost"):
-            raise UnsupportedUriError("file URI with a host is not supported: use file:///absolute/path")
-        # All after the scheme and host (`file:/x`, Hadoop's spelling, too): urlparse would split
-        # `#` and `?` off the path, and in a file name they are characters.
+    if text.startswith("file:"):
         rest = text[len("file:") :]
         if rest.startswith("//"):
-            rest = rest[2 + len(parsed.netloc) :]
-        return Path(unquote(rest))
-    if parsed.scheme == "":
-        return Path(text).expanduser()
-    raise UnsupportedUriError(f"not a local URI (scheme {parsed.scheme!r})")
+            host, slash, path = rest[2:].partition("/")
+            if host not in ("", "localhost"):
+                raise UnsupportedUriError("file URI with a host is not supported: use file:///absolute/path")
+            rest = slash + path
+        return Path(rest)
+    if "://" in text:
+        raise UnsupportedUriError(f"not a local URI (scheme {urlparse(text).scheme!r})")
+    return Path(text).expanduser()
 
 
 def split_s3(uri: str) -> tuple[str, str]:
-    """`s3://bucket/some%20key` -> ("bucket", "some key") (the key URL-decoded)."""
-    parsed = urlparse(uri)
-    if parsed.scheme != S3_SCHEME or not parsed.netloc:
-        raise UnsupportedUriError(f"not an s3://bucket/key URI (scheme {parsed.scheme!r})")
-    # The key is all after the bucket: `#` and `?` are characters of an S3 key.
-    return parsed.netloc, unquote(uri[len(f"s3://{parsed.netloc}") :].lstrip("/"))
-
-
-def native_location(uri: str) -> str:
-    """The decoded URI, for readers that take a location verbatim (pyiceberg's PyArrowFileIO)."""
-    if is_s3(uri):
-        bucket, key = split_s3(uri)
-        return f"s3://{bucket}/{key}".rstrip("/")
-    return f"file://{local_path(uri).as_posix()}"
+    """`s3://bucket/any key` -> ("bucket", "any key"): the key taken verbatim, never decoded."""
+    if not uri.startswith("s3://"):
+        raise UnsupportedUriError(f"not an s3://bucket/key URI (scheme {urlparse(uri).scheme!r})")
+    bucket, _, key = uri[len("s3://") :].partition("/")
+    if not bucket:
+        raise UnsupportedUriError("an s3:// URI needs a bucket")
+    return bucket, key
 
 
 def validate_lake_uri(uri: str, setting: str = "lake URI") -> str:
     """Accept `s3://bucket[/prefix]` or `file:///absolute/path`; return it without a trailing slash.
 
-    A `file://` lake comes back percent-encoded (the one spelling), whether or not it was typed so.
+    A `file://` lake comes back raw (the one spelling), also when given as `Path.as_uri` writes it.
 
         `setting` names the flag or variable in the error message (e.g. `--lake`, `LAKE_URI`).
     """
@@ -127,9 +119,20 @@ def validate_lake_uri(uri: str, setting: str = "lake URI") -> str:
         and parsed.path.startswith("/")
         and parsed.path.strip("/")
     ):
-        # One spelling whatever was typed: `My Lake` and `My%20Lake` name the same lake.
-        return file_uri(local_path(uri)).rstrip("/")
+        return _raw_file_lake(uri, setting)
     raise ConfigError(f"{setting} must be s3://bucket[/prefix] or file:///absolute/path, got {uri!r}")
+
+
+def _raw_file_lake(uri: str, setting: str) -> str:
+    """`file:///tmp/My%20Lake` -> `file:///tmp/My Lake`.
+
+    Refused: `%` (it would read as an escape), `#` and `?` (pyiceberg parses locations as URLs
+    and would cut the path there).
+    """
+    path = unquote(local_path(uri).as_posix())
+    if set(path) & set(_URL_DELIMITERS):
+        raise ConfigError(f"{setting}: a local lake's path may not contain % # or ?, got {uri!r}")
+    return file_uri(path).rstrip("/")
 
 
 def add_lake_argument(parser: argparse.ArgumentParser, help: str = LAKE_HELP) -> None:

@@ -35,7 +35,7 @@ from fruits_core.lake_uris import (
     is_s3,
     join_uri,
     local_path,
-    native_location,
+    validate_lake_uri,
 )
 from fruits_lake.schemas import ERRORS_SCHEMA, ERRORS_SPEC, FEATURES_SCHEMA, FEATURES_SPEC
 
@@ -68,7 +68,7 @@ TABLE_PROPERTIES = {
 def open_catalog(lake_uri: str) -> Catalog:
     """The catalog of the lake at `lake_uri` (a path, `file://` URI or `s3://bucket[/prefix]`)."""
     if is_s3(lake_uri):
-        return _GlueLakeCatalog(glue_database(), native_location(lake_uri))
+        return _GlueLakeCatalog(glue_database(), lake_uri.rstrip("/"))
     # Imported here: SQLAlchemy is a local-lake dependency only, not installed on EMR (Glue there).
     from pyiceberg.catalog.sql import SqlCatalog
 
@@ -77,14 +77,16 @@ def open_catalog(lake_uri: str) -> Catalog:
     catalog_dir.mkdir(parents=True, exist_ok=True)
     return SqlCatalog(
         CATALOG_NAME,
-        # pyiceberg takes locations verbatim: the decoded path, or `My Lake` would become `My%20Lake`.
-        **{"uri": f"sqlite:///{catalog_dir / CATALOG_FILE}", LAKE_PROPERTY: native_location(file_uri(root))},
+        # The raw spelling (fruits_core.lake_uris): pyiceberg takes a location verbatim.
+        **{"uri": f"sqlite:///{catalog_dir / CATALOG_FILE}", LAKE_PROPERTY: file_uri(root)},
     )
 
 
 def local_lake_root(lake_uri: str) -> Path:
     """The absolute directory of a local lake given as a path or a `file://` URI."""
     try:
+        if lake_uri.startswith("file:"):
+            lake_uri = validate_lake_uri(lake_uri, "lake")  # the raw spelling, also of an encoded one
         return local_path(lake_uri).resolve()
     except UnsupportedUriError as error:
         raise ConfigError(

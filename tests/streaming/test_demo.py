@@ -167,6 +167,8 @@ def test_fruits_demo_end_to_end_on_twelve_images(sample_image_paths, tmp_path):
     rows = read_features((workdir / "lake").as_uri()).to_pylist()
     assert len(rows) == 12 and {row["label"] for row in rows} == {"apple", "lemon", "mango", "raspberry"}
     files = sorted((workdir / "lake" / "features").rglob("*.*"))
+    # (every file under the one real work directory, none under a percent-encoded twin of its name)
+    assert files and [path.name for path in tmp_path.parent.iterdir()] == [tmp_path.name]
     text = json.dumps(rows, default=str) + "".join(path.read_bytes().decode("latin-1") for path in files)
     assert "demo-farmer" not in text and "android-" not in text and "IMG_" not in text
     assert all(
