@@ -32,7 +32,8 @@ ROOMS = (
 )
 
 
-def imported_modules(path: Path) -> set[str]:
+def imported_modules(path: Path, with_names: bool = False) -> set[str]:
+    """Every module a module imports, lazy ones too (`with_names`: `from pkg import mod` adds pkg.mod)."""
     tree = ast.parse(path.read_text(), filename=str(path))
     found = set()
     for node in ast.walk(tree):
@@ -40,6 +41,8 @@ def imported_modules(path: Path) -> set[str]:
             found |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             found.add(node.module)
+            if with_names:
+                found |= {f"{node.module}.{alias.name}" for alias in node.names}
     return found
 
 
@@ -116,14 +119,8 @@ def first_party_modules() -> dict[str, Path]:
 
 
 def import_edges(path: Path, modules: dict[str, Path]) -> set[str]:
-    """The first-party modules a module imports, lazy ones included (`from pkg import mod`: `pkg.mod`)."""
-    tree = ast.parse(path.read_text(), filename=str(path))
-    found = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            found |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found |= {f"{node.module}.{alias.name}" for alias in node.names} | {node.module}
+    """The first-party modules a module imports, lazy ones included."""
+    found = imported_modules(path, with_names=True)
     # A package's __init__ is no edge: `from pkg import mod` already counts as `pkg.mod`.
     return {name for name in found if name in modules and modules[name].name != "__init__.py"}
 
