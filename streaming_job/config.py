@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 from fruits_core import contracts
 from fruits_core.errors import ConfigError
@@ -286,6 +286,10 @@ def config_from_args(args: argparse.Namespace) -> StreamConfig:
         new_model_table=args.new_model_table,
         checkpoint_epoch_hours=args.checkpoint_epoch_hours,
     )
-    for uri_field in ("checkpoint", "featurizer", "pca"):
-        validate_lake_uri(getattr(config, uri_field), f"--{uri_field}")
+    # Each in the one spelling (fruits_core.lake_uris), as Spark and pyiceberg will take it.
+    spelled = {
+        name: validate_lake_uri(getattr(config, name), f"--{name}")
+        for name in ("checkpoint", "featurizer", "pca")
+    }
+    config = replace(config, **spelled)
     return config

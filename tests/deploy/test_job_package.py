@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from fruits_lake.reading import read_features
 from operations.env_archive import env_spec
 from operations.job_package import build_job_package, collect_sources, content_version
 from tests.deploy.emr_step import lay_out_step, spark_submit
@@ -143,29 +142,8 @@ def test_every_module_of_the_zip_imports_with_only_the_packed_environment(tmp_pa
     assert int(result.stdout.split()[-1]) == modules_in_zip
 
 
-@pytest.mark.slow
-@pytest.mark.spark
-@pytest.mark.tf
-def test_main_py_runs_the_stream_from_the_zip(tmp_path: Path, models, sample_image_paths):
-    # GIVEN a small local lake of ingested images, the model artifacts, and the zip + main.py laid
-    # out as an EMR step has them (main.py alone in its folder, the zip on --py-files)
-    from tests.streaming.stream_testkit import ingest_images
-
-    featurizer_uri, pca_uri = models
-    lake = tmp_path / "lake"
-    images = sample_image_paths[:4]
-    ingest_images(lake, tmp_path / "uploads", images)
-    step = lay_out_step(tmp_path / "step", "main.py")
-    # WHEN spark-submit runs main.py --available-now
-    result = spark_submit(
-        step,
-        "main.py",
-        ["--lake", lake.as_uri(), "--featurizer", featurizer_uri, "--pca", pca_uri, "--available-now"],
-    )
-    # THEN it exits 0 after featurizing every manifest of the lake
-    assert result.returncode == 0, result.stderr[-4000:]
-    features = read_features(lake.as_uri())
-    assert features.num_rows == len(images)
+# main.py running the stream from the zip: tests/deploy/test_env_archive.py does it end to end, from the
+# packed environment alone (no checkout, no PYTHONPATH), which is how the EMR step runs it.
 
 
 @pytest.mark.slow
