@@ -123,6 +123,18 @@ def validate_lake_uri(uri: str, setting: str = "lake URI") -> str:
     raise ConfigError(f"{setting} must be s3://bucket[/prefix] or file:///absolute/path, got {uri!r}")
 
 
+def from_spark_uri(uri: str) -> str:
+    """A URI as Spark writes it in its checkpoint (percent-encoded; `file:/x` too) in the one spelling.
+
+    Spark logs `Path.toUri` strings; Hadoop's `Path(String)` would take their escapes literally.
+    """
+    parsed = urlparse(uri)
+    path = unquote(parsed.path)
+    if parsed.scheme == FILE_SCHEME:
+        return file_uri(path)
+    return f"{parsed.scheme}://{parsed.netloc}{path}"
+
+
 def _raw_file_lake(uri: str, setting: str) -> str:
     """`file:///tmp/My%20Lake` -> `file:///tmp/My Lake`.
 
