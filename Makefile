@@ -55,8 +55,9 @@ lambda-venv: $(LAMBDA_VENV)/.installed
 demo: venv
 	$(VENV)/bin/fruits demo
 
+# --durations: the slowest tests after every run, so the 10-minute budget stays in sight (docs/testing.md).
 test: venv iac-tools lambda-venv
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest --durations=25
 
 test-fast: venv
 	$(VENV)/bin/pytest -m "not slow and not iac and not lambda_pins"

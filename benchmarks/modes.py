@@ -55,9 +55,8 @@ def alone(workload: Workload, runtime: str, batch_size: int = ALONE_BATCH) -> di
     import numpy as np
 
     from streaming_job import uris
-    from streaming_job.model import load_featurizer_spec
+    from streaming_job.model import build_featurizer, load_featurizer_spec
     from streaming_job.preprocess import decode_and_resize
-    from streaming_job.runtimes import build_featurizer
 
     image_uris = workload.image_uris()
     spec = load_featurizer_spec(workload.featurizer_uri(runtime))

@@ -35,6 +35,8 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from fruits_core.lake_uris import file_uri
+
 DESIGNS = ("forever", "epochs")
 MASTER = "local[2]"
 DAY_MS = 86_400_000
@@ -138,8 +140,8 @@ def warm_up(spark, scratch: Path, manifests: int) -> None:
 
     write_day(scratch / "manifests", 0, manifests, wall_clock_day_ms())
     config = StreamConfig(
-        lake=scratch.as_uri(),
-        checkpoint=(scratch / "checkpoint").as_uri(),
+        lake=file_uri(scratch),
+        checkpoint=file_uri(scratch / "checkpoint"),
         featurizer="file:///unused/featurizer.tflite",
         pca="file:///unused/pca",
         available_now=True,
@@ -168,8 +170,8 @@ def simulate(spark, design: str, workdir: Path, days: int, per_day: int, max_fil
     manifests_dir.mkdir(parents=True)
     checkpoint_root = lake / "checkpoints" / "features"
     config = StreamConfig(
-        lake=lake.as_uri(),
-        checkpoint=checkpoint_root.as_uri(),
+        lake=file_uri(lake),
+        checkpoint=file_uri(checkpoint_root),
         featurizer="file:///unused/featurizer.tflite",
         pca="file:///unused/pca",
         available_now=True,

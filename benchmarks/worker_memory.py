@@ -22,6 +22,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from fruits_core.lake_uris import file_uri
+
 DISTINCT_PICTURES = 4
 STATUS_FIELDS = ("VmHWM", "VmRSS", "VmPeak")
 
@@ -48,7 +50,7 @@ def write_clean_images(directory: Path, count: int) -> list[str]:
     for index in range(count):
         path = directory / f"{index:05d}.jpg"
         path.write_bytes(pictures[index % DISTINCT_PICTURES])
-        paths.append(path.resolve().as_uri())
+        paths.append(file_uri(path.resolve()))
     return paths
 
 
@@ -92,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
 
     work = Path(tempfile.mkdtemp(prefix="fruits-worker-memory-"))
     try:
-        featurizer_uri = (work / "featurizer.tflite").as_uri()
+        featurizer_uri = file_uri(work / "featurizer.tflite")
         export_featurizer(featurizer_uri, input_size=args.input_size)
         image_uris = write_clean_images(work, args.images)
         child = subprocess.run(

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from fruits_core import contracts
-from fruits_core.lake_uris import join_uri
+from fruits_core.lake_uris import file_uri, join_uri
 from streaming_job import uris
 
 WORKLOAD_FILE = "workload.json"
@@ -71,7 +71,7 @@ class Workload:
 
     @property
     def lake_uri(self) -> str:
-        return self.lake.as_uri()
+        return file_uri(self.lake)
 
     def featurizer_uri(self, runtime: str) -> str:
         return join_uri(self.lake_uri, contracts.featurizer_key(runtime))
@@ -179,7 +179,7 @@ def ingest_sample(images: list[Path], seed_dir: Path) -> list[Path]:
     from fruits_ingest.local import LocalIngest
 
     seed_lake = seed_dir / "lake"
-    ingest = LocalIngest(seed_dir / "uploads", seed_lake.as_uri(), BENCH_PSEUDONYM_KEY)
+    ingest = LocalIngest(seed_dir / "uploads", file_uri(seed_lake), BENCH_PSEUDONYM_KEY)
     manifests = []
     for index, path in enumerate(images):
         metadata = {**BENCH_METADATA, contracts.META_LABEL: path.parent.name}
@@ -207,7 +207,7 @@ def replicate_manifests(seed_manifests: list[Path], lake: Path, n: int) -> None:
         clean = lake / contracts.clean_image_key(seed["dt"], image_id)
         clean.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, clean)
-        manifest = {**seed, "image_id": image_id, "image_uri": clean.as_uri()}
+        manifest = {**seed, "image_id": image_id, "image_uri": file_uri(clean)}
         target = lake / contracts.manifest_key(seed["dt"], image_id)
         target.parent.mkdir(parents=True, exist_ok=True)
         hidden = target.with_name(f".{target.name}.tmp")

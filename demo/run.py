@@ -35,7 +35,7 @@ from demo.predictions import prediction_summary, reset_classifier, train_phase, 
 from demo.uploads import AppUpload, app_uploads, bad_uploads, find_images
 from fruits_core import contracts
 from fruits_core.errors import ConfigError
-from fruits_core.lake_uris import join_uri
+from fruits_core.lake_uris import file_uri, join_uri
 from fruits_lake.catalog import FEATURES_TABLE
 from streaming_job import uris
 from streaming_job.config import StreamConfig
@@ -95,7 +95,7 @@ class DemoPaths:
 
     @property
     def lake_uri(self) -> str:
-        return self.lake.as_uri()
+        return file_uri(self.lake)
 
 
 def default_images_dir() -> Path:
@@ -200,7 +200,7 @@ def ensure_pca(
     except PcaError:
         pass
     say(f"fitting the PCA on {len(images)} images")
-    fit_pca(spark, [path.resolve().as_uri() for path in images], config.featurizer, config.pca)
+    fit_pca(spark, [file_uri(path.resolve()) for path in images], config.featurizer, config.pca)
     source_file.write_text(json.dumps({"fingerprint": fingerprint, "images": len(images)}))
 
 

@@ -6,19 +6,14 @@ Prints where (object key, field or column, kind), never the value itself (docs/g
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from fruits_core.errors import ConfigError
-from fruits_core.lake_uris import lake_uri_from_argument
+from fruits_core.lake_uris import add_lake_argument, required_lake_uri
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--lake",
-        default=os.environ.get("FRUITS_LAKE"),
-        help="lake root: s3://bucket[/prefix] or file:///abs/path (env FRUITS_LAKE)",
-    )
+    add_lake_argument(parser)
     parser.add_argument(
         "--known-values",
         type=Path,
@@ -32,9 +27,7 @@ def run(args: argparse.Namespace) -> int:
     from fruits_privacy.pii_audit import audit_lake
     from fruits_privacy.pii_detectors import normalized_known_values
 
-    if not args.lake:
-        raise ConfigError("--lake (or FRUITS_LAKE) is required")
-    lake = lake_uri_from_argument(args.lake, "--lake")
+    lake = required_lake_uri(args.lake)
     known = frozenset()
     if args.known_values is not None:
         try:

@@ -17,6 +17,7 @@ from pathlib import Path
 from fruits_core import contracts
 from fruits_core.aws_errors import missing_credentials_message
 from fruits_core.errors import ConfigError
+from fruits_core.lake_uris import file_uri
 from operations.deploy import DEFAULT_REGION, STOP_POLL_SECONDS
 from streaming_job.config import add_stream_arguments
 
@@ -331,7 +332,7 @@ def _check_featurizer(featurizer: Path, pca_dir: Path | None, allow_random_weigh
     from streaming_job.pca import PcaError, read_sidecar
 
     try:
-        version = load_featurizer_spec(featurizer.resolve().as_uri()).model_version
+        version = load_featurizer_spec(file_uri(featurizer.resolve())).model_version
     except FeaturizerError as error:
         raise ConfigError(str(error)) from error
     if is_random_weights(version) and not allow_random_weights:
@@ -342,7 +343,7 @@ def _check_featurizer(featurizer: Path, pca_dir: Path | None, allow_random_weigh
     if pca_dir is None:
         return
     try:
-        fitted_on = read_sidecar(pca_dir.resolve().as_uri())["model_version"]
+        fitted_on = read_sidecar(file_uri(pca_dir.resolve()))["model_version"]
     except PcaError:
         return
     if fitted_on != version:

@@ -1,10 +1,10 @@
-"""`fruits lake maintain`: compact, expire and clean the lake's Iceberg tables (fruits_lake.maintain_main)."""
+"""`fruits lake maintain`: compact, expire and clean the lake's Iceberg tables (fruits_lake.maintain_cli)."""
 
 from __future__ import annotations
 
 import argparse
 
-from fruits_lake.maintain_main import add_maintain_arguments
+from fruits_lake.maintain_cli import add_maintain_arguments
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,6 +15,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fruits_lake.maintain_main import run as run_maintain
+    from fruits_lake.maintain_cli import run as run_maintain
 
     return run_maintain(args)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from fruits_core import contracts
 from fruits_core.errors import ConfigError
-from fruits_core.lake_uris import join_uri
+from fruits_core.lake_uris import file_uri, join_uri
 from streaming_job.model import DEFAULT_RUNTIME, DEFAULT_WEIGHTS, RUNTIMES, WEIGHT_CHOICES
 
 # The local lake `fruits demo` uses when FRUITS_LAKE is not set.
@@ -25,7 +25,7 @@ DEFAULT_LOCAL_LAKE = Path("work/demo/lake")
 
 
 def default_lake() -> str:
-    return os.environ.get("FRUITS_LAKE") or DEFAULT_LOCAL_LAKE.resolve().as_uri()
+    return os.environ.get("FRUITS_LAKE") or file_uri(DEFAULT_LOCAL_LAKE.resolve())
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

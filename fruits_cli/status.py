@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 
-from fruits_core.lake_uris import lake_uri_from_argument
+from fruits_core.lake_uris import add_lake_argument, required_lake_uri
 from streaming_job.health import STATES
 
 
@@ -21,21 +20,14 @@ def states_help() -> str:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = states_help()
-    parser.add_argument(
-        "--lake",
-        default=os.environ.get("FRUITS_LAKE"),
-        help="lake root: s3://bucket[/prefix] or file:///abs/path (env FRUITS_LAKE)",
-    )
+    add_lake_argument(parser)
     parser.add_argument("--json", action="store_true", help="print the status as one JSON object")
 
 
 def run(args: argparse.Namespace) -> int:
-    from fruits_core.errors import ConfigError
     from streaming_job.health import lake_health, render_table
 
-    if not args.lake:
-        raise ConfigError("--lake (or FRUITS_LAKE) is required")
-    lake = lake_uri_from_argument(args.lake, "--lake")
+    lake = required_lake_uri(args.lake)
     report = lake_health(lake)
     print(json.dumps(report.to_dict(), sort_keys=True) if args.json else render_table(report, lake))
     return report.exit_code

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from fruits_core import contracts
 from fruits_core.errors import ConfigError
-from fruits_core.lake_uris import lake_uri_from_argument
+from fruits_core.lake_uris import add_lake_argument, required_lake_uri
 
 ENV_KEY_PARAMETER = "PSEUDONYM_KEY_PARAMETER"
 ENV_OPERATOR = "FRUITS_OPERATOR"
@@ -35,11 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         description="delete a person's images, records and table rows",
     )
     for action in (export, erase):
-        action.add_argument(
-            "--lake",
-            default=os.environ.get("FRUITS_LAKE"),
-            help="lake root: s3://bucket[/prefix] or file:///abs/path (env FRUITS_LAKE)",
-        )
+        add_lake_argument(action)
         action.add_argument(
             "--user-id",
             required=True,
@@ -72,9 +68,7 @@ def run(args: argparse.Namespace) -> int:
     from fruits_privacy.lake_objects import open_lake_objects
     from fruits_privacy.subjects import erase_subject, export_subject
 
-    if not args.lake:
-        raise ConfigError("--lake (or FRUITS_LAKE) is required")
-    lake = lake_uri_from_argument(args.lake, "--lake")
+    lake = required_lake_uri(args.lake)
     pseudonyms = _pseudonyms(lake, args)
     objects = open_lake_objects(lake)
     tables = _tables(lake)

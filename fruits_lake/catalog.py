@@ -19,7 +19,6 @@ import os
 import re
 import uuid
 from pathlib import Path
-from urllib.parse import urlparse
 
 from pyiceberg.catalog import Catalog
 from pyiceberg.catalog.glue import GlueCatalog
@@ -30,7 +29,14 @@ from pyiceberg.table import Table
 
 from fruits_core import contracts
 from fruits_core.errors import ConfigError
-from fruits_core.lake_uris import S3_SCHEME, join_uri
+from fruits_core.lake_uris import (
+    UnsupportedUriError,
+    file_uri,
+    is_s3,
+    join_uri,
+    local_path,
+    validate_lake_uri,
+)
 from fruits_lake.migrations import migrate
 from fruits_lake.schemas import ERRORS_SCHEMA, ERRORS_SPEC, FEATURES_SCHEMA, FEATURES_SPEC
 
@@ -68,7 +74,7 @@ FEATURES_TABLE_PROPERTIES = {**TABLE_PROPERTIES, SUBJECT_METRICS_PROPERTY: "none
 
 def open_catalog(lake_uri: str) -> Catalog:
     """The catalog of the lake at `lake_uri` (a path, `file://` URI or `s3://bucket[/prefix]`)."""
-    if urlparse(lake_uri).scheme == S3_SCHEME:
+    if is_s3(lake_uri):
         return _GlueLakeCatalog(glue_database(), lake_uri.rstrip("/"))
     # Imported here: SQLAlchemy is a local-lake dependency only, not installed on EMR (Glue there).
     from pyiceberg.catalog.sql import SqlCatalog
@@ -78,22 +84,21 @@ def open_catalog(lake_uri: str) -> Catalog:
     catalog_dir.mkdir(parents=True, exist_ok=True)
     return SqlCatalog(
         CATALOG_NAME,
-        **{"uri": f"sqlite:///{catalog_dir / CATALOG_FILE}", LAKE_PROPERTY: root.as_uri()},
+        # The raw spelling (fruits_core.lake_uris): pyiceberg takes a location verbatim.
+        **{"uri": f"sqlite:///{catalog_dir / CATALOG_FILE}", LAKE_PROPERTY: file_uri(root)},
     )
 
 
 def local_lake_root(lake_uri: str) -> Path:
     """The absolute directory of a local lake given as a path or a `file://` URI."""
-    parsed = urlparse(lake_uri)
-    if parsed.scheme == "file":
-        if parsed.netloc:
-            raise ConfigError(f"a file:// lake must be file:///absolute/path, got {lake_uri!r}")
-        return Path(parsed.path).resolve()
-    if parsed.scheme:
+    try:
+        if lake_uri.startswith("file:"):
+            lake_uri = validate_lake_uri(lake_uri, "lake")  # the raw spelling, also of an encoded one
+        return local_path(lake_uri).resolve()
+    except UnsupportedUriError as error:
         raise ConfigError(
             f"a lake is a path, file:///absolute/path or s3://bucket[/prefix], got {lake_uri!r}"
-        )
-    return Path(lake_uri).resolve()
+        ) from error
 
 
 def glue_database() -> str:

@@ -27,7 +27,7 @@ from fruits_core.errors import ConfigError
 from fruits_lake.catalog import FEATURES_TABLE, NAMESPACE
 from fruits_lake.commit_retry import DEFAULT_POLICY, RetryPolicy, run_with_retry
 from fruits_lake.compaction import MAINTENANCE_PROPERTY, compact_partition, data_files_per_partition
-from fruits_lake.maintain_main import DEFAULTS
+from fruits_lake.maintenance_defaults import DEFAULT_RETENTION_DAYS, DEFAULTS
 from fruits_lake.orphans import remove_orphan_files
 from fruits_lake.snapshots import expire_snapshots
 
@@ -36,13 +36,13 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class MaintainOptions:
-    """What each step keeps; the defaults are the CLI's (fruits_lake.maintain_main)."""
+    """What each step keeps; the defaults are the CLI's (maintenance_defaults)."""
 
     snapshot_retention: timedelta = timedelta(days=DEFAULTS["snapshot_retention_days"])
     keep_snapshots: int = DEFAULTS["keep_snapshots"]
     orphan_min_age: timedelta = timedelta(hours=DEFAULTS["orphan_min_age_hours"])
     # Rows older than this many days are deleted; None keeps every row.
-    retention_days: int | None = 365
+    retention_days: int | None = DEFAULT_RETENTION_DAYS
     retry: RetryPolicy = DEFAULT_POLICY
 
 

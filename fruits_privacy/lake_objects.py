@@ -11,9 +11,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import urlparse
 
-from fruits_core.lake_uris import split_s3, validate_lake_uri, write_atomically
+from fruits_core.lake_uris import is_s3, local_path, split_s3, validate_lake_uri, write_atomically
 
 
 @dataclass(frozen=True)
@@ -123,8 +122,8 @@ def _ref(entry: dict[str, Any]) -> dict[str, str]:
 def open_lake_objects(lake_uri: str, s3_client: Any = None) -> LakeObjects:
     """The driver for a validated lake URI; boto3 is imported only for an s3:// lake."""
     lake_uri = validate_lake_uri(lake_uri, "--lake")
-    if lake_uri.startswith("file://"):
-        return FileLakeObjects(Path(urlparse(lake_uri).path))
+    if not is_s3(lake_uri):
+        return FileLakeObjects(local_path(lake_uri))
     if s3_client is None:
         import boto3
 

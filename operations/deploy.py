@@ -18,12 +18,11 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from fruits_core import contracts
 from fruits_core.clock import utc_now
 from fruits_core.errors import ConfigError
-from fruits_core.lake_uris import is_not_found_code, join_uri
+from fruits_core.lake_uris import UnsupportedUriError, is_not_found_code, join_uri, s3_uri, split_s3
 from operations.aws_calls import ApiCall, Executor, InlineBytes, LocalFile
 from operations.env_archive import ARCHIVE_NAME as ENV_ARCHIVE_NAME
 from operations.job_package import JobPackage
@@ -88,15 +87,16 @@ class Lake:
 
     @classmethod
     def from_uri(cls, uri: str) -> Lake:
-        parsed = urlparse(uri)
-        if parsed.scheme != "s3" or not parsed.netloc:
-            raise ConfigError(f"--lake must be an s3://bucket[/prefix] URI on AWS, got {uri!r}")
-        prefix = parsed.path.strip("/")
-        return cls(bucket=parsed.netloc, prefix=f"{prefix}/" if prefix else "")
+        try:
+            bucket, prefix = split_s3(uri)
+        except UnsupportedUriError:
+            raise ConfigError(f"--lake must be an s3://bucket[/prefix] URI on AWS, got {uri!r}") from None
+        prefix = prefix.strip("/")
+        return cls(bucket=bucket, prefix=f"{prefix}/" if prefix else "")
 
     @property
     def root(self) -> str:
-        return f"s3://{self.bucket}/{self.prefix}".rstrip("/")
+        return s3_uri(self.bucket, self.prefix).rstrip("/")
 
     def key(self, relative: str) -> str:
         return f"{self.prefix}{relative}"

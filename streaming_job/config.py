@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import argparse
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 from fruits_core import contracts
 from fruits_core.errors import ConfigError
-from fruits_core.lake_uris import join_uri, lake_uri_from_argument, validate_lake_uri
+from fruits_core.lake_uris import add_lake_argument, join_uri, required_lake_uri, validate_lake_uri
 
 CLEAN_SOURCE_MODES = ("off", "archive", "delete")
 # The heartbeat alarm sums heartbeats over 5-minute periods: at most 120 s apart, each period holds two.
@@ -132,11 +132,7 @@ def _default(field_name: str) -> str:
 
 def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the stream's flags on a parser (defaults come from FRUITS_* env vars)."""
-    parser.add_argument(
-        "--lake",
-        default=_env("LAKE"),
-        help="lake root: s3://bucket[/prefix] or file:///abs/path (env FRUITS_LAKE)",
-    )
+    add_lake_argument(parser)
     parser.add_argument(
         "--checkpoint",
         default=_env("CHECKPOINT"),
@@ -253,9 +249,7 @@ def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> StreamConfig:
     """Build and validate the config; raise ConfigError with a clear message."""
-    if not args.lake:
-        raise ConfigError("--lake (or FRUITS_LAKE) is required")
-    lake = lake_uri_from_argument(args.lake, "--lake")
+    lake = required_lake_uri(args.lake)
     if args.trigger_seconds <= 0:
         raise ConfigError(f"--trigger must be > 0 seconds, got {args.trigger_seconds}")
     if args.max_files_per_trigger < 1:
@@ -305,6 +299,10 @@ def config_from_args(args: argparse.Namespace) -> StreamConfig:
         predictions=args.predictions,
         checkpoint_epoch_hours=args.checkpoint_epoch_hours,
     )
-    for uri_field in ("checkpoint", "featurizer", "pca"):
-        validate_lake_uri(getattr(config, uri_field), f"--{uri_field}")
+    # Each in the one spelling (fruits_core.lake_uris), as Spark and pyiceberg will take it.
+    spelled = {
+        name: validate_lake_uri(getattr(config, name), f"--{name}")
+        for name in ("checkpoint", "featurizer", "pca")
+    }
+    config = replace(config, **spelled)
     return config

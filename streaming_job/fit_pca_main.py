@@ -26,8 +26,8 @@ if __name__ == "__main__":
     sys.path.insert(0, str(_HERE.parent))
 
 from fruits_core import contracts
-from fruits_core.errors import ConfigError
-from fruits_core.lake_uris import join_uri, validate_lake_uri
+from fruits_core.errors import ConfigError, exit_code_of
+from fruits_core.lake_uris import add_lake_argument, join_uri, required_lake_uri
 
 DEFAULT_SAMPLE_SIZE = 2000
 # A fixed seed: the same listing gives the same sample, hence the same PCA.
@@ -36,11 +36,7 @@ REPLACE_FLAG = "--replace"
 
 
 def add_fit_pca_arguments(parser: argparse.ArgumentParser, lake_default_help: str = "FRUITS_LAKE") -> None:
-    parser.add_argument(
-        "--lake",
-        default=os.environ.get("FRUITS_LAKE"),
-        help=f"lake root, file:// or s3:// (default {lake_default_help})",
-    )
+    add_lake_argument(parser, help=f"lake root, file:// or s3:// (default {lake_default_help})")
     parser.add_argument(
         "--images",
         help=f"folder or URI prefix of the images to fit on (default <lake>/{contracts.CLEAN_PREFIX})",
@@ -85,9 +81,7 @@ def run_fit_pca(args: argparse.Namespace) -> int:
     from streaming_job.session import build_spark_session
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    if not args.lake:
-        raise ConfigError("--lake (or FRUITS_LAKE) is required")
-    lake = validate_lake_uri(uris.to_uri(args.lake), "--lake")
+    lake = required_lake_uri(args.lake and uris.to_uri(args.lake))
     images_prefix = uris.to_uri(args.images) if args.images else join_uri(lake, contracts.CLEAN_PREFIX)
     featurizer = uris.to_uri(args.featurizer) if args.featurizer else join_uri(lake, contracts.FEATURIZER_KEY)
     out = uris.to_uri(args.out) if args.out else join_uri(lake, contracts.PCA_KEY)
@@ -172,11 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fit_pca_main.py", description=__doc__.splitlines()[0])
     add_fit_pca_arguments(parser)
     args = parser.parse_args(argv)
-    try:
-        return run_fit_pca(args)
-    except ConfigError as error:
-        print(f"fit_pca_main.py: configuration error: {error}", file=sys.stderr)
-        return 2
+    return exit_code_of("fit_pca_main.py", lambda: run_fit_pca(args))
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ if __name__ == "__main__":
     sys.path = [entry for entry in sys.path if Path(entry or ".").resolve() != _HERE]
     sys.path.insert(0, str(_HERE.parent))
 
-from fruits_core.errors import ConfigError
+from fruits_core.errors import exit_code_of
 from streaming_job.config import add_stream_arguments, config_from_args
 from streaming_job.runner import configure_logging, run_stream
 
@@ -32,11 +32,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="main.py", description=__doc__.splitlines()[0])
     add_stream_arguments(parser)
     args = parser.parse_args(argv)
-    try:
-        config = config_from_args(args)
-    except ConfigError as error:
-        print(f"main.py: configuration error: {error}", file=sys.stderr)
-        return 2
+    return exit_code_of("main.py", lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
+    config = config_from_args(args)  # a ConfigError stops here, before any Spark or logging
     configure_logging()
     return run_stream(config)
 

@@ -26,7 +26,7 @@ if __name__ == "__main__":
 def main(argv: list[str] | None = None) -> int:
     from pyspark.sql import SparkSession
 
-    from fruits_lake.maintain_main import main as maintain
+    from fruits_lake.maintain_cli import main as maintain
 
     spark = SparkSession.builder.getOrCreate()
     try:

@@ -34,6 +34,7 @@ import numpy as np
 from fruits_core import contracts
 from streaming_job import uris
 from streaming_job.preprocess import decode_and_resize, scale_for_mobilenet
+from streaming_job.runtimes import DEFAULT_BATCH_SIZE, KerasFeaturizer, LiteRtFeaturizer
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +167,6 @@ def load_featurizer_spec(uri: str) -> FeaturizerSpec:
 
 
 def _litert_spec(data: bytes, uri: str) -> LiteRtSpec:
-    from streaming_job.runtimes import LiteRtFeaturizer
     from streaming_job.tflite_graph import GraphError, featurizer_description
 
     try:
@@ -211,6 +211,19 @@ def build_model(spec: KerasSpec):
     model = keras.models.model_from_json(spec.architecture_json)
     model.set_weights(spec.weights)
     return model
+
+
+def build_featurizer(spec, batch_size: int = DEFAULT_BATCH_SIZE, threads: int = 1, keras_model=None):
+    """Worker side: the runtime's featurizer for a broadcast spec (`KerasSpec` or `LiteRtSpec`).
+
+    `keras_model` reuses a Keras model already built from the same spec.
+    """
+    if spec.runtime == "litert":
+        return LiteRtFeaturizer(
+            spec.model_bytes, spec.model_version, spec.input_size, threads=threads, batch_size=batch_size
+        )
+    model = keras_model if keras_model is not None else build_model(spec)
+    return KerasFeaturizer(model, spec.model_version, batch_size=batch_size)
 
 
 def model_version_of(model) -> str:

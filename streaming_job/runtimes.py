@@ -5,7 +5,7 @@
 
 Both expose `model_version`, `input_size`, `feature_dim`, `batch_size` (images
 per call of `features` that the caller should aim for) and `features(images)`.
-`build_featurizer` makes the right one from a broadcast spec; workers call it
+`model.build_featurizer` makes the right one from a broadcast spec; workers call it
 once per process (see `worker_cache`).
 """
 
@@ -176,18 +176,3 @@ class LiteRtFeaturizer:
             out -= self._zero_point
             out *= self._scale
         return out
-
-
-def build_featurizer(spec, batch_size: int = DEFAULT_BATCH_SIZE, threads: int = 1, keras_model=None):
-    """The runtime's featurizer for a broadcast spec (`model.KerasSpec` or `model.LiteRtSpec`).
-
-    `keras_model` reuses a Keras model already built from the same spec.
-    """
-    if spec.runtime == "litert":
-        return LiteRtFeaturizer(
-            spec.model_bytes, spec.model_version, spec.input_size, threads=threads, batch_size=batch_size
-        )
-    from streaming_job.model import build_model
-
-    model = keras_model if keras_model is not None else build_model(spec)
-    return KerasFeaturizer(model, spec.model_version, batch_size=batch_size)

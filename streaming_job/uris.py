@@ -2,50 +2,46 @@
 
 The job never branches on where the lake lives: every component goes through
 these few functions, so local mode and the cloud differ only by URI.
-A bare filesystem path is accepted wherever a `file://` URI is.
+A bare filesystem path is accepted wherever a `file://` URI is. The URIs are parsed and
+built by `fruits_core.lake_uris` (the one parser); this module does the I/O.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
-from fruits_core.lake_uris import FILE_SCHEME, S3_SCHEME, is_missing_object_error, split_s3, write_atomically
+# Parsing is fruits_core's (the ingest and the table layer parse the same way); the job's callers
+# reach it through this module with the I/O.
+from fruits_core.lake_uris import (
+    UnsupportedUriError,
+    file_uri,
+    is_missing_object_error,
+    is_s3,
+    local_path,
+    s3_uri,
+    split_s3,
+    to_uri,
+    write_atomically,
+)
+
+__all__ = [
+    "UnsupportedUriError",
+    "exists",
+    "holds_anything",
+    "is_s3",
+    "list_sizes",
+    "list_uris",
+    "local_path",
+    "read_bytes",
+    "s3_client",
+    "split_s3",
+    "to_uri",
+    "write_bytes",
+]
 
 # Names that writers use for in-flight files (and Spark ignores): never listed.
 HIDDEN_NAME_PREFIXES = (".", "_")
-
-
-class UnsupportedUriError(ValueError):
-    """The URI is neither `file://`, a local path nor `s3://bucket/key`."""
-
-
-def to_uri(path_or_uri: str | Path) -> str:
-    """`s3://` and `file://` URIs unchanged; a local path becomes an absolute `file://` URI."""
-    text = str(path_or_uri)
-    if text.startswith(("s3://", "file://")):
-        return text
-    if "://" in text:
-        raise UnsupportedUriError(f"unsupported URI scheme in {text!r}: use file:// or s3://")
-    return Path(text).expanduser().resolve().as_uri()
-
-
-def is_s3(uri: str) -> bool:
-    return urlparse(uri).scheme == S3_SCHEME
-
-
-def local_path(uri: str | Path) -> Path:
-    """The filesystem path of a `file://` URI (or bare path); raises for `s3://`."""
-    text = str(uri)
-    parsed = urlparse(text)
-    if parsed.scheme == FILE_SCHEME:
-        if parsed.netloc not in ("", "localhost"):
-            raise UnsupportedUriError(f"file URI with a host is not supported: {text!r}")
-        return Path(unquote(parsed.path))
-    if parsed.scheme == "":
-        return Path(text).expanduser()
-    raise UnsupportedUriError(f"not a local URI: {text!r}")
 
 
 def s3_client(max_pool_connections: int = 10, read_timeout_seconds: float = 60.0):
@@ -116,7 +112,7 @@ def list_uris(prefix_uri: str, suffix: str = "") -> list[str]:
         subdirectories[:] = [name for name in subdirectories if not name.startswith(HIDDEN_NAME_PREFIXES)]
         for name in files:
             if name.endswith(suffix) and not name.startswith(HIDDEN_NAME_PREFIXES):
-                found.append(Path(directory, name).as_uri())
+                found.append(file_uri(Path(directory, name)))
     return sorted(found)
 
 
@@ -151,7 +147,7 @@ def list_sizes(prefix_uri: str, suffix: str = "") -> dict[str, int]:
             .paginate(Bucket=bucket, Prefix=prefix.rstrip("/") + "/" if prefix else "")
         )
         return {
-            f"s3://{bucket}/{item['Key']}": int(item["Size"])
+            s3_uri(bucket, item["Key"]): int(item["Size"])
             for page in pages
             for item in page.get("Contents", [])
             if _is_listed_name(item["Key"].rsplit("/", 1)[-1], suffix)
@@ -169,7 +165,7 @@ def list_sizes(prefix_uri: str, suffix: str = "") -> dict[str, int]:
                 if entry.is_dir():
                     pending.append(Path(entry.path))
                 elif _is_listed_name(entry.name, suffix):
-                    sizes[Path(entry.path).as_uri()] = entry.stat().st_size
+                    sizes[file_uri(entry.path)] = entry.stat().st_size
     return sizes
 
 
@@ -188,5 +184,5 @@ def _list_s3(prefix_uri: str, suffix: str) -> list[str]:
             key = item["Key"]
             name = key.rsplit("/", 1)[-1]
             if key.endswith(suffix) and name and not name.startswith(HIDDEN_NAME_PREFIXES):
-                found.append(f"s3://{bucket}/{key}")
+                found.append(s3_uri(bucket, key))
     return sorted(found)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import tarfile
 from pathlib import Path
@@ -23,7 +22,7 @@ from operations.env_archive import (
     env_spec,
     link_interpreter_for_venv_pack,
 )
-from operations.job_package import build_job_package
+from tests.deploy.emr_step import lay_out_step, spark_submit
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
@@ -96,10 +95,7 @@ def test_spark_submit_runs_the_stream_from_the_packed_environment(
     lake = tmp_path / "lake"
     images = sample_image_paths[:6]
     ingest_images(lake, tmp_path / "uploads", images)
-    step = tmp_path / "step"
-    step.mkdir()
-    (step / "fruits_job.zip").write_bytes(build_job_package().data)
-    (step / "main.py").write_bytes((REPO_ROOT / "streaming_job" / "main.py").read_bytes())
+    step = lay_out_step(tmp_path / "step", "main.py")
     # AND the archive unpacked as ./environment of the working directory, as YARN unpacks it in each
     # container: local mode runs its workers in the driver's directory, not where it unpacks --archives
     with tarfile.open(local_env_archive, "r:gz") as archive:
@@ -110,22 +106,13 @@ def test_spark_submit_runs_the_stream_from_the_packed_environment(
     env["PATH"] = SYSTEM_PATH
     env["SPARK_HOME"] = str(Path(pyspark.__file__).parent)
     # WHEN spark-submit runs main.py --available-now with the EMR step's environment options
-    result = subprocess.run(
-        [
-            str(Path(sys.executable).with_name("spark-submit")),
-            "--master",
-            "local[2]",
-            *packed_env_args(str(local_env_archive)),
-            "--py-files",
-            "fruits_job.zip",
-            "main.py",
-            *["--lake", lake.as_uri(), "--featurizer", featurizer_uri, "--pca", pca_uri, "--available-now"],
-        ],
-        cwd=step,
+    result = spark_submit(
+        step,
+        "main.py",
+        ["--lake", lake.as_uri(), "--featurizer", featurizer_uri, "--pca", pca_uri, "--available-now"],
+        master="local[2]",
+        submit_args=tuple(packed_env_args(str(local_env_archive))),
         env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
     )
     # THEN it exits 0 with a feature row per image, each featurized by LiteRT in a packed worker
     assert result.returncode == 0, result.stderr[-4000:]

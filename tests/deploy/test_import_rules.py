@@ -34,7 +34,8 @@ ROOMS = (
 )
 
 
-def imported_modules(path: Path) -> set[str]:
+def imported_modules(path: Path, with_names: bool = False) -> set[str]:
+    """Every module a module imports, lazy ones too (`with_names`: `from pkg import mod` adds pkg.mod)."""
     tree = ast.parse(path.read_text(), filename=str(path))
     found = set()
     for node in ast.walk(tree):
@@ -42,6 +43,8 @@ def imported_modules(path: Path) -> set[str]:
             found |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             found.add(node.module)
+            if with_names:
+                found |= {f"{node.module}.{alias.name}" for alias in node.names}
     return found
 
 
@@ -93,7 +96,15 @@ def test_the_table_layer_imports_only_the_core_and_never_spark():
 # Outside fruits_lake, pyiceberg is for finding and reading tables only: every commit (the stream's
 # appends, maintenance, the table part of an erasure) and its one retry policy live in fruits_lake.
 READ_ONLY_PYICEBERG = {"pyiceberg.catalog", "pyiceberg.expressions", "pyiceberg.exceptions"}
-COMMITTING_FOLDERS = ("streaming_job", "fruits_classifier", "fruits_privacy", "fruits_cli", "operations", "demo", "benchmarks")
+COMMITTING_FOLDERS = (
+    "streaming_job",
+    "fruits_classifier",
+    "fruits_privacy",
+    "fruits_cli",
+    "operations",
+    "demo",
+    "benchmarks",
+)
 
 
 def test_only_the_table_layer_commits_to_tables():
@@ -113,6 +124,8 @@ def test_only_the_table_layer_commits_to_tables():
                 found[str(path.relative_to(REPO_ROOT))] = writes
     # THEN none writes tables or retries commits itself
     assert found == {}
+
+
 def test_the_classifier_room_sits_below_the_cli_demo_and_operations():
     # GIVEN every module of fruits_classifier/ (training and the app export, beside the stream)
     # WHEN its imports are read THEN it names the core, the lake and the stream only (the scoring
@@ -128,3 +141,86 @@ def test_the_rule_sees_a_lazy_import(tmp_path: Path):
     module = tmp_path / "lazy.py"
     module.write_text("def run():\n    from fruits_cli.main import main\n    return main\n")
     assert imported_modules(module) == {"fruits_cli.main"}
+
+
+# Every first-party module by dotted name (lambdas/ingest is its own root: the Lambda's code).
+PACKAGE_ROOTS = (
+    ("", ("fruits_core", "fruits_lake", "fruits_privacy", "streaming_job", "fruits_cli", "operations")),
+    ("", ("demo", "benchmarks")),
+    ("lambdas/ingest", ("fruits_ingest",)),
+)
+
+
+def first_party_modules() -> dict[str, Path]:
+    modules = {}
+    for root, packages in PACKAGE_ROOTS:
+        base = REPO_ROOT / root if root else REPO_ROOT
+        for package in packages:
+            for path in sorted((base / package).rglob("*.py")):
+                parts = path.relative_to(base).with_suffix("").parts
+                name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+                modules[name] = path
+    return modules
+
+
+def import_edges(path: Path, modules: dict[str, Path]) -> set[str]:
+    """The first-party modules a module imports, lazy ones included."""
+    found = imported_modules(path, with_names=True)
+    # A package's __init__ is no edge: `from pkg import mod` already counts as `pkg.mod`.
+    return {name for name in found if name in modules and modules[name].name != "__init__.py"}
+
+
+def import_circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    circles = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for neighbour in graph.get(node, ()):
+            if neighbour not in index:
+                visit(neighbour)
+                low[node] = min(low[node], low[neighbour])
+            elif neighbour in on_stack:
+                low[node] = min(low[node], index[neighbour])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                circles.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return circles
+
+
+def test_no_module_imports_itself_back_through_others():
+    # GIVEN every first-party module's imports, lazy ones included
+    modules = first_party_modules()
+    graph = {name: import_edges(path, modules) - {name} for name, path in modules.items()}
+    # THEN no two modules reach each other (an import circle): shared names go to a module both import
+    assert import_circles(graph) == []
+
+
+def test_the_circle_check_finds_a_lazy_circle():
+    # GIVEN a imports b at the top and b imports a inside a function THEN the two form a circle
+    assert import_circles({"a": {"b"}, "b": {"a"}, "c": {"a"}}) == [["a", "b"]]
+    assert import_circles({"a": {"b"}, "b": set()}) == []
+
+
+def test_every_entry_script_has_its_own_name():
+    # GIVEN the modules named like entry scripts (`*_main.py`): spark-submit runs them by file name
+    names = [path.name for path in first_party_modules().values() if path.name.endswith("_main.py")]
+    # THEN no two share a name (the maintenance step's upload must not be mistaken for the CLI's module)
+    assert sorted(names) == sorted(set(names))

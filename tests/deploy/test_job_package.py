@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import zipfile
@@ -11,11 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from fruits_lake.reading import read_features
 from operations.env_archive import env_spec
 from operations.job_package import build_job_package, collect_sources, content_version
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests.deploy.emr_step import lay_out_step, spark_submit
 
 
 def test_same_sources_give_byte_identical_packages():
@@ -145,45 +142,8 @@ def test_every_module_of_the_zip_imports_with_only_the_packed_environment(tmp_pa
     assert int(result.stdout.split()[-1]) == modules_in_zip
 
 
-@pytest.mark.slow
-@pytest.mark.spark
-@pytest.mark.tf
-def test_main_py_runs_the_stream_from_the_zip(tmp_path: Path, models, sample_image_paths):
-    # GIVEN a small local lake of ingested images, the model artifacts, and the zip + main.py laid
-    # out as an EMR step has them (main.py alone in its folder, the zip on --py-files)
-    from tests.streaming.stream_testkit import ingest_images
-
-    featurizer_uri, pca_uri = models
-    lake = tmp_path / "lake"
-    images = sample_image_paths[:4]
-    ingest_images(lake, tmp_path / "uploads", images)
-    step = tmp_path / "step"
-    step.mkdir()
-    (step / "fruits_job.zip").write_bytes(build_job_package().data)
-    (step / "main.py").write_bytes((REPO_ROOT / "streaming_job" / "main.py").read_bytes())
-    # WHEN spark-submit runs main.py --available-now
-    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
-    env.pop("PYTHONPATH", None)
-    result = subprocess.run(
-        [
-            str(Path(sys.executable).with_name("spark-submit")),
-            "--master",
-            "local[1]",
-            "--py-files",
-            "fruits_job.zip",
-            "main.py",
-            *["--lake", lake.as_uri(), "--featurizer", featurizer_uri, "--pca", pca_uri, "--available-now"],
-        ],
-        cwd=step,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    # THEN it exits 0 after featurizing every manifest of the lake
-    assert result.returncode == 0, result.stderr[-4000:]
-    features = read_features(lake.as_uri())
-    assert features.num_rows == len(images)
+# main.py running the stream from the zip: tests/deploy/test_env_archive.py does it end to end, from the
+# packed environment alone (no checkout, no PYTHONPATH), which is how the EMR step runs it.
 
 
 @pytest.mark.slow
@@ -194,29 +154,9 @@ def test_maintain_main_py_runs_from_the_zip_inside_a_spark_context(tmp_path: Pat
 
     lake = tmp_path / "lake"
     ensure_tables(open_catalog(lake.as_uri()))
-    step = tmp_path / "step"
-    step.mkdir()
-    (step / "fruits_job.zip").write_bytes(build_job_package().data)
-    (step / "maintain_main.py").write_bytes((REPO_ROOT / "streaming_job" / "maintain_main.py").read_bytes())
+    step = lay_out_step(tmp_path / "step", "maintain_main.py")
     # WHEN spark-submit runs it
-    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
-    env.pop("PYTHONPATH", None)
-    result = subprocess.run(
-        [
-            str(Path(sys.executable).with_name("spark-submit")),
-            "--master",
-            "local[1]",
-            "--py-files",
-            "fruits_job.zip",
-            "maintain_main.py",
-            *["--lake", lake.as_uri(), "--json"],
-        ],
-        cwd=step,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = spark_submit(step, "maintain_main.py", ["--lake", lake.as_uri(), "--json"], timeout=300)
     # THEN it maintains both tables, from a driver that started a SparkContext (which a YARN
     # cluster-mode application master waits for)
     assert result.returncode == 0, result.stderr[-4000:]

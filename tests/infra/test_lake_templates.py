@@ -14,7 +14,7 @@ import re
 from cfn_template import REPO_ROOT, role_statements, sub_text
 
 from fruits_lake.catalog import GLUE_DATABASE_ENV, GLUE_DATABASE_PATTERN
-from fruits_lake.maintain_main import add_maintain_arguments, options_from_args
+from fruits_lake.maintain_cli import add_maintain_arguments, options_from_args
 from operations import deploy as stream_deploy
 from operations.env_archive import env_spec
 from operations.job_package import build_job_package

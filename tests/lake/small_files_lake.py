@@ -10,7 +10,7 @@ import pyarrow as pa
 from pyiceberg.table import Table
 
 from fruits_lake.catalog import ensure_tables, open_catalog
-from fruits_lake.schemas import ERRORS_ARROW_SCHEMA, FEATURES_ARROW_SCHEMA, conform_rows
+from tests import table_rows
 
 # The last three days before today (UTC): well inside the default row retention.
 _TODAY = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -24,38 +24,28 @@ def feature_rows(day: datetime, batch: int) -> pa.Table:
     n = ROWS_PER_BATCH
     seeds = [day.toordinal() * 100 + batch * 10 + i for i in range(n)]
     times = [day + timedelta(hours=batch * 5, minutes=i) for i in range(n)]
-    return conform_rows(
-        pa.table(
-            {
-                "image_id": [f"{seed:032x}" for seed in seeds],
-                "subject_id": [f"subject-{seed % 2}" for seed in seeds],
-                "key_version": ["1"] * n,
-                "label": [LABELS[seed % 3] for seed in seeds],
-                "region": ["u09t"] * n,
-                "captured_hour": times,
-                "uploaded_at": times,
-                "ingested_at": times,
-                "processed_at": times,
-                "features": [[float(seed), seed / 7.0, -1.5] for seed in seeds],
-                "pca_residual": [0.25] * n,
-                "model_version": ["mobilenetv2-test"] * n,
-                "pca_version": ["pca-test"] * n,
-            }
-        ),
-        FEATURES_ARROW_SCHEMA,
+    return table_rows.feature_rows(
+        [f"{seed:032x}" for seed in seeds],
+        subject_id=[f"subject-{seed % 2}" for seed in seeds],
+        key_version="1",
+        label=[LABELS[seed % 3] for seed in seeds],
+        region="u09t",
+        captured_hour=times,
+        uploaded_at=times,
+        features=[[float(seed), seed / 7.0, -1.5] for seed in seeds],
+        pca_residual=0.25,
+        model_version="mobilenetv2-test",
+        pca_version="pca-test",
     )
 
 
 def error_rows(day: datetime, batch: int) -> pa.Table:
-    return pa.table(
-        {
-            "image_id": [f"{day.toordinal() * 100 + batch:032x}"],
-            "image_uri": [None],
-            "reason": ["image_unreadable"],
-            "detail": ["decode failed"],
-            "processed_at": [day + timedelta(hours=batch)],
-        }
-    ).cast(ERRORS_ARROW_SCHEMA)
+    return table_rows.error_rows(
+        [f"{day.toordinal() * 100 + batch:032x}"],
+        reason="image_unreadable",
+        detail="decode failed",
+        processed_at=day + timedelta(hours=batch),
+    )
 
 
 def build_small_files_lake(lake: Path, days=DAYS) -> tuple[Table, Table]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pyarrow as pa
 import pytest
 from pyiceberg.transforms import DayTransform
 from pyiceberg.types import TimestamptzType
@@ -14,7 +13,7 @@ from fruits_core import contracts
 from fruits_core.errors import ConfigError
 from fruits_lake import catalog as lake_catalog
 from fruits_lake.catalog import ERRORS_TABLE, FEATURES_TABLE, ensure_tables, open_catalog
-from fruits_lake.schemas import FEATURES_ARROW_SCHEMA, conform_rows
+from tests.table_rows import feature_rows
 
 
 def test_a_local_lake_keeps_its_catalog_and_tables_in_the_lake(tmp_path: Path):
@@ -62,25 +61,14 @@ def test_tables_have_the_v2_columns_real_timestamps_and_day_partitions(tmp_path:
 def test_appended_rows_land_in_one_folder_per_upload_day(tmp_path: Path):
     features, _ = ensure_tables(open_catalog(str(tmp_path)))
     days = [datetime(2026, 3, 1, 23, tzinfo=UTC), datetime(2026, 3, 2, 0, tzinfo=UTC)]
-    rows = conform_rows(
-        pa.table(
-            {
-                "image_id": ["a" * 32, "b" * 32],
-                "subject_id": [None, "s"],
-                "key_version": [None, "3"],
-                "label": ["apple", "banana"],
-                "region": [None, None],
-                "captured_hour": [None, None],
-                "uploaded_at": days,
-                "ingested_at": days,
-                "processed_at": days,
-                "features": [[1.0, 2.0], [3.0, 4.0]],
-                "pca_residual": [0.1, 0.2],
-                "model_version": ["m", "m"],
-                "pca_version": ["p", "p"],
-            }
-        ),
-        FEATURES_ARROW_SCHEMA,
+    rows = feature_rows(
+        ["a" * 32, "b" * 32],
+        subject_id=[None, "s"],
+        key_version=[None, "3"],
+        label=["apple", "banana"],
+        uploaded_at=days,
+        features=[[1.0, 2.0], [3.0, 4.0]],
+        pca_residual=[0.1, 0.2],
     )
     features.append(rows)
     data = Path(features.location().removeprefix("file://")) / "data"

@@ -66,7 +66,7 @@ def feature_rows(
                 "model_version": ["m"] * count,
                 "pca_version": [PCA] * count,
             }
-    ),
+        ),
         FEATURES_ARROW_SCHEMA,
     )
 

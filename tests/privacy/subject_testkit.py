@@ -14,7 +14,7 @@ import pyarrow as pa
 
 from fruits_core import contracts
 from fruits_lake.catalog import ensure_tables, open_catalog
-from fruits_lake.schemas import ERRORS_ARROW_SCHEMA, FEATURES_ARROW_SCHEMA, conform_rows
+from tests import table_rows
 
 PSEUDONYM_KEY = b"privacy-tests-pseudonym-key-0123456789"
 # What each phone sends: every value is personal and must vanish with an erasure.
@@ -98,38 +98,28 @@ def feature_rows(manifests: list[dict]) -> pa.Table:
     def moment(text):
         return contracts.parse_iso(text) if text else None
 
-    return conform_rows(
-        pa.table(
-            {
-                "image_id": [m["image_id"] for m in manifests],
-                "subject_id": [m["subject_id"] for m in manifests],
-                "key_version": [m["key_version"] for m in manifests],
-                "label": [m["label"] for m in manifests],
-                "region": [m["region"] for m in manifests],
-                "captured_hour": [moment(m["captured_hour"]) for m in manifests],
-                "uploaded_at": [moment(m["uploaded_at"]) for m in manifests],
-                "ingested_at": [moment(m["ingested_at"]) for m in manifests],
-                "processed_at": [datetime.now(UTC) for _ in manifests],
-                "features": [VECTOR for _ in manifests],
-                "pca_residual": [0.5 for _ in manifests],
-                "model_version": ["litert-int8-test" for _ in manifests],
-                "pca_version": ["pca-k4-test" for _ in manifests],
-            }
-        ),
-        FEATURES_ARROW_SCHEMA,
+    return table_rows.feature_rows(
+        [m["image_id"] for m in manifests],
+        **{name: [m[name] for m in manifests] for name in ("subject_id", "key_version", "label", "region")},
+        **{
+            name: [moment(m[name]) for m in manifests]
+            for name in ("captured_hour", "uploaded_at", "ingested_at")
+        },
+        processed_at=datetime.now(UTC),
+        features=VECTOR,
+        pca_residual=0.5,
+        model_version="litert-int8-test",
+        pca_version="pca-k4-test",
     )
 
 
 def error_rows(image_ids: list[str]) -> pa.Table:
-    return pa.table(
-        {
-            "image_id": image_ids,
-            "image_uri": [None for _ in image_ids],
-            "reason": ["image_not_found" for _ in image_ids],
-            "detail": ["the clean image does not exist" for _ in image_ids],
-            "processed_at": [datetime.now(UTC) for _ in image_ids],
-        }
-    ).cast(ERRORS_ARROW_SCHEMA)
+    return table_rows.error_rows(
+        image_ids,
+        reason="image_not_found",
+        detail="the clean image does not exist",
+        processed_at=datetime.now(UTC),
+    )
 
 
 def fill_tables(lake_dir: Path, uploads: dict[str, SubjectUploads]) -> None:

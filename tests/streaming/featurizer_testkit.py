@@ -59,6 +59,6 @@ def seeded_spec():
 @functools.cache
 def seeded_model_featurizer(batch_size: int = 64):
     """A driver-side KerasFeaturizer over the seeded spec (built once per batch size)."""
-    from streaming_job.runtimes import build_featurizer
+    from streaming_job.model import build_featurizer
 
     return build_featurizer(seeded_spec(), batch_size=batch_size)

@@ -166,7 +166,9 @@ def test_the_recorded_summary_names_no_folder_of_this_machine(tmp_path):
 @pytest.mark.spark
 @pytest.mark.tf
 def test_fruits_demo_end_to_end_on_twelve_images(sample_image_paths, tmp_path):
-    # GIVEN a folder of 12 real images, 3 per label
+    # GIVEN a folder of 12 real images, 3 per label, in a work directory whose path has a space and
+    # a non-ASCII letter (the ingest, Spark, pyiceberg and the audit must agree on every file's name)
+    tmp_path = tmp_path / "Démo lake"
     images = tmp_path / "images"
     for label in sorted({path.parent.name for path in sample_image_paths}):
         (images / label).mkdir(parents=True)
@@ -223,6 +225,8 @@ def test_fruits_demo_end_to_end_on_twelve_images(sample_image_paths, tmp_path):
     assert {row["label"] for row in rows} == {"apple", "lemon", "mango", "raspberry"}
     assert sum(row["classifier_version"] == summary["classifier_version"] for row in rows) >= 12
     files = sorted((workdir / "lake" / "features").rglob("*.*"))
+    # (every file under the one real work directory, none under a percent-encoded twin of its name)
+    assert files and [path.name for path in tmp_path.parent.iterdir()] == [tmp_path.name]
     text = json.dumps(rows, default=str) + "".join(path.read_bytes().decode("latin-1") for path in files)
     assert "demo-farmer" not in text and "android-" not in text and "IMG_" not in text
     assert all(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -23,13 +22,13 @@ from pyiceberg.exceptions import NoSuchTableError
 
 from fruits_lake.reading import committed_rows, lake_tables
 from streaming_job.runner import await_stream, start_stream
+from tests.streaming import self_kill
 from tests.streaming.stream_testkit import every_nth, ingest_images, stream_args, stream_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark, pytest.mark.tf]
 
 EPOCH_HOURS = "0.0005"  # 1.8 s
 TIMEOUT = 240.0
-REPO_ROOT = Path(__file__).resolve().parents[2]
 FRUITS = str(Path(sys.executable).with_name("fruits"))
 
 
@@ -104,13 +103,9 @@ def test_the_stream_rotates_epochs_between_batches_without_losing_or_duplicating
     assert latest["totals"]["feature_rows"] == len(accepted)
 
 
-def launch_killed_at(step: str, marker: Path, lake: Path, models: tuple[str, str], log: Path):
-    command = [
-        sys.executable,
-        "-m",
-        "tests.streaming.kill_rotation_at",
-        step,
-        str(marker),
+def run_until_killed(step: str, lake: Path, models, tmp_path: Path, log: Path) -> None:
+    """`fruits stream` (4 manifests a batch, short epochs, archived sources) until it kills itself."""
+    flags = [
         "--master",
         "local[2]",
         *stream_args(
@@ -127,29 +122,7 @@ def launch_killed_at(step: str, marker: Path, lake: Path, models: tuple[str, str
             EPOCH_HOURS,
         ),
     ]
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(REPO_ROOT))
-    with log.open("ab") as output:
-        return subprocess.Popen(
-            command, stdout=output, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT, start_new_session=True
-        )
-
-
-def run_until_killed(step: str, lake: Path, models, tmp_path: Path, log: Path) -> None:
-    from tests.streaming.test_exactly_once import group_alive
-
-    marker = tmp_path / f"killed-{step}"
-    process = launch_killed_at(step, marker, lake, models, log)
-    try:
-        returncode = process.wait(timeout=TIMEOUT)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=30)
-        pytest.fail(f"the stream never reached {step}:\n{log.read_text()[-3000:]}")
-    deadline = time.monotonic() + 30
-    while group_alive(process.pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert returncode == -signal.SIGKILL, log.read_text()[-3000:]
-    assert marker.read_text() == step
+    self_kill.run_until_killed(step, flags, tmp_path, log, TIMEOUT)
 
 
 def test_sigkills_around_a_rotation_still_give_each_image_exactly_once(models, sample_image_paths, tmp_path):

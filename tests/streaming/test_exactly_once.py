@@ -1,7 +1,7 @@
 """Exactly once under SIGKILL: the stream killed at every step of a micro-batch's commit, restarted, drained.
 
 Each kill takes the whole process group (driver, JVM, Python workers) at once,
-from inside the driver (kill_stream_at.py), at a precise step of the same
+from inside the driver (self_kill.py), at a precise step of the same
 micro-batch: before its features append, between its features and errors
 appends, and after both (before Spark logs the batch as committed). Each
 restart replays that batch with the same offsets; the tables must still hold
@@ -11,7 +11,6 @@ every image and every error row exactly once.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ import pytest
 from fruits_lake.catalog import BATCH_ID_PROPERTY, QUERY_ID_PROPERTY
 from fruits_lake.reading import lake_tables
 from streaming_job.health import lake_health
+from tests.streaming import self_kill
 from tests.streaming.stream_testkit import every_nth, ingest_images, stream_args, write_manifest
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark, pytest.mark.tf]
@@ -29,60 +29,19 @@ pytestmark = [pytest.mark.slow, pytest.mark.spark, pytest.mark.tf]
 MANIFESTS = 64
 BAD_MANIFESTS = 2
 START_TIMEOUT = 240.0
-REPO_ROOT = Path(__file__).resolve().parents[2]
 FRUITS = str(Path(sys.executable).with_name("fruits"))
-
-
-def launch_killed_at(
-    step: str, marker: Path, lake: Path, models: tuple[str, str], log: Path, master: str = "local[2]"
-):
-    """`fruits stream` (6 manifests per batch, 1 s trigger) that kills itself at `step`."""
-    command = [
-        sys.executable,
-        "-m",
-        "tests.streaming.kill_stream_at",
-        step,
-        str(marker),
-        "--master",
-        master,
-        *stream_args(lake, *models, "--max-files-per-trigger", "6", "--trigger", "1"),
-    ]
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(REPO_ROOT))
-    with log.open("ab") as output:
-        return subprocess.Popen(
-            command, stdout=output, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT, start_new_session=True
-        )
-
-
-def group_alive(group: int) -> bool:
-    """Whether any non-zombie process of the group is left."""
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == group and fields[0] != "Z":
-            return True
-    return False
 
 
 def run_until_killed(
     step: str, lake: Path, models, tmp_path: Path, log: Path, master: str = "local[2]"
 ) -> None:
-    """Run the stream until it killed itself at `step`; fail if it ended any other way."""
-    marker = tmp_path / f"killed-{step}"
-    process = launch_killed_at(step, marker, lake, models, log, master)
-    try:
-        returncode = process.wait(timeout=START_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=30)
-        pytest.fail(f"the stream never reached {step}:\n{log.read_text()[-3000:]}")
-    deadline = time.monotonic() + 30
-    while group_alive(process.pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert returncode == -signal.SIGKILL, log.read_text()[-3000:]
-    assert marker.read_text() == step
+    """`fruits stream` (6 manifests per batch, 1 s trigger) until it killed itself at `step`."""
+    flags = [
+        "--master",
+        master,
+        *stream_args(lake, *models, "--max-files-per-trigger", "6", "--trigger", "1"),
+    ]
+    self_kill.run_until_killed(step, flags, tmp_path, log, START_TIMEOUT)
 
 
 def stream_commits(table) -> list[tuple[str, str]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from fruits_core.lake_uris import file_uri
 from streaming_job import uris, worker_cache
 from streaming_job.image_io import (
     DEFAULT_READ_THREADS_PER_CORE,
@@ -55,8 +56,8 @@ def test_local_listing_is_sorted_filtered_and_skips_in_flight_names(tmp_path):
     listed = uris.list_uris(tmp_path.as_uri(), ".jpg")
     # THEN only the visible images come back, sorted, as file:// URIs
     assert listed == [
-        (tmp_path / "dt=2024-01-01/a.jpg").as_uri(),
-        (tmp_path / "dt=2024-01-02/b.jpg").as_uri(),
+        file_uri(tmp_path / "dt=2024-01-01/a.jpg"),
+        file_uri(tmp_path / "dt=2024-01-02/b.jpg"),
     ]
     assert uris.list_uris((tmp_path / "missing").as_uri()) == []
 

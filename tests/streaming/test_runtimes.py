@@ -20,6 +20,7 @@ import pytest
 
 from streaming_job.model import (
     FeaturizerError,
+    build_featurizer,
     export_featurizer,
     is_random_weights,
     load_featurizer_spec,
@@ -27,7 +28,7 @@ from streaming_job.model import (
 from streaming_job.pca import principal_components
 from streaming_job.preprocess import decode_and_resize
 from streaming_job.quality import first_component_share, linear_probe_accuracy
-from streaming_job.runtimes import KerasFeaturizer, LiteRtFeaturizer, build_featurizer
+from streaming_job.runtimes import KerasFeaturizer, LiteRtFeaturizer
 from tests.streaming.featurizer_testkit import TEST_INPUT_SIZE, litert_featurizer, litert_spec, seeded_spec
 
 pytestmark = pytest.mark.tf

@@ -53,7 +53,10 @@ def test_only_the_files_of_the_entry_are_taken():
         "file:///lake/manifests/dt=2024-05-01/aa.json",
         "file:///lake/manifests/dt=2024-05-02/bb.json",
     ]
-    # a compact file lists earlier entries too: only the asked one counts
+    # a compact file lists earlier entries too: only the asked one counts; Spark's escapes are decoded
+    assert batch_files(SOURCE_LOG_12.replace("/lake/", "/My%20Lake/"), 12)[0] == (
+        "file:///My Lake/manifests/dt=2024-05-01/aa.json"
+    )
     assert batch_files(COMPACT_LOG_19, 19) == ["s3://lake/manifests/dt=2024-05-01/cc.json"]
 
 

@@ -18,6 +18,7 @@ from aws_lambda_powertools.utilities.parser.models import S3Model, S3RecordModel
 from pydantic import BaseModel, ValidationError
 
 from fruits_core import contracts
+from fruits_core.lake_uris import s3_uri
 
 EventKind = Literal["sqs", "s3"]
 OBJECT_CREATED_PREFIX = "ObjectCreated:"
@@ -115,7 +116,7 @@ def _ref(record: S3RecordModel) -> ObjectRef:
     return ObjectRef(
         bucket=bucket,
         key=key,
-        uri=f"s3://{bucket}/{key}",
+        uri=s3_uri(bucket, key),
         event_time=record.eventTime,
         etag=(s3_object.eTag or "").strip('"') or None,
         version_id=s3_object.versionId or None,

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from fruits_core import contracts
+from fruits_core.lake_uris import file_uri
 from fruits_ingest.config import DEFAULT_MAX_IMAGE_PIXELS, DEFAULT_MAX_UPLOAD_BYTES, ConfigError, IngestConfig
 from fruits_ingest.events import ObjectRef
 from fruits_ingest.imaging import install_pillow_guards
@@ -73,7 +74,7 @@ class LocalIngest:
         ref = ObjectRef(
             bucket=str(self.uploads_dir),
             key=key,
-            uri=f"{FILE_SCHEME}{path}",
+            uri=file_uri(path),
             event_time=datetime.fromtimestamp(modified, UTC),
             etag=version,
         )
@@ -86,7 +87,7 @@ class LocalIngest:
         return path
 
     def _uri(self, key: str) -> str:
-        return f"{FILE_SCHEME}{self._path(key)}"
+        return file_uri(self._path(key))
 
 
 def _sha256_of(path: Path) -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from fruits_core.lake_uris import is_not_found_code, write_atomically
+from fruits_core.lake_uris import is_not_found_code, local_path, split_s3, write_atomically
 
 S3_SCHEME = "s3://"
 FILE_SCHEME = "file://"
@@ -61,20 +61,6 @@ class ObjectStore(Protocol):
     def purge(self, uri: str) -> None: ...
 
     def first_version_id(self, uri: str) -> str | None: ...
-
-
-def split_s3_uri(uri: str) -> tuple[str, str]:
-    """`s3://bucket/any key` -> (bucket, key); the key is taken verbatim, not URL-decoded."""
-    if not uri.startswith(S3_SCHEME):
-        raise ValueError("not an s3:// URI")
-    bucket, _, key = uri[len(S3_SCHEME) :].partition("/")
-    return bucket, key
-
-
-def file_uri_path(uri: str) -> Path:
-    if not uri.startswith(FILE_SCHEME):
-        raise ValueError("not a file:// URI")
-    return Path(uri[len(FILE_SCHEME) :])
 
 
 def sidecar_path(path: Path) -> Path:
@@ -144,7 +130,7 @@ class S3ObjectStore:
     def put(
         self, uri: str, data: bytes, content_type: str, metadata: Mapping[str, str] | None = None
     ) -> None:
-        bucket, key = split_s3_uri(uri)
+        bucket, key = split_s3(uri)
         extra = {"Metadata": dict(metadata)} if metadata else {}
         self._call_raw(
             "PutObject",
@@ -155,7 +141,7 @@ class S3ObjectStore:
 
     def purge(self, uri: str) -> None:
         """Delete every version (and delete marker) of exactly this key; nothing to delete is fine."""
-        bucket, key = split_s3_uri(uri)
+        bucket, key = split_s3(uri)
         listing = self._call_raw(
             "ListObjectVersions", lambda: self.client.list_object_versions(Bucket=bucket, Prefix=key)
         )
@@ -171,7 +157,7 @@ class S3ObjectStore:
     def first_version_id(self, uri: str) -> str | None:
         """The oldest stored version of exactly this key (one listing page: past 1,000 versions of one
         key, the oldest seen stands in for it); None when the key has no version."""
-        bucket, key = split_s3_uri(uri)
+        bucket, key = split_s3(uri)
         listing = self._call_raw(
             "ListObjectVersions", lambda: self.client.list_object_versions(Bucket=bucket, Prefix=key)
         )
@@ -179,7 +165,7 @@ class S3ObjectStore:
         return versions[-1] if versions else None  # S3 lists a key's versions newest first
 
     def _call(self, operation: str, method: Any, uri: str, version_id: str | None, **extra: str) -> dict:
-        bucket, key = split_s3_uri(uri)
+        bucket, key = split_s3(uri)
         version = {"VersionId": version_id} if version_id else {}
         return self._call_raw(operation, lambda: method(Bucket=bucket, Key=key, **version, **extra))
 
@@ -205,7 +191,7 @@ class FileObjectStore:
     """The filesystem as an object store; writes are atomic (hidden temp file, then os.replace)."""
 
     def head(self, uri: str, version_id: str | None = None) -> ObjectInfo:
-        path = file_uri_path(uri)
+        path = local_path(uri)
         try:
             size = path.stat().st_size
         except FileNotFoundError:
@@ -215,7 +201,7 @@ class FileObjectStore:
         return ObjectInfo(size=size, metadata=_read_sidecar(sidecar_path(path)))
 
     def get(self, uri: str, max_bytes: int, version_id: str | None = None, etag: str | None = None) -> bytes:
-        path = file_uri_path(uri)
+        path = local_path(uri)
         try:
             with path.open("rb") as handle:
                 return handle.read(max_bytes + 1)
@@ -227,7 +213,7 @@ class FileObjectStore:
     def put(
         self, uri: str, data: bytes, content_type: str, metadata: Mapping[str, str] | None = None
     ) -> None:
-        path = file_uri_path(uri)
+        path = local_path(uri)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             if metadata is not None:
@@ -244,7 +230,7 @@ class FileObjectStore:
 
     def purge(self, uri: str) -> None:
         try:
-            file_uri_path(uri).unlink(missing_ok=True)
+            local_path(uri).unlink(missing_ok=True)
         except OSError as error:
             raise StorageError(f"file delete failed ({error.strerror})") from None
 

@@ -15,32 +15,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 from datetime import timedelta
 
-from fruits_core.errors import ConfigError
-from fruits_core.lake_uris import lake_uri_from_argument
-
-# Snapshots: a day. Each stream append rewrites the table's metadata, which grows with the snapshots
-# kept (~2.2 ms more per commit per snapshot, benchmarks/commit_cost.py): a day of 60 s triggers keeps
-# a commit near 3 s, a week would reach ~22 s. The newest `keep_snapshots` always stay, so a batch
-# replayed after a long outage still finds its own commit.
-DEFAULTS = {"snapshot_retention_days": 1.0, "keep_snapshots": 10, "orphan_min_age_hours": 24.0}
-# Storage limitation (GDPR Art. 5(1)(e)): a feature row is kept one year, a full cycle of fruit
-# seasons for training, then deleted from the table (the bytes go with the next orphan removal).
-DEFAULT_RETENTION_DAYS = 365
-# An in-flight commit's files exist before the catalog references them; an hour is far longer
-# than any commit takes, so no smaller minimum age is accepted.
-MIN_ORPHAN_AGE_HOURS = 1.0
+from fruits_core.errors import ConfigError, exit_code_of
+from fruits_core.lake_uris import add_lake_argument, required_lake_uri
+from fruits_lake.maintenance_defaults import DEFAULT_RETENTION_DAYS, DEFAULTS, MIN_ORPHAN_AGE_HOURS
 
 
 def add_maintain_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--lake",
-        default=os.environ.get("FRUITS_LAKE"),
-        help="lake root: s3://bucket[/prefix] or file:///abs/path (env FRUITS_LAKE)",
-    )
+    add_lake_argument(parser)
     parser.add_argument(
         "--retention-days",
         type=int,
@@ -75,9 +58,7 @@ def options_from_args(args: argparse.Namespace):
     """Validated MaintainOptions (ConfigError naming the flag otherwise)."""
     from fruits_lake.maintenance import MaintainOptions
 
-    if not args.lake:
-        raise ConfigError("--lake (or FRUITS_LAKE) is required")
-    args.lake = lake_uri_from_argument(args.lake, "--lake")
+    required_lake_uri(args.lake)
     if args.retention_days < 0:
         raise ConfigError(f"--retention-days must be 0 (keep every row) or more, got {args.retention_days}")
     if args.snapshot_retention_days < 0:
@@ -140,8 +121,4 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="maintain_main.py", description=__doc__.splitlines()[0])
     add_maintain_arguments(parser)
     args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except ConfigError as error:
-        print(f"maintain_main.py: configuration error: {error}", file=sys.stderr)
-        return 2
+    return exit_code_of("maintain_main.py", lambda: run(args))
