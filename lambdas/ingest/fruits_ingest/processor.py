@@ -8,6 +8,11 @@ or overwritten since its event) is skipped: no record, a counted outcome, never
 a retry. Other storage failures propagate so the caller retries the message. The
 clean image is written before the manifest, so a manifest never points to a
 missing image.
+
+Manifests are stored per batch (manifest_group): the caller passes the batch's group and
+flushes it once every upload of the batch is processed; without one, the upload is a batch
+of one (its manifest under its own key). A redelivered upload whose clean image names a
+stored manifest group was ingested already and is skipped.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from fruits_ingest.config import IngestConfig
 from fruits_ingest.events import ObjectRef
 from fruits_ingest.identity import subject_from_key
 from fruits_ingest.imaging import CleanImage, ImageRejected, normalize_image
+from fruits_ingest.manifest_group import ManifestGroup
 from fruits_ingest.metadata import InvalidMetadata, UploadMetadata, parse_upload_metadata
 from fruits_ingest.pseudonym_key import PseudonymKey
 from fruits_ingest.storage import ObjectChanged, ObjectInfo, ObjectNotFound, ObjectStore, UnreadableMetadata
@@ -73,8 +79,21 @@ def process_upload(
     store: ObjectStore,
     pseudonym_key: PseudonymKey,
     clock: Callable[[], datetime] = utc_now,
+    group: ManifestGroup | None = None,
+    owner: str = "",
+    redelivered: bool = False,
 ) -> IngestOutcome:
-    """Validate, anonymize and store one upload; the same object version always yields the same keys."""
+    """Validate, anonymize and store one upload; the same object version always yields the same keys.
+
+    With `group`, the manifest joins the batch's group (the caller flushes it); without, it is
+    stored at once as a batch of one and the upload deleted. `owner` names the message that
+    carries the upload; `redelivered` says an earlier attempt may have stored it already.
+    """
+    if group is None:
+        single = ManifestGroup.for_refs([ref])
+        outcome = process_upload(ref, config, store, pseudonym_key, clock, single, owner, redelivered)
+        single.flush(store, config.lake_uri)
+        return outcome
     started = time.perf_counter()
     image_id = ref.image_id
     dt = contracts.partition_date(ref.event_time)
@@ -82,6 +101,9 @@ def process_upload(
     person: str | None = None
     try:
         _check_key(ref)
+        if redelivered and _stored_before(ref, dt, config, store):
+            group.done_with(ref)
+            raise _Skipped(contracts.SkipReason.ALREADY_INGESTED)
         person = _subject(ref, config)
         _skip_if_erased(person, pseudonym_key, config, store, clock())
         upload_bytes, metadata = _fetch_valid_upload(ref, config, store, clock())
@@ -90,6 +112,8 @@ def process_upload(
             _skip_if_erased(person, pseudonym_key, config, store, clock())
         clean = _normalize(upload_bytes, config.max_image_pixels)
     except _Skipped as skip:
+        if skip.reason is contracts.SkipReason.SUBJECT_ERASED:
+            group.done_with(ref)
         logger.info(
             "upload skipped",
             extra={"image_id": image_id, "reason": skip.reason.value, "duration_ms": _elapsed_ms(started)},
@@ -97,6 +121,7 @@ def process_upload(
         return IngestOutcome("skipped", image_id, skip.reason.value, dt, None)
     except _Rejected as rejection:
         _write_quarantine(store, config, image_id, dt, ref, rejection, clock(), person, pseudonym_key)
+        group.done_with(ref)
         logger.info(
             "upload quarantined",
             extra={
@@ -109,7 +134,9 @@ def process_upload(
         return IngestOutcome("quarantined", image_id, rejection.reason.value, dt, None)
 
     image_uri = join_uri(config.lake_uri, contracts.clean_image_key(dt, image_id))
-    store.put(image_uri, clean.jpeg, contracts.CLEAN_IMAGE_CONTENT_TYPE)
+    # A shared group's key is recorded with the image: a redelivery finds out whether it was stored.
+    named_group = {contracts.MANIFEST_GROUP_METADATA: group.key} if group.is_shared else None
+    store.put(image_uri, clean.jpeg, contracts.CLEAN_IMAGE_CONTENT_TYPE, metadata=named_group)
     manifest = manifest_record(
         image_id,
         image_uri,
@@ -121,8 +148,9 @@ def process_upload(
         clock(),
         dt,
     )
-    manifest_uri = join_uri(config.lake_uri, contracts.manifest_key(dt, image_id))
-    store.put(manifest_uri, _json_bytes(manifest), JSON_CONTENT_TYPE)
+    manifest_uri = join_uri(config.lake_uri, group.key)
+    group.add(manifest, owner)
+    group.done_with(ref)
     logger.info(
         "upload accepted",
         extra={
@@ -303,6 +331,29 @@ def _head_announced_version(ref: ObjectRef, store: ObjectStore) -> ObjectInfo:
         return store.head(ref.uri, version_id=ref.version_id)
     except ObjectNotFound:
         raise _Skipped(contracts.SkipReason.UPLOAD_MISSING) from None
+
+
+def _stored_before(ref: ObjectRef, dt: str, config: IngestConfig, store: ObjectStore) -> bool:
+    """Whether an earlier attempt stored this upload (checked on redelivery only, a few HEADs).
+
+    Its clean image names the manifest object, which exists in manifests/ or where the stream's
+    cleanSource archived it.
+    """
+    try:
+        image = store.head(join_uri(config.lake_uri, contracts.clean_image_key(dt, ref.image_id)))
+    except ObjectNotFound:
+        return False
+    named = image.metadata.get(contracts.MANIFEST_GROUP_METADATA)
+    group_key = named or contracts.manifest_key(dt, ref.image_id)
+    group_uri = join_uri(config.lake_uri, group_key)
+    archive_dir = join_uri(config.lake_uri, contracts.MANIFESTS_ARCHIVE_PREFIX)
+    for uri in (group_uri, contracts.archived_uri(archive_dir, group_uri)):
+        try:
+            store.head(uri)
+            return True
+        except ObjectNotFound:
+            continue
+    return False
 
 
 def _check_size(size: int, max_bytes: int) -> None:

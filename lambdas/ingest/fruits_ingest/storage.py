@@ -58,6 +58,8 @@ class ObjectStore(Protocol):
         self, uri: str, data: bytes, content_type: str, metadata: Mapping[str, str] | None = None
     ) -> None: ...
 
+    def delete(self, uri: str, version_id: str) -> None: ...
+
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
     """`s3://bucket/any key` -> (bucket, key); the key is taken verbatim, not URL-decoded."""
@@ -94,6 +96,9 @@ class RoutingStore:
         self, uri: str, data: bytes, content_type: str, metadata: Mapping[str, str] | None = None
     ) -> None:
         self._store(uri).put(uri, data, content_type, metadata=metadata)
+
+    def delete(self, uri: str, version_id: str) -> None:
+        self._store(uri).delete(uri, version_id)
 
     def _store(self, uri: str) -> ObjectStore:
         for scheme, store in self._stores.items():
@@ -142,6 +147,10 @@ class S3ObjectStore:
                 Bucket=bucket, Key=key, Body=data, ContentType=content_type, **extra
             ),
         )
+
+    def delete(self, uri: str, version_id: str) -> None:
+        """Remove one object version for good (no delete marker); S3 does not bill DELETE requests."""
+        self._call("DeleteObject", self.client.delete_object, uri, version_id)
 
     def _call(self, operation: str, method: Any, uri: str, version_id: str | None, **extra: str) -> dict:
         bucket, key = split_s3_uri(uri)
@@ -203,6 +212,15 @@ class FileObjectStore:
             write_atomically(path, data)
         except OSError as error:
             raise StorageError(f"file write failed ({error.strerror})") from None
+
+    def delete(self, uri: str, version_id: str) -> None:
+        """A local file has one version: remove it and its metadata sidecar."""
+        path = file_uri_path(uri)
+        try:
+            path.unlink(missing_ok=True)
+            sidecar_path(path).unlink(missing_ok=True)
+        except OSError as error:
+            raise StorageError(f"file delete failed ({error.strerror})") from None
 
 
 def _read_sidecar(path: Path) -> dict[str, Any]:
