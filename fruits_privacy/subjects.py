@@ -26,11 +26,13 @@ from fruits_privacy.subject_plan import (
     image_ref,
     keys_to_erase,
     match_records,
-    parse_record,
+    parse_records,
+    without_subject,
 )
 
 EXPORT_SCHEMA_VERSION = 1
 JSON_CONTENT_TYPE = "application/json"
+JSON_LINES_CONTENT_TYPE = "application/x-ndjson"
 # A second scan catches a manifest the stream's archiver moved to archive/ during the first one.
 OBJECT_PASSES = 3
 
@@ -75,7 +77,10 @@ def export_subject(
         "schema_version": EXPORT_SCHEMA_VERSION,
         "generated_at": contracts.iso_utc(clock()),
         "pseudonyms": [{"subject_id": p.subject_id, "key_version": p.key_version} for p in pseudonyms],
-        **{kind: list(records.values()) for kind, records in found.records.items()},
+        **{
+            kind: [*records.values(), *(line for lines in found.shared[kind].values() for line in lines)]
+            for kind, records in found.records.items()
+        },
         CLEAN_IMAGES: existing_images,
         **table_rows,
     }
@@ -112,8 +117,10 @@ def erase_subject(
         }
         for kind, keys in keys_to_erase(found, pass_images).items():
             counts[kind] += sum(objects.erase(key) for key in keys)
+        for kind, shared in found.shared.items():
+            counts[kind] += sum(_rewrite_without(objects, key, wanted) for key in shared)
         images |= pass_images
-        if not any(found.records.values()):
+        if not found.any_found():
             break
     counts.update(tables.erase(wanted, images))
     request_id = uuid.uuid4().hex
@@ -136,11 +143,24 @@ def erase_subject(
 def _scan(objects: LakeObjects) -> Iterator[tuple[str, str, dict[str, Any]]]:
     for kind, prefix in RECORD_PREFIXES.items():
         for version in objects.versions(prefix):
-            if not version.key.endswith(".json"):
+            if not version.key.endswith(contracts.MANIFEST_FILE_SUFFIXES):
                 continue
-            record = parse_record(objects.read(version))
-            if record is not None:
+            for record in parse_records(objects.read(version)):
                 yield kind, version.key, record
+
+
+def _rewrite_without(objects: LakeObjects, key: str, pseudonyms: set[str]) -> int:
+    """Remove the subject's lines from a shared manifest object: every version erased, the rest rewritten.
+
+    Returns how many of the subject's lines went. Other people's manifests stay, so their uploads are
+    still featurized (the stream has not read this object yet) or stay archived.
+    """
+    versions = [objects.read(version) for version in objects.versions(key) if version.key == key]
+    rest, removed = without_subject(versions, pseudonyms)
+    objects.erase(key)
+    if rest:
+        objects.write(key, rest, JSON_LINES_CONTENT_TYPE)
+    return removed
 
 
 def _refs(rows: list[dict[str, Any]]) -> Iterator[ImageRef]:
