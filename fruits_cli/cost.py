@@ -11,11 +11,11 @@ from fruits_core.errors import ConfigError
 
 # Assumptions exposed as flags (the rest keep their documented defaults).
 TUNABLE = {
-    "image_kib": "average upload size in KiB, a 12 MP photo (default: measured, operations/unit_costs.json)",
-    "clean_image_kib": "average clean image in KiB, 448 px long side (default: measured)",
-    "lambda_cpu_ms_per_image": "ingest CPU ms per 12 MP photo on one full core (default: measured)",
+    "image_kib": "average upload size in KiB, a 12 MP photo (measured: operations/unit_costs.json)",
+    "clean_image_kib": "average clean image in KiB, 448 px long side (measured: operations/unit_costs.json)",
+    "lambda_cpu_ms_per_image": "ingest CPU ms per 12 MP photo on a full core (measured: unit_costs.json)",
     "lambda_memory_mb": "ingest Lambda memory in MB (default 1024, as in template.yaml)",
-    "compute_mode": "stream compute: auto (the cheaper), serverless (EMR Serverless) or ec2 (EMR on EC2)",
+    "compute_mode": "stream compute: serverless, ec2 (EMR on EC2) or auto, the cheaper (default auto)",
     "retention_days": "days the lake keeps clean images, manifests and features (default 30)",
     "quarantine_rate": "fraction of uploads rejected (default 0.02)",
     "trigger_seconds": "stream trigger interval in seconds (default 60, the stream's --trigger default)",
