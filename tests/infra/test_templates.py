@@ -21,6 +21,7 @@ from cfn_template import (
     EMR_TEMPLATE,
     INGEST_TEMPLATE,
     REPO_ROOT,
+    SERVERLESS_TEMPLATE,
     as_list,
     load_template,
     resources_of_type,
@@ -171,8 +172,8 @@ def _alarm_metrics(alarm: dict[str, Any]) -> list[dict[str, Any]]:
 
 @pytest.mark.iac
 def test_cfn_lint_reports_nothing_on_either_template(cfn_lint):
-    # GIVEN both templates WHEN cfn-lint checks them (errors and warnings) THEN it reports nothing
-    result = _run([cfn_lint, INGEST_TEMPLATE, EMR_TEMPLATE])
+    # GIVEN the templates WHEN cfn-lint checks them (errors and warnings) THEN it reports nothing
+    result = _run([cfn_lint, INGEST_TEMPLATE, EMR_TEMPLATE, SERVERLESS_TEMPLATE])
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip() == ""
 
@@ -187,6 +188,8 @@ def test_checkov_finds_no_failed_check_and_every_skip_has_a_reason(checkov):
             INGEST_TEMPLATE,
             "-f",
             EMR_TEMPLATE,
+            "-f",
+            SERVERLESS_TEMPLATE,
             "--framework",
             "cloudformation",
             "--external-checks-dir",
@@ -206,7 +209,7 @@ def test_checkov_finds_no_failed_check_and_every_skip_has_a_reason(checkov):
     assert result.returncode == 0, result.stderr[-2000:]
     assert report["summary"]["parsing_errors"] == 0
     scanned = {Path(check["file_path"]).name for check in report["results"]["passed_checks"]}
-    assert scanned == {INGEST_TEMPLATE.name, EMR_TEMPLATE.name}
+    assert scanned == {INGEST_TEMPLATE.name, EMR_TEMPLATE.name, SERVERLESS_TEMPLATE.name}
     assert report["summary"]["passed"] >= 60
     for check in report["results"]["skipped_checks"]:
         reason = (check.get("check_result") or {}).get("suppress_comment") or ""
@@ -790,3 +793,27 @@ def test_upload_api_requires_a_cognito_jwt_and_the_ingest_trusts_only_the_key(in
     assert "sourceIp" not in resources["UploadApi"]["Properties"]["AccessLogSettings"]["Format"]
     variables = resources["IngestFunction"]["Properties"]["Environment"]["Variables"]
     assert variables[ingest_config.ENV_IDENTITY_FROM_KEY] == "true"
+
+
+def test_the_serverless_stack_gives_deploy_its_outputs_and_room_for_the_priced_peak():
+    # GIVEN the EMR Serverless template and `fruits cost` at the largest documented scale
+    from operations.cost import estimate
+    from operations.deploy import APPLICATION_ID_OUTPUT, JOB_ROLE_OUTPUT, KMS_KEY_OUTPUT, LAKE_BUCKET_OUTPUT
+
+    template = load_template(SERVERLESS_TEMPLATE)
+    a = Assumptions()
+    fleet = estimate(100_000_000).fleet
+    # THEN `fruits deploy start --compute serverless` finds what it reads in the stack's outputs
+    assert {APPLICATION_ID_OUTPUT, JOB_ROLE_OUTPUT, LAKE_BUCKET_OUTPUT, KMS_KEY_OUTPUT} <= template[
+        "Outputs"
+    ].keys()
+    # AND the application's maximum capacity holds the driver and the executors the peak needs
+    parameters = template["Parameters"]
+    workers_vcpu = a.serverless_driver_vcpu + fleet.executors_peak * a.serverless_executor_vcpu
+    workers_gb = a.serverless_driver_gb + fleet.executors_peak * a.serverless_executor_gb
+    assert parameters["MaximumVcpu"]["Default"] >= workers_vcpu
+    assert parameters["MaximumMemoryGb"]["Default"] >= workers_gb
+    # AND the job role is assumable by EMR Serverless only, in this account
+    (statement,) = template["Resources"]["JobRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "emr-serverless.amazonaws.com"}
+    assert "aws:SourceAccount" in statement["Condition"]["StringEquals"]
