@@ -7,6 +7,7 @@ import json
 import re
 from dataclasses import replace
 from datetime import date
+from pathlib import Path
 
 import pytest
 
@@ -21,7 +22,10 @@ from operations.cost import (
     format_table,
     lambda_seconds_per_image,
     load_price_table,
+    top_items,
 )
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 SERVICES = ("lambda", "sqs", "s3", "kms", "cloudwatch", "xray", "ebs", "vpc")
 
@@ -287,3 +291,35 @@ def test_a_fresh_measurement_of_the_cheap_figures_matches_the_committed_one():
     assert stream_image_reads() == pytest.approx(figures["stream_s3_gets_per_image"], rel=0.05)
     for name in ("image_kib", "clean_image_kib", "manifest_bytes"):
         assert sizes[name] == pytest.approx(figures[name], rel=0.05), name
+
+
+def _money(text: str) -> float:
+    return float(text.replace(",", ""))
+
+
+def test_the_docs_quote_the_commands_totals_and_top_items():
+    # GIVEN `fruits cost` at the three documented scales
+    results = {n: estimate(n) for n in (10_000, 1_000_000, 100_000_000)}
+    operations = (REPO_ROOT / "docs" / "operations.md").read_text()
+    readme = (REPO_ROOT / "README.md").read_text()
+    # THEN docs/operations.md's table has the three totals, in order
+    totals = re.search(
+        r"^\| \*\*total\*\* \| \*\*([\d,.]+)\*\* \| \*\*([\d,.]+)\*\* \| \*\*([\d,.]+)\*\* \|$",
+        operations,
+        re.M,
+    )
+    assert totals, "the three-scale table's total row is missing"
+    assert [_money(value) for value in totals.groups()] == [round(r.total_usd, 2) for r in results.values()]
+    # AND its top-three table names each scale's three largest items with their rounded amounts
+    for n, result in results.items():
+        row = re.search(rf"^\| {n:,} \| (.+) \| (.+) \| (.+) \|$", operations, re.M)
+        assert row, f"no top-three row for {n:,}"
+        for cell, line in zip(row.groups(), top_items(result), strict=True):
+            label, amount = cell.rsplit(" ", 1)
+            assert line.component.startswith(
+                label.split(" (")[0].removesuffix(" vCPU").removesuffix(" memory")
+            )
+            assert _money(amount) == round(line.usd)
+    # AND the README quotes the same totals
+    for n, result in results.items():
+        assert f"| {n:,} | {result.total_usd:,.2f} |" in readme
