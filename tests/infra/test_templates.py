@@ -92,8 +92,14 @@ EXPECTED_INGEST_OBJECT_ACCESS = {
     "s3:GetObject": {
         ("UploadsBucket", contracts.UPLOADS_PREFIX),
         ("LakeBucket", contracts.TOMBSTONES_PREFIX),
+        # a redelivered upload: its clean image and the manifest object it names (HEAD)
+        ("LakeBucket", contracts.CLEAN_PREFIX),
+        ("LakeBucket", contracts.MANIFESTS_PREFIX),
     },
     "s3:GetObjectVersion": {("UploadsBucket", contracts.UPLOADS_PREFIX)},
+    # the processed upload's version, once its batch's manifests are stored
+    "s3:DeleteObject": {("UploadsBucket", contracts.UPLOADS_PREFIX)},
+    "s3:DeleteObjectVersion": {("UploadsBucket", contracts.UPLOADS_PREFIX)},
     "s3:PutObject": {
         ("LakeBucket", contracts.CLEAN_PREFIX),
         ("LakeBucket", contracts.MANIFESTS_PREFIX),
@@ -419,15 +425,17 @@ def test_ingest_function_reaches_only_its_prefixes(ingest_template):
     # GIVEN the function role's statements
     statements = [s for role, s in _allow_statements(ingest_template) if role == "IngestFunctionRole"]
     access = _object_access(statements, r"\$\{(?P<bucket>\w+)\.Arn\}/(?P<prefix>[a-z-]+/)\*")
-    # THEN object access is exactly: read uploads/, write clean/ manifests/ quarantine/ in the lake
+    # THEN object access is exactly: read and delete uploads/, write clean/ manifests/ quarantine/ in the
+    # lake, read tombstones/ and (redeliveries) clean/ manifests/ archive/manifests/
     assert access == EXPECTED_INGEST_OBJECT_ACCESS
     # AND every other S3 grant is a bucket-level ListBucket (404 vs 403: uploads, tombstones)
     s3_statements = [s for s in statements if any(a.startswith("s3:") for a in as_list(s["Action"]))]
     s3_resources = [r for s in s3_statements for r in as_list(s["Resource"])]
     object_arns = [sub_text(r) for r in s3_resources if "Fn::Sub" in r]
-    assert len(object_arns) == 5 and all(
-        re.fullmatch(r"\$\{\w+\.Arn\}/[a-z-]+/\*", arn) for arn in object_arns
+    assert len(object_arns) == 9 and all(
+        re.fullmatch(r"\$\{\w+\.Arn\}/[a-z-]+/(manifests/)?\*", arn) for arn in object_arns
     ), object_arns
+    assert "${LakeBucket.Arn}/archive/manifests/*" in object_arns
     bucket_level = [
         s
         for s in s3_statements
