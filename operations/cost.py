@@ -198,6 +198,10 @@ class Estimate:
             "images_per_day": self.images_per_day,
             "items": [{**asdict(item), "usd": round(item.usd, 2)} for item in self.items],
             "total_usd": round(self.total_usd, 2),
+            "top_items": [
+                {"component": item.component, "usd": round(item.usd, 2)}
+                for item in sorted(self.items, key=lambda item: item.usd, reverse=True)[:3]
+            ],
             "fleet": asdict(self.fleet),
             "assumptions": asdict(self.assumptions),
             "notes": self.notes,

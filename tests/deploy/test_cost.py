@@ -320,6 +320,10 @@ def test_the_docs_quote_the_commands_totals_and_top_items():
                 label.split(" (")[0].removesuffix(" vCPU").removesuffix(" memory")
             )
             assert _money(amount) == round(line.usd)
+    # AND `--json` carries the same top three
+    assert [entry["component"] for entry in results[10_000].as_dict()["top_items"]] == [
+        line.component for line in top_items(results[10_000])
+    ]
     # AND the README quotes the same totals
     for n, result in results.items():
         assert f"| {n:,} | {result.total_usd:,.2f} |" in readme
