@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import json
 import logging
-from urllib.parse import urlparse
 
+from fruits_core.contracts import archived_uri
 from fruits_core.lake_uris import join_uri
 from streaming_job.config import StreamConfig
 
@@ -49,11 +49,6 @@ def batch_files(source_log_text: str, log_offset: int) -> list[str]:
     """The file URIs the source log lists for one entry (a compact file lists every earlier one too)."""
     entries = [json.loads(line) for line in source_log_text.splitlines()[1:] if line.strip()]
     return [entry["path"] for entry in entries if entry["batchId"] == log_offset]
-
-
-def archived_uri(archive_dir_uri: str, file_uri: str) -> str:
-    """Where Spark's archiver puts a file: the archive directory followed by the file's full path."""
-    return archive_dir_uri.rstrip("/") + urlparse(file_uri).path
 
 
 # --- Glue: the checkpoint and the lake through Hadoop (file:// and s3://, as Spark reaches them) -----
