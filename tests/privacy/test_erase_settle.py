@@ -75,3 +75,13 @@ def test_without_the_second_pass_the_in_flight_upload_would_stay(tmp_path, sampl
     shutil.copytree(staging, lake_dir, dirs_exist_ok=True)
     clean, manifests = _state(lake_dir)
     assert ids["alice"] in clean and pseudonym(alice) in manifests
+
+
+def test_a_settle_period_out_of_range_is_a_configuration_error(tmp_path, monkeypatch, capsys):
+    from fruits_cli.main import main
+
+    monkeypatch.setenv("FRUITS_PSEUDONYM_KEY", PSEUDONYM_KEY.decode())
+    for bad in ("-1", "soon", "3601"):
+        argv = ["subject", "erase", "--lake", tmp_path.as_uri(), "--user-id", "x", "--settle-seconds", bad]
+        assert main(argv) == 2
+        assert "--settle-seconds" in capsys.readouterr().err
