@@ -11,14 +11,15 @@ from fruits_core.errors import ConfigError
 
 # Assumptions exposed as flags (the rest keep their documented defaults).
 TUNABLE = {
-    "image_kib": "average upload size in KiB, a 12 MP photo (default 3520)",
-    "clean_image_kib": "average clean image in KiB, 2048 px long side (default 780)",
-    "lambda_ms_per_image": "ingest Lambda time per image in ms at 1024 MB (default 600)",
+    "image_kib": "average upload size in KiB, a 12 MP photo (measured: operations/unit_costs.json)",
+    "clean_image_kib": "average clean image in KiB, 448 px long side (measured: operations/unit_costs.json)",
+    "lambda_cpu_ms_per_image": "ingest CPU ms per 12 MP photo on a full core (measured: unit_costs.json)",
     "lambda_memory_mb": "ingest Lambda memory in MB (default 1024, as in template.yaml)",
+    "compute_mode": "stream compute: serverless, ec2 (EMR on EC2) or auto, the cheaper (default auto)",
     "retention_days": "days the lake keeps clean images, manifests and features (default 30)",
     "quarantine_rate": "fraction of uploads rejected (default 0.02)",
     "trigger_seconds": "stream trigger interval in seconds (default 60, the stream's --trigger default)",
-    "peak_factor": "peak image rate / average rate, sizes the fleet (default 3)",
+    "peak_factor": "burst image rate / average rate, sizes the maxima (default 3)",
     "images_per_vcpu_second": "stream throughput per vCPU at input size 224 (default 60, the LiteRT runtime)",
     "core_count": "on-demand core nodes (default 2)",
     "primary_type": "primary node instance type (default m7i.xlarge)",
@@ -30,7 +31,7 @@ TUNABLE = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from operations.cost import Assumptions
+    from operations.cost import COMPUTE_MODES, Assumptions
 
     parser.add_argument("--images-per-day", type=float, required=True, help="uploaded images per day")
     parser.add_argument("--region", default="eu-west-3", help="eu-west-3 (default) or eu-west-1")
@@ -40,7 +41,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the estimate as one JSON object")
     kinds = {item.name: type(getattr(Assumptions(), item.name)) for item in fields(Assumptions)}
     for name, help_text in TUNABLE.items():
-        parser.add_argument(f"--{name.replace('_', '-')}", type=kinds[name], default=None, help=help_text)
+        choices = COMPUTE_MODES if name == "compute_mode" else None
+        parser.add_argument(
+            f"--{name.replace('_', '-')}", type=kinds[name], choices=choices, default=None, help=help_text
+        )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -102,6 +102,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--env-version",
         help="uploaded environment version to run (default: the local environment's, for the featurizer)",
     )
+    start.add_argument(
+        "--compute",
+        choices=("ec2", "serverless", "auto"),
+        default="ec2",
+        help="where the stream runs: ec2 (the EMR stack's cluster), serverless (an EMR Serverless streaming "
+        "job run; --stack-name is then the EMR Serverless stack) or auto, the cheaper at --images-per-day "
+        "as `fruits cost` prices it (default ec2)",
+    )
+    start.add_argument(
+        "--images-per-day",
+        type=float,
+        help="the expected upload rate: sizes the serverless executors' maximum, picks the mode with auto",
+    )
     # On EMR: archive processed manifests (bounded S3 listing); the local FRUITS_* paths must not leak in.
     _override_defaults(start, clean_source="archive", stage=DEFAULT_STAGE)
     start.set_defaults(
@@ -229,6 +242,7 @@ def run(args: argparse.Namespace) -> int:
             lake_uri=args.lake,
             kms_key_id=args.kms_key_id,
             need_cluster=args.action != "upload",
+            compute=_compute_mode(args),
         )
         return ACTIONS[args.action](args, executor, target)
     except deploy.DeployError as error:
@@ -371,11 +385,52 @@ def _code_version(args) -> str:
     return args.code_version or build_job_package().version
 
 
+def _compute_mode(args) -> str:
+    """ec2 or serverless; auto asks `fruits cost` which is cheaper at the expected rate."""
+    compute = getattr(args, "compute", "ec2")
+    if compute == "ec2":
+        return compute
+    if not args.images_per_day or args.images_per_day <= 0:
+        raise ConfigError(f"--compute {compute} needs --images-per-day N (> 0): it sizes the executors")
+    if compute == "auto":
+        from operations.cost import estimate
+
+        return estimate(args.images_per_day).fleet.mode
+    return compute
+
+
+def _serverless_capacity(images_per_day: float):
+    """The workers `fruits cost` prices at this rate, as the job run's Spark settings."""
+    from operations.cost import Assumptions, estimate
+    from operations.deploy import ServerlessCapacity
+
+    a = Assumptions()
+    return ServerlessCapacity(
+        driver_vcpu=a.serverless_driver_vcpu,
+        driver_gb=a.serverless_driver_gb,
+        executor_vcpu=a.serverless_executor_vcpu,
+        executor_gb=a.serverless_executor_gb,
+        min_executors=a.serverless_min_executors,
+        max_executors=estimate(images_per_day, assumptions=a).fleet.executors_peak,
+    )
+
+
 def _start(args, executor, target) -> int:
     from operations import deploy
 
     config = deploy.stream_config(target, args)
     version = _code_version(args)
+    if target.application_id:
+        capacity = _serverless_capacity(args.images_per_day)
+        run_id = deploy.start_serverless(
+            executor, target, config, version, _env_version(args, config.featurizer), capacity
+        )
+        if run_id:
+            executor.note(
+                f"stream job run {run_id} ({target.stream_step_name}, code {version}) started on EMR "
+                f"Serverless application {target.application_id}, at most {capacity.max_executors} executors"
+            )
+        return 0
     step_id = deploy.start(executor, target, config, version, _env_version(args, config.featurizer))
     if step_id:
         executor.note(

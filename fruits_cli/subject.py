@@ -19,6 +19,7 @@ from fruits_core.lake_uris import add_lake_argument, required_lake_uri
 ENV_KEY_PARAMETER = "PSEUDONYM_KEY_PARAMETER"
 ENV_OPERATOR = "FRUITS_OPERATOR"
 ENV_IDENTITY = "FRUITS_IDENTITY"
+ENV_SETTLE = "FRUITS_ERASE_SETTLE_SECONDS"
 _NOTHING_FOUND = "nothing found for this user id under {} key version(s): check the id and --identity"
 
 
@@ -62,6 +63,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get(ENV_OPERATOR) or getpass.getuser(),
         help=f"who runs the erasure, for the audit record (env {ENV_OPERATOR}, default the login name)",
     )
+    erase.add_argument(
+        "--settle-seconds",
+        default=os.environ.get(ENV_SETTLE, str(contracts.ERASURE_SETTLE_SECONDS)),
+        help="seconds between the two passes, to let the ingests already past their tombstone check "
+        "finish; at least the ingest function's timeout (env "
+        f"{ENV_SETTLE}, default {contracts.ERASURE_SETTLE_SECONDS}: 120 s timeout plus a margin)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -83,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.operator.strip():
         raise ConfigError(f"--operator (or {ENV_OPERATOR}) must name who runs the erasure")
-    record = erase_subject(objects, tables, pseudonyms, args.operator.strip())
+    settle = _settle_seconds(args.settle_seconds)
+    record = erase_subject(objects, tables, pseudonyms, args.operator.strip(), settle_seconds=settle)
     print(json.dumps(record, sort_keys=True))
     if not any(record["counts"].values()):
         print(
@@ -92,6 +101,16 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 0
+
+
+def _settle_seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= 3600:
+        raise ConfigError(f"--settle-seconds (or {ENV_SETTLE}) must be a number of seconds from 0 to 3600")
+    return seconds
 
 
 def _pseudonyms(lake: str, args: argparse.Namespace):

@@ -12,6 +12,8 @@ import re
 from datetime import UTC, datetime
 from enum import StrEnum
 
+from fruits_core.lake_uris import is_s3, local_path, split_s3
+
 MANIFEST_SCHEMA_VERSION = 1
 # v2: subject_id and key_version appended (nullable), so an erasure or export finds the subject's records.
 QUARANTINE_SCHEMA_VERSION = 2
@@ -107,7 +109,7 @@ CLEAN_IMAGE_FORMAT = "JPEG"
 CLEAN_IMAGE_CONTENT_TYPE = "image/jpeg"
 # Long side of a clean image at most: 9x the featurizer's largest input (224 px), and it bounds the
 # ingest function's memory (large JPEGs are decoded at reduced scale).
-CLEAN_IMAGE_MAX_SIDE_PX = 2048
+CLEAN_IMAGE_MAX_SIDE_PX = 448
 
 
 # What a `dt` partition value looks like (also what makes it safe inside a path).
@@ -155,6 +157,43 @@ def is_calendar_date(text: str) -> bool:
 
 def manifest_key(dt: str, image_id: str) -> str:
     return f"{MANIFESTS_PREFIX}dt={dt}/{image_id}.json"
+
+
+# A batch's manifests travel as one JSON-lines object (one manifest per line): one PUT, one GET and one
+# cleanSource action per batch instead of per image. A batch of one keeps the image's own manifest_key.
+MANIFEST_GROUP_SUFFIX = ".jsonl"
+MANIFEST_FILE_SUFFIXES = (".json", MANIFEST_GROUP_SUFFIX)
+# The clean image's S3 user metadata naming its manifest group: a redelivered upload finds out whether
+# an earlier attempt stored its manifest (the group exists) without any per-image manifest object.
+MANIFEST_GROUP_METADATA = "manifest-group"
+# Behind the upload API, the clean image's S3 user metadata naming the upload version it came from
+# (its id is the issued key's alone): a redelivered reused presigned POST finds out it is one.
+UPLOAD_VERSION_METADATA = "upload-version"
+# How long `fruits subject erase` waits, between its two passes, for the ingests already past their
+# one tombstone check: more than the ingest function's timeout (template.yaml, which bounds the
+# batch's manifest flush too; tests/infra checks the order) plus a margin.
+ERASURE_SETTLE_SECONDS = 180
+
+
+def manifest_group_key(dt: str, image_ids: list[str]) -> str:
+    """The one manifest object of a batch of uploads, named by its image ids (deterministic).
+
+    The same batch always gets the same key, so a retried batch overwrites its object instead of
+    adding a second copy of its lines.
+    """
+    ids = sorted(set(image_ids))
+    if not ids:
+        raise ValueError("a manifest group needs at least one image id")
+    if len(ids) == 1:
+        return manifest_key(dt, ids[0])
+    digest = hashlib.sha256("\n".join(ids).encode("ascii")).hexdigest()[:32]
+    return f"{MANIFESTS_PREFIX}dt={dt}/{digest}{MANIFEST_GROUP_SUFFIX}"
+
+
+def archived_uri(archive_dir_uri: str, file_uri: str) -> str:
+    """Where Spark's cleanSource archiver puts a file: the archive directory followed by the file's path."""
+    path = "/" + split_s3(file_uri)[1] if is_s3(file_uri) else local_path(file_uri).as_posix()
+    return archive_dir_uri.rstrip("/") + path
 
 
 def quarantine_key(dt: str, image_id: str) -> str:
@@ -298,10 +337,12 @@ class SkipReason(StrEnum):
     UPLOAD_SUPERSEDED = "upload_superseded"  # overwritten since the event; the newer one has its own event
     # The subject was erased (a live tombstone): no record at all, not even a quarantine record.
     SUBJECT_ERASED = "subject_erased"
-    # A presigned POST sent again: a later version of an issued key (only its first version is ingested).
+    # A presigned POST sent again: another upload through an issued key (the first one stored is ingested).
     UPLOAD_REUSED = "upload_reused"
     # The event names another bucket than the uploads bucket (a misrouted or forged notification).
     FOREIGN_BUCKET = "foreign_bucket"
+    # A redelivered upload whose clean image and manifest group an earlier attempt already stored.
+    ALREADY_INGESTED = "already_ingested"
 
 
 QUARANTINE_FIELDS: tuple[tuple[str, str], ...] = (

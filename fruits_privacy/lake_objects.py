@@ -41,6 +41,9 @@ class FileLakeObjects:
 
     def versions(self, prefix: str) -> Iterator[StoredVersion]:
         base = self.root / prefix
+        if base.is_file():  # the prefix is one object's whole key
+            yield StoredVersion(prefix)
+            return
         if not base.is_dir():
             return
         for path in sorted(base.rglob("*")):

@@ -44,6 +44,14 @@ class SubjectRecords:
         default_factory=lambda: {kind: {} for kind in RECORD_PREFIXES}
     )
     images: set[ImageRef] = field(default_factory=set)
+    # Batch manifest objects (manifest_group: other people's manifests too) holding the subject's lines,
+    # by kind: {key: [the subject's records]}. They are rewritten without those lines, never deleted whole.
+    shared: dict[str, dict[str, list[dict[str, Any]]]] = field(
+        default_factory=lambda: {kind: {} for kind in RECORD_PREFIXES}
+    )
+
+    def any_found(self) -> bool:
+        return any(self.records.values()) or any(self.shared.values())
 
 
 def parse_record(data: bytes) -> dict[str, Any] | None:
@@ -55,13 +63,43 @@ def parse_record(data: bytes) -> dict[str, Any] | None:
     return record if isinstance(record, dict) else None
 
 
+def parse_records(data: bytes) -> list[dict[str, Any]]:
+    """The records of an object: one JSON document, or JSON lines (a batch's manifests)."""
+    whole = parse_record(data)
+    if whole is not None:
+        return [whole]
+    return [record for line in data.splitlines() if (record := parse_record(line)) is not None]
+
+
+def is_shared_key(key: str) -> bool:
+    """A batch's manifest object (contracts.manifest_group_key), holding several uploads' manifests."""
+    return key.endswith(contracts.MANIFEST_GROUP_SUFFIX)
+
+
+def without_subject(versions: Iterable[bytes], pseudonyms: set[str]) -> tuple[bytes, int]:
+    """A shared object's lines, from all its versions (each once), less the subject's; and how many went."""
+    kept: dict[bytes, None] = {}
+    removed: set[bytes] = set()
+    for data in versions:
+        for line in data.splitlines():
+            record = parse_record(line)
+            if record is not None and record.get("subject_id") in pseudonyms:
+                removed.add(line)
+            elif line.strip():
+                kept[line] = None
+    return b"".join(line + b"\n" for line in kept), len(removed)
+
+
 def match_records(scanned: Iterable[tuple[str, str, dict[str, Any]]], pseudonyms: set[str]) -> SubjectRecords:
     """Keep the (kind, key, record) whose subject_id is one of the pseudonyms."""
     found = SubjectRecords()
     for kind, key, record in scanned:
         if record.get("subject_id") not in pseudonyms:
             continue
-        found.records[kind][key] = record
+        if is_shared_key(key):
+            found.shared[kind].setdefault(key, []).append(record)
+        else:
+            found.records[kind][key] = record
         if kind != QUARANTINE_RECORDS:
             ref = image_ref(record)
             if ref is not None:
@@ -80,7 +118,10 @@ def image_ref(record: dict[str, Any]) -> ImageRef | None:
 
 
 def keys_to_erase(found: SubjectRecords, images: Iterable[ImageRef]) -> dict[str, list[str]]:
-    """Every key to remove, by kind: the matched records plus each image's clean image and live manifest."""
+    """Every key to remove, by kind: the matched records plus each image's clean image and live manifest.
+
+    Shared (batch) manifest objects are not in it: they are rewritten without the subject's lines.
+    """
     all_images = set(images) | found.images
     manifests = set(found.records[MANIFESTS]) | {
         contracts.manifest_key(ref.dt, ref.image_id) for ref in all_images

@@ -7,8 +7,10 @@ Glue only: the objects come from lake_objects (file:// or s3://), the matching i
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -26,11 +28,13 @@ from fruits_privacy.subject_plan import (
     image_ref,
     keys_to_erase,
     match_records,
-    parse_record,
+    parse_records,
+    without_subject,
 )
 
 EXPORT_SCHEMA_VERSION = 1
 JSON_CONTENT_TYPE = "application/json"
+JSON_LINES_CONTENT_TYPE = "application/x-ndjson"
 # A second scan catches a manifest the stream's archiver moved to archive/ during the first one.
 OBJECT_PASSES = 3
 
@@ -75,7 +79,10 @@ def export_subject(
         "schema_version": EXPORT_SCHEMA_VERSION,
         "generated_at": contracts.iso_utc(clock()),
         "pseudonyms": [{"subject_id": p.subject_id, "key_version": p.key_version} for p in pseudonyms],
-        **{kind: list(records.values()) for kind, records in found.records.items()},
+        **{
+            kind: [*records.values(), *(line for lines in found.shared[kind].values() for line in lines)]
+            for kind, records in found.records.items()
+        },
         CLEAN_IMAGES: existing_images,
         **table_rows,
     }
@@ -87,63 +94,120 @@ def erase_subject(
     pseudonyms: list[Pseudonym],
     operator: str,
     clock: Callable[[], datetime] = utc_now,
+    settle_seconds: float = contracts.ERASURE_SETTLE_SECONDS,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, Any]:
-    """Tombstone, then delete objects and rows, then record; safe to run again (it then counts zeros).
+    """Tombstone and first pass, wait out the ingests in flight, second pass, then record.
 
-    The tombstones come first, so an upload processed from now on is dropped by the ingest
-    instead of re-creating the subject behind the scan. An upload already in flight checks
-    the tombstone again after its last write and then removes what it wrote, so whatever
-    this scan misses of it does not stay (processor._store_unless_erased, docs/gdpr.md).
-    Objects go before table rows, so the stream can no longer featurize an image of the
-    subject once its rows are deleted. The
-    object scan repeats until a pass finds no record (at most OBJECT_PASSES).
+    The tombstones come first, so an upload the ingest checks from now on is dropped. An
+    upload already past its (single) tombstone check may still write its clean image and
+    its manifest line; the ingest function cannot run longer than its timeout (the batch's
+    manifest flush included), so after `settle_seconds` (at least that timeout) every such
+    write is stored and the second pass removes it. This keeps the ingest at one tombstone
+    lookup per held key version per upload (docs/gdpr.md). Safe to run again.
     """
+    erasure = begin_erasure(objects, tables, pseudonyms, clock)
+    sleep(settle_seconds)
+    return finish_erasure(objects, tables, erasure, operator)
+
+
+@dataclass
+class Erasure:
+    """An erasure between its two passes: who, when, what was removed so far."""
+
+    pseudonyms: list[Pseudonym]
+    erased_at: datetime
+    counts: dict[str, int]
+    images: set[ImageRef] = field(default_factory=set)
+
+
+def begin_erasure(
+    objects: LakeObjects,
+    tables: SubjectTables,
+    pseudonyms: list[Pseudonym],
+    clock: Callable[[], datetime] = utc_now,
+) -> Erasure:
+    """Write the tombstones, then remove the subject's objects found now (the first pass)."""
     erased_at = clock()
-    wanted = {pseudonym.subject_id for pseudonym in pseudonyms}
     for pseudonym in pseudonyms:
         objects.write(
             contracts.tombstone_key(pseudonym.subject_id),
             json.dumps(tombstone_record(erased_at)).encode("utf-8"),
             JSON_CONTENT_TYPE,
         )
-    counts = dict.fromkeys(keys_to_erase(SubjectRecords(), ()), 0)
-    images: set[ImageRef] = set()
-    for _ in range(OBJECT_PASSES):
-        found = find_records(objects, pseudonyms)
-        pass_images = found.images | {
-            ref for rows in tables.rows(wanted, found.images).values() for ref in _refs(rows)
-        }
-        for kind, keys in keys_to_erase(found, pass_images).items():
-            counts[kind] += sum(objects.erase(key) for key in keys)
-        images |= pass_images
-        if not any(found.records.values()):
-            break
-    counts.update(tables.erase(wanted, images))
+    erasure = Erasure(pseudonyms, erased_at, dict.fromkeys(keys_to_erase(SubjectRecords(), ()), 0))
+    _erase_objects(objects, tables, erasure)
+    return erasure
+
+
+def finish_erasure(
+    objects: LakeObjects, tables: SubjectTables, erasure: Erasure, operator: str
+) -> dict[str, Any]:
+    """After the settle period: remove what the ingests in flight stored since, then the table rows.
+
+    Objects go before table rows, so the stream can no longer featurize an image of the
+    subject once its rows are deleted.
+    """
+    _erase_objects(objects, tables, erasure)
+    wanted = {pseudonym.subject_id for pseudonym in erasure.pseudonyms}
+    counts = dict(erasure.counts)
+    counts.update(tables.erase(wanted, erasure.images))
     request_id = uuid.uuid4().hex
     record = erasure_audit_record(
         request_id,
-        pseudonyms[-1].subject_id,
-        [pseudonym.key_version for pseudonym in pseudonyms],
+        erasure.pseudonyms[-1].subject_id,
+        [pseudonym.key_version for pseudonym in erasure.pseudonyms],
         counts,
-        erased_at,
+        erasure.erased_at,
         operator,
     )
     objects.write(
-        contracts.erasure_audit_key(contracts.partition_date(erased_at), request_id),
+        contracts.erasure_audit_key(contracts.partition_date(erasure.erased_at), request_id),
         json.dumps(record, sort_keys=True).encode("utf-8"),
         JSON_CONTENT_TYPE,
     )
     return record
 
 
+def _erase_objects(objects: LakeObjects, tables: SubjectTables, erasure: Erasure) -> None:
+    """One pass: the scan repeats until it finds no record (at most OBJECT_PASSES), lines of
+    grouped manifest objects and the clean images they name included."""
+    wanted = {pseudonym.subject_id for pseudonym in erasure.pseudonyms}
+    for _ in range(OBJECT_PASSES):
+        found = find_records(objects, erasure.pseudonyms)
+        pass_images = found.images | {
+            ref for rows in tables.rows(wanted, found.images).values() for ref in _refs(rows)
+        }
+        for kind, keys in keys_to_erase(found, pass_images).items():
+            erasure.counts[kind] += sum(objects.erase(key) for key in keys)
+        for kind, shared in found.shared.items():
+            erasure.counts[kind] += sum(_rewrite_without(objects, key, wanted) for key in shared)
+        erasure.images |= pass_images
+        if not found.any_found():
+            break
+
+
 def _scan(objects: LakeObjects) -> Iterator[tuple[str, str, dict[str, Any]]]:
     for kind, prefix in RECORD_PREFIXES.items():
         for version in objects.versions(prefix):
-            if not version.key.endswith(".json"):
+            if not version.key.endswith(contracts.MANIFEST_FILE_SUFFIXES):
                 continue
-            record = parse_record(objects.read(version))
-            if record is not None:
+            for record in parse_records(objects.read(version)):
                 yield kind, version.key, record
+
+
+def _rewrite_without(objects: LakeObjects, key: str, pseudonyms: set[str]) -> int:
+    """Remove the subject's lines from a shared manifest object: every version erased, the rest rewritten.
+
+    Returns how many of the subject's lines went. Other people's manifests stay, so their uploads are
+    still featurized (the stream has not read this object yet) or stay archived.
+    """
+    versions = [objects.read(version) for version in objects.versions(key) if version.key == key]
+    rest, removed = without_subject(versions, pseudonyms)
+    objects.erase(key)
+    if rest:
+        objects.write(key, rest, JSON_LINES_CONTENT_TYPE)
+    return removed
 
 
 def _refs(rows: list[dict[str, Any]]) -> Iterator[ImageRef]:

@@ -58,6 +58,10 @@ CLUSTER_ID_OUTPUT = "ClusterId"
 LAKE_BUCKET_OUTPUT = "LakeBucketName"
 KMS_KEY_OUTPUT = "LakeKmsKeyArn"
 STREAM_LOG_GROUP_OUTPUT = "StreamLogGroupName"
+# infra/emr-serverless.yaml's outputs (the EMR Serverless compute mode)
+APPLICATION_ID_OUTPUT = "ApplicationId"
+JOB_ROLE_OUTPUT = "JobRoleArn"
+COMPUTE_MODES = ("ec2", "serverless")
 INGEST_STACK_PARAMETER = "IngestStackName"
 
 
@@ -114,6 +118,9 @@ class Target:
     cluster_id: str | None = None
     kms_key_id: str | None = None
     stream_log_group: str | None = None
+    # EMR Serverless compute: the application and the role its job runs assume
+    application_id: str | None = None
+    job_role_arn: str | None = None
 
     @property
     def stream_step_name(self) -> str:
@@ -182,6 +189,7 @@ def resolve_target(
     lake_uri: str | None = None,
     kms_key_id: str | None = None,
     need_cluster: bool = True,
+    compute: str = "ec2",
 ) -> Target:
     """Explicit flags win; the rest comes from the stack's outputs (cloudformation.describe_stacks).
 
@@ -194,14 +202,25 @@ def resolve_target(
             "pass --stack-name (the EMR stack; the ingest stack is enough for upload), "
             "or --lake and --cluster-id"
         )
+    serverless = compute == "serverless" and need_cluster
+    if serverless and not stack_name:
+        raise ConfigError("the serverless compute mode needs --stack-name (the EMR Serverless stack)")
     outputs: dict[str, str] = {}
-    if stack_name and not (lake_uri and kms_key_id and (cluster_id or not need_cluster)):
+    if stack_name and (serverless or not (lake_uri and kms_key_id and (cluster_id or not need_cluster))):
         found = read_stack(executor, stack_name)
-        names = (CLUSTER_ID_OUTPUT, LAKE_BUCKET_OUTPUT, KMS_KEY_OUTPUT, STREAM_LOG_GROUP_OUTPUT)
+        names = ((APPLICATION_ID_OUTPUT, JOB_ROLE_OUTPUT) if serverless else (CLUSTER_ID_OUTPUT,)) + (
+            LAKE_BUCKET_OUTPUT,
+            KMS_KEY_OUTPUT,
+            STREAM_LOG_GROUP_OUTPUT,
+        )
         outputs = (
             found if found is not None else {name: stack_placeholder(name, stack_name) for name in names}
         )
-    if need_cluster:
+    application_id = job_role_arn = None
+    if serverless:
+        application_id = _required_output(outputs, APPLICATION_ID_OUTPUT, stack_name)
+        job_role_arn = _required_output(outputs, JOB_ROLE_OUTPUT, stack_name)
+    elif need_cluster:
         cluster_id = cluster_id or _required_output(outputs, CLUSTER_ID_OUTPUT, stack_name)
     lake = (
         Lake.from_uri(lake_uri)
@@ -214,6 +233,8 @@ def resolve_target(
         cluster_id=cluster_id,
         kms_key_id=kms_key_id or outputs.get(KMS_KEY_OUTPUT),
         stream_log_group=outputs.get(STREAM_LOG_GROUP_OUTPUT),
+        application_id=application_id,
+        job_role_arn=job_role_arn,
     )
 
 
@@ -664,6 +685,137 @@ def start(
         objects,
         prefixes=(config.pca,),
     )
+
+
+# --- EMR Serverless ----------------------------------------------------------------
+
+# A job run in these states holds the stream's name: a second one would share its checkpoint.
+SERVERLESS_ACTIVE_STATES = ["SUBMITTED", "PENDING", "SCHEDULED", "RUNNING"]
+# Job resiliency (streaming mode): a failed driver is restarted from the checkpoint, at most this often.
+SERVERLESS_MAX_FAILED_ATTEMPTS_PER_HOUR = 5
+# Memory outside the JVM heap of each worker: the LiteRT Python worker peaks at ~134 MiB (performance.md).
+WORKER_OVERHEAD_GB = 1.0
+
+
+@dataclass(frozen=True)
+class ServerlessCapacity:
+    """The workers of the streaming job run: `fruits cost` prices exactly these (operations/cost.py)."""
+
+    driver_vcpu: float
+    driver_gb: float
+    executor_vcpu: float
+    executor_gb: float
+    min_executors: int
+    max_executors: int
+
+    def spark_conf(self) -> list[str]:
+        """Heap + 1 GB overhead (the Python worker's room) = the worker size `fruits cost` bills."""
+        settings = {
+            "spark.driver.cores": f"{self.driver_vcpu:g}",
+            "spark.driver.memory": f"{self.driver_gb - WORKER_OVERHEAD_GB:g}g",
+            "spark.driver.memoryOverhead": f"{WORKER_OVERHEAD_GB:g}g",
+            "spark.executor.cores": f"{self.executor_vcpu:g}",
+            "spark.executor.memory": f"{self.executor_gb - WORKER_OVERHEAD_GB:g}g",
+            "spark.executor.memoryOverhead": f"{WORKER_OVERHEAD_GB:g}g",
+            "spark.dynamicAllocation.enabled": "true",
+            "spark.dynamicAllocation.minExecutors": str(self.min_executors),
+            "spark.dynamicAllocation.maxExecutors": str(self.max_executors),
+        }
+        return [part for name, value in settings.items() for part in ("--conf", f"{name}={value}")]
+
+
+def serverless_env_args(env_archive_uri: str) -> list[str]:
+    """The packed environment on EMR Serverless: the archive, and its interpreter for driver and executors."""
+    settings = {
+        "spark.emr-serverless.driverEnv.PYSPARK_DRIVER_PYTHON": PACKED_PYTHON,
+        "spark.emr-serverless.driverEnv.PYSPARK_PYTHON": PACKED_PYTHON,
+        "spark.executorEnv.PYSPARK_PYTHON": PACKED_PYTHON,
+    }
+    conf = [part for name, value in settings.items() for part in ("--conf", f"{name}={value}")]
+    return ["--archives", f"{env_archive_uri}#{ENV_ALIAS}", *conf]
+
+
+def serverless_job_run(
+    target: Target, config: StreamConfig, version: str, env_version: str, capacity: ServerlessCapacity
+) -> dict[str, Any]:
+    """emr-serverless.start_job_run's parameters: the stream as a streaming-mode job (release 7.1+)."""
+    submit = [
+        *serverless_env_args(target.env_uri(env_version)),
+        "--py-files",
+        target.code_uri(version, JOB_PACKAGE_NAME),
+        *capacity.spark_conf(),
+    ]
+    logs = {"logUri": target.lake.uri(contracts.EMR_LOGS_PREFIX)}
+    if target.kms_key_id:
+        logs["encryptionKeyArn"] = target.kms_key_id
+    return {
+        "applicationId": target.application_id,
+        "executionRoleArn": target.job_role_arn,
+        "name": target.stream_step_name,
+        "mode": "STREAMING",
+        "retryPolicy": {"maxFailedAttemptsPerHour": SERVERLESS_MAX_FAILED_ATTEMPTS_PER_HOUR},
+        "jobDriver": {
+            "sparkSubmit": {
+                "entryPoint": target.code_uri(version, MAIN_SCRIPT_NAME),
+                "entryPointArguments": config.to_cli_args(),
+                "sparkSubmitParameters": " ".join(submit),
+            }
+        },
+        "configurationOverrides": {"monitoringConfiguration": {"s3MonitoringConfiguration": logs}},
+    }
+
+
+def plan_start_serverless(
+    target: Target, config: StreamConfig, version: str, env_version: str, capacity: ServerlessCapacity
+) -> list[ApiCall]:
+    """Remove a stale stop marker, then start the streaming job run."""
+    return [
+        ApiCall(
+            "s3",
+            "delete_object",
+            {"Bucket": target.lake.bucket, "Key": target.lake.key(contracts.STOP_MARKER_KEY)},
+        ),
+        ApiCall(
+            "emr-serverless",
+            "start_job_run",
+            serverless_job_run(target, config, version, env_version, capacity),
+        ),
+    ]
+
+
+def start_serverless(
+    executor: Executor,
+    target: Target,
+    config: StreamConfig,
+    version: str,
+    env_version: str,
+    capacity: ServerlessCapacity,
+) -> str | None:
+    """Start the stream's job run unless one of its name is active; returns its id (None: dry run)."""
+    listed = executor(
+        ApiCall(
+            "emr-serverless",
+            "list_job_runs",
+            {"applicationId": target.application_id, "states": SERVERLESS_ACTIVE_STATES},
+        )
+    )
+    active = [run for run in (listed or {}).get("jobRuns", []) if run.get("name") == target.stream_step_name]
+    if active:
+        raise DeployError(
+            f"job run {target.stream_step_name} is already {active[0].get('state')} ({active[0].get('id')}) "
+            f"on application {target.application_id}: stop it first (`fruits deploy stop`)"
+        )
+    objects = [
+        target.code_uri(version, JOB_PACKAGE_NAME),
+        target.env_uri(env_version),
+        target.code_uri(version, MAIN_SCRIPT_NAME),
+        config.featurizer,
+    ]
+    require_objects(executor, objects, (config.pca,))
+    response = None
+    for call in plan_start_serverless(target, config, version, env_version, capacity):
+        response = executor(call)
+    return response["jobRunId"] if response else None
 
 
 def submit_fit_pca_step(

@@ -15,7 +15,8 @@ from __future__ import annotations
 import json
 import logging
 
-from fruits_core.lake_uris import from_spark_uri, is_s3, join_uri, local_path, split_s3
+from fruits_core.contracts import archived_uri
+from fruits_core.lake_uris import from_spark_uri, join_uri
 from streaming_job.config import StreamConfig
 
 log = logging.getLogger(__name__)
@@ -48,12 +49,6 @@ def batch_files(source_log_text: str, log_offset: int) -> list[str]:
     """The file URIs the source log lists for one entry (a compact file lists every earlier one too), raw."""
     entries = [json.loads(line) for line in source_log_text.splitlines()[1:] if line.strip()]
     return [from_spark_uri(entry["path"]) for entry in entries if entry["batchId"] == log_offset]
-
-
-def archived_uri(archive_dir_uri: str, file_uri: str) -> str:
-    """Where Spark's archiver puts a file: the archive directory followed by the file's full path."""
-    path = "/" + split_s3(file_uri)[1] if is_s3(file_uri) else local_path(file_uri).as_posix()
-    return archive_dir_uri.rstrip("/") + path
 
 
 # --- Glue: the checkpoint and the lake through Hadoop (file:// and s3://, as Spark reaches them) -----

@@ -1,6 +1,6 @@
 """The streaming featurizer: manifests in, k-wide PCA features out, exactly once.
 
-    readStream text(<lake>/manifests/, one row per file) + from_json(explicit manifest schema, PERMISSIVE)
+    readStream text(<lake>/manifests/, one row per line) + from_json(explicit manifest schema, PERMISSIVE)
       -> foreachBatch(MicroBatchWriter), one Spark job per micro-batch:
            batch_row_columns     malformed / unsupported manifests classified as errors
            featurize_manifests   mapInPandas: read image, TF forward pass, PCA, classifier, in the worker
@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 QUERY_NAME = "fruits-features"
 # The manifest's file name (`<image_id>.json`), the fallback image_id of an unparseable manifest.
 MANIFEST_NAME_COLUMN = "_manifest_name"
-# The manifest file's whole text (the text source's `value`, one row per file).
+# One line of a manifest file (the text source's `value`): a manifest, JSON lines (manifest_group).
 MANIFEST_TEXT_COLUMN = "value"
 # Java's `$` also matches before a final newline: `\z` is the true end of the string.
 JAVA_IMAGE_ID_PATTERN = r"^[0-9a-f]{32}\z"
@@ -57,24 +57,26 @@ FOREIGN_IMAGE_DETAIL = "image_uri names another image than image_id (its file is
 # The image id in the file name of a clean image's URI.
 NAMED_IMAGE_ID_PATTERN = r"/([0-9a-f]{32})\.jpg$"
 UNPARSEABLE_DETAIL = "manifest is not a JSON document of the manifest v1 schema (unparseable or wrong types)"
-BLANK_DETAIL = "manifest holds only whitespace"
-ARRAY_DETAIL = "manifest is a JSON array: one JSON object per file"
+ARRAY_DETAIL = "manifest is a JSON array: one JSON object per line"
 
 # --- Source ------------------------------------------------------------------------------------
 
 
-# How manifest files are listed: one row per file (`wholetext`), so a whitespace-only file or a JSON
-# array is one row that the checks name, never zero or several rows. dt comes from the manifest itself,
-# not from the dt=... directories (partition inference is frozen when a query starts).
+# How manifest files are read: one row per line, so a file holds one manifest (a single upload) or a
+# batch's (the ingest's JSON-lines groups); a JSON array on one line is one row the checks name. dt comes
+# from the manifest itself, not from the dt=... directories (partition inference is frozen when a query
+# starts).
 # ignoreMissingFiles: a manifest deleted after the batch was planned (an erasure, a lifecycle rule)
 # is skipped instead of failing the batch with FAILED_READ_FILE.FILE_NOT_EXIST; its image is gone too.
-MANIFEST_SOURCE_OPTIONS = {"wholetext": "true", "recursiveFileLookup": "true", "ignoreMissingFiles": "true"}
+MANIFEST_SOURCE_OPTIONS = {"recursiveFileLookup": "true", "ignoreMissingFiles": "true"}
+# A line of only whitespace holds no manifest (JSON-lines readers skip it): dropped, not an error.
+BLANK_LINE_PATTERN = r"^\s*\z"
 # How a manifest's text is parsed: explicit schema, a broken document kept as a corrupt record.
 MANIFEST_PARSE_OPTIONS = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT_RECORD_COLUMN}
 
 
 def read_manifests(spark: SparkSession, config: StreamConfig) -> DataFrame:
-    """The manifest stream: one row per file, parsed with the explicit schema, never inferred."""
+    """The manifest stream: one row per manifest line, parsed with the explicit schema, never inferred."""
     reader = (
         spark.readStream.format("text")
         .options(**MANIFEST_SOURCE_OPTIONS)
@@ -87,14 +89,18 @@ def read_manifests(spark: SparkSession, config: StreamConfig) -> DataFrame:
     return parse_manifests(reader.load(config.manifests_uri))
 
 
-def parse_manifests(files: DataFrame) -> DataFrame:
-    """Manifest fields from each file's text, plus the file name and the text (for the shape checks)."""
+def parse_manifests(lines: DataFrame) -> DataFrame:
+    """Manifest fields from each line, plus the file name and the text (for the shape checks)."""
     parsed = F.from_json(F.col(MANIFEST_TEXT_COLUMN), manifest_read_schema(), MANIFEST_PARSE_OPTIONS)
-    return files.select(
-        parsed.alias("manifest"),
-        F.col(MANIFEST_TEXT_COLUMN),
-        F.col("_metadata.file_name").alias(MANIFEST_NAME_COLUMN),
-    ).select("manifest.*", MANIFEST_TEXT_COLUMN, MANIFEST_NAME_COLUMN)
+    return (
+        lines.filter(~F.col(MANIFEST_TEXT_COLUMN).rlike(BLANK_LINE_PATTERN))
+        .select(
+            parsed.alias("manifest"),
+            F.col(MANIFEST_TEXT_COLUMN),
+            F.col("_metadata.file_name").alias(MANIFEST_NAME_COLUMN),
+        )
+        .select("manifest.*", MANIFEST_TEXT_COLUMN, MANIFEST_NAME_COLUMN)
+    )
 
 
 # --- Validation ----------------------------------------------------------------------------------
@@ -103,8 +109,8 @@ def parse_manifests(files: DataFrame) -> DataFrame:
 def error_reason(lake_uri: str) -> tuple[Column, Column]:
     """(reason, detail) of a manifest row: both null for a usable manifest, else why it is not.
 
-    Order of the checks: only whitespace -> malformed; a JSON array (one object
-    per file) -> malformed; unparseable (corrupt record, wrong types) -> malformed;
+    Order of the checks: a JSON array (one object
+    per line) -> malformed; unparseable (corrupt record, wrong types) -> malformed;
     a schema_version other than the supported one -> unsupported; a required
     field missing -> malformed, naming the fields (never their values); an
     image_id that is not 32 lowercase hex digits -> malformed; a dt that is not
@@ -117,8 +123,6 @@ def error_reason(lake_uri: str) -> tuple[Column, Column]:
     missing = F.concat_ws(", ", *[F.when(F.col(name).isNull(), F.lit(name)) for name in required])
     version = F.col("schema_version")
     text = F.col(MANIFEST_TEXT_COLUMN)
-    # Java's \s: space, tab, newline, vertical tab, form feed, carriage return.
-    blank = text.rlike(r"^\s*\z")
     array = text.rlike(r"^\s*\[")
     corrupt = F.col(CORRUPT_RECORD_COLUMN).isNotNull()
     foreign_version = version.isNotNull() & (version != contracts.MANIFEST_SCHEMA_VERSION)
@@ -129,7 +133,7 @@ def error_reason(lake_uri: str) -> tuple[Column, Column]:
     foreign_image = F.regexp_extract(F.col("image_uri"), NAMED_IMAGE_ID_PATTERN, 1) != F.col("image_id")
     reasons = contracts.FeaturizeErrorReason
     reason = (
-        F.when(blank | array | corrupt, reasons.MALFORMED_MANIFEST.value)
+        F.when(array | corrupt, reasons.MALFORMED_MANIFEST.value)
         .when(foreign_version, reasons.UNSUPPORTED_SCHEMA_VERSION.value)
         .when(missing != "", reasons.MALFORMED_MANIFEST.value)
         .when(bad_id, reasons.MALFORMED_MANIFEST.value)
@@ -138,8 +142,7 @@ def error_reason(lake_uri: str) -> tuple[Column, Column]:
         .when(foreign_image, reasons.MALFORMED_MANIFEST.value)
     )
     detail = (
-        F.when(blank, F.lit(BLANK_DETAIL))
-        .when(array, F.lit(ARRAY_DETAIL))
+        F.when(array, F.lit(ARRAY_DETAIL))
         .when(corrupt, F.lit(UNPARSEABLE_DETAIL))
         .when(
             foreign_version,

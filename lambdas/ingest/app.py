@@ -39,6 +39,7 @@ from fruits_ingest.events import (
     refs_from_sqs_body,
 )
 from fruits_ingest.imaging import install_pillow_guards
+from fruits_ingest.manifest_group import ManifestGroup
 from fruits_ingest.processor import IngestOutcome, process_upload
 from fruits_ingest.pseudonym_key import PseudonymKeySource
 from fruits_ingest.storage import FileObjectStore, ObjectNotFound, RoutingStore, S3ObjectStore, StorageError
@@ -77,36 +78,86 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     # and leaves every message in the queue, rather than quarantining or half-processing them.
     PSEUDONYM_KEY.get()
     if classify_event(event) == "sqs":
-        response = process_partial_response(
-            event=event, record_handler=sqs_record_handler, processor=batch_processor, context=context
-        )
-        logger.info(
-            "batch done",
-            extra={"records": len(event["Records"]), "failed": len(response.get("batchItemFailures", []))},
-        )
-        return response
+        return _handle_sqs_batch(event, context)
     return _handle_direct_s3_event(event)
 
 
-def sqs_record_handler(record: SqsRecordModel, lambda_context: LambdaContext) -> None:
+def _handle_sqs_batch(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """The batch's uploads one message at a time, then their manifests as one object (manifest_group)."""
+    refs = _announced_refs(event["Records"])
+    group = ManifestGroup.for_refs(refs) if refs else None
+
+    def record_handler(record: SqsRecordModel, lambda_context: LambdaContext) -> None:
+        sqs_record_handler(record, lambda_context, group)
+
+    response = process_partial_response(
+        event=event, record_handler=record_handler, processor=batch_processor, context=context
+    )
+    if group is not None:
+        _flush(group, response)
+    logger.info(
+        "batch done",
+        extra={"records": len(event["Records"]), "failed": len(response.get("batchItemFailures", []))},
+    )
+    return response
+
+
+def _announced_refs(records: list[dict[str, Any]]) -> list[ObjectRef]:
+    """Every upload the batch announces (a message that cannot be read fails later, in its handler)."""
+    refs: list[ObjectRef] = []
+    for record in records:
+        try:
+            refs.extend(refs_from_sqs_body(record.get("body") or ""))
+        except (PoisonMessage, UnsupportedEvent, ValueError):
+            continue
+    return refs
+
+
+def _flush(group: ManifestGroup, response: dict[str, Any]) -> None:
+    """Store the batch's manifests; if that fails, every message with a manifest in it is retried."""
+    try:
+        result = group.flush(STORE, CONFIG.lake_uri)
+    except StorageError as error:
+        metrics.add_metric(name="Failed", unit=MetricUnit.Count, value=len(set(group.owners)))
+        logger.warning(
+            "manifest group not stored; its messages will be redelivered", extra={"detail": str(error)}
+        )
+        failed = {item["itemIdentifier"] for item in response.setdefault("batchItemFailures", [])}
+        response["batchItemFailures"].extend(
+            {"itemIdentifier": owner} for owner in dict.fromkeys(group.owners) if owner not in failed
+        )
+        return
+    metrics.add_metric(name="UploadsDeleted", unit=MetricUnit.Count, value=result.uploads_deleted)
+    if result.delete_failures:
+        metrics.add_metric(name="UploadDeleteFailures", unit=MetricUnit.Count, value=result.delete_failures)
+
+
+def sqs_record_handler(
+    record: SqsRecordModel, lambda_context: LambdaContext, group: ManifestGroup | None = None
+) -> None:
     """One SQS message; any exception puts its messageId in batchItemFailures (retry, then DLQ)."""
     logger.set_correlation_id(record.messageId)
+    redelivered = int(record.attributes.ApproximateReceiveCount) > 1
     with _counting_failures():
         if lambda_context.get_remaining_time_in_millis() < CONFIG.record_time_budget_ms:
             metrics.add_metric(name="NotStarted", unit=MetricUnit.Count, value=1)
             raise NotStarted(f"less than {CONFIG.record_time_budget_ms} ms left in the invocation")
         refs = refs_from_sqs_body(record.body)
         for ref in refs:
-            ingest(ref)
+            ingest(ref, group, record.messageId, redelivered)
     if not refs:
         metrics.add_metric(name="IgnoredMessages", unit=MetricUnit.Count, value=1)
         logger.info("message without ObjectCreated record ignored (s3:TestEvent or other event type)")
 
 
 @tracer.capture_method(capture_response=False)
-def ingest(ref: ObjectRef) -> IngestOutcome:
+def ingest(
+    ref: ObjectRef, group: ManifestGroup | None = None, owner: str = "", redelivered: bool = False
+) -> IngestOutcome:
     started = time.perf_counter()
-    outcome = process_upload(ref, CONFIG, STORE, PSEUDONYM_KEY.get())
+    outcome = process_upload(
+        ref, CONFIG, STORE, PSEUDONYM_KEY.get(), group=group, owner=owner, redelivered=redelivered
+    )
     elapsed_ms = (time.perf_counter() - started) * 1000
     tracer.put_annotation("image_id", outcome.image_id)
     tracer.put_annotation("status", outcome.status)

@@ -7,12 +7,25 @@ import json
 import re
 from dataclasses import replace
 from datetime import date
+from pathlib import Path
 
 import pytest
 
 from fruits_cli import cost as cost_command
 from fruits_core.errors import ConfigError
-from operations.cost import Assumptions, UnknownPriceError, estimate, format_table, load_price_table
+from operations.cost import (
+    DAILY_LOAD_CURVE,
+    UNIT_COSTS_PATH,
+    Assumptions,
+    UnknownPriceError,
+    estimate,
+    format_table,
+    lambda_seconds_per_image,
+    load_price_table,
+    top_items,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 SERVICES = ("lambda", "sqs", "s3", "kms", "cloudwatch", "xray", "ebs", "vpc")
 
@@ -43,38 +56,71 @@ def test_price_table_is_dated_and_sourced_for_paris_and_ireland():
 
 
 def test_lambda_line_is_images_times_duration_times_memory_at_the_table_price():
-    # GIVEN one million images a day at the default 600 ms and 1024 MB
+    # GIVEN one million images a day at 1024 MB
     table = load_price_table()
+    a = Assumptions()
     result = estimate(1_000_000, "eu-west-3", table)
     # WHEN the Lambda compute line is read
     line = item(result, "Lambda compute")
-    # THEN it is images x seconds x GB at the arm64 GB-second price
+    # THEN it is images x seconds x GB at the arm64 GB-second price, the seconds being the measured CPU
+    # time at the function's vCPU share (1024/1769 of a core) plus its waits on S3 and the download
+    seconds = (
+        a.lambda_cpu_ms_per_image * 1769 / 1024
+        + (a.ingest_puts_per_image + a.ingest_gets_per_image + 1.0) * a.s3_request_ms
+        + a.image_kib / 1024 / a.s3_read_mib_per_second * 1000
+    ) / 1000
+    assert lambda_seconds_per_image(a) == pytest.approx(seconds)
     images = 1_000_000 * table["hours_per_month"] / 24
-    assert line.quantity == pytest.approx(images * 0.6 * 1.0)
+    assert line.quantity == pytest.approx(images * seconds * 1.0)
     gb_second = table["regions"]["eu-west-3"]["lambda"]["arm64_gb_second"]
-    assert line.usd == pytest.approx(images * 0.6 * gb_second)
+    assert line.usd == pytest.approx(images * seconds * gb_second)
 
 
-def test_cost_and_fleet_grow_with_the_image_rate():
+@pytest.mark.parametrize(
+    ("images_per_day", "goal_usd"), [(10_000, 150), (1_000_000, 1_000), (100_000_000, 60_000)]
+)
+def test_each_scale_stays_within_its_monthly_goal(images_per_day, goal_usd):
+    # GIVEN the shipped prices and the measured unit figures WHEN the estimate runs THEN it meets the goal
+    assert estimate(images_per_day).total_usd <= goal_usd
+
+
+def test_compute_follows_the_load_and_auto_keeps_the_cheaper_mode():
     # GIVEN the three scales of docs/operations.md
     small, medium, large = (estimate(n) for n in (10_000, 1_000_000, 100_000_000))
     # THEN the total grows with the rate
     assert small.total_usd < medium.total_usd < large.total_usd
-    # AND the always-on primary + core nodes do not change, while spot task nodes absorb the load
+    # AND auto prices the cheaper compute: EMR Serverless, one executor while the load needs no more
+    for result in (small, medium, large):
+        assert result.fleet.mode == min(result.fleet.compute_usd, key=result.fleet.compute_usd.get)
+    assert small.fleet.mode == medium.fleet.mode == "serverless"
+    assert small.fleet.executors_peak == medium.fleet.executors_peak == 1
+    assert item(small, "EMR Serverless vCPU").usd == item(medium, "EMR Serverless vCPU").usd
+    # AND at 100 M/day the executors follow the daily curve: billed for the hours they are up
+    assert large.fleet.executors_peak > 50
+    assert 1 < large.fleet.executors_average < max(DAILY_LOAD_CURVE) * large.fleet.executors_average
+    assert large.fleet.executors_average < large.fleet.executors_peak / 2
+    assert sum(DAILY_LOAD_CURVE) == pytest.approx(24)
+
+
+def test_ec2_mode_bills_spot_task_nodes_hour_by_hour():
+    # GIVEN EMR on EC2 at 100 M/day
+    ec2 = estimate(100_000_000, assumptions=replace(Assumptions(), compute_mode="ec2"))
+    small = estimate(10_000, assumptions=replace(Assumptions(), compute_mode="ec2"))
+    # THEN primary and core nodes are always on, and task nodes are billed for the hours the curve needs
     for prefix in ("EMR primary", "EMR core"):
-        assert item(small, prefix).usd == item(large, prefix).usd
-    assert small.fleet.task_nodes_peak == 1
-    assert large.fleet.task_nodes_peak > medium.fleet.task_nodes_peak >= small.fleet.task_nodes_peak
-    assert large.fleet.task_nodes_peak > 5
-    assert large.fleet.task_nodes_average < large.fleet.task_nodes_peak
-    assert large.fleet.scaling_maximum_units == 2 + large.fleet.task_nodes_peak
+        assert item(small, prefix).usd == item(ec2, prefix).usd
+    assert ec2.fleet.task_nodes_peak > 5
+    assert ec2.fleet.task_nodes_average < ec2.fleet.task_nodes_peak
+    assert item(ec2, "EMR task").quantity == pytest.approx(ec2.fleet.task_nodes_average * 730, rel=1e-2)
+    assert ec2.fleet.scaling_maximum_units == 2 + ec2.fleet.task_nodes_peak
 
 
 def test_task_nodes_are_billed_at_the_spot_factor_plus_the_full_emr_fee():
     # GIVEN the default task instance type's prices
     spec = load_price_table()["regions"]["eu-west-3"]["emr_instances"]["types"]["m7i.2xlarge"]
     # WHEN the estimate runs at two spot factors
-    cheap = item(estimate(100_000_000, assumptions=replace(Assumptions(), spot_price_factor=0.3)), "EMR task")
+    spot = replace(Assumptions(), spot_price_factor=0.3, compute_mode="ec2")
+    cheap = item(estimate(100_000_000, assumptions=spot), "EMR task")
     # THEN the hourly price is the discounted EC2 price plus the undiscounted EMR fee
     assert cheap.unit_price == pytest.approx(spec["ec2_on_demand_hour"] * 0.3 + spec["emr_hour"])
 
@@ -113,8 +159,15 @@ def test_command_prints_a_table_with_total_and_fleet(capsys):
     # THEN it prints the dated header, one row per component, the total and the fleet
     assert "1,000,000 images/day in eu-west-3" in out and "prices as of" in out
     assert re.search(r"^total\s+[\d,]+\.\d\d$", out, re.MULTILINE)
-    assert "fleet: primary 1 x m7i.xlarge on-demand" in out
-    for component in ("Lambda requests", "SQS requests", "S3 GET/HEAD (ingest)", "KMS requests", "EMR task"):
+    assert "fleet: EMR Serverless streaming job: driver 1 vCPU / 2 GB" in out
+    assert re.search(r"^top three: S3 PUT/COPY \(ingest[^;]+ [\d,]+ USD; ", out, re.MULTILINE)
+    for component in (
+        "Lambda requests",
+        "SQS requests",
+        "S3 GET/HEAD (ingest)",
+        "KMS requests",
+        "EMR Serverless",
+    ):
         assert component in out
 
 
@@ -182,9 +235,9 @@ def test_small_figures_keep_two_significant_digits():
 
 def test_large_scales_keep_their_figures():
     text = format_table(estimate(100_000_000))
-    assert "57.87 vCPUs at peak" in text
-    assert "--max-files-per-trigger >= 208,334;" in text
-    assert "peak concurrency ~2,083.3 " in text
+    assert "57.87 vCPUs at peak: EMR Serverless maximum capacity >= 59 workers" in text
+    # 100 manifests a file: one 60 s trigger at the 3x peak lists 2,084 files
+    assert "--max-files-per-trigger >= 2,084 (the default 8,000 is enough);" in text
 
 
 def test_image_sizes_are_the_measured_photo():
@@ -194,6 +247,83 @@ def test_image_sizes_are_the_measured_photo():
     upload = photo_like(0)
     clean = normalize_image(upload, MAX_IMAGE_PIXELS)
     assumptions = Assumptions()
-    assert max(clean.width, clean.height) == 2048
+    assert max(clean.width, clean.height) == 448
     assert len(upload) / 1024 == pytest.approx(assumptions.image_kib, rel=0.05)
     assert len(clean.jpeg) / 1024 == pytest.approx(assumptions.clean_image_kib, rel=0.05)
+
+
+def test_measured_figures_are_the_models_defaults():
+    # GIVEN operations/unit_costs.json WHEN the model's defaults are read THEN they are its figures
+    from benchmarks.unit_costs import template_batch_size
+
+    figures = json.loads(UNIT_COSTS_PATH.read_text())
+    a = Assumptions()
+    requests = figures["ingest_s3_requests_per_image"]
+    assert a.ingest_puts_per_image == requests["PutObject"]
+    assert a.ingest_gets_per_image == requests["GetObject"] + requests["HeadObject"]
+    assert a.stream_image_gets_per_image == figures["stream_s3_gets_per_image"]
+    assert (a.image_kib, a.clean_image_kib, a.manifest_bytes) == (
+        figures["image_kib"],
+        figures["clean_image_kib"],
+        figures["manifest_bytes"],
+    )
+    assert a.lambda_cpu_ms_per_image == figures["lambda_cpu_ms_per_image"]
+    # AND the batch they were measured with is the template's
+    assert figures["ingest_batch_size"] == a.sqs_batch_size == template_batch_size()
+    # AND the function's memory holds the measured peak with room to spare
+    assert figures["lambda_peak_rss_mb"] < 0.8 * a.lambda_memory_mb
+
+
+@pytest.mark.slow
+def test_a_fresh_measurement_of_the_cheap_figures_matches_the_committed_one():
+    # GIVEN the committed figures WHEN the handler's S3 calls, the stream's reads and the bytes are measured
+    # again (the real handler under moto, a versioned uploads bucket)
+    from benchmarks.unit_costs import image_bytes, ingest_requests, stream_image_reads, template_batch_size
+
+    figures = json.loads(UNIT_COSTS_PATH.read_text())
+    fresh = ingest_requests(template_batch_size(), batches=1)
+    sizes = image_bytes()
+    # THEN each is within 5 % of the committed one (request counts: exactly the same operations)
+    committed = figures["ingest_s3_requests_per_image"]
+    assert fresh.keys() == committed.keys()
+    for operation, count in committed.items():
+        assert fresh[operation] == pytest.approx(count, rel=0.05), operation
+    assert stream_image_reads() == pytest.approx(figures["stream_s3_gets_per_image"], rel=0.05)
+    for name in ("image_kib", "clean_image_kib", "manifest_bytes"):
+        assert sizes[name] == pytest.approx(figures[name], rel=0.05), name
+
+
+def _money(text: str) -> float:
+    return float(text.replace(",", ""))
+
+
+def test_the_docs_quote_the_commands_totals_and_top_items():
+    # GIVEN `fruits cost` at the three documented scales
+    results = {n: estimate(n) for n in (10_000, 1_000_000, 100_000_000)}
+    operations = (REPO_ROOT / "docs" / "operations.md").read_text()
+    readme = (REPO_ROOT / "README.md").read_text()
+    # THEN docs/operations.md's table has the three totals, in order
+    totals = re.search(
+        r"^\| \*\*total\*\* \| \*\*([\d,.]+)\*\* \| \*\*([\d,.]+)\*\* \| \*\*([\d,.]+)\*\* \|$",
+        operations,
+        re.M,
+    )
+    assert totals, "the three-scale table's total row is missing"
+    assert [_money(value) for value in totals.groups()] == [round(r.total_usd, 2) for r in results.values()]
+    # AND its top-three table names each scale's three largest items with their rounded amounts
+    for n, result in results.items():
+        row = re.search(rf"^\| {n:,} \| (.+) \| (.+) \| (.+) \|$", operations, re.M)
+        assert row, f"no top-three row for {n:,}"
+        for cell, line in zip(row.groups(), top_items(result), strict=True):
+            label, amount = cell.rsplit(" ", 1)
+            assert line.component.startswith(
+                label.split(" (")[0].removesuffix(" vCPU").removesuffix(" memory")
+            )
+            assert _money(amount) == round(line.usd)
+    # AND `--json` carries the same top three
+    assert [entry["component"] for entry in results[10_000].as_dict()["top_items"]] == [
+        line.component for line in top_items(results[10_000])
+    ]
+    # AND the README quotes the same totals
+    for n, result in results.items():
+        assert f"| {n:,} | {result.total_usd:,.2f} |" in readme

@@ -708,6 +708,62 @@ def test_dry_run_with_a_stack_shows_what_it_would_read(aws, capsys):
     assert "s3://<LakeBucketName output of stack fruits-prod-emr>/code/" in out
 
 
+def _start_job_run(out: str) -> dict:
+    (line,) = [line for line in out.splitlines() if line.startswith("emr-serverless.start_job_run(")]
+    return json.loads(line.removeprefix("emr-serverless.start_job_run(").removesuffix(")"))
+
+
+@pytest.mark.parametrize(("images_per_day", "max_executors"), [(10_000, 1), (100_000_000, 58)])
+def test_serverless_start_dry_run_is_the_streaming_job_run_fruits_cost_prices(
+    aws, capsys, images_per_day, max_executors
+):
+    # GIVEN no AWS resources WHEN start is dry-run on EMR Serverless at an expected rate
+    argv = ["start", "--stack-name", "fruits-sls", "--stage", "prod", "--dry-run", "--code-version", "c1"]
+    argv += ["--env-version", "e1", "--compute", "serverless", "--images-per-day", str(images_per_day)]
+    assert fruits_deploy(*argv) == 0
+    out = capsys.readouterr().out
+    # THEN it lists the active job runs, checks the inputs, removes a stop marker, then starts one job run
+    calls = [line.split("(", 1)[0] for line in out.splitlines() if "(" in line and not line.startswith("#")]
+    assert calls[:2] == ["cloudformation.describe_stacks", "emr-serverless.list_job_runs"]
+    assert calls[-2:] == ["s3.delete_object", "emr-serverless.start_job_run"]
+    run = _start_job_run(out)
+    # in streaming mode (job resiliency), as the stream's step name, with the stack's application and role
+    assert (run["mode"], run["name"]) == ("STREAMING", "fruits-stream-prod")
+    assert run["applicationId"] == "<ApplicationId output of stack fruits-sls>"
+    assert run["executionRoleArn"] == "<JobRoleArn output of stack fruits-sls>"
+    assert run["retryPolicy"]["maxFailedAttemptsPerHour"] >= 1
+    submit = run["jobDriver"]["sparkSubmit"]
+    assert submit["entryPoint"] == "s3://<LakeBucketName output of stack fruits-sls>/code/c1/main.py"
+    assert "--clean-source" in submit["entryPointArguments"]
+    # AND its workers are the ones `fruits cost` bills: 1 vCPU, 2 GB driver and 3 GB executors, at most
+    # as many executors as the peak of this rate needs
+    parameters = submit["sparkSubmitParameters"]
+    for setting in (
+        "spark.driver.cores=1",
+        "spark.driver.memory=1g",
+        "spark.driver.memoryOverhead=1g",
+        "spark.executor.cores=1",
+        "spark.executor.memory=2g",
+        "spark.executor.memoryOverhead=1g",
+        "spark.dynamicAllocation.minExecutors=1",
+        f"spark.dynamicAllocation.maxExecutors={max_executors}",
+        "spark.emr-serverless.driverEnv.PYSPARK_PYTHON=./environment/bin/python",
+    ):
+        assert f"--conf {setting}" in parameters
+    assert "code/env/e1/fruits-env.tar.gz#environment" in parameters
+
+
+def test_auto_compute_picks_what_fruits_cost_finds_cheaper(aws, capsys):
+    # GIVEN 10,000 images a day, where `fruits cost` prices EMR Serverless below the always-on cluster
+    argv = ["start", "--stack-name", "fruits-sls", "--dry-run", "--code-version", "c1", "--env-version", "e1"]
+    assert fruits_deploy(*argv, "--compute", "auto", "--images-per-day", "10000") == 0
+    # THEN the serverless job run is planned
+    assert "emr-serverless.start_job_run(" in capsys.readouterr().out
+    # AND without an expected rate the choice is refused with a clear message
+    with pytest.raises(ConfigError, match="--images-per-day"):
+        fruits_deploy(*argv, "--compute", "auto")
+
+
 @pytest.mark.parametrize("region", ["us-east-1", "eu-west-2", "eu-central-2"])
 def test_regions_outside_the_eu_are_refused(aws, region):
     # GIVEN a region outside the EU member states (London and Zurich included)

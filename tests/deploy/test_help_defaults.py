@@ -91,7 +91,7 @@ def test_the_check_sees_the_commands():
     checked = {(path, option) for path, option, *_ in _claims()}
     assert ("deploy start", "--stage") in checked
     assert ("deploy stop", "--timeout") in checked
-    assert ("cost", "--image-kib") in checked
+    assert ("cost", "--retention-days") in checked
     assert ("stream", "--trigger") in checked
     assert ("deploy start", "--clean-source") in checked
     assert {("lake maintain", "--retention-days"), ("lake maintain", "--orphan-min-age-hours")} <= checked

@@ -10,6 +10,7 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parents[2]
 INGEST_TEMPLATE = REPO_ROOT / "template.yaml"
 EMR_TEMPLATE = REPO_ROOT / "infra" / "emr-cluster.yaml"
+SERVERLESS_TEMPLATE = REPO_ROOT / "infra" / "emr-serverless.yaml"
 BOOTSTRAP_SCRIPT = REPO_ROOT / "infra" / "bootstrap" / "check-python.sh"
 
 

@@ -97,13 +97,17 @@ def test_privacy_operator_role_is_least_privilege(template):
     # THEN it reads every lake prefix (export, audit-pii), deletes only the subject's kinds of data
     assert grants["s3:GetObject"] == grants["s3:GetObjectVersion"] == set(contracts.LAKE_PREFIXES)
     assert grants["s3:DeleteObject"] == grants["s3:DeleteObjectVersion"] == erasable
-    # AND writes only table files, tombstones and audit records
+    # AND writes only table files, tombstones, audit records and the batch manifest objects it rewrites
+    # without the subject's lines (live and archived)
     assert grants["s3:PutObject"] == {
         contracts.FEATURES_PREFIX,
         contracts.ERRORS_PREFIX,
         contracts.TOMBSTONES_PREFIX,
         contracts.AUDIT_PREFIX,
+        contracts.MANIFESTS_PREFIX,
     }
+    rewrite = next(statement for statement in statements if statement.get("Sid") == "RewriteSharedManifests")
+    assert sub_text(as_list(rewrite["Resource"])[1]) == "${LakeBucket.Arn}/archive/manifests/*"
     by_action = {action: s for s in statements for action in as_list(s["Action"])}
     # AND reads every version of the pseudonym key, and nothing else from SSM
     assert [a for a in by_action if a.startswith("ssm:")] == ["ssm:GetParameterHistory"]
@@ -138,8 +142,13 @@ def test_privacy_operator_role_is_least_privilege(template):
 
 
 def test_no_other_ingest_stack_role_may_delete_lake_objects(template):
+    deletes = {"s3:DeleteObject", "s3:DeleteObjectVersion"}
     for role_name, resource in template["Resources"].items():
         if resource["Type"] != "AWS::IAM::Role" or role_name == "PrivacyOperatorRole":
             continue
-        actions = {action for s in role_statements(template, role_name) for action in as_list(s["Action"])}
-        assert not actions & {"s3:DeleteObject", "s3:DeleteObjectVersion"}, role_name
+        for statement in role_statements(template, role_name):
+            if not set(as_list(statement["Action"])) & deletes:
+                continue
+            # only the ingest function, and only the raw uploads it has processed (uploads bucket)
+            assert role_name == "IngestFunctionRole", role_name
+            assert [sub_text(r) for r in as_list(statement["Resource"])] == ["${UploadsBucket.Arn}/uploads/*"]

@@ -21,6 +21,7 @@ from cfn_template import (
     EMR_TEMPLATE,
     INGEST_TEMPLATE,
     REPO_ROOT,
+    SERVERLESS_TEMPLATE,
     as_list,
     load_template,
     resources_of_type,
@@ -92,15 +93,21 @@ EXPECTED_INGEST_OBJECT_ACCESS = {
     "s3:GetObject": {
         ("UploadsBucket", contracts.UPLOADS_PREFIX),
         ("LakeBucket", contracts.TOMBSTONES_PREFIX),
+        # a redelivered upload: its clean image and the manifest object it names (HEAD)
+        ("LakeBucket", contracts.CLEAN_PREFIX),
+        ("LakeBucket", contracts.MANIFESTS_PREFIX),
     },
     "s3:GetObjectVersion": {("UploadsBucket", contracts.UPLOADS_PREFIX)},
+    # the processed upload's version, once its batch's manifests are stored
+    "s3:DeleteObject": {("UploadsBucket", contracts.UPLOADS_PREFIX)},
     "s3:PutObject": {
         ("LakeBucket", contracts.CLEAN_PREFIX),
         ("LakeBucket", contracts.MANIFESTS_PREFIX),
         ("LakeBucket", contracts.QUARANTINE_PREFIX),
     },
-    # only to remove what it wrote for an upload whose subject was erased meanwhile
+    # and in the lake, only to remove what an interrupted try wrote for an upload of an erased subject
     "s3:DeleteObjectVersion": {
+        ("UploadsBucket", contracts.UPLOADS_PREFIX),
         ("LakeBucket", contracts.CLEAN_PREFIX),
         ("LakeBucket", contracts.MANIFESTS_PREFIX),
         ("LakeBucket", contracts.QUARANTINE_PREFIX),
@@ -178,8 +185,8 @@ def _alarm_metrics(alarm: dict[str, Any]) -> list[dict[str, Any]]:
 
 @pytest.mark.iac
 def test_cfn_lint_reports_nothing_on_either_template(cfn_lint):
-    # GIVEN both templates WHEN cfn-lint checks them (errors and warnings) THEN it reports nothing
-    result = _run([cfn_lint, INGEST_TEMPLATE, EMR_TEMPLATE])
+    # GIVEN the templates WHEN cfn-lint checks them (errors and warnings) THEN it reports nothing
+    result = _run([cfn_lint, INGEST_TEMPLATE, EMR_TEMPLATE, SERVERLESS_TEMPLATE])
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip() == ""
 
@@ -194,6 +201,8 @@ def test_checkov_finds_no_failed_check_and_every_skip_has_a_reason(checkov):
             INGEST_TEMPLATE,
             "-f",
             EMR_TEMPLATE,
+            "-f",
+            SERVERLESS_TEMPLATE,
             "--framework",
             "cloudformation",
             "--external-checks-dir",
@@ -213,7 +222,7 @@ def test_checkov_finds_no_failed_check_and_every_skip_has_a_reason(checkov):
     assert result.returncode == 0, result.stderr[-2000:]
     assert report["summary"]["parsing_errors"] == 0
     scanned = {Path(check["file_path"]).name for check in report["results"]["passed_checks"]}
-    assert scanned == {INGEST_TEMPLATE.name, EMR_TEMPLATE.name}
+    assert scanned == {INGEST_TEMPLATE.name, EMR_TEMPLATE.name, SERVERLESS_TEMPLATE.name}
     assert report["summary"]["passed"] >= 60
     for check in report["results"]["skipped_checks"]:
         reason = (check.get("check_result") or {}).get("suppress_comment") or ""
@@ -347,6 +356,13 @@ def test_queue_visibility_timeout_is_at_least_six_function_timeouts(ingest_templ
     assert visibility >= 6 * timeout
 
 
+def test_an_erasure_waits_out_every_ingest_in_flight(ingest_template):
+    # GIVEN the ingest function's timeout (its batch's manifest flush runs inside it)
+    timeout = ingest_template["Resources"]["IngestFunction"]["Properties"]["Timeout"]
+    # THEN `fruits subject erase` settles longer before its second pass, with a margin of a minute
+    assert timeout + 60 <= contracts.ERASURE_SETTLE_SECONDS
+
+
 def test_both_queues_and_the_topic_are_encrypted_with_the_lake_key(ingest_template):
     resources = ingest_template["Resources"]
     # GIVEN the queues and the alert topic WHEN their encryption is read THEN they use the CMK
@@ -426,24 +442,27 @@ def test_ingest_function_reaches_only_its_prefixes(ingest_template):
     # GIVEN the function role's statements
     statements = [s for role, s in _allow_statements(ingest_template) if role == "IngestFunctionRole"]
     access = _object_access(statements, r"\$\{(?P<bucket>\w+)\.Arn\}/(?P<prefix>[a-z-]+/)\*")
-    # THEN object access is exactly: read uploads/, write clean/ manifests/ quarantine/ in the lake
+    # THEN object access is exactly: read and delete uploads/, write clean/ manifests/ quarantine/ in the
+    # lake, read tombstones/ and (redeliveries) clean/ manifests/ archive/manifests/
     assert access == EXPECTED_INGEST_OBJECT_ACCESS
     # AND every other S3 grant is a bucket-level listing (404 vs 403; the versions of its own writes)
     s3_statements = [s for s in statements if any(a.startswith("s3:") for a in as_list(s["Action"]))]
     s3_resources = [r for s in s3_statements for r in as_list(s["Resource"])]
     object_arns = [sub_text(r) for r in s3_resources if "Fn::Sub" in r]
-    assert len(object_arns) == 8 and all(
-        re.fullmatch(r"\$\{\w+\.Arn\}/[a-z-]+/\*", arn) for arn in object_arns
+    assert len(object_arns) == 12 and all(
+        re.fullmatch(r"\$\{\w+\.Arn\}/[a-z-]+/(manifests/)?\*", arn) for arn in object_arns
     ), object_arns
+    assert "${LakeBucket.Arn}/archive/manifests/*" in object_arns
     bucket_level = [
         s
         for s in s3_statements
         if s["Resource"] in ({"Fn::GetAtt": ["UploadsBucket", "Arn"]}, {"Fn::GetAtt": ["LakeBucket", "Arn"]})
     ]
+    # no ListBucketVersions on the uploads bucket: a reused presigned POST is refused by the clean
+    # image's conditional write, not found by listing the key's versions
     assert sorted(s["Action"] for s in bucket_level) == [
         "s3:ListBucket",
         "s3:ListBucket",
-        "s3:ListBucketVersions",
         "s3:ListBucketVersions",
     ]
     assert len(s3_resources) == len(object_arns) + len(bucket_level)
@@ -834,3 +853,27 @@ def test_upload_api_requires_a_cognito_jwt_and_the_ingest_trusts_only_the_key(in
     assert "sourceIp" not in resources["UploadApi"]["Properties"]["AccessLogSettings"]["Format"]
     variables = resources["IngestFunction"]["Properties"]["Environment"]["Variables"]
     assert variables[ingest_config.ENV_IDENTITY_FROM_KEY] == "true"
+
+
+def test_the_serverless_stack_gives_deploy_its_outputs_and_room_for_the_priced_peak():
+    # GIVEN the EMR Serverless template and `fruits cost` at the largest documented scale
+    from operations.cost import estimate
+    from operations.deploy import APPLICATION_ID_OUTPUT, JOB_ROLE_OUTPUT, KMS_KEY_OUTPUT, LAKE_BUCKET_OUTPUT
+
+    template = load_template(SERVERLESS_TEMPLATE)
+    a = Assumptions()
+    fleet = estimate(100_000_000).fleet
+    # THEN `fruits deploy start --compute serverless` finds what it reads in the stack's outputs
+    assert {APPLICATION_ID_OUTPUT, JOB_ROLE_OUTPUT, LAKE_BUCKET_OUTPUT, KMS_KEY_OUTPUT} <= template[
+        "Outputs"
+    ].keys()
+    # AND the application's maximum capacity holds the driver and the executors the peak needs
+    parameters = template["Parameters"]
+    workers_vcpu = a.serverless_driver_vcpu + fleet.executors_peak * a.serverless_executor_vcpu
+    workers_gb = a.serverless_driver_gb + fleet.executors_peak * a.serverless_executor_gb
+    assert parameters["MaximumVcpu"]["Default"] >= workers_vcpu
+    assert parameters["MaximumMemoryGb"]["Default"] >= workers_gb
+    # AND the job role is assumable by EMR Serverless only, in this account
+    (statement,) = template["Resources"]["JobRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "emr-serverless.amazonaws.com"}
+    assert "aws:SourceAccount" in statement["Condition"]["StringEquals"]

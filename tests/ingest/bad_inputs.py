@@ -318,7 +318,7 @@ CORPUS: tuple[Case, ...] = (
         lambda _: solid_png(65_500, 32),
         key="uploads/w.png",
         expected_format="png",
-        expected_size=(2048, 1),
+        expected_size=(448, 1),
     ),
     Case(
         "progressive-jpeg-100-scans",

@@ -106,6 +106,20 @@ class Aws:
     def lake_json(self, key: str) -> dict[str, Any]:
         return json.loads(self.lake_object(key))
 
+    def manifest_keys(self) -> list[str]:
+        return [key for key in self.lake_keys() if "/manifests/" in f"/{key}"]
+
+    def manifests(self) -> dict[str, dict[str, Any]]:
+        """Every stored manifest line by image_id, whatever object (single or batch) holds it."""
+        lines = [line for key in self.manifest_keys() for line in self.lake_object(key).splitlines()]
+        records = [json.loads(line) for line in lines]
+        by_id = {record["image_id"]: record for record in records}
+        assert len(by_id) == len(records), "an image has two manifest lines"
+        return by_id
+
+    def manifest(self, image_id: str) -> dict[str, Any]:
+        return self.manifests()[image_id]
+
 
 def cold_start(
     environ: Mapping[str, str], monkeypatch: pytest.MonkeyPatch, module: str = "app"

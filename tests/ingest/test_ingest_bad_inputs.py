@@ -23,11 +23,13 @@ def test_corpus_is_large_and_covers_every_reason_code() -> None:
         contracts.QuarantineReason
     ) - behind_the_upload_api
     # subject_erased needs a tombstone (test_ingest_erased_subject.py), upload_reused the upload API
-    # (test_ingest_upload_api.py), foreign_bucket UPLOADS_BUCKET (test_ingest_events_config.py)
+    # (test_ingest_upload_api.py), foreign_bucket UPLOADS_BUCKET (test_ingest_events_config.py),
+    # already_ingested a redelivery (test_ingest_manifest_group.py)
     assert {case.skip for case in CORPUS if case.skip} == set(contracts.SkipReason) - {
         contracts.SkipReason.SUBJECT_ERASED,
         contracts.SkipReason.UPLOAD_REUSED,
         contracts.SkipReason.FOREIGN_BUCKET,
+        contracts.SkipReason.ALREADY_INGESTED,
     }
 
 

@@ -8,9 +8,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import boto3
-import botocore.exceptions
 import pytest
-from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
 from fruits_core import contracts
 from fruits_core.tombstones import tombstone_record
@@ -62,10 +60,11 @@ def test_after_the_grace_period_the_subject_uploads_again(aws, app, lambda_conte
     seed_event_uploads()
     tombstone = _tombstone(aws, datetime.now(UTC) - timedelta(days=contracts.DEFAULT_ERASURE_GRACE_DAYS + 1))
     event = load_event("sqs-s3-notification.json")
-    # WHEN the uploads are handled THEN each is accepted (a clean image and a manifest each)
+    # WHEN the uploads are handled THEN each is accepted (a clean image each, one manifest line each)
     assert failed_ids(app.lambda_handler(event, lambda_context)) == []
     written = [key for key in aws.lake_keys() if key != tombstone]
-    assert len(written) == 2 * len(event["Records"])
+    assert len(written) == len(event["Records"]) + 1
+    assert len(aws.manifests()) == len(event["Records"])
 
 
 def _cold_start(monkeypatch):
@@ -79,16 +78,16 @@ def _lake_versions(aws) -> list[str]:
     return sorted(entry["Key"] for entry in [*listing.get("Versions", []), *listing.get("DeleteMarkers", [])])
 
 
-def _erase_at(aws, operation: str, key_part: str, occurrence: int) -> list[str]:
-    """Run `fruits subject erase`'s own code for the uploader once, just before the ingest's
-    `occurrence`-th S3 `operation` on a key containing `key_part` (a hook, so the erasure lands
-    exactly between two steps of the ingest)."""
-    from fruits_privacy.lake_objects import S3LakeObjects
+def _erase_at(aws, operation: str, key_part: str, occurrence: int) -> list:
+    """Run the first pass of `fruits subject erase` (tombstone, then delete what it finds) for the
+    uploader once, just before the ingest's `occurrence`-th S3 `operation` on a key containing
+    `key_part` (a hook, so the erasure lands exactly between two steps of the ingest). Returns the
+    started erasures: the test runs the pass after the settle period once the ingest returned."""
     from fruits_privacy.pseudonyms import HeldKey, pseudonyms_of
-    from fruits_privacy.subjects import NoTables, erase_subject
+    from fruits_privacy.subjects import NoTables, begin_erasure
 
     seen: list[str] = []
-    erasures: list[str] = []
+    erasures: list = []
 
     def erase(params, **_) -> None:
         if erasures or key_part not in params.get("Key", ""):
@@ -96,50 +95,76 @@ def _erase_at(aws, operation: str, key_part: str, occurrence: int) -> list[str]:
         seen.append(params["Key"])
         if len(seen) < occurrence:
             return
-        erasures.append(params["Key"])
-        lake = S3LakeObjects(boto3.client("s3"), LAKE_BUCKET, LAKE_PREFIX.rstrip("/"))
+        erasures.append(None)
         keys = [HeldKey(TEST_PSEUDONYM_KEY.encode(), None)]
-        erase_subject(lake, NoTables(), pseudonyms_of(PERSONAL_METADATA["user-id"], keys), "test")
+        pseudonyms = pseudonyms_of(PERSONAL_METADATA["user-id"], keys)
+        erasures[0] = begin_erasure(_lake_objects(), NoTables(), pseudonyms)
 
     aws.on_session(f"before-parameter-build.s3.{operation}", erase)
     return erasures
 
 
-# The ingest's S3 calls for one upload (uploader from the metadata): HEAD, download, tombstone check,
-# decode, check, PUT clean image, check, PUT manifest, check. The erasure runs before each step
-# from the download on (the old ingest, which checked once, kept the upload in the last four).
+def _lake_objects():
+    from fruits_privacy.lake_objects import S3LakeObjects
+
+    return S3LakeObjects(boto3.client("s3"), LAKE_BUCKET, LAKE_PREFIX.rstrip("/"))
+
+
+def _settle_and_finish(erasures: list) -> None:
+    """What `fruits subject erase` does after its settle period (the ingest has returned by now)."""
+    from fruits_privacy.subjects import NoTables, finish_erasure
+
+    finish_erasure(_lake_objects(), NoTables(), erasures[0], "test")
+
+
+# The ingest's S3 calls for one upload (uploader from the metadata): HEAD, download, one tombstone
+# check, decode, PUT clean image; after the batch: PUT the manifest object (uploads bucket unversioned).
+# The erasure's first pass runs before one of these steps; its second pass after the ingest returned.
 @pytest.mark.parametrize(
     ("operation", "key_part", "occurrence"),
     [
         ("GetObject", "uploads/", 1),
-        ("GetObject", "/tombstones/", 2),
+        ("GetObject", "/tombstones/", 1),
         ("PutObject", "/clean/", 1),
-        ("GetObject", "/tombstones/", 3),
+        ("PutObject", "/clean/", 2),
         ("PutObject", "/manifests/", 1),
-        ("GetObject", "/tombstones/", 4),
     ],
     ids=[
-        "before-the-first-check",
-        "before-the-check-before-the-image",
+        "before-the-download",
+        "before-the-check",
         "between-check-and-image",
-        "after-the-image",
-        "between-check-and-manifest",
-        "after-the-manifest",
+        "between-the-two-uploads-images",
+        "before-the-manifest-object",
     ],
 )
 def test_an_erasure_landing_mid_upload_wins(
     aws, monkeypatch, lambda_context, seed_event_uploads, operation, key_part, occurrence
 ):
-    # GIVEN one upload in flight, and an erasure of its uploader that runs at one step of the ingest
+    # GIVEN the batch's uploads in flight, and an erasure of their uploader whose first pass runs at
+    # one step of the ingest
     seed_event_uploads()
     erasures = _erase_at(aws, operation, key_part, occurrence)
     app = _cold_start(monkeypatch)
-    # WHEN the upload is handled
+    # WHEN the uploads are handled, then the erasure's pass after the settle period runs
     response = app.lambda_handler(load_event("sqs-s3-notification.json"), lambda_context)
-    # THEN the erasure ran, the message succeeded, and no version of the image or manifest is left
     assert erasures and failed_ids(response) == []
+    _settle_and_finish(erasures)
+    # THEN no version of an image or manifest is left
     left = [key for key in _lake_versions(aws) if "/clean/" in key or "/manifests/" in key]
     assert left == []
+
+
+def test_the_first_pass_alone_misses_an_upload_past_its_check(
+    aws, monkeypatch, lambda_context, seed_event_uploads
+):
+    # The control: what the second pass is for. The first pass runs between check and image write,
+    # and the upload's image and manifest are stored after it.
+    seed_event_uploads()
+    erasures = _erase_at(aws, "PutObject", "/clean/", 1)
+    app = _cold_start(monkeypatch)
+    assert failed_ids(app.lambda_handler(load_event("sqs-s3-notification.json"), lambda_context)) == []
+    assert erasures
+    assert [key for key in _lake_versions(aws) if "/clean/" in key or "/manifests/" in key]
 
 
 def test_without_an_erasure_the_hooked_upload_is_stored(aws, monkeypatch, lambda_context, seed_event_uploads):
@@ -149,7 +174,8 @@ def test_without_an_erasure_the_hooked_upload_is_stored(aws, monkeypatch, lambda
     app = _cold_start(monkeypatch)
     assert failed_ids(app.lambda_handler(load_event("sqs-s3-notification.json"), lambda_context)) == []
     stored = [key for key in _lake_versions(aws) if "/clean/" in key or "/manifests/" in key]
-    assert len(stored) == 2 * len(load_event("sqs-s3-notification.json")["Records"])
+    # a clean image per upload and the batch's one manifest object
+    assert len(stored) == len(load_event("sqs-s3-notification.json")["Records"]) + 1
 
 
 def test_a_tombstone_written_before_a_key_rotation_still_refuses(
@@ -168,24 +194,6 @@ def test_a_tombstone_written_before_a_key_rotation_still_refuses(
     response = app.lambda_handler(load_event("sqs-s3-notification.json"), lambda_context)
     assert failed_ids(response) == []
     assert aws.lake_keys() == [tombstone]
-
-
-def test_a_failed_manifest_write_leaves_no_orphan_clean_image(
-    aws, monkeypatch, lambda_context, seed_event_uploads
-):
-    # GIVEN the manifest write fails (S3 error) after the clean image was stored
-    seed_event_uploads()
-
-    def refuse_manifest(params, **_):
-        if "/manifests/" in params.get("Key", ""):
-            raise botocore.exceptions.EndpointConnectionError(endpoint_url="https://s3")
-
-    aws.on_session("before-parameter-build.s3.PutObject", refuse_manifest)
-    app = _cold_start(monkeypatch)
-    # WHEN the upload is handled THEN the message is retried and the clean image is gone again
-    with pytest.raises(BatchProcessingError, match="All records failed"):
-        app.lambda_handler(load_event("sqs-s3-notification.json"), lambda_context)
-    assert aws.lake_keys() == []
 
 
 def test_an_erased_subjects_retry_removes_what_an_interrupted_try_left(
@@ -215,4 +223,5 @@ def test_an_erasure_landing_before_a_quarantine_record_wins(
     # WHEN it is handled THEN no version of a quarantine record (which names her pseudonym) is left
     response = app.lambda_handler(sqs_event([(key, etag, len(broken))]), lambda_context)
     assert erasures and failed_ids(response) == []
+    _settle_and_finish(erasures)
     assert [k for k in _lake_versions(aws) if "/quarantine/" in k] == []

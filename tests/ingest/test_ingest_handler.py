@@ -47,7 +47,7 @@ def test_sqs_event_accepts_both_uploads_with_decoded_keys(aws, app, lambda_conte
     # THEN no message failed and each upload has a manifest v1 pointing at an existing clean image
     assert response == {"batchItemFailures": []}
     for record in event["Records"]:
-        manifest = aws.lake_json(LAKE_PREFIX + contracts.manifest_key(DT, _expected_id(record)))
+        manifest = aws.manifest(_expected_id(record))
         assert list(manifest) == contracts.field_names(contracts.MANIFEST_FIELDS)
         assert manifest["image_id"] == _expected_id(record)
         clean = aws.lake_object(manifest["image_uri"].split("/", 3)[3])
@@ -100,16 +100,18 @@ def test_redelivered_event_rewrites_the_same_keys(aws, app, lambda_context, seed
     event = load_event("sqs-s3-notification.json")
     app.lambda_handler(event, lambda_context)
     first_keys = aws.lake_keys()
-    first_manifests = {key: aws.lake_json(key) for key in first_keys if key.endswith(".json")}
+    first_manifests = aws.manifests()
 
     # WHEN SQS delivers the same messages again (at-least-once delivery)
     app.lambda_handler(event, lambda_context)
 
-    # THEN the same keys are rewritten with the same content: no duplicate exists
+    # THEN the same keys are rewritten with the same content: two clean images, one manifest object
+    # for the batch, no duplicate line
     assert aws.lake_keys() == first_keys
-    assert len(first_keys) == 4
-    for key, first in first_manifests.items():
-        again = aws.lake_json(key)
+    assert len(first_keys) == 3
+    assert len(aws.manifest_keys()) == 1
+    for image_id, first in first_manifests.items():
+        again = aws.manifest(image_id)
         assert {**again, "ingested_at": None} == {**first, "ingested_at": None}
 
 
@@ -123,15 +125,15 @@ def test_transient_s3_failure_fails_only_that_message(aws, app, lambda_context, 
     # WHEN the batch is handled
     response = app.lambda_handler(event, lambda_context)
 
-    # THEN only the lemon's message is reported for retry; the mango is accepted
+    # THEN only the lemon's message is reported for retry; the mango is accepted, alone in the
+    # batch's manifest object
     assert failed_ids(response) == [lemon["messageId"]]
     mango_id = _expected_id(mango)
+    batch_key = contracts.manifest_group_key(DT, [_expected_id(lemon), mango_id])
     assert aws.lake_keys() == sorted(
-        [
-            LAKE_PREFIX + contracts.clean_image_key(DT, mango_id),
-            LAKE_PREFIX + contracts.manifest_key(DT, mango_id),
-        ]
+        [LAKE_PREFIX + contracts.clean_image_key(DT, mango_id), LAKE_PREFIX + batch_key]
     )
+    assert list(aws.manifests()) == [mango_id]
 
     # WHEN S3 recovers and SQS redelivers the failed message
     heal_s3(app.S3_CLIENT, "GetObject")
@@ -139,7 +141,7 @@ def test_transient_s3_failure_fails_only_that_message(aws, app, lambda_context, 
 
     # THEN it is accepted: the upload was never lost
     assert failed_ids(retry) == []
-    aws.lake_json(LAKE_PREFIX + contracts.manifest_key(DT, _expected_id(lemon)))
+    aws.manifest(_expected_id(lemon))
 
 
 def test_failed_manifest_write_is_retried_and_no_manifest_is_left(
@@ -245,7 +247,7 @@ def test_record_is_not_started_without_enough_time_left(aws, app, lambda_context
     response = app.lambda_handler(event, lambda_context)
     # THEN the first is accepted and only the second goes back to the queue
     assert failed_ids(response) == [second["messageId"]]
-    aws.lake_json(LAKE_PREFIX + contracts.manifest_key(DT, _expected_id(first)))
+    aws.manifest(_expected_id(first))
 
 
 def _with_version(event: dict, version_ids: list[str]) -> dict:
@@ -274,10 +276,10 @@ def test_versioned_bucket_uses_version_id_for_identity(aws, app, lambda_context,
     assert failed_ids(response) == []
     for version_id, data in versions:
         image_id = contracts.image_id(UPLOADS_BUCKET, key, version_id)
-        manifest = aws.lake_json(LAKE_PREFIX + contracts.manifest_key(DT, image_id))
+        manifest = aws.manifest(image_id)
         with Image.open(io.BytesIO(data)) as original:
             assert (manifest["width"], manifest["height"]) == original.size
-    assert len({aws.lake_json(k)["content_sha256"] for k in aws.lake_keys() if k.endswith(".json")}) == 2
+    assert len({manifest["content_sha256"] for manifest in aws.manifests().values()}) == 2
 
 
 def test_metrics_count_outcomes_by_reason(aws, app, lambda_context, capsys):
@@ -332,7 +334,7 @@ def test_pseudonym_key_is_read_from_ssm_once_per_container(
 
     # THEN SSM was read once, and subject_id is the HMAC under the SSM key
     assert len(reads) == 1
-    manifests = [aws.lake_json(key) for key in aws.lake_keys() if key.endswith(".json")]
+    manifests = list(aws.manifests().values())
     expected = hmac.new(ssm_key.encode(), PERSONAL_METADATA["user-id"].encode(), hashlib.sha256).hexdigest()
     assert len(manifests) == 3
     assert {m["subject_id"] for m in manifests} == {expected}

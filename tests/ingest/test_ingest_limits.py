@@ -15,6 +15,8 @@ import sys
 import pytest
 from fruits_ingest.config import DEFAULT_RECORD_TIME_BUDGET_MS
 
+from fruits_core import contracts
+
 from .helpers import LAKE_URI, REPO_ROOT, TEST_PSEUDONYM_KEY, module_env
 from .worst_case import INPUTS
 
@@ -55,6 +57,6 @@ def test_worst_accepted_input_fits_memory_and_time_budget(name, tmp_path):
     # WHEN a fresh interpreter with the function's imports decodes and re-encodes it
     measured = json.loads(_run("measure", str(path)))
     # THEN it is accepted, and peak memory and time stay within the configured budgets
-    assert max(measured["output"]) == 2048
+    assert max(measured["output"]) == contracts.CLEAN_IMAGE_MAX_SIDE_PX
     assert measured["peak_rss_mb"] <= MEMORY_HEADROOM * _function_memory_mb(), measured
     assert measured["cpu_seconds"] * CPU_MARGIN * 1000 <= DEFAULT_RECORD_TIME_BUDGET_MS, measured

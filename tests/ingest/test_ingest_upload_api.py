@@ -187,19 +187,42 @@ def test_a_presigned_post_sent_twice_is_ingested_once(aws, cognito_user, monkeyp
         )
         assert posted.status_code in (200, 204), posted.text
     versions = aws.s3.list_object_versions(Bucket=UPLOADS_BUCKET, Prefix=grant["key"])["Versions"]
-    first, second = sorted(versions, key=lambda version: version["LastModified"])
+    first, second = sorted(versions, key=lambda version: version["LastModified"])  # order: either
+    s3_calls = _count_s3_calls(aws)
     ingest = cold_start(
         {"LAKE_URI": LAKE_URI, "PSEUDONYM_KEY": TEST_PSEUDONYM_KEY, "IDENTITY_FROM_KEY": "true"}, monkeypatch
     )
-    # THEN (events in either order) only the key's first version is ingested; the replay is skipped
-    for version in (second, first):
+
+    def deliver(version: dict, receive_count: int = 1) -> None:
         event = sqs_event([(grant["key"], version["ETag"].strip('"'), version["Size"])], version["VersionId"])
+        event["Records"][0]["attributes"]["ApproximateReceiveCount"] = str(receive_count)
         assert failed_ids(ingest.lambda_handler(event, lambda_context)) == []
+
+    # THEN (events out of order) the first one handled is ingested, by the usual calls and no listing
+    deliver(second)
+    assert "ListObjectVersions" not in s3_calls
+    assert s3_calls.count("PutObject") == 2  # the clean image and the manifest: one write each
+    # AND the other one is refused by the clean image's conditional write, also when redelivered
+    deliver(first)
+    deliver(first, receive_count=2)
     manifests = [k for k in aws.lake_keys() if k.startswith(LAKE_PREFIX + contracts.MANIFESTS_PREFIX)]
     assert len(manifests) == 1
     clean_key = aws.lake_json(manifests[0])["image_uri"].split("/", 3)[3]
     with Image.open(io.BytesIO(aws.lake_object(clean_key))) as clean:
-        assert clean.convert("RGB").getpixel((10, 10)) == pytest.approx((220, 120, 0), abs=4)
+        # the photo whose version was delivered first (an S3 ETag is the MD5 of a one-part upload)
+        first_photo = hashlib.md5(photos[0]).hexdigest()  # noqa: S324
+        colour = (220, 120, 0) if second["ETag"].strip('"') == first_photo else (10, 20, 200)
+        assert clean.convert("RGB").getpixel((10, 10)) == pytest.approx(colour, abs=4)
+    # AND both raw versions are deleted (the accepted one after its manifest, the replay as refused)
+    assert "Versions" not in aws.s3.list_object_versions(Bucket=UPLOADS_BUCKET, Prefix=grant["key"])
+    assert "ListObjectVersions" not in s3_calls
+
+
+def _count_s3_calls(aws) -> list[str]:
+    """The names of the S3 operations made from now on (the ingest's, in these tests)."""
+    calls: list[str] = []
+    aws.on_session("before-call.s3", lambda model, **_: calls.append(model.name))
+    return calls
 
 
 def test_the_daily_upload_quota_is_counted_per_user_in_dynamodb(

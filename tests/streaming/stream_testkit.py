@@ -52,16 +52,25 @@ def upload_name(path: Path) -> str:
     return f"IMG_{path.parent.name}_{path.stem}_holiday-{path.stem}.jpg"
 
 
-def ingest_images(lake_dir: Path, uploads_dir: Path, images: list[Path]) -> list:
-    """Upload and ingest each image with personal metadata; return the IngestOutcomes."""
+def ingest_images(lake_dir: Path, uploads_dir: Path, images: list[Path], batch: int = 1) -> list:
+    """Upload and ingest each image with personal metadata; return the IngestOutcomes.
+
+    With `batch` > 1 the uploads are processed as the Lambda's SQS batches: `batch` manifests a file.
+    """
     from fruits_ingest.local import LocalIngest
 
     ingest = LocalIngest(uploads_dir, lake_dir.as_uri(), PSEUDONYM_KEY)
-    outcomes = []
+    keys = []
     for path in images:
         metadata = dict(PERSONAL_METADATA, **{contracts.META_LABEL: path.parent.name})
-        outcomes.append(ingest.process(ingest.upload(path.read_bytes(), metadata, upload_name(path))))
-    return outcomes
+        keys.append(ingest.upload(path.read_bytes(), metadata, upload_name(path)))
+    if batch == 1:
+        return [ingest.process(key) for key in keys]
+    return [
+        outcome
+        for start in range(0, len(keys), batch)
+        for outcome in ingest.process_batch(keys[start : start + batch])
+    ]
 
 
 def write_manifest(lake_dir: Path, name: str, text: str, dt: str = "2024-05-01") -> Path:

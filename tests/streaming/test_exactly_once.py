@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from fruits_core import contracts
 from fruits_lake.catalog import BATCH_ID_PROPERTY, QUERY_ID_PROPERTY
 from fruits_lake.reading import lake_tables
 from streaming_job.health import lake_health
@@ -28,6 +29,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.spark, pytest.mark.tf]
 
 MANIFESTS = 64
 BAD_MANIFESTS = 2
+INGEST_BATCH = 8
 START_TIMEOUT = 240.0
 FRUITS = str(Path(sys.executable).with_name("fruits"))
 
@@ -60,7 +62,10 @@ def test_killing_the_stream_at_every_commit_step_still_gives_each_row_exactly_on
     for index in range(BAD_MANIFESTS):
         bad = write_manifest(lake, f"{index:032x}.json", '{"schema_version": 1, "wid')
         os.utime(bad, (time.time() - 3600, time.time() - 3600))
-    outcomes = ingest_images(lake, tmp_path / "uploads", every_nth(sample_image_paths, MANIFESTS))
+    # (in the Lambda's batches: 8 manifests a JSON-lines file, so a kill can fall inside a file's rows)
+    images = every_nth(sample_image_paths, MANIFESTS)
+    outcomes = ingest_images(lake, tmp_path / "uploads", images, batch=INGEST_BATCH)
+    assert len(list((lake / contracts.MANIFESTS_PREFIX).rglob("*.jsonl"))) == MANIFESTS // INGEST_BATCH
     accepted = sorted(outcome.image_id for outcome in outcomes if outcome.status == "accepted")
     assert len(accepted) == MANIFESTS
     log = tmp_path / "stream.log"

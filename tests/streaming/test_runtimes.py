@@ -195,3 +195,24 @@ def test_exports_other_than_imagenet_never_touch_the_network(tmp_path, repo_root
     assert completed.returncode == 0, completed.stderr[-2000:]
     assert "network access attempted" not in completed.stderr
     assert load_featurizer_spec(out.as_uri()).model_version in completed.stdout
+
+
+def test_the_ingests_clean_images_probe_as_well_as_the_originals(sample_images_dir, tmp_path):
+    # GIVEN the bundled images and what the ingest stores of them (448 px long side, JPEG quality 85)
+    from fruits_ingest.imaging import normalize_image
+
+    from fruits_core.contracts import MAX_IMAGE_PIXELS
+
+    clean_dir = tmp_path / "clean"
+    for path in sorted(sample_images_dir.glob("*/*.jpg")):
+        target = clean_dir / path.parent.name / path.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(normalize_image(path.read_bytes(), MAX_IMAGE_PIXELS).jpeg)
+    # WHEN both are featurized by the default LiteRT featurizer and probed
+    original, labels = _features_224("imagenet-int8", "litert", sample_images_dir)
+    clean, clean_labels = _features_224("imagenet-int8", "litert", clean_dir)
+    probe, clean_probe = linear_probe_accuracy(original, labels), linear_probe_accuracy(clean, clean_labels)
+    print(f"probe on the bundled images {probe:.3f}, on their clean images {clean_probe:.3f}")
+    # THEN the clean images separate the fruits as well (the probe does not drop)
+    assert clean_labels == labels
+    assert clean_probe >= min(probe, MIN_PROBE_ACCURACY)

@@ -30,7 +30,7 @@ MAX_SIDE_PX = 65_500
 # PNG text chunks are never kept: decompress little of them (Pillow's defaults are 1 MiB / 64 MiB).
 MAX_PNG_TEXT_CHUNK_BYTES = 64 * 1024
 MAX_PNG_TEXT_MEMORY_BYTES = 1024 * 1024
-CLEAN_JPEG_QUALITY = 90
+CLEAN_JPEG_QUALITY = 85
 _WHITE = (255, 255, 255)
 # Pillow reports JPEGs with a multi-picture index (phone cameras write them) as MPO.
 _FORMAT_NAMES = {"MPO": "jpeg"}

@@ -19,6 +19,7 @@ from fruits_core.lake_uris import file_uri
 from fruits_ingest.config import DEFAULT_MAX_IMAGE_PIXELS, DEFAULT_MAX_UPLOAD_BYTES, ConfigError, IngestConfig
 from fruits_ingest.events import ObjectRef
 from fruits_ingest.imaging import install_pillow_guards
+from fruits_ingest.manifest_group import ManifestGroup
 from fruits_ingest.processor import IngestOutcome, process_upload
 from fruits_ingest.pseudonym_key import PseudonymKey
 from fruits_ingest.storage import FILE_SCHEME, FileObjectStore
@@ -64,21 +65,33 @@ class LocalIngest:
         return key
 
     def process(self, key: str) -> IngestOutcome:
-        """Run the Lambda's processing function on one local upload."""
+        """Run the Lambda's processing function on one local upload (its manifest alone in its file)."""
+        return process_upload(self._ref(key), self.config, self._store, self._pseudonym_key)
+
+    def process_batch(self, keys: list[str]) -> list[IngestOutcome]:
+        """Process uploads as the Lambda processes an SQS batch: their manifests in one JSON-lines file."""
+        refs = [self._ref(key) for key in keys]
+        group = ManifestGroup.for_refs(refs)
+        outcomes = [
+            process_upload(ref, self.config, self._store, self._pseudonym_key, group=group) for ref in refs
+        ]
+        group.flush(self._store, self.config.lake_uri)
+        return outcomes
+
+    def _ref(self, key: str) -> ObjectRef:
         path = self._path(key)
         try:
             modified = path.stat().st_mtime
             version = _sha256_of(path)
         except FileNotFoundError:
             raise UploadMissing("the upload does not exist") from None
-        ref = ObjectRef(
+        return ObjectRef(
             bucket=str(self.uploads_dir),
             key=key,
             uri=file_uri(path),
             event_time=datetime.fromtimestamp(modified, UTC),
             etag=version,
         )
-        return process_upload(ref, self.config, self._store, self._pseudonym_key)
 
     def _path(self, key: str) -> Path:
         path = (self.uploads_dir / key).resolve()

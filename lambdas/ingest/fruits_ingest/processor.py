@@ -9,12 +9,21 @@ a retry. Other storage failures propagate so the caller retries the message. The
 clean image is written before the manifest, so a manifest never points to a
 missing image.
 
-An erasure may land while an upload is in flight. The tombstone is checked once the
-uploader is known, again before each write, and once more after the last one: the
-erasure writes its tombstone before it scans, so either its scan sees what was written
-here, or the check after the writes sees the tombstone and removes them
-(`_store_unless_erased`). A skip for an erased subject also removes what an earlier,
-interrupted try of the same upload left.
+Manifests are stored per batch (manifest_group): the caller passes the batch's group and
+flushes it once every upload of the batch is processed; without one, the upload is a batch
+of one (its manifest under its own key). A redelivered upload whose clean image names a
+stored manifest group was ingested already and is skipped.
+
+Behind the upload API each issued key is one upload, so the image id comes from the key
+alone and the clean image is written with a conditional PUT (`If-None-Match: *`): a
+presigned POST sent again finds its clean image there and is skipped (`upload_reused`),
+without a listing or any other extra request.
+
+An erasure may land while an upload is in flight. The tombstone is checked once, before
+the download, under every held key version; an upload past that check when the tombstone
+lands is removed by the erasure's second pass, which `fruits subject erase` runs after a
+settle period longer than this function's timeout (docs/gdpr.md). A skip for an erased
+subject also removes what an earlier, interrupted try of the same upload left.
 """
 
 from __future__ import annotations
@@ -37,14 +46,15 @@ from fruits_ingest.config import IngestConfig
 from fruits_ingest.events import ObjectRef
 from fruits_ingest.identity import subject_from_key
 from fruits_ingest.imaging import CleanImage, ImageRejected, normalize_image
+from fruits_ingest.manifest_group import ManifestGroup
 from fruits_ingest.metadata import InvalidMetadata, UploadMetadata, parse_upload_metadata
 from fruits_ingest.pseudonym_key import PseudonymKey
 from fruits_ingest.storage import (
     ObjectChanged,
+    ObjectExists,
     ObjectInfo,
     ObjectNotFound,
     ObjectStore,
-    StorageError,
     UnreadableMetadata,
 )
 
@@ -87,19 +97,35 @@ def process_upload(
     store: ObjectStore,
     pseudonym_key: PseudonymKey,
     clock: Callable[[], datetime] = utc_now,
+    group: ManifestGroup | None = None,
+    owner: str = "",
+    redelivered: bool = False,
 ) -> IngestOutcome:
-    """Validate, anonymize and store one upload; the same object version always yields the same keys."""
+    """Validate, anonymize and store one upload; the same object version always yields the same keys.
+
+    With `group`, the manifest joins the batch's group (the caller flushes it); without, it is
+    stored at once as a batch of one and the upload deleted. `owner` names the message that
+    carries the upload; `redelivered` says an earlier attempt may have stored it already.
+    """
+    if group is None:
+        single = ManifestGroup.for_refs([ref])
+        outcome = process_upload(ref, config, store, pseudonym_key, clock, single, owner, redelivered)
+        single.flush(store, config.lake_uri)
+        return outcome
     started = time.perf_counter()
-    image_id = ref.image_id
+    image_id = upload_image_id(ref, config.identity_from_key)
     dt = contracts.partition_date(ref.event_time)
     # Who uploaded, once known: the key's subject behind the upload API, else the `user-id` metadata.
     person: str | None = None
+    # Whether an earlier attempt of this very upload stored its clean image (then it is rewritten).
+    rewrite = False
     try:
         if config.uploads_bucket and ref.bucket != config.uploads_bucket:
             raise _Skipped(contracts.SkipReason.FOREIGN_BUCKET)
         _check_key(ref)
+        if redelivered:
+            rewrite = _earlier_attempt(ref, image_id, dt, config, store, group)
         person = _subject(ref, config)
-        _skip_if_reused(ref, config, store)
         _skip_if_erased(person, pseudonym_key, config, store, clock())
         upload_bytes, metadata = _fetch_valid_upload(ref, config, store, clock())
         if not config.identity_from_key:
@@ -107,20 +133,10 @@ def process_upload(
             _skip_if_erased(person, pseudonym_key, config, store, clock())
         clean = _normalize(upload_bytes, config.max_image_pixels)
     except _Skipped as skip:
-        return _skipped(skip, store, config, ref, dt, started)
+        return _skipped(skip, store, config, ref, image_id, dt, started, group)
     except _Rejected as rejection:
-        record = quarantine_record(
-            image_id, rejection.reason, rejection.detail, ref.event_time, clock(), dt, person, pseudonym_key
-        )
-        quarantine_uri = join_uri(config.lake_uri, contracts.quarantine_key(dt, image_id))
-        try:
-            _store_unless_erased(
-                store,
-                [(quarantine_uri, _json_bytes(record), JSON_CONTENT_TYPE)],
-                lambda: _skip_if_erased(person, pseudonym_key, config, store, clock()),
-            )
-        except _Skipped as skip:
-            return _skipped(skip, store, config, ref, dt, started)
+        _write_quarantine(store, config, image_id, dt, ref, rejection, clock(), person, pseudonym_key)
+        group.done_with(ref)
         logger.info(
             "upload quarantined",
             extra={
@@ -133,6 +149,27 @@ def process_upload(
         return IngestOutcome("quarantined", image_id, rejection.reason.value, dt, None)
 
     image_uri = join_uri(config.lake_uri, contracts.clean_image_key(dt, image_id))
+    # A shared group's key is recorded with the image: a redelivery finds out whether it was stored;
+    # behind the upload API so is the upload's version: a redelivered reused POST finds out it is one.
+    image_metadata: dict[str, str] = {}
+    if group.is_shared:
+        image_metadata[contracts.MANIFEST_GROUP_METADATA] = group.key
+    if config.identity_from_key:
+        image_metadata[contracts.UPLOAD_VERSION_METADATA] = ref.version
+    try:
+        store.put(
+            image_uri,
+            clean.jpeg,
+            contracts.CLEAN_IMAGE_CONTENT_TYPE,
+            metadata=image_metadata or None,
+            if_absent=config.identity_from_key and not rewrite,
+        )
+    except ObjectExists:
+        # Another upload through the same issued key got here first: this one is a reused POST.
+        group.done_with(ref)
+        return _skipped(
+            _Skipped(contracts.SkipReason.UPLOAD_REUSED), store, config, ref, image_id, dt, started
+        )
     manifest = manifest_record(
         image_id,
         image_uri,
@@ -144,17 +181,9 @@ def process_upload(
         clock(),
         dt,
     )
-    manifest_uri = join_uri(config.lake_uri, contracts.manifest_key(dt, image_id))
-    writes = [
-        (image_uri, clean.jpeg, contracts.CLEAN_IMAGE_CONTENT_TYPE),
-        (manifest_uri, _json_bytes(manifest), JSON_CONTENT_TYPE),
-    ]
-    try:
-        _store_unless_erased(
-            store, writes, lambda: _skip_if_erased(person, pseudonym_key, config, store, clock())
-        )
-    except _Skipped as skip:
-        return _skipped(skip, store, config, ref, dt, started)
+    manifest_uri = join_uri(config.lake_uri, group.key)
+    group.add(manifest, owner)
+    group.done_with(ref)
     logger.info(
         "upload accepted",
         extra={
@@ -266,19 +295,6 @@ def _subject(ref: ObjectRef, config: IngestConfig) -> str | None:
     return subject
 
 
-def _skip_if_reused(ref: ObjectRef, config: IngestConfig, store: ObjectStore) -> None:
-    """One issued key, one upload: a presigned POST sent again is a later version of its key.
-
-    The upload API hands out a fresh key per request, so only the key's first version is
-    ingested (one listing per upload, versioned uploads bucket behind the API only).
-    """
-    if not config.identity_from_key or ref.version_id is None:
-        return
-    first = store.first_version_id(ref.uri)
-    if first is not None and first != ref.version_id:
-        raise _Skipped(contracts.SkipReason.UPLOAD_REUSED)
-
-
 def _skip_if_erased(
     person: str | None, pseudonym_key: PseudonymKey, config: IngestConfig, store: ObjectStore, now: datetime
 ) -> None:
@@ -301,52 +317,34 @@ def _skip_if_erased(
             raise _Skipped(contracts.SkipReason.SUBJECT_ERASED)
 
 
-def _store_unless_erased(
-    store: ObjectStore, writes: list[tuple[str, bytes, str]], check_erased: Callable[[], None]
-) -> None:
-    """Write in order, with `check_erased` (raises _Skipped) before each write and after the last.
-
-    The caller removes what was written on a skip (`_skipped`): an erasure in between must win.
-    A failed write removes the writes before it, since a clean image without its manifest
-    is linked to no one (an erasure could not find it), and propagates for a retry.
-    """
-    written: list[str] = []
-    try:
-        for uri, data, content_type in writes:
-            check_erased()
-            store.put(uri, data, content_type)
-            written.append(uri)
-        check_erased()
-    except StorageError:
-        _purge_quietly(store, written)
-        raise
-
-
 def _skipped(
-    skip: _Skipped, store: ObjectStore, config: IngestConfig, ref: ObjectRef, dt: str, started: float
+    skip: _Skipped,
+    store: ObjectStore,
+    config: IngestConfig,
+    ref: ObjectRef,
+    image_id: str,
+    dt: str,
+    started: float,
+    group: ManifestGroup | None = None,
 ) -> IngestOutcome:
-    """Log and count a skip; for an erased subject, remove anything of this upload from the lake."""
+    """Log and count a skip; for an erased subject, remove anything of this upload from the lake.
+
+    That purge runs on this rare path only: what an interrupted earlier try of the upload left.
+    """
     if skip.reason is contracts.SkipReason.SUBJECT_ERASED:
         for key in (
-            contracts.clean_image_key(dt, ref.image_id),
-            contracts.manifest_key(dt, ref.image_id),
-            contracts.quarantine_key(dt, ref.image_id),
+            contracts.clean_image_key(dt, image_id),
+            contracts.manifest_key(dt, image_id),
+            contracts.quarantine_key(dt, image_id),
         ):
             store.purge(join_uri(config.lake_uri, key))
+        if group is not None:
+            group.done_with(ref)
     logger.info(
         "upload skipped",
-        extra={"image_id": ref.image_id, "reason": skip.reason.value, "duration_ms": _elapsed_ms(started)},
+        extra={"image_id": image_id, "reason": skip.reason.value, "duration_ms": _elapsed_ms(started)},
     )
-    return IngestOutcome("skipped", ref.image_id, skip.reason.value, dt, None)
-
-
-def _purge_quietly(store: ObjectStore, uris: list[str]) -> None:
-    """Best effort after a failed write: the retry rewrites the same keys, or removes them if erased."""
-    for uri in uris:
-        try:
-            store.purge(uri)
-        except StorageError:
-            logger.warning("could not remove a partial write; the retry of the message handles it")
+    return IngestOutcome("skipped", image_id, skip.reason.value, dt, None)
 
 
 def _fetch_valid_upload(
@@ -401,6 +399,46 @@ def _head_announced_version(ref: ObjectRef, store: ObjectStore) -> ObjectInfo:
         raise _Skipped(contracts.SkipReason.UPLOAD_MISSING) from None
 
 
+def _earlier_attempt(
+    ref: ObjectRef, image_id: str, dt: str, config: IngestConfig, store: ObjectStore, group: ManifestGroup
+) -> bool:
+    """On redelivery only (a few HEADs): skip an upload an earlier attempt stored, else say whether
+    that attempt left its clean image (rewritten without the conditional write).
+
+    The clean image names the upload version it came from and the manifest object, which exists
+    in manifests/ or where the stream's cleanSource archived it. A clean image of another version
+    of the same issued key means this upload is a reused presigned POST.
+    """
+    try:
+        image = store.head(join_uri(config.lake_uri, contracts.clean_image_key(dt, image_id)))
+    except ObjectNotFound:
+        return False
+    source = image.metadata.get(contracts.UPLOAD_VERSION_METADATA)
+    if source is not None and source != ref.version:
+        group.done_with(ref)
+        raise _Skipped(contracts.SkipReason.UPLOAD_REUSED)
+    named = image.metadata.get(contracts.MANIFEST_GROUP_METADATA)
+    group_key = named or contracts.manifest_key(dt, image_id)
+    group_uri = join_uri(config.lake_uri, group_key)
+    archive_dir = join_uri(config.lake_uri, contracts.MANIFESTS_ARCHIVE_PREFIX)
+    for uri in (group_uri, contracts.archived_uri(archive_dir, group_uri)):
+        try:
+            store.head(uri)
+        except ObjectNotFound:
+            continue
+        group.done_with(ref)
+        raise _Skipped(contracts.SkipReason.ALREADY_INGESTED)
+    return True
+
+
+def upload_image_id(ref: ObjectRef, identity_from_key: bool) -> str:
+    """The upload's image id. Behind the upload API an issued key is one upload, whatever version
+    a reused POST adds, so the key alone names it; elsewhere each version is its own upload."""
+    if identity_from_key:
+        return contracts.image_id(ref.bucket, ref.key, "")
+    return ref.image_id
+
+
 def _check_size(size: int, max_bytes: int) -> None:
     if size == 0:
         raise _Rejected(contracts.QuarantineReason.EMPTY_FILE, "the upload has zero bytes")
@@ -415,6 +453,24 @@ def _normalize(data: bytes, max_image_pixels: int) -> CleanImage:
         return normalize_image(data, max_image_pixels)
     except ImageRejected as rejection:
         raise _Rejected(rejection.reason, rejection.detail) from None
+
+
+def _write_quarantine(
+    store: ObjectStore,
+    config: IngestConfig,
+    image_id: str,
+    dt: str,
+    ref: ObjectRef,
+    rejection: _Rejected,
+    rejected_at: datetime,
+    person: str | None,
+    pseudonym_key: PseudonymKey,
+) -> None:
+    record = quarantine_record(
+        image_id, rejection.reason, rejection.detail, ref.event_time, rejected_at, dt, person, pseudonym_key
+    )
+    uri = join_uri(config.lake_uri, contracts.quarantine_key(dt, image_id))
+    store.put(uri, _json_bytes(record), JSON_CONTENT_TYPE)
 
 
 def _json_bytes(record: dict[str, Any]) -> bytes:

@@ -31,6 +31,10 @@ class ObjectChanged(Exception):
     """The object no longer has the ETag it was read for (overwritten between two calls)."""
 
 
+class ObjectExists(Exception):
+    """A write that must create the object found it there already (S3 412 on `If-None-Match: *`)."""
+
+
 class StorageError(Exception):
     """A storage call failed, possibly transiently; retrying the whole message is the remedy."""
 
@@ -55,12 +59,17 @@ class ObjectStore(Protocol):
     ) -> bytes: ...
 
     def put(
-        self, uri: str, data: bytes, content_type: str, metadata: Mapping[str, str] | None = None
+        self,
+        uri: str,
+        data: bytes,
+        content_type: str,
+        metadata: Mapping[str, str] | None = None,
+        if_absent: bool = False,
     ) -> None: ...
 
     def purge(self, uri: str) -> None: ...
 
-    def first_version_id(self, uri: str) -> str | None: ...
+    def delete(self, uri: str, version_id: str) -> None: ...
 
 
 def sidecar_path(path: Path) -> Path:
@@ -81,15 +90,20 @@ class RoutingStore:
         return self._store(uri).get(uri, max_bytes=max_bytes, version_id=version_id, etag=etag)
 
     def put(
-        self, uri: str, data: bytes, content_type: str, metadata: Mapping[str, str] | None = None
+        self,
+        uri: str,
+        data: bytes,
+        content_type: str,
+        metadata: Mapping[str, str] | None = None,
+        if_absent: bool = False,
     ) -> None:
-        self._store(uri).put(uri, data, content_type, metadata=metadata)
+        self._store(uri).put(uri, data, content_type, metadata=metadata, if_absent=if_absent)
 
     def purge(self, uri: str) -> None:
         self._store(uri).purge(uri)
 
-    def first_version_id(self, uri: str) -> str | None:
-        return self._store(uri).first_version_id(uri)
+    def delete(self, uri: str, version_id: str) -> None:
+        self._store(uri).delete(uri, version_id)
 
     def _store(self, uri: str) -> ObjectStore:
         for scheme, store in self._stores.items():
@@ -128,16 +142,28 @@ class S3ObjectStore:
             response["Body"].close()
 
     def put(
-        self, uri: str, data: bytes, content_type: str, metadata: Mapping[str, str] | None = None
+        self,
+        uri: str,
+        data: bytes,
+        content_type: str,
+        metadata: Mapping[str, str] | None = None,
+        if_absent: bool = False,
     ) -> None:
+        """Store the object; with `if_absent`, a conditional write (the same one PUT request) that
+        raises ObjectExists instead of replacing an object already at the key."""
         bucket, key = split_s3(uri)
-        extra = {"Metadata": dict(metadata)} if metadata else {}
-        self._call_raw(
-            "PutObject",
-            lambda: self.client.put_object(
-                Bucket=bucket, Key=key, Body=data, ContentType=content_type, **extra
-            ),
-        )
+        extra: dict[str, Any] = {"Metadata": dict(metadata)} if metadata else {}
+        if if_absent:
+            extra["IfNoneMatch"] = "*"
+        try:
+            self._call_raw(
+                "PutObject",
+                lambda: self.client.put_object(
+                    Bucket=bucket, Key=key, Body=data, ContentType=content_type, **extra
+                ),
+            )
+        except ObjectChanged:
+            raise ObjectExists("S3 PutObject: an object is already at this key") from None
 
     def purge(self, uri: str) -> None:
         """Delete every version (and delete marker) of exactly this key; nothing to delete is fine."""
@@ -154,15 +180,9 @@ class S3ObjectStore:
                     ),
                 )
 
-    def first_version_id(self, uri: str) -> str | None:
-        """The oldest stored version of exactly this key (one listing page: past 1,000 versions of one
-        key, the oldest seen stands in for it); None when the key has no version."""
-        bucket, key = split_s3(uri)
-        listing = self._call_raw(
-            "ListObjectVersions", lambda: self.client.list_object_versions(Bucket=bucket, Prefix=key)
-        )
-        versions = [entry["VersionId"] for entry in listing.get("Versions", []) if entry["Key"] == key]
-        return versions[-1] if versions else None  # S3 lists a key's versions newest first
+    def delete(self, uri: str, version_id: str) -> None:
+        """Remove one object version for good (no delete marker); S3 does not bill DELETE requests."""
+        self._call("DeleteObject", self.client.delete_object, uri, version_id)
 
     def _call(self, operation: str, method: Any, uri: str, version_id: str | None, **extra: str) -> dict:
         bucket, key = split_s3(uri)
@@ -211,9 +231,17 @@ class FileObjectStore:
             raise StorageError(f"file read failed ({error.strerror})") from None
 
     def put(
-        self, uri: str, data: bytes, content_type: str, metadata: Mapping[str, str] | None = None
+        self,
+        uri: str,
+        data: bytes,
+        content_type: str,
+        metadata: Mapping[str, str] | None = None,
+        if_absent: bool = False,
     ) -> None:
+        """Atomic write; `if_absent` checks first (local mode runs one worker, so no race to lose)."""
         path = local_path(uri)
+        if if_absent and path.exists():
+            raise ObjectExists("file already exists")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             if metadata is not None:
@@ -225,12 +253,15 @@ class FileObjectStore:
         except OSError as error:
             raise StorageError(f"file write failed ({error.strerror})") from None
 
-    def first_version_id(self, uri: str) -> str | None:
-        return None  # a filesystem keeps no versions
-
     def purge(self, uri: str) -> None:
+        self.delete(uri, "")
+
+    def delete(self, uri: str, version_id: str) -> None:
+        """A local file has one version: remove it and its metadata sidecar."""
+        path = local_path(uri)
         try:
-            local_path(uri).unlink(missing_ok=True)
+            path.unlink(missing_ok=True)
+            sidecar_path(path).unlink(missing_ok=True)
         except OSError as error:
             raise StorageError(f"file delete failed ({error.strerror})") from None
 
