@@ -68,7 +68,7 @@ class Assumptions:
     manifest_bytes: float = field(default_factory=lambda: float(measured("manifest_bytes")))
     feature_row_bytes: float = 400.0  # k ~ 50 floats + ids and times, Parquet-compressed
     quarantine_rate: float = 0.02
-    # Ingest Lambda (template.yaml: 1024 MB, arm64, SQS batch 100 (measured with), batching window 5 s)
+    # Ingest Lambda (template.yaml: 1024 MB, arm64, SQS batch 100 (measured with), batching window 10 s)
     lambda_memory_mb: float = 1024.0
     # CPU ms of one 12 MP photo's decode (DCT-scaled) + re-encode, on one core of the measuring machine
     lambda_cpu_ms_per_image: float = field(default_factory=lambda: float(measured("lambda_cpu_ms_per_image")))
@@ -76,7 +76,7 @@ class Assumptions:
     s3_request_ms: float = 20.0  # the function waits this long per S3 request (latency, not measured)
     s3_read_mib_per_second: float = 90.0  # the upload's download rate into the function
     sqs_batch_size: int = field(default_factory=lambda: int(measured("ingest_batch_size")))
-    batching_window_seconds: float = 5.0
+    batching_window_seconds: float = 10.0
     sqs_idle_pollers: int = 5  # Lambda's SQS pollers keep long-polling when the queue is empty
     # S3 requests per accepted upload, measured on the real handler under moto (the app's own PUT apart)
     ingest_puts_per_image: float = field(default_factory=lambda: _measured_requests("PutObject"))
