@@ -141,6 +141,9 @@ def test_privacy_operator_role_is_least_privilege(template):
     assert statement["Condition"] == {"Bool": {"aws:MultiFactorAuthPresent": "true"}}
 
 
+INGEST_WRITTEN_PREFIXES = (contracts.CLEAN_PREFIX, contracts.MANIFESTS_PREFIX, contracts.QUARANTINE_PREFIX)
+
+
 def test_no_other_ingest_stack_role_may_delete_lake_objects(template):
     deletes = {"s3:DeleteObject", "s3:DeleteObjectVersion"}
     for role_name, resource in template["Resources"].items():
@@ -149,6 +152,14 @@ def test_no_other_ingest_stack_role_may_delete_lake_objects(template):
         for statement in role_statements(template, role_name):
             if not set(as_list(statement["Action"])) & deletes:
                 continue
-            # only the ingest function, and only the raw uploads it has processed (uploads bucket)
+            # only the ingest function: the raw uploads it has processed (uploads bucket), and in the
+            # lake only what it writes itself (an erased subject's leftovers of an interrupted try),
+            # never a table file, a tombstone, an audit record or the archive
             assert role_name == "IngestFunctionRole", role_name
-            assert [sub_text(r) for r in as_list(statement["Resource"])] == ["${UploadsBucket.Arn}/uploads/*"]
+            resources = [sub_text(r) for r in as_list(statement["Resource"])]
+            assert resources in (
+                ["${UploadsBucket.Arn}/uploads/*"],
+                [f"${{LakeBucket.Arn}}/{prefix}*" for prefix in INGEST_WRITTEN_PREFIXES],
+            ), resources
+            if resources[0].startswith("${LakeBucket"):
+                assert as_list(statement["Action"]) == ["s3:DeleteObjectVersion"]
