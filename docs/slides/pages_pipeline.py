@@ -114,7 +114,7 @@ DEMO_LINES_LEFT_OUT = ("model ", "plots ")
 
 
 def _demo_lines(output: str, width: int = 110) -> list[str]:
-    """The demo's summary as shown: the output table's path shortened, the timing line wrapped."""
+    """The demo's summary as shown: the output table's path shortened, long lines wrapped."""
     lines = []
     for line in output.splitlines():
         stripped = line.strip()
@@ -122,9 +122,11 @@ def _demo_lines(output: str, width: int = 110) -> list[str]:
             continue
         if stripped.startswith("output ") and " at " in line:
             line = line.split(" at ")[0] + " (Iceberg, in <lake>/features/)"
-        while len(line) > width and " + " in line[:width]:
-            cut = line[:width].rindex(" + ") + 3
-            lines.append(line[:cut])
+        while len(line) > width:
+            # wrap after a " + " (the timing line) or else after the last word that fits
+            separator = " + " if " + " in line[:width] else " "
+            cut = line[:width].rindex(separator) + len(separator)
+            lines.append(line[:cut].rstrip())
             line = " " * 21 + line[cut:]
         lines.append(line)
     return lines

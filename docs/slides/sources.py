@@ -51,7 +51,8 @@ COST_GROUPS = (
     ("S3 storage (30-day lake)", ("S3 storage",)),
     ("KMS", ("KMS",)),
     ("CloudWatch + X-Ray", ("CloudWatch", "X-Ray")),
-    ("EMR nodes + EBS + NAT", ("EMR", "EBS", "NAT")),
+    ("upload quota (DynamoDB) + WAF", ("DynamoDB", "WAF")),
+    ("EMR (Serverless, or nodes + EBS + NAT)", ("EMR", "EBS", "NAT")),
 )
 
 
