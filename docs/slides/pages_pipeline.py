@@ -19,7 +19,7 @@ def slide_stream(deck: Deck, figures: Figures) -> None:
     bullets(
         figure,
         [
-            "readStream the manifests (one JSON object per file, parsed with an explicit schema); "
+            "readStream the manifests (JSON lines, one object per batch of uploads, explicit schema); "
             "maxFilesPerTrigger bounds a micro-batch.",
             "mapInPandas: read the clean images (boto3 / file) and decode + resize them in a thread pool.",
             "Featurize with the ImageNet MobileNetV2 (int8, LiteRT; pooled 1280 features): the driver "
