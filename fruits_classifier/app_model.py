@@ -154,8 +154,11 @@ def stream_predictions(
 def export_app_model(lake_uri: str, featurizer_uri: str, pca_uri: str, spark=None) -> dict:
     """Build, check and publish the app model of the lake's current classifier; return its latest.json.
 
-    `spark`: a running session to load the PCA with (else one is started and stopped here).
+    `spark`: a running session to load the PCA with (else the active one, or one started and stopped
+    here: a session this call did not start is never stopped, since others share it).
     """
+    from pyspark.sql import SparkSession
+
     from streaming_job.model import FeaturizerError, load_featurizer_spec
     from streaming_job.pca import PcaError, load_pca
     from streaming_job.session import build_spark_session
@@ -165,11 +168,12 @@ def export_app_model(lake_uri: str, featurizer_uri: str, pca_uri: str, spark=Non
         raise ClassifierError(f"{lake_uri} has no published classifier: run `fruits classifier train` first")
     try:
         spec = load_featurizer_spec(featurizer_uri)
+        owns_session = spark is None and SparkSession.getActiveSession() is None
         session = spark or build_spark_session("fruits-export-app", master="local[1]")
         try:
             projection = load_pca(session, pca_uri, spec.model_version)
         finally:
-            if spark is None:
+            if owns_session:
                 session.stop()
     except (FeaturizerError, PcaError) as error:
         raise ClassifierError(str(error)) from error
