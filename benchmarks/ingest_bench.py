@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
-from streaming_job.model import BUNDLED_IMAGES
+from streaming_job.featurizer.model import BUNDLED_IMAGES
 
 BENCH_KEY = "benchmark-only-pseudonym-key-0123"
 REGION = "eu-west-3"

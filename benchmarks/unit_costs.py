@@ -69,7 +69,7 @@ def template_batch_size() -> int:
 
 def ingest_requests(batch: int, batches: int = DEFAULT_BATCHES) -> dict[str, float]:
     """S3 calls of the Lambda per accepted upload, by operation, over `batches` full SQS batches."""
-    from streaming_job.model import BUNDLED_IMAGES
+    from streaming_job.featurizer.model import BUNDLED_IMAGES
 
     bundled = sorted(BUNDLED_IMAGES.glob("*/*.jpg"))
     images = [bundled[index % len(bundled)] for index in range(batch * batches)]
@@ -121,7 +121,7 @@ def stream_image_reads(images: int = 8) -> float:
     """S3 calls of the stream's workers per clean image read (ImageReader, as in featurize_uris)."""
     from moto import mock_aws
 
-    from streaming_job.image_io import ImageReader
+    from streaming_job.featurizer.image_io import ImageReader
 
     environ = {"AWS_DEFAULT_REGION": REGION, "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"}
     with mock.patch.dict(os.environ, environ), mock_aws():

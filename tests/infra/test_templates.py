@@ -34,8 +34,8 @@ from fruits_ingest import presign
 from fruits_core import contracts
 from operations import deploy as stream_deploy
 from operations.cost import Assumptions
-from streaming_job import status_log
 from streaming_job.config import StreamConfig
+from streaming_job.monitoring import status_log
 
 CUSTOM_CHECKS_DIR = REPO_ROOT / "infra" / "checkov_checks"
 CUSTOM_EMR_CHECKS = ("CKV_FRUITS_EMR_1", "CKV_FRUITS_EMR_2", "CKV_FRUITS_EMR_3", "CKV_FRUITS_EMR_4")

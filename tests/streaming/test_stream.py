@@ -17,9 +17,9 @@ import pytest
 from fruits_core import contracts
 from fruits_lake.catalog import K_PROPERTY, PCA_VERSION_PROPERTY
 from fruits_lake.reading import lake_tables, read_features
-from streaming_job.health import lake_health
-from streaming_job.runner import await_stream, drain_listener, install_stop_signals, start_stream
-from streaming_job.stream import is_partition_date
+from streaming_job.monitoring.health import lake_health
+from streaming_job.query.runner import await_stream, drain_listener, install_stop_signals, start_stream
+from streaming_job.query.stream import is_partition_date
 from tests.streaming.stream_testkit import (
     PCA_K,
     PERSONAL_STRINGS,

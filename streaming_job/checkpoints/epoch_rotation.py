@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pyspark.sql import SparkSession
 
 from fruits_core.lake_uris import join_uri
-from streaming_job.checkpoint_epochs import (
+from streaming_job.checkpoints.checkpoint_epochs import (
     EpochLayout,
     epoch_uri,
     layout_of,

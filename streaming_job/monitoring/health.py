@@ -12,9 +12,10 @@ from itertools import pairwise
 from fruits_core import contracts
 from fruits_core.clock import utc_now
 from fruits_core.lake_uris import join_uri
-from streaming_job import driver_process, uris
+from streaming_job import uris
 from streaming_job.config import StreamConfig
-from streaming_job.status_log import StatusLog
+from streaming_job.monitoring import driver_process
+from streaming_job.monitoring.status_log import StatusLog
 
 HEALTHY = "healthy"
 RUNNING_BUSY = "running-busy"
