@@ -395,7 +395,7 @@ def test_the_upload_api_functions_have_their_own_code_without_pillow(ingest_temp
     assert "pillow" not in api_pins and "pillow" in ingest_pins
     assert {name: ingest_pins.get(name) for name in api_pins} == api_pins
     # AND the directory holds exactly the modules the handlers import, each a link to the one source
-    shipped_ingest = {p.name for p in (UPLOAD_API_DIR / "fruits_ingest").iterdir()}
+    shipped_ingest = {p.name for p in (UPLOAD_API_DIR / "fruits_ingest").iterdir() if p.name != "__pycache__"}
     assert {f"fruits_ingest/{name}" for name in shipped_ingest} == {
         m for m in UPLOAD_API_MODULES if m.startswith("fruits_ingest/")
     }
@@ -407,7 +407,8 @@ def test_the_upload_api_functions_have_their_own_code_without_pillow(ingest_temp
 
 
 def test_the_upload_api_handlers_import_from_their_own_package_alone(offline_aws_env):
-    # GIVEN a fresh Python (-I: no PYTHONPATH, no working directory), lambdas/upload_api/ first on its path
+    # GIVEN a fresh Python (-I: no PYTHONPATH, no working directory; -B: no bytecode left in the
+    # package), lambdas/upload_api/ first on its path
     probe = (
         "import sys\n"
         f"sys.path.insert(0, {str(UPLOAD_API_DIR)!r})\n"
@@ -422,7 +423,7 @@ def test_the_upload_api_handlers_import_from_their_own_package_alone(offline_aws
         "PYTHONPATH": "",
     }
     # WHEN both handlers are imported (a cold start of each)
-    result = _run([sys.executable, "-I", "-c", probe], env=env)
+    result = _run([sys.executable, "-I", "-B", "-c", probe], env=env)
     # THEN every module they need is there, and neither loads Pillow or NumPy
     assert result.returncode == 0, result.stderr[-2000:]
     paths, heavy = result.stdout.splitlines()
