@@ -11,7 +11,7 @@ CHECKOV_VENV := .venv-checkov
 LAMBDA_VENV := .venv-lambda
 PIP_FLAGS := --quiet --disable-pip-version-check
 
-.PHONY: help venv iac-tools lambda-venv demo test test-fast lint bench notebook slides demo-record sam-build sam-validate clean
+.PHONY: help venv iac-tools lambda-venv demo test test-fast lint bench notebook slides demo-record events sam-build sam-validate clean
 
 help:
 	@echo "make demo   - local end-to-end demo on the bundled images (installs .venv)"
@@ -21,6 +21,7 @@ help:
 	@echo "make notebook - re-execute notebooks/local_pipeline.ipynb (paired with notebooks/local_pipeline.py)"
 	@echo "make slides - build docs/presentation.pdf from docs/slides/build.py"
 	@echo "make demo-record - run the demo, fruits status and a table read-back into docs/data/ (the slides' demonstration)"
+	@echo "make events - rewrite the sample Lambda events in events/ (operations/sample_events.py)"
 
 $(VENV)/.installed: pyproject.toml lambdas/ingest/requirements.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required (set PYTHON=...)"'
@@ -79,6 +80,9 @@ slides: venv
 
 demo-record: venv
 	$(VENV)/bin/python docs/slides/capture_demo.py
+
+events: venv
+	$(VENV)/bin/python -m operations.sample_events --write
 
 sam-validate: $(SAM_VENV)/.installed
 	$(SAM_VENV)/bin/sam validate --lint --region eu-west-3

@@ -32,9 +32,14 @@ TUNABLE = {
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from operations.cost import COMPUTE_MODES, Assumptions
+    from operations.deploy import EU_REGIONS
 
     parser.add_argument("--images-per-day", type=float, required=True, help="uploaded images per day")
-    parser.add_argument("--region", default="eu-west-3", help="eu-west-3 (default) or eu-west-1")
+    parser.add_argument(
+        "--region",
+        default="eu-west-3",
+        help=f"one of the EU regions `fruits deploy` accepts: {', '.join(EU_REGIONS)} (default eu-west-3)",
+    )
     parser.add_argument(
         "--prices", type=Path, help="another price table (JSON, same layout as operations/pricing_eu.json)"
     )

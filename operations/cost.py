@@ -1,7 +1,8 @@
 """Monthly AWS cost of the pipeline at a given number of images a day.
 
-Pure functions over the price table shipped with the package (`pricing_eu.json`,
-dated, one source URL per service) and a set of documented assumptions, so the
+Pure functions over the price table shipped with the package (`pricing_eu.json`: the six EU regions
+`fruits deploy` accepts, dated, one source URL and a basis per service: list, secondary or derived by a
+named rule) and a set of documented assumptions, so the
 estimate is reproducible and every figure can be traced. Volumes follow the data
 path of docs/design.md: upload -> S3 notification -> SQS -> Lambda -> lake -> Spark
 stream on EMR -> Iceberg tables.
@@ -231,6 +232,13 @@ def region_prices(table: dict[str, Any], region: str) -> dict[str, Any]:
     return table["regions"][region]
 
 
+def derived_services(prices: dict[str, Any]) -> list[str]:
+    """The region's service blocks whose prices a stated rule derived instead of an AWS page."""
+    return [
+        name for name, block in prices.items() if isinstance(block, dict) and block.get("basis") == "derived"
+    ]
+
+
 def _instance(prices: dict[str, Any], instance_type: str) -> dict[str, float]:
     types = prices["emr_instances"]["types"]
     if instance_type not in types:
@@ -281,6 +289,12 @@ def estimate(
         + ", ".join(f"{mode} {usd:,.0f} USD" for mode, usd in fleet.compute_usd.items())
         + f" a month; priced: {fleet.mode}",
     ]
+    derived = derived_services(prices)
+    if derived:
+        notes.append(
+            f"prices not read from AWS for {prices['name']}, derived by the rules of {PRICE_TABLE_NAME}: "
+            + ", ".join(derived)
+        )
     return Estimate(
         region=region,
         region_name=prices["name"],

@@ -24,6 +24,7 @@ from operations.cost import (
     load_price_table,
     top_items,
 )
+from operations.deploy import EU_REGIONS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,6 +54,154 @@ def test_price_table_is_dated_and_sourced_for_paris_and_ireland():
         assert prices["emr_instances"]["source_emr"] == "https://aws.amazon.com/emr/pricing/"
         for spec in prices["emr_instances"]["types"].values():
             assert spec["vcpu"] > 0 and spec["ec2_on_demand_hour"] > spec["emr_hour"] > 0
+
+
+BASES = {"list", "secondary", "derived"}
+
+
+def test_the_table_prices_exactly_the_regions_deploy_accepts():
+    # GIVEN the price table and `fruits deploy`'s regions THEN `fruits cost --region` knows each of them
+    assert set(load_price_table()["regions"]) == set(EU_REGIONS)
+
+
+@pytest.mark.parametrize("region", EU_REGIONS)
+def test_every_price_block_names_its_page_and_basis(region):
+    # GIVEN one region of the table
+    table = load_price_table()
+    prices = table["regions"][region]
+    for name, block in prices.items():
+        if not isinstance(block, dict):
+            continue
+        # THEN each service cites an AWS pricing page and says how its figures were obtained
+        pages = [block[key] for key in ("source", "source_ec2", "source_emr") if key in block]
+        assert pages and all(page.startswith("https://aws.amazon.com/") for page in pages), (region, name)
+        assert block["basis"] in BASES, (region, name)
+        # AND a derived price names rules the table defines; a secondary one says where it was read
+        if block["basis"] == "derived":
+            named = set(re.findall(r"[a-z0-9]+(?:_[a-z0-9]+)+", block["rule"]))
+            assert named and named <= set(table["derivation_rules"]), (region, name, block["rule"])
+        if block["basis"] == "secondary":
+            assert "cite" in block["note"], (region, name)
+
+
+def _paris_and_ireland(block: str, key: str) -> tuple[float, float]:
+    regions = load_price_table()["regions"]
+    return regions["eu-west-3"][block][key], regions["eu-west-1"][block][key]
+
+
+@pytest.mark.parametrize("region", [r for r in EU_REGIONS if r not in ("eu-west-3", "eu-west-1")])
+def test_derived_prices_follow_their_rule(region):
+    # GIVEN a region whose prices were not all found WHEN each derived figure is recomputed from its rule
+    table = load_price_table()
+    prices = table["regions"][region]
+    milan = 0.0000156138 / 0.0000133334 if region == "eu-south-1" else 1.0
+    for name, block in prices.items():
+        if (
+            not isinstance(block, dict)
+            or block["basis"] != "derived"
+            or name in ("emr_instances", "emr_serverless")
+        ):
+            continue
+        for key, value in block.items():
+            if not isinstance(value, float | int) or name in ("lambda", "s3"):
+                continue
+            paris, ireland = _paris_and_ireland(name, key)
+            # THEN "same_in_eu" is the price Paris and Ireland share, "highest_eu" the higher of theirs
+            if block["rule"] == "same_in_eu":
+                assert value == paris == ireland, (name, key)
+            else:
+                assert value == pytest.approx(max(paris, ireland) * milan, rel=1e-4), (name, key)
+    # AND EC2 takes the higher EU price (Milan's premium on top), EMR's fee the one both list
+    for type_name, spec in prices["emr_instances"]["types"].items():
+        paris, ireland = (
+            table["regions"][r]["emr_instances"]["types"][type_name] for r in ("eu-west-3", "eu-west-1")
+        )
+        higher = max(paris["ec2_on_demand_hour"], ireland["ec2_on_demand_hour"])
+        assert spec["ec2_on_demand_hour"] == pytest.approx(higher * milan, rel=1e-4)
+        assert spec["emr_hour"] == paris["emr_hour"] == ireland["emr_hour"]
+    # AND EMR Serverless follows the region's m7i.xlarge price, as Paris's and Ireland's do
+    ratio = prices["emr_instances"]["types"]["m7i.xlarge"]["ec2_on_demand_hour"] / 0.2016
+    assert prices["emr_serverless"]["vcpu_hour"] == pytest.approx(0.052624 * ratio, rel=1e-4)
+    assert prices["emr_serverless"]["gb_hour"] == pytest.approx(0.0057785 * ratio, rel=1e-4)
+
+
+class _ReadBlocks(dict):
+    """A region's prices that remember which service blocks the estimate read."""
+
+    def __init__(self, prices: dict, read: set[str]):
+        super().__init__(prices)
+        self.read = read
+
+    def __getitem__(self, key):
+        self.read.add(key)
+        return super().__getitem__(key)
+
+
+@pytest.mark.parametrize("region", EU_REGIONS)
+def test_cost_runs_in_every_region_and_every_priced_component_has_a_source(region, capsys):
+    # GIVEN `fruits cost --region R` at 1 million images a day WHEN it runs
+    assert fruits_cost("--images-per-day", "1000000", "--region", region, "--json") == 0
+    document = json.loads(capsys.readouterr().out)
+    # THEN it prices every component, in that region
+    assert document["region"] == region and document["total_usd"] > 0
+    assert all(line["unit_price"] > 0 for line in document["items"])
+    # AND every price block the estimate reads (either compute mode) names a page and a basis
+    table = load_price_table()
+    read: set[str] = set()
+    for mode in ("serverless", "ec2"):
+        table["regions"][region] = _ReadBlocks(load_price_table()["regions"][region], read)
+        estimate(1_000_000, region, table, replace(Assumptions(), compute_mode=mode))
+    blocks = {name: block for name, block in load_price_table()["regions"][region].items() if name in read}
+    assert set(blocks) >= {"lambda", "sqs", "s3", "kms", "cloudwatch", "emr_instances", "emr_serverless"}
+    for name, block in blocks.items():
+        if name != "name":
+            assert block["basis"] in BASES and ("source" in block or "source_ec2" in block), name
+    # AND the notes say which of them were derived rather than read from AWS
+    derived = [name for name, block in blocks.items() if name != "name" and block["basis"] == "derived"]
+    derived_note = [note for note in document["notes"] if note.startswith("prices not read from AWS")]
+    assert all(name in derived_note[0] for name in derived) if derived else not derived_note
+
+
+def test_the_docs_say_which_prices_are_list_prices_and_which_are_derived():
+    # GIVEN the price table WHEN docs/operations.md's basis table is compared with it
+    doc = (REPO_ROOT / "docs" / "operations.md").read_text()
+    # THEN the table is exactly what the price table says, region by region
+    assert price_basis_table() in doc, (
+        "docs/operations.md: paste tests/deploy/test_cost.py price_basis_table()"
+    )
+
+
+def price_basis_table() -> str:
+    """The markdown table of docs/operations.md: region x service -> basis."""
+    regions = load_price_table()["regions"]
+    services = [name for name, block in regions["eu-west-3"].items() if isinstance(block, dict)]
+    header = "| region | " + " | ".join(f"`{name}`" for name in services) + " |"
+    lines = [header, "|---|" + "---|" * len(services)]
+    for region, prices in regions.items():
+        lines.append(
+            f"| {region} ({prices['name'].split('(')[1][:-1]}) | "
+            + " | ".join(prices[s]["basis"] for s in services)
+            + " |"
+        )
+    return "\n".join(lines)
+
+
+def region_totals_table() -> str:
+    """The markdown table of docs/operations.md: `fruits cost --region R` totals at the three scales."""
+    scales = (10_000, 1_000_000, 100_000_000)
+    lines = ["| region | " + " | ".join(f"{n:,} images/day" for n in scales) + " |", "|---|---:|---:|---:|"]
+    for region in load_price_table()["regions"]:
+        totals = [f"{estimate(n, region).total_usd:,.2f}" for n in scales]
+        lines.append(f"| {region} | " + " | ".join(totals) + " |")
+    return "\n".join(lines)
+
+
+def test_the_docs_quote_each_regions_totals():
+    # GIVEN `fruits cost --region R` at the three scales THEN docs/operations.md quotes the same totals
+    doc = (REPO_ROOT / "docs" / "operations.md").read_text()
+    assert region_totals_table() in doc, (
+        "paste tests/deploy/test_cost.py's region_totals_table() into the doc"
+    )
 
 
 def test_lambda_line_is_images_times_duration_times_memory_at_the_table_price():

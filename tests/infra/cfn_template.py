@@ -70,3 +70,22 @@ def role_statements(template: dict[str, Any], role_name: str) -> list[dict[str, 
         for policy in role["Properties"].get("Policies", [])
         for statement in policy["PolicyDocument"]["Statement"]
     ]
+
+
+def function_properties(template: dict[str, Any], name: str) -> dict[str, Any]:
+    """A SAM function's properties as deployed: `Globals.Function` merged under its own, the way SAM
+    does it (maps merge key by key, lists add up, the function's scalar wins)."""
+    resource = template["Resources"][name]
+    assert resource["Type"] == "AWS::Serverless::Function"
+    return _sam_merge(template.get("Globals", {}).get("Function", {}), resource["Properties"])
+
+
+def _sam_merge(shared: Any, own: Any) -> Any:
+    if isinstance(shared, dict) and isinstance(own, dict):
+        merged = dict(shared)
+        for key, value in own.items():
+            merged[key] = _sam_merge(shared[key], value) if key in shared else value
+        return merged
+    if isinstance(shared, list) and isinstance(own, list):
+        return shared + own
+    return own

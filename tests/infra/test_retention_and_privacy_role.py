@@ -10,7 +10,14 @@ import fnmatch
 import re
 
 import pytest
-from cfn_template import INGEST_TEMPLATE, as_list, load_template, role_statements, sub_text
+from cfn_template import (
+    INGEST_TEMPLATE,
+    as_list,
+    function_properties,
+    load_template,
+    role_statements,
+    sub_text,
+)
 
 from fruits_core import contracts
 from fruits_lake.catalog import ERRORS_TABLE, FEATURES_TABLE
@@ -65,7 +72,7 @@ def test_every_lake_prefix_has_an_enabled_lifecycle_rule_with_configurable_days(
 
 def test_tombstones_live_exactly_as_long_as_the_ingest_refuses_uploads(template):
     rule = lake_rules(template)[contracts.TOMBSTONES_PREFIX]
-    variables = template["Resources"]["IngestFunction"]["Properties"]["Environment"]["Variables"]
+    variables = function_properties(template, "IngestFunction")["Environment"]["Variables"]
     assert rule["ExpirationInDays"] == variables["ERASURE_GRACE_DAYS"] == {"Ref": "ErasureGraceDays"}
 
 

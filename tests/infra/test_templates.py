@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 import tomllib
 from fnmatch import fnmatch
 from pathlib import Path
@@ -23,6 +24,7 @@ from cfn_template import (
     REPO_ROOT,
     SERVERLESS_TEMPLATE,
     as_list,
+    function_properties,
     load_template,
     resources_of_type,
     role_statements,
@@ -318,6 +320,115 @@ def test_sam_build_packages_the_ingest_function_for_arm64(sam, offline_aws_env, 
     assert (artifact / "PIL").is_dir()
     assert (artifact / "aws_lambda_powertools").is_dir()
     assert not (artifact / "numpy").exists(), "the Lambda package must stay slim"
+    assert not (artifact / "presign_app.py").exists(), "the upload API ships in its own package"
+    # AND the upload API's two functions get their own package: their handler, the modules they
+    # import as real files, Powertools, and no Pillow (they never open an image)
+    for name, handler in (("PresignFunction", "presign_app.py"), ("ModelFunction", "model_app.py")):
+        api = build_dir / name
+        assert (api / handler).is_file()
+        for module in UPLOAD_API_MODULES:
+            assert (api / module).is_file() and not (api / module).is_symlink(), f"{name}: {module}"
+        assert (api / "aws_lambda_powertools").is_dir()
+        assert not (api / "PIL").exists() and not list(api.glob("[Pp]illow*")), f"{name} ships Pillow"
+        assert not (api / "fruits_ingest" / "imaging.py").exists()
+        assert not (api / "app.py").exists()
+
+
+# What the upload API's handlers import from the repository (lambdas/upload_api/ links each of them).
+UPLOAD_API_MODULES = (
+    "fruits_core/contracts.py",
+    "fruits_core/clock.py",
+    "fruits_core/errors.py",
+    "fruits_core/lake_uris.py",
+    "fruits_ingest/__init__.py",
+    "fruits_ingest/app_download.py",
+    "fruits_ingest/config.py",
+    "fruits_ingest/identity.py",
+    "fruits_ingest/label_vocabulary.json",
+    "fruits_ingest/labels.py",
+    "fruits_ingest/presign.py",
+    "fruits_ingest/quota.py",
+)
+UPLOAD_API_DIR = REPO_ROOT / "lambdas" / "upload_api"
+SAM_FUNCTIONS = ("IngestFunction", "PresignFunction", "ModelFunction")
+
+
+def _pins(requirements: Path) -> dict[str, str]:
+    lines = [line.split("#")[0].strip() for line in requirements.read_text().splitlines()]
+    pins = dict(line.split("==", 1) for line in lines if line)
+    return {re.sub(r"\[.*\]", "", name).lower(): version for name, version in pins.items()}
+
+
+def test_every_function_shares_runtime_architecture_tracing_and_logs_through_globals(ingest_template):
+    # GIVEN the SAM template's Globals and its functions
+    shared = ingest_template["Globals"]["Function"]
+    assert shared["Runtime"] == "python3.12" and shared["Architectures"] == ["arm64"]
+    assert shared["Tracing"] == "Active" and shared["LoggingConfig"] == {"LogFormat": "Text"}
+    assert shared["KmsKeyArn"] == {"Fn::GetAtt": ["LakeKey", "Arn"]}
+    functions = resources_of_type(ingest_template, "AWS::Serverless::Function")
+    assert set(functions) == set(SAM_FUNCTIONS)
+    for name, function in functions.items():
+        own = function["Properties"]
+        # THEN no function repeats what Globals sets once (a list there would be added to, not replaced)
+        assert not {"Runtime", "Architectures", "Tracing", "KmsKeyArn"} & set(own), name
+        assert set(own["LoggingConfig"]) == {"LogGroup"}, name
+        merged = function_properties(ingest_template, name)
+        assert merged["Architectures"] == ["arm64"], name
+        # AND each logs to its own group with the shared Powertools settings and its own service name
+        variables = merged["Environment"]["Variables"]
+        assert variables["POWERTOOLS_LOG_LEVEL"] == {"Ref": "LogLevel"}, name
+        assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "Fruits/Ingest", name
+        assert "POWERTOOLS_SERVICE_NAME" in own["Environment"]["Variables"], name
+
+
+def test_the_upload_api_functions_have_their_own_code_without_pillow(ingest_template):
+    # GIVEN the presign and model functions WHEN their code location is read
+    for name in ("PresignFunction", "ModelFunction"):
+        function = function_properties(ingest_template, name)
+        assert function["CodeUri"] == "lambdas/upload_api/", name
+        module, handler = function["Handler"].split(".")
+        assert f"def {handler}(" in (UPLOAD_API_DIR / f"{module}.py").read_text(), name
+    # THEN their requirements pin no Pillow, and the pins both packages share are the same
+    api_pins, ingest_pins = (
+        _pins(REPO_ROOT / "lambdas" / folder / "requirements.txt") for folder in ("upload_api", "ingest")
+    )
+    assert "pillow" not in api_pins and "pillow" in ingest_pins
+    assert {name: ingest_pins.get(name) for name in api_pins} == api_pins
+    # AND the directory holds exactly the modules the handlers import, each a link to the one source
+    shipped_ingest = {p.name for p in (UPLOAD_API_DIR / "fruits_ingest").iterdir() if p.name != "__pycache__"}
+    assert {f"fruits_ingest/{name}" for name in shipped_ingest} == {
+        m for m in UPLOAD_API_MODULES if m.startswith("fruits_ingest/")
+    }
+    assert all((UPLOAD_API_DIR / module).is_file() for module in UPLOAD_API_MODULES)
+    assert (UPLOAD_API_DIR / "fruits_core").resolve() == REPO_ROOT / "fruits_core"
+    for name in shipped_ingest:
+        source = REPO_ROOT / "lambdas" / "ingest" / "fruits_ingest" / name
+        assert (UPLOAD_API_DIR / "fruits_ingest" / name).resolve() == source, name
+
+
+def test_the_upload_api_handlers_import_from_their_own_package_alone(offline_aws_env):
+    # GIVEN a fresh Python (-I: no PYTHONPATH, no working directory; -B: no bytecode left in the
+    # package), lambdas/upload_api/ first on its path
+    probe = (
+        "import sys\n"
+        f"sys.path.insert(0, {str(UPLOAD_API_DIR)!r})\n"
+        "import presign_app, model_app, fruits_ingest, fruits_core\n"
+        "print(fruits_ingest.__file__, fruits_core.__file__)\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('PIL', 'numpy')))\n"
+    )
+    env = {
+        **offline_aws_env,
+        "UPLOADS_BUCKET": "fruits-dev-uploads-123456789012-eu-west-3",
+        "LAKE_URI": "s3://fruits-dev-lake-123456789012-eu-west-3",
+        "PYTHONPATH": "",
+    }
+    # WHEN both handlers are imported (a cold start of each)
+    result = _run([sys.executable, "-I", "-B", "-c", probe], env=env)
+    # THEN every module they need is there, and neither loads Pillow or NumPy
+    assert result.returncode == 0, result.stderr[-2000:]
+    paths, heavy = result.stdout.splitlines()
+    assert all(path.startswith(str(UPLOAD_API_DIR)) for path in paths.split()), paths
+    assert heavy == "[]"
 
 
 # --- Binding rules, read from the templates -------------------------------------------------------
@@ -352,8 +463,8 @@ def test_queue_visibility_timeout_is_at_least_six_function_timeouts(ingest_templ
     # GIVEN the queue, the function and its SQS event source WHEN their timeouts are compared
     resources = ingest_template["Resources"]
     visibility = resources["IngestQueue"]["Properties"]["VisibilityTimeout"]
-    timeout = resources["IngestFunction"]["Properties"]["Timeout"]
-    (event,) = resources["IngestFunction"]["Properties"]["Events"].values()
+    timeout = function_properties(ingest_template, "IngestFunction")["Timeout"]
+    (event,) = function_properties(ingest_template, "IngestFunction")["Events"].values()
     window = event["Properties"]["MaximumBatchingWindowInSeconds"]
     # THEN visibility >= 6x timeout + the batching window (AWS's advice for SQS event sources)
     assert visibility >= 6 * timeout + window
@@ -361,7 +472,7 @@ def test_queue_visibility_timeout_is_at_least_six_function_timeouts(ingest_templ
 
 def test_an_erasure_waits_out_every_ingest_in_flight(ingest_template):
     # GIVEN the ingest function's timeout (its batch's manifest flush runs inside it)
-    timeout = ingest_template["Resources"]["IngestFunction"]["Properties"]["Timeout"]
+    timeout = function_properties(ingest_template, "IngestFunction")["Timeout"]
     # THEN `fruits subject erase` settles longer before its second pass, with a margin of a minute
     assert timeout + 60 <= contracts.ERASURE_SETTLE_SECONDS
 
@@ -377,7 +488,7 @@ def test_both_queues_and_the_topic_are_encrypted_with_the_lake_key(ingest_templa
 
 def test_ingest_function_is_python312_arm64_with_partial_batch_failures(ingest_template):
     # GIVEN the function WHEN its definition is read
-    function = ingest_template["Resources"]["IngestFunction"]["Properties"]
+    function = function_properties(ingest_template, "IngestFunction")
     # THEN runtime, architecture, code, handler, tracing and the SQS event source are as required
     assert function["Runtime"] == "python3.12"  # Amazon Linux 2023: current Pillow wheels load there
     assert function["Architectures"] == ["arm64"]
@@ -395,7 +506,7 @@ def test_ingest_function_is_python312_arm64_with_partial_batch_failures(ingest_t
 
 def test_ingest_function_environment_matches_what_the_function_reads(ingest_template):
     # GIVEN the function's environment WHEN compared with the ingest config's variable names
-    variables = ingest_template["Resources"]["IngestFunction"]["Properties"]["Environment"]["Variables"]
+    variables = function_properties(ingest_template, "IngestFunction")["Environment"]["Variables"]
     # THEN every required variable is set, with the Powertools settings the alarms depend on
     assert set(variables) == {
         ingest_config.ENV_LAKE_URI,
@@ -825,7 +936,7 @@ def test_abuse_controls_no_self_sign_up_a_daily_quota_and_a_rate_limit(ingest_te
     pool = resources["UploadUserPool"]["Properties"]
     assert pool["AdminCreateUserConfig"]["AllowAdminCreateUserOnly"] is True
     # AND the upload API counts each user's presigned POSTs per day in its table, and may only count
-    presign = resources["PresignFunction"]["Properties"]["Environment"]["Variables"]
+    presign = function_properties(ingest_template, "PresignFunction")["Environment"]["Variables"]
     assert presign["UPLOAD_QUOTA_TABLE"] == {"Ref": "UploadQuotaTable"}
     assert presign["DAILY_UPLOAD_QUOTA"] == {"Ref": "DailyUploadQuota"}
     statements = [s for role, s in _allow_statements(ingest_template) if role == "PresignFunctionRole"]
@@ -843,7 +954,7 @@ def test_abuse_controls_no_self_sign_up_a_daily_quota_and_a_rate_limit(ingest_te
     association = resources["UserPoolWebAclAssociation"]["Properties"]
     assert association["ResourceArn"] == {"Fn::GetAtt": ["UploadUserPool", "Arn"]}
     # AND the ingest knows its uploads bucket (events of any other are skipped)
-    ingest = resources["IngestFunction"]["Properties"]["Environment"]["Variables"]
+    ingest = function_properties(ingest_template, "IngestFunction")["Environment"]["Variables"]
     assert ingest[ingest_config.ENV_UPLOADS_BUCKET] == {"Ref": "UploadsBucket"}
 
 
@@ -854,7 +965,7 @@ def test_upload_api_requires_a_cognito_jwt_and_the_ingest_trusts_only_the_key(in
     assert "${UploadUserPool}" in sub_text(jwt["issuer"])
     assert jwt["audience"] == [{"Ref": "UploadUserPoolClient"}]
     assert "sourceIp" not in resources["UploadApi"]["Properties"]["AccessLogSettings"]["Format"]
-    variables = resources["IngestFunction"]["Properties"]["Environment"]["Variables"]
+    variables = function_properties(ingest_template, "IngestFunction")["Environment"]["Variables"]
     assert variables[ingest_config.ENV_IDENTITY_FROM_KEY] == "true"
 
 

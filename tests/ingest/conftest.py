@@ -59,10 +59,10 @@ def seed_event_uploads(aws: Aws, sample_images_dir: Path) -> Callable[[], dict[s
 
     def seed() -> dict[str, bytes]:
         uploaded = {}
-        for key, image in EVENT_UPLOADS.items():
-            data = (sample_images_dir / image).read_bytes()
-            aws.upload(key, data, PERSONAL_METADATA)
-            uploaded[key] = data
+        for upload in EVENT_UPLOADS:
+            data = upload.body(sample_images_dir)
+            aws.upload(upload.key, data, PERSONAL_METADATA)
+            uploaded[upload.key] = data
         return uploaded
 
     return seed

@@ -21,8 +21,10 @@ import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 
+from operations import sample_events
+
 REGION = "eu-west-3"
-UPLOADS_BUCKET = "fruits-uploads-example"  # the bucket named in events/*.json
+UPLOADS_BUCKET = sample_events.UPLOADS_BUCKET  # the bucket named in events/*.json
 LAKE_BUCKET = "fruits-lake-example"
 LAKE_URI = f"s3://{LAKE_BUCKET}/lake"
 TEST_PSEUDONYM_KEY = "test-only-pseudonym-key-0123456789"
@@ -40,12 +42,8 @@ PERSONAL_METADATA = {
     "label": "Red Apple",
     "app-version": "2.3.1",
 }
-# key -> image (relative to the sample folder) of each upload the events in events/ announce.
-EVENT_UPLOADS = {
-    "uploads/apple 0.jpg": "apple/0_100.jpg",
-    "uploads/lemon 0.jpg": "lemon/0_100.jpg",
-    "uploads/mangue d'été.jpg": "mango/13_100.jpg",
-}
+# Each upload the events in events/ announce (operations/sample_events.py writes both).
+EVENT_UPLOADS = sample_events.SAMPLE_UPLOADS
 
 
 @dataclass
@@ -73,6 +71,8 @@ class Aws:
     s3: Any
     session_events: Any
     _hooks: list[tuple[str, str]] = field(default_factory=list)
+    # key -> the version id S3 gave the last upload under it (None in an unversioned bucket)
+    versions: dict[str, str | None] = field(default_factory=dict)
 
     @property
     def ssm(self) -> Any:
@@ -94,7 +94,13 @@ class Aws:
         response = self.s3.put_object(
             Bucket=UPLOADS_BUCKET, Key=key, Body=data, Metadata=dict(metadata or {})
         )
+        self.versions[key] = response.get("VersionId")
         return response["ETag"].strip('"')
+
+    def event(self, name: str) -> dict[str, Any]:
+        """A committed event naming the versions S3 gave this test's uploads, as a real notification
+        would (S3 draws version ids; without versioning the notification carries none)."""
+        return with_versions(load_event(name), self.versions)
 
     def lake_keys(self) -> list[str]:
         pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=LAKE_BUCKET)
@@ -179,6 +185,31 @@ def load_event(name: str) -> dict[str, Any]:
     return json.loads((EVENTS_DIR / name).read_text(encoding="utf-8"))
 
 
+def with_versions(event: dict[str, Any], versions: Mapping[str, str | None]) -> dict[str, Any]:
+    """`event` (direct S3 or SQS) with each announced object's versionId set from `versions`."""
+    event = copy.deepcopy(event)
+
+    def rewrite(notification: dict[str, Any]) -> None:
+        for record in notification["Records"]:
+            s3_object = record["s3"]["object"]
+            version = versions.get(unquote_plus(s3_object["key"]))
+            if version:
+                s3_object["versionId"] = version
+            else:
+                s3_object.pop("versionId", None)
+
+    for record in event["Records"]:
+        if record.get("eventSource") == "aws:sqs":
+            notification = json.loads(record["body"])
+            if "Records" in notification:
+                rewrite(notification)
+                record["body"] = json.dumps(notification)
+                record["md5OfBody"] = hashlib.md5(record["body"].encode()).hexdigest()  # noqa: S324
+        else:
+            rewrite({"Records": [record]})
+    return event
+
+
 def sqs_event(uploads: list[tuple[str, str, int]], version_id: str | None = None) -> dict[str, Any]:
     """An SQS batch shaped like events/sqs-s3-notification.json, one message per (key, etag, size)."""
     template = load_event("sqs-s3-notification.json")["Records"][0]
@@ -189,6 +220,8 @@ def sqs_event(uploads: list[tuple[str, str, int]], version_id: str | None = None
         s3_object.update({"key": quote_plus(key, safe="/"), "eTag": etag, "size": size})
         if version_id:
             s3_object["versionId"] = version_id
+        else:
+            s3_object.pop("versionId", None)  # an unversioned bucket's notification
         record = copy.deepcopy(template)
         record["messageId"] = str(uuid.uuid4())
         record["body"] = json.dumps(notification)

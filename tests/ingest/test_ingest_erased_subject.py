@@ -20,7 +20,6 @@ from .helpers import (
     TEST_PSEUDONYM_KEY,
     cold_start,
     failed_ids,
-    load_event,
     sqs_event,
 )
 from .test_ingest_handler import _emf_blobs, _skipped_metrics
@@ -43,7 +42,7 @@ def test_uploads_of_an_erased_subject_leave_no_record_and_are_counted(
     # GIVEN the uploader of the committed events was erased yesterday
     seed_event_uploads()
     tombstone = _tombstone(aws, datetime.now(UTC) - timedelta(days=1))
-    event = load_event("sqs-s3-notification.json")
+    event = aws.event("sqs-s3-notification.json")
     capsys.readouterr()
     # WHEN their uploads (still in flight) are handled
     response = app.lambda_handler(event, lambda_context)
@@ -59,7 +58,7 @@ def test_after_the_grace_period_the_subject_uploads_again(aws, app, lambda_conte
     # GIVEN an erasure older than the default grace period
     seed_event_uploads()
     tombstone = _tombstone(aws, datetime.now(UTC) - timedelta(days=contracts.DEFAULT_ERASURE_GRACE_DAYS + 1))
-    event = load_event("sqs-s3-notification.json")
+    event = aws.event("sqs-s3-notification.json")
     # WHEN the uploads are handled THEN each is accepted (a clean image each, one manifest line each)
     assert failed_ids(app.lambda_handler(event, lambda_context)) == []
     written = [key for key in aws.lake_keys() if key != tombstone]
@@ -146,7 +145,7 @@ def test_an_erasure_landing_mid_upload_wins(
     erasures = _erase_at(aws, operation, key_part, occurrence)
     app = _cold_start(monkeypatch)
     # WHEN the uploads are handled, then the erasure's pass after the settle period runs
-    response = app.lambda_handler(load_event("sqs-s3-notification.json"), lambda_context)
+    response = app.lambda_handler(aws.event("sqs-s3-notification.json"), lambda_context)
     assert erasures and failed_ids(response) == []
     _settle_and_finish(erasures)
     # THEN no version of an image or manifest is left
@@ -162,7 +161,7 @@ def test_the_first_pass_alone_misses_an_upload_past_its_check(
     seed_event_uploads()
     erasures = _erase_at(aws, "PutObject", "/clean/", 1)
     app = _cold_start(monkeypatch)
-    assert failed_ids(app.lambda_handler(load_event("sqs-s3-notification.json"), lambda_context)) == []
+    assert failed_ids(app.lambda_handler(aws.event("sqs-s3-notification.json"), lambda_context)) == []
     assert erasures
     assert [key for key in _lake_versions(aws) if "/clean/" in key or "/manifests/" in key]
 
@@ -172,10 +171,10 @@ def test_without_an_erasure_the_hooked_upload_is_stored(aws, monkeypatch, lambda
     seed_event_uploads()
     assert _erase_at(aws, "GetObject", "no-such-key", 1) == []
     app = _cold_start(monkeypatch)
-    assert failed_ids(app.lambda_handler(load_event("sqs-s3-notification.json"), lambda_context)) == []
+    assert failed_ids(app.lambda_handler(aws.event("sqs-s3-notification.json"), lambda_context)) == []
     stored = [key for key in _lake_versions(aws) if "/clean/" in key or "/manifests/" in key]
     # a clean image per upload and the batch's one manifest object
-    assert len(stored) == len(load_event("sqs-s3-notification.json")["Records"]) + 1
+    assert len(stored) == len(aws.event("sqs-s3-notification.json")["Records"]) + 1
 
 
 def test_a_tombstone_written_before_a_key_rotation_still_refuses(
@@ -191,7 +190,7 @@ def test_a_tombstone_written_before_a_key_rotation_still_refuses(
     )
     app = cold_start({"LAKE_URI": LAKE_URI, "PSEUDONYM_KEY_PARAMETER": parameter}, monkeypatch)
     # WHEN the same person uploads again THEN the upload is dropped: the old tombstone still holds
-    response = app.lambda_handler(load_event("sqs-s3-notification.json"), lambda_context)
+    response = app.lambda_handler(aws.event("sqs-s3-notification.json"), lambda_context)
     assert failed_ids(response) == []
     assert aws.lake_keys() == [tombstone]
 
@@ -201,13 +200,13 @@ def test_an_erased_subjects_retry_removes_what_an_interrupted_try_left(
 ):
     # GIVEN an earlier try stored the clean image and died, then the uploader was erased
     seed_event_uploads()
-    first = app.lambda_handler(load_event("sqs-s3-notification.json"), lambda_context)
+    first = app.lambda_handler(aws.event("sqs-s3-notification.json"), lambda_context)
     assert first and aws.lake_keys()
     manifest = next(key for key in aws.lake_keys() if "/manifests/" in key)
     aws.s3.delete_object(Bucket=LAKE_BUCKET, Key=manifest)  # the erasure's scan found no manifest
     tombstone = _tombstone(aws, datetime.now(UTC))
     # WHEN the message is delivered again THEN it is dropped and the orphan clean image removed
-    assert failed_ids(app.lambda_handler(load_event("sqs-s3-notification.json"), lambda_context)) == []
+    assert failed_ids(app.lambda_handler(aws.event("sqs-s3-notification.json"), lambda_context)) == []
     assert aws.lake_keys() == [tombstone]
 
 

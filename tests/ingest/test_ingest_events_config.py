@@ -20,7 +20,9 @@ from fruits_ingest.events import (
     refs_from_sqs_body,
 )
 
-from .helpers import load_event
+from operations import sample_events
+
+from .helpers import UPLOADS_BUCKET, load_event
 
 
 def _s3_event_with_key(encoded_key: str) -> dict:
@@ -43,14 +45,15 @@ def test_object_keys_are_url_decoded(encoded, decoded):
     # GIVEN an S3 event whose key is URL-encoded as S3 sends it WHEN parsed THEN the key is decoded once
     (ref,) = refs_from_s3_event(_s3_event_with_key(encoded))
     assert ref.key == decoded
-    assert ref.uri == f"s3://fruits-uploads-example/{decoded}"
+    assert ref.uri == f"s3://{UPLOADS_BUCKET}/{decoded}"
 
 
 def test_s3_put_event_reference_carries_identity_fields():
     (ref,) = refs_from_s3_event(load_event("s3-put.json"))
     record = load_event("s3-put.json")["Records"][0]
-    assert ref.bucket == "fruits-uploads-example"
-    assert ref.version == record["s3"]["object"]["eTag"]
+    assert ref.bucket == UPLOADS_BUCKET
+    assert ref.version == record["s3"]["object"]["versionId"]  # the uploads bucket is versioned
+    assert ref.etag == record["s3"]["object"]["eTag"]
     assert ref.size == record["s3"]["object"]["size"]
     assert ref.sequencer == record["s3"]["object"]["sequencer"]
     assert ref.event_time.isoformat() == "2025-06-14T09:21:37.512000+00:00"
@@ -72,7 +75,7 @@ def test_removal_events_are_ignored():
 def test_sqs_bodies_of_committed_events_parse():
     bodies = [record["body"] for record in load_event("sqs-s3-notification.json")["Records"]]
     keys = [ref.key for body in bodies for ref in refs_from_sqs_body(body)]
-    assert keys == ["uploads/lemon 0.jpg", "uploads/mangue d'été.jpg"]
+    assert keys == [sample_events.LEMON.key, sample_events.MANGO.key]
 
 
 def test_s3_test_event_yields_nothing():
@@ -192,7 +195,7 @@ def test_an_event_of_another_bucket_is_skipped_unread(
     aws, monkeypatch, lambda_context, seed_event_uploads, capsys
 ):
     # GIVEN a function told its uploads bucket, and events naming another one (misrouted or forged)
-    from .helpers import LAKE_URI, TEST_PSEUDONYM_KEY, cold_start, failed_ids, load_event
+    from .helpers import LAKE_URI, TEST_PSEUDONYM_KEY, cold_start, failed_ids
 
     seed_event_uploads()
     app = cold_start(
@@ -200,7 +203,7 @@ def test_an_event_of_another_bucket_is_skipped_unread(
         monkeypatch,
     )
     # WHEN they are handled THEN each is skipped (no retry) and nothing is written
-    event = load_event("sqs-s3-notification.json")
+    event = aws.event("sqs-s3-notification.json")
     capsys.readouterr()
     assert failed_ids(app.lambda_handler(event, lambda_context)) == []
     assert aws.lake_keys() == []

@@ -12,6 +12,7 @@ from fruits_ingest.config import ConfigError
 from PIL import Image
 
 from fruits_core import contracts
+from operations import sample_events
 
 from .helpers import (
     LAKE_URI,
@@ -37,9 +38,9 @@ def _expected_id(record: dict) -> str:
 
 
 def test_sqs_event_accepts_both_uploads_with_decoded_keys(aws, app, lambda_context, seed_event_uploads):
-    # GIVEN the uploads announced by events/sqs-s3-notification.json (keys with a space, an accent, a quote)
+    # GIVEN the uploads announced by events/sqs-s3-notification.json (keys the upload API issues)
     seed_event_uploads()
-    event = load_event("sqs-s3-notification.json")
+    event = aws.event("sqs-s3-notification.json")
 
     # WHEN the function handles the SQS batch
     response = app.lambda_handler(event, lambda_context)
@@ -60,14 +61,14 @@ def test_sqs_event_accepts_both_uploads_with_decoded_keys(aws, app, lambda_conte
 def test_direct_s3_put_event_writes_anonymized_manifest(aws, app, lambda_context, seed_event_uploads):
     # GIVEN the upload of events/s3-put.json, with personal metadata
     seed_event_uploads()
-    event = load_event("s3-put.json")
+    event = aws.event("s3-put.json")
     record = event["Records"][0]["s3"]
 
     # WHEN the function is invoked directly with the S3 event (as `sam local invoke` does)
     response = app.lambda_handler(event, lambda_context)
 
     # THEN the manifest holds only the anonymized values DESIGN.md allows
-    image_id = contracts.image_id(UPLOADS_BUCKET, "uploads/apple 0.jpg", record["object"]["eTag"])
+    image_id = contracts.image_id(UPLOADS_BUCKET, sample_events.APPLE.key, record["object"]["eTag"])
     assert response == {"accepted": 1, "quarantined": 0, "skipped": 0, "image_ids": [image_id]}
     manifest = aws.lake_json(LAKE_PREFIX + contracts.manifest_key(DT, image_id))
     expected_subject = hmac.new(
@@ -97,7 +98,7 @@ def test_s3_test_event_is_ignored(aws, app, lambda_context):
 def test_redelivered_event_rewrites_the_same_keys(aws, app, lambda_context, seed_event_uploads):
     # GIVEN a batch already processed once
     seed_event_uploads()
-    event = load_event("sqs-s3-notification.json")
+    event = aws.event("sqs-s3-notification.json")
     app.lambda_handler(event, lambda_context)
     first_keys = aws.lake_keys()
     first_manifests = aws.manifests()
@@ -118,9 +119,9 @@ def test_redelivered_event_rewrites_the_same_keys(aws, app, lambda_context, seed
 def test_transient_s3_failure_fails_only_that_message(aws, app, lambda_context, seed_event_uploads):
     # GIVEN a batch of two uploads where S3 throttles every read of the lemon
     seed_event_uploads()
-    event = load_event("sqs-s3-notification.json")
+    event = aws.event("sqs-s3-notification.json")
     lemon, mango = event["Records"]
-    fail_s3_calls(app.S3_CLIENT, "GetObject", "lemon 0.jpg")
+    fail_s3_calls(app.S3_CLIENT, "GetObject", sample_events.LEMON.key)
 
     # WHEN the batch is handled
     response = app.lambda_handler(event, lambda_context)
@@ -149,7 +150,7 @@ def test_failed_manifest_write_is_retried_and_no_manifest_is_left(
 ):
     # GIVEN the lake rejects writes of manifests (HTTP 500)
     seed_event_uploads()
-    event = load_event("s3-put.json")
+    event = aws.event("s3-put.json")
     fail_s3_calls(app.S3_CLIENT, "PutObject", ".json", code="InternalError", status=500)
 
     # WHEN the direct S3 event is handled
@@ -163,7 +164,7 @@ def test_failed_manifest_write_is_retried_and_no_manifest_is_left(
 def test_poison_message_fails_alone(aws, app, lambda_context, seed_event_uploads):
     # GIVEN a batch with one message that is not an S3 notification
     seed_event_uploads()
-    event = load_event("sqs-s3-notification.json")
+    event = aws.event("sqs-s3-notification.json")
     event["Records"][0]["body"] = "{not json"
 
     # WHEN the batch is handled
@@ -239,7 +240,7 @@ def test_object_overwritten_between_head_and_get_is_skipped(aws, app, lambda_con
 def test_record_is_not_started_without_enough_time_left(aws, app, lambda_context, seed_event_uploads):
     # GIVEN a batch of two uploads and an invocation with time for one record only
     seed_event_uploads()
-    event = load_event("sqs-s3-notification.json")
+    event = aws.event("sqs-s3-notification.json")
     first, second = event["Records"]
     remaining = iter([60_000, 10_000])
     lambda_context.get_remaining_time_in_millis = lambda: next(remaining)
@@ -329,8 +330,8 @@ def test_pseudonym_key_is_read_from_ssm_once_per_container(
     )
 
     # WHEN the container handles two invocations
-    app.lambda_handler(load_event("s3-put.json"), lambda_context)
-    app.lambda_handler(load_event("sqs-s3-notification.json"), lambda_context)
+    app.lambda_handler(aws.event("s3-put.json"), lambda_context)
+    app.lambda_handler(aws.event("sqs-s3-notification.json"), lambda_context)
 
     # THEN SSM was read once, and subject_id is the HMAC under the SSM key
     assert len(reads) == 1
@@ -349,7 +350,7 @@ def test_missing_ssm_parameter_fails_the_invocation_clearly(
     app = cold_start({"LAKE_URI": LAKE_URI, "PSEUDONYM_KEY_PARAMETER": "/fruits/missing"}, monkeypatch)
     # WHEN it is invoked THEN it fails before touching any record, naming the parameter
     with pytest.raises(ConfigError, match=r"/fruits/missing.*ParameterNotFound"):
-        app.lambda_handler(load_event("sqs-s3-notification.json"), lambda_context)
+        app.lambda_handler(aws.event("sqs-s3-notification.json"), lambda_context)
     assert aws.lake_keys() == []
 
 
@@ -387,7 +388,7 @@ def test_s3_uploads_can_feed_a_file_lake(aws, monkeypatch, lambda_context, seed_
     seed_event_uploads()
     app = cold_start({"LAKE_URI": f"file://{tmp_path}", "PSEUDONYM_KEY": TEST_PSEUDONYM_KEY}, monkeypatch)
     # WHEN the direct S3 event is handled
-    response = app.lambda_handler(load_event("s3-put.json"), lambda_context)
+    response = app.lambda_handler(aws.event("s3-put.json"), lambda_context)
     # THEN the upload is read from S3 and the outputs land in the directory, with file:// URIs
     (image_id,) = response["image_ids"]
     manifest = json.loads((tmp_path / contracts.manifest_key(DT, image_id)).read_text())

@@ -1,0 +1,1 @@
+../../ingest/fruits_ingest/app_download.py

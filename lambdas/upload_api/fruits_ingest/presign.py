@@ -1,0 +1,1 @@
+../../ingest/fruits_ingest/presign.py
