@@ -11,7 +11,6 @@ from operations.deploy.control import active_steps, clear_stop_marker_call
 from operations.deploy.target import (
     ENV_ALIAS,
     FIT_PCA_SCRIPT_NAME,
-    JOB_PACKAGE_NAME,
     MAIN_SCRIPT_NAME,
     MAINTAIN_SCRIPT_NAME,
     PACKED_PYTHON,
@@ -87,9 +86,7 @@ def spark_submit_step(
 def stream_step(target: Target, config: StreamConfig, version: str, env_version: str) -> dict[str, Any]:
     return spark_submit_step(
         target.stream_step_name,
-        target.code_uri(version, JOB_PACKAGE_NAME),
-        target.env_uri(env_version),
-        target.code_uri(version, MAIN_SCRIPT_NAME),
+        *target.step_code(version, env_version, MAIN_SCRIPT_NAME),
         config.to_cli_args(),
         STREAM_RESTART_CONF,
     )
@@ -143,9 +140,7 @@ def fit_pca_args(target: Target, options: FitPcaOptions) -> list[str]:
 def fit_pca_step(target: Target, version: str, env_version: str, options: FitPcaOptions) -> dict[str, Any]:
     return spark_submit_step(
         target.fit_pca_step_name,
-        target.code_uri(version, JOB_PACKAGE_NAME),
-        target.env_uri(env_version),
-        target.code_uri(version, FIT_PCA_SCRIPT_NAME),
+        *target.step_code(version, env_version, FIT_PCA_SCRIPT_NAME),
         fit_pca_args(target, options),
     )
 
@@ -158,9 +153,7 @@ def maintain_step(target: Target, version: str, env_version: str) -> dict[str, A
     """
     return spark_submit_step(
         target.maintain_step_name,
-        target.code_uri(version, JOB_PACKAGE_NAME),
-        target.env_uri(env_version),
-        target.code_uri(version, MAINTAIN_SCRIPT_NAME),
+        *target.step_code(version, env_version, MAINTAIN_SCRIPT_NAME),
         ["--lake", target.lake.root],
     )
 
@@ -208,9 +201,7 @@ def submit_fit_pca_step(
 ) -> str | None:
     """Add the fit-pca batch step; the fitted PCA lands in <lake>/models/pca."""
     objects = [
-        target.code_uri(version, JOB_PACKAGE_NAME),
-        target.env_uri(env_version),
-        target.code_uri(version, FIT_PCA_SCRIPT_NAME),
+        *target.step_code(version, env_version, FIT_PCA_SCRIPT_NAME),
         target.lake.uri(contracts.FEATURIZER_KEY),
     ]
     return _submit(
@@ -224,11 +215,7 @@ def submit_fit_pca_step(
 
 def submit_maintain_step(executor: Executor, target: Target, version: str, env_version: str) -> str | None:
     """Add the lake maintenance step now, unless one is already PENDING/RUNNING."""
-    objects = [
-        target.code_uri(version, JOB_PACKAGE_NAME),
-        target.env_uri(env_version),
-        target.code_uri(version, MAINTAIN_SCRIPT_NAME),
-    ]
+    objects = target.step_code(version, env_version, MAINTAIN_SCRIPT_NAME)
     return _submit(
         executor,
         target,

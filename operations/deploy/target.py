@@ -128,6 +128,14 @@ class Target:
     def env_uri(self, env_version: str) -> str:
         return f"s3://{self.lake.bucket}/{self.env_key(env_version)}"
 
+    def step_code(self, version: str, env_version: str, entry: str) -> list[str]:
+        """What a step of one entry script runs from: the job package, the packed environment, the script."""
+        return [
+            self.code_uri(version, JOB_PACKAGE_NAME),
+            self.env_uri(env_version),
+            self.code_uri(version, entry),
+        ]
+
     def require_kms_key(self) -> str:
         if not self.kms_key_id:
             raise ConfigError(

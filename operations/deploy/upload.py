@@ -245,9 +245,4 @@ def require_objects(executor: Executor, objects: list[str], prefixes: tuple[str,
 
 def stream_inputs(target: Target, config: StreamConfig, version: str, env_version: str) -> list[str]:
     """The objects the stream needs in S3 before it starts, on either compute (its PCA is a prefix)."""
-    return [
-        target.code_uri(version, JOB_PACKAGE_NAME),
-        target.env_uri(env_version),
-        target.code_uri(version, MAIN_SCRIPT_NAME),
-        config.featurizer,
-    ]
+    return [*target.step_code(version, env_version, MAIN_SCRIPT_NAME), config.featurizer]
