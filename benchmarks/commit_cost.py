@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pyarrow as pa
 
-from fruits_core.errors import ConfigError
+from fruits_core.errors import ConfigError, exit_code_of
 from fruits_lake.catalog import ensure_tables, open_catalog
 from fruits_lake.reading import committed_rows
 from fruits_lake.schemas import ERRORS_ARROW_SCHEMA, FEATURES_ARROW_SCHEMA, conform_rows
@@ -176,11 +176,8 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m benchmarks.commit_cost", description=__doc__.splitlines()[0]
     )
     add_arguments(parser)
-    try:
-        return run(parser.parse_args(argv))
-    except ConfigError as error:
-        print(f"commit_cost: configuration error: {error}", flush=True)
-        return 2
+    args = parser.parse_args(argv)
+    return exit_code_of("commit_cost", lambda: run(args))
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import json
 import sys
 
 from fruits_core.aws_errors import missing_credentials_message
-from fruits_core.errors import ConfigError
+from fruits_core.errors import CONFIG_ERROR_EXIT_CODE, exit_code_of
 
 COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("demo", "fruits_cli.demo", "local end-to-end demo on real images"),
@@ -46,10 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+
+    def report_config_error(message: str) -> None:
+        report_failure(args, "configuration_error", message)
+
     try:
-        return args.run(args)
-    except ConfigError as error:
-        return report_failure(args, "configuration_error", f"configuration error: {error}")
+        return exit_code_of("fruits", lambda: args.run(args), report_config_error)
     except Exception as error:
         # Missing or rejected AWS credentials, from any command: one line and rc 2, not a traceback.
         message = missing_credentials_message(error)
@@ -59,12 +61,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def report_failure(args: argparse.Namespace, kind: str, message: str) -> int:
-    """One line on stderr, and with --json one JSON object on stdout (what a script parses); rc 2."""
+    """One line on stderr, and with --json one JSON object on stdout (what a script parses); rc 2,
+    as for every entry point's configuration error (fruits_core.errors)."""
     command = " ".join(filter(None, (args.command, getattr(args, "action", None))))
     print(f"fruits {command}: {message}", file=sys.stderr)
     if getattr(args, "json", False):
         print(json.dumps({"error": kind, "message": message, "command": command}))
-    return 2
+    return CONFIG_ERROR_EXIT_CODE
 
 
 if __name__ == "__main__":

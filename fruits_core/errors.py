@@ -14,10 +14,18 @@ class ConfigError(ValueError):
 CONFIG_ERROR_EXIT_CODE = 2
 
 
-def exit_code_of(prog: str, run: Callable[[], int]) -> int:
-    """Run an entry point's work; a ConfigError is one line on stderr and exit code 2, not a traceback."""
+def exit_code_of(prog: str, run: Callable[[], int], report: Callable[[str], None] | None = None) -> int:
+    """Run an entry point's work; a ConfigError is one line on stderr and exit code 2, not a traceback.
+
+    `report` takes the message ("configuration error: ...") in place of that line, for an entry point
+    that reports failures its own way (`fruits --json` adds a JSON object for scripts).
+    """
     try:
         return run()
     except ConfigError as error:
-        print(f"{prog}: configuration error: {error}", file=sys.stderr)
+        message = f"configuration error: {error}"
+        if report is None:
+            print(f"{prog}: {message}", file=sys.stderr)
+        else:
+            report(message)
         return CONFIG_ERROR_EXIT_CODE

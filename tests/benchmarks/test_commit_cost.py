@@ -26,4 +26,4 @@ def test_the_benchmark_commits_every_batch_once_and_the_reset_pass_adds_no_featu
 
 def test_a_bad_setting_is_a_configuration_error(capsys):
     assert main(["--rows", "0"]) == 2
-    assert "configuration error" in capsys.readouterr().out
+    assert "commit_cost: configuration error" in capsys.readouterr().err

@@ -808,7 +808,7 @@ def test_emr_leaves_the_interpreter_to_each_step_and_uses_the_lake_layout(emr_te
     # GIVEN the Spark configuration THEN workers are reused and Arrow is on
     assert defaults["spark.python.worker.reuse"] == "true"
     assert defaults["spark.sql.execution.arrow.pyspark.enabled"] == "true"
-    # AND no cluster-wide interpreter: each step runs its packed environment (operations/deploy.py),
+    # AND no cluster-wide interpreter: each step runs its packed environment (operations/deploy/steps.py),
     # which a cluster default or a spark-env export would override or contradict
     assert not {"spark.pyspark.python", "spark.pyspark.driver.python"} & set(defaults)
     assert "spark-env" not in classifications
