@@ -567,8 +567,10 @@ print(
 pd.DataFrame(report.per_class).T[["precision", "recall", "support"]]
 
 # %% [markdown]
-# The confusion matrix of the held-out rows, as `fruits classifier train` writes it next to the
-# classifier (`models/classifier/<version>/confusion_matrix.png`; rows: true fruit, columns: predicted):
+# The split hashes image ids and does not stratify by fruit: a fruit with no held-out row in a run shows
+# NaN precision and recall above and an empty row below. The confusion matrix of the held-out rows, as
+# `fruits classifier train` writes it next to the classifier
+# (`models/classifier/<version>/confusion_matrix.png`; rows: true fruit, columns: predicted):
 
 # %%
 from streaming_job.classifier import CLASSIFIER_DIR
