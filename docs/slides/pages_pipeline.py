@@ -184,7 +184,8 @@ def slide_bench(deck: Deck, figures: Figures) -> None:
     medians = figures.bench_repeat.get("runtimes", {}).get("litert", {})
     repeated = (
         [
-            f"LiteRT, median of {figures.bench_repeat['config']['repeat']} interleaved runs: stream / alone "
+            f"LiteRT, median of {figures.bench_repeat['config']['repeat']} interleaved runs "
+            "(bench_repeat.json): stream / alone "
             f"{medians['ratio_stream_vs_alone']:.2f} "
             f"(runs {_bounds(medians['ratio_stream_vs_alone_spread'])}), "
             f"with / without scoring {medians['ratio_scoring']:.2f} "
@@ -244,7 +245,8 @@ def slide_predictions(deck: Deck, figures: Figures) -> None:
         "The stream scores each row next to the PCA; a new classifier applies from the next batch."
         + (
             f" Throughput: {scoring:.2f} of the stream without it (median of "
-            f"{bench['config']['repeat']} runs, {spread[0]:.2f}-{spread[1]:.2f})."
+            f"{bench['config']['repeat']} runs, {spread[0]:.2f}-{spread[1]:.2f}, load "
+            f"{bench['machine']['load_average_before'][0]:.0f}: not conclusive)."
             if scoring is not None and spread
             else ""
         )
