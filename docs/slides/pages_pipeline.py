@@ -222,12 +222,12 @@ def slide_predictions(deck: Deck, figures: Figures) -> None:
 
     figure = deck.page(
         "Predictions: a classifier trained from the lake",
-        "fruits_classifier/, docs/predictions.md, docs/data/{demo,predictions,bench_repeat}.json",
+        "fruits_classifier/, docs/predictions.md, docs/data/*.json",
     )
     demo, full, bench = figures.demo, figures.predictions, figures.bench_repeat
     items = [
-        "fruits classifier train: Keras on the k PCA scores of the labelled rows; 1 in 5 held out by a "
-        "hash of image_id; versioned under models/classifier/, never overwritten.",
+        "fruits classifier train: Keras on the k PCA scores of labelled rows, 1 in 5 held out by a hash "
+        "of image_id; versioned, never overwritten.",
     ]
     if demo.get("held_out_accuracy") is not None:
         items.append(
@@ -241,11 +241,19 @@ def slide_predictions(deck: Deck, figures: Figures) -> None:
         )
     scoring = figures.scoring_ratio
     spread = bench.get("runtimes", {}).get("litert", {}).get("ratio_scoring_spread")
+    cost = figures.scoring_cost
     items.append(
         "The stream scores each row next to the PCA; a new classifier applies from the next batch."
         + (
-            f" Throughput: {scoring:.2f} of the stream without it (median of "
-            f"{bench['config']['repeat']} runs, {spread[0]:.2f}-{spread[1]:.2f}, load "
+            f" A worker scoring every row keeps {cost['worker_ratio_with_scoring']:.4f} of its "
+            f"throughput ({cost['scoring_ms_per_image']} of "
+            f"{cost['featurize_ms_per_image']:.1f} ms per image)."
+            if cost
+            else ""
+        )
+        + (
+            f" Whole stream, with / without scoring {scoring:.2f} (median of "
+            f"{bench['config']['repeat']} runs, {spread[0]:.2f}-{spread[1]:.2f} at load "
             f"{bench['machine']['load_average_before'][0]:.0f}: not conclusive)."
             if scoring is not None and spread
             else ""
@@ -258,12 +266,12 @@ def slide_predictions(deck: Deck, figures: Figures) -> None:
         )
         if full:
             app += f", {full['app_latency_ms_p50']:.1f} ms per image (LiteRT, 1 thread)"
-        items.append(app + "; GET /model: a short-lived URL.")
+        items.append(app + "; GET /model: short-lived URL.")
     items.append(
-        f"Drift alarm: confidence < {LOW_CONFIDENCE} plus label disagreements > "
+        f"Drift alarm: confidence < {LOW_CONFIDENCE} + label disagreements > "
         f"{figures.emr.get('PredictionDriftPercent', '?')} % of an hour's manifests."
     )
-    bullets(figure, items, top=0.83, right=0.6, size=15, gap=0.3)
+    bullets(figure, items, top=0.84, right=0.6, size=15, gap=0.25)
     confusion = figures.notebook.confusion_png
     if confusion:
         axis = figure.add_axes((0.615, 0.14, 0.37, 0.66))

@@ -18,6 +18,8 @@ DEFAULT_OUT = REPO / "docs" / "presentation.pdf"
 DEFAULT_BENCH = REPO / "docs" / "data" / "bench.json"
 # `fruits bench --runtimes litert --modes alone,stream,stream_no_scoring --repeat N --json`: medians.
 BENCH_REPEAT = REPO / "docs" / "data" / "bench_repeat.json"
+# `python -m benchmarks.scoring_cost --json-out ...`: a worker's featurize and scoring steps, interleaved.
+SCORING_COST = REPO / "docs" / "data" / "scoring_cost.json"
 EMR_TEMPLATE = REPO / "infra" / "emr-cluster.yaml"
 NOTEBOOK = REPO / "notebooks" / "local_pipeline.ipynb"
 COST_SCALES = (10_000, 1_000_000, 100_000_000)
@@ -144,6 +146,7 @@ class Figures:
     roles: list[Role]
     predictions: dict
     bench_repeat: dict
+    scoring_cost: dict
 
     @property
     def stream_ratio(self) -> float | None:
@@ -175,7 +178,9 @@ class Figures:
             quoted.append(f"{self.predictions['app_latency_ms_p50']:.1f} ms")
         ratio = self.scoring_ratio
         if ratio is not None:
-            quoted.append(f"{ratio:.2f} of the stream without it")
+            quoted.append(f"with / without scoring {ratio:.2f}")
+        if self.scoring_cost:
+            quoted.append(f"keeps {self.scoring_cost['worker_ratio_with_scoring']:.4f}")
         return quoted
 
     @property
@@ -205,6 +210,7 @@ def gather(bench_path: Path) -> Figures:
         roles=iam_roles(),
         predictions=predictions_record(),
         bench_repeat=load_bench(BENCH_REPEAT) if BENCH_REPEAT.exists() else {},
+        scoring_cost=load_bench(SCORING_COST) if SCORING_COST.exists() else {},
     )
 
 

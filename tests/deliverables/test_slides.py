@@ -160,7 +160,9 @@ def test_the_predictions_slide_quotes_the_records_and_shows_the_confusion_matrix
     assert f"{full['held_out_accuracy']:.3f} on {full['held_out_rows']} held out" in text
     assert f"{demo['model_bytes']['app_model'] / 1e6:.2f} MB" in text
     assert f"{full['app_latency_ms_p50']:.1f} ms per image" in text
-    assert f"{bench['runtimes']['litert']['ratio_scoring']:.2f} of the stream without it" in text
+    assert f"with / without scoring {bench['runtimes']['litert']['ratio_scoring']:.2f}" in text
+    cost = json.loads((repo_root / "docs" / "data" / "scoring_cost.json").read_text())
+    assert f"keeps {cost['worker_ratio_with_scoring']:.4f} of its throughput" in text
     assert "Drift alarm" in text
     assert built["figures"].notebook.confusion_png is not None
     assert "/XObject" in page["/Resources"], f"page {page_number + 1} has no image"
