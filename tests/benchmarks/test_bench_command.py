@@ -106,3 +106,21 @@ def test_bad_flags_are_refused_before_anything_runs(flags, message):
     bench.add_arguments(parser)
     with pytest.raises(ConfigError, match=message):
         bench.validate(parser.parse_args(flags))
+
+
+@pytest.mark.spark
+@pytest.mark.tf
+@pytest.mark.slow
+def test_scoring_cost_times_both_worker_steps_on_the_workload_and_scores_every_row(tiny_workload):
+    from pathlib import Path
+
+    from benchmarks.scoring_cost import measure
+
+    # WHEN a worker's featurize and scoring steps are timed on the tiny workload's images
+    result = measure(Path(tiny_workload.workdir), "litert", rounds=2)
+
+    # THEN every image was scored by the workload's own classifier, and both steps took time
+    assert result["scored_rows"] == result["images_per_round"] == TINY_N
+    assert result["classifier_version"] == tiny_workload.classifier_pointers["litert"]["version"]
+    assert result["featurize_ms_per_image"] > 0 and result["scoring_ms_per_image"] > 0
+    assert 0 < result["worker_ratio_with_scoring"] <= 1
