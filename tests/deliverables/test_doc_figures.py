@@ -146,3 +146,19 @@ def test_the_medians_of_interleaved_runs_are_the_committed_report(repo_root):
     assert (
         f"**{scoring:.2f}** of the stream without it" in (repo_root / "docs" / "predictions.md").read_text()
     )
+
+
+def test_the_rerun_of_the_interleaved_bench_is_quoted_as_recorded(repo_root):
+    rerun = json.loads((repo_root / "docs" / "data" / "bench_repeat_rerun.json").read_text())
+    litert, machine = rerun["runtimes"]["litert"], rerun["machine"]
+    text = (repo_root / "docs" / "predictions.md").read_text().replace("\n", " ")
+    low, high = litert["ratio_scoring_spread"]
+    assert (
+        f"load average {machine['load_average_before'][0]} before, {machine['load_average_after'][0]} after"
+        in text
+    )
+    assert (
+        f"with / without scoring **{litert['ratio_scoring']:.2f}** (per repetition {low:.2f}-{high:.2f})"
+        in text
+    )
+    assert f"stream / alone {litert['ratio_stream_vs_alone']:.2f}" in text
