@@ -2,11 +2,16 @@
 
 Modes, run for each runtime (litert, keras), each in a fresh interpreter (see benchmarks/modes.py):
   alone           decode + resize + featurize in one process, the runtime on all cores
-  stream          the real streaming job in local[*] over N manifests (processing-time trigger)
-  batch_backfill  the same job with --available-now
+  stream             the real streaming job in local[*] over N manifests (processing-time trigger),
+                     every row scored by the runtime's classifier (the stream's default)
+  stream_no_scoring  the same job with --no-predictions
+  batch_backfill     the same job with --available-now
 and once per repetition:
   ingest          the ingest function's per-image time and cold import (benchmarks.ingest_bench)
-Printed last: each runtime's stream/alone ratio and the litert/keras stream speed-up.
+With --repeat N the modes are interleaved (stream and stream_no_scoring swap order on every
+other repetition), so slow minutes of a shared machine fall on both sides; each figure is the
+median of its runs with their spread (min-max), and each ratio the ratio of the medians.
+Printed last: each runtime's scoring and stream/alone ratios and the litert/keras stream speed-up.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.stats import median_or_none, ratio
+from benchmarks.stats import median_or_none, paired_ratios, ratio, spread
 from streaming_job.config import StreamConfig
 from streaming_job.featurizer.model import RUNTIMES
 
@@ -32,8 +37,9 @@ DEFAULT_K = 16
 DEFAULT_MAX_FILES_PER_TRIGGER = StreamConfig.max_files_per_trigger
 DEFAULT_TRIGGER_SECONDS = 1.0
 DEFAULT_INGEST_N = 200
-MEASURED_MODES = ("alone", "stream", "batch_backfill", "ingest")
-RUNTIME_MODES = ("alone", "stream", "batch_backfill")
+MEASURED_MODES = ("alone", "stream", "stream_no_scoring", "batch_backfill", "ingest")
+RUNTIME_MODES = ("alone", "stream", "stream_no_scoring", "batch_backfill")
+STREAM_MODES = ("stream", "stream_no_scoring", "batch_backfill")
 LOG_TAIL_CHARS = 3000
 
 
@@ -184,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
     ingest_runs: list[dict] = []
     for repetition in range(args.repeat):
         for runtime in runtimes:
-            for mode in runs[runtime]:
+            for mode in interleaved(list(runs[runtime]), repetition):
                 say(f"run {repetition + 1}/{args.repeat}: {mode} ({runtime})")
                 runs[runtime][mode].append(
                     runner.run(mode, "--runtime", runtime, "--master", args.master, *stream_flags)
@@ -200,13 +206,18 @@ def run(args: argparse.Namespace) -> int:
     print(render_table(report))
     if args.json:
         print(json.dumps(report, sort_keys=True))
-    streams = [
-        run_
-        for by_mode in runs.values()
-        for mode in ("stream", "batch_backfill")
-        for run_ in by_mode.get(mode, [])
-    ]
+    streams = [run_ for by_mode in runs.values() for mode in STREAM_MODES for run_ in by_mode.get(mode, [])]
     return 0 if all(run_["complete"] for run_ in streams) else 1
+
+
+def interleaved(modes: list[str], repetition: int) -> list[str]:
+    """The modes of one repetition: stream and stream_no_scoring swap places every other time (ABBA)."""
+    if repetition % 2 == 0 or not {"stream", "stream_no_scoring"} <= set(modes):
+        return modes
+    first, second = modes.index("stream"), modes.index("stream_no_scoring")
+    swapped = list(modes)
+    swapped[first], swapped[second] = modes[second], modes[first]
+    return swapped
 
 
 class ModeRunner:
@@ -279,6 +290,9 @@ def build_report(
             "trigger_seconds": args.trigger,
             "model_versions": workload["model_versions"],
             "pca_versions": workload["pca_versions"],
+            "classifier_versions": {
+                runtime: pointer["version"] for runtime, pointer in workload["classifier_pointers"].items()
+            },
         },
         "runtimes": {runtime: summarize_runtime(by_mode) for runtime, by_mode in runs.items()},
     }
@@ -303,27 +317,49 @@ def build_report(
 
 
 def summarize_runtime(by_mode: dict[str, list[dict]]) -> dict:
-    """One runtime's figures: alone, stream and backfill medians, and their ratios to alone."""
+    """One runtime's figures: medians and spreads of each mode, the ratios of the medians.
+
+    Beside each ratio of medians, `*_runs` holds the ratio within each repetition
+    (runs interleaved in the same minutes), whose min-max says how much one run can mislead.
+    """
     summary: dict = {}
     if "alone" in by_mode:
+        rates = [run_["images_per_s"] for run_ in by_mode["alone"]]
         summary["alone"] = {
-            "images_per_s": median_or_none([run_["images_per_s"] for run_ in by_mode["alone"]]),
+            "images_per_s": median_or_none(rates),
+            "images_per_s_spread": spread(rates),
             "runs": by_mode["alone"],
         }
-    for mode in ("stream", "batch_backfill"):
+    for mode in STREAM_MODES:
         if mode in by_mode:
             summary[mode] = summarize_stream_runs(by_mode[mode])
     alone_rate = summary.get("alone", {}).get("images_per_s")
-    summary["ratio_stream_vs_alone"] = ratio(summary.get("stream", {}).get("steady_images_per_s"), alone_rate)
-    summary["ratio_backfill_vs_alone"] = ratio(
-        summary.get("batch_backfill", {}).get("steady_images_per_s"), alone_rate
-    )
+    for name, mode, baseline in (
+        ("ratio_stream_vs_alone", "stream", "alone"),
+        ("ratio_backfill_vs_alone", "batch_backfill", "alone"),
+        ("ratio_scoring", "stream", "stream_no_scoring"),
+    ):
+        summary[name] = ratio(
+            summary.get(mode, {}).get("steady_images_per_s"),
+            alone_rate if baseline == "alone" else summary.get(baseline, {}).get("steady_images_per_s"),
+        )
+        if mode in by_mode and baseline in by_mode:
+            per_run = paired_ratios(_rates(by_mode[mode]), _rates(by_mode[baseline]))
+            summary[f"{name}_runs"] = per_run
+            summary[f"{name}_spread"] = spread(per_run)
     return summary
 
 
+def _rates(runs: list[dict]) -> list[float | None]:
+    """Each run's images/s: the steady state of a stream run, the whole run of `alone`."""
+    return [run_["steady"]["images_per_s"] if "steady" in run_ else run_["images_per_s"] for run_ in runs]
+
+
 def summarize_stream_runs(runs: list[dict]) -> dict:
+    rates = _rates(runs)
     return {
-        "steady_images_per_s": median_or_none([run_["steady"]["images_per_s"] for run_ in runs]),
+        "steady_images_per_s": median_or_none(rates),
+        "steady_images_per_s_spread": spread(rates),
         "wall_s": median_or_none([run_["wall_s"] for run_ in runs]),
         "wall_images_per_s": median_or_none([run_["wall_images_per_s"] for run_ in runs]),
         "first_batch_end_s": median_or_none([run_["first_batch_end_s"] for run_ in runs]),
@@ -337,23 +373,26 @@ def render_table(report: dict) -> str:
     config = report["config"]
     lines = [
         f"fruits bench: {config['n']} images ({config['distinct_images']} distinct) at "
-        f"{config['input_size']} px, median of {config['repeat']} run(s), "
-        f"{report['machine']['cores']} cores ({report['machine']['cpu']})",
+        f"{config['input_size']} px, median of {config['repeat']} interleaved run(s) [min-max], "
+        f"{report['machine']['cores']} cores ({report['machine']['cpu']}), load average "
+        f"{_load(report['machine']['load_average_before'])} before, "
+        f"{_load(report['machine']['load_average_after'])} after",
         f"  {'runtime':<8}{'mode':<16}{'images/s':>12}{'wall s':>10}  notes",
     ]
     for runtime, summary in report["runtimes"].items():
         if "alone" in summary:
             lines.append(
-                f"  {runtime:<8}{'alone':<16}{_cell(summary['alone']['images_per_s'])}{'':>10}  "
-                "one process, the runtime on all cores"
+                f"  {runtime:<8}{'alone':<18}{_cell(summary['alone']['images_per_s'])}{'':>10}  "
+                f"{_range(summary['alone']['images_per_s_spread'])} one process, the runtime on all cores"
             )
-        for mode in ("stream", "batch_backfill"):
+        for mode in STREAM_MODES:
             if mode in summary:
                 figures = summary[mode]
                 rate, wall = _cell(figures["steady_images_per_s"]), _cell(figures["wall_s"], 10)
                 lines.append(
-                    f"  {runtime:<8}{mode:<16}{rate}{wall}  "
-                    f"steady state; {figures['wall_images_per_s']} images/s incl. start-up, "
+                    f"  {runtime:<8}{mode:<18}{rate}{wall}  "
+                    f"{_range(figures['steady_images_per_s_spread'])} steady state; "
+                    f"{figures['wall_images_per_s']} images/s incl. start-up, "
                     f"first batch done at {figures['first_batch_end_s']} s"
                 )
     if "ingest" in report:
@@ -370,11 +409,27 @@ def render_table(report: dict) -> str:
         )
         lines.append(f"  scaling ({report['scaling']['runtime']}): {speedups}")
     for runtime, summary in report["runtimes"].items():
-        if summary.get("ratio_backfill_vs_alone") is not None:
-            lines.append(f"  ratio batch_backfill/alone ({runtime}): {summary['ratio_backfill_vs_alone']}")
-        lines.append(f"  ratio stream/alone ({runtime}): {summary['ratio_stream_vs_alone']}")
+        for name, label in (
+            ("ratio_backfill_vs_alone", "batch_backfill/alone"),
+            ("ratio_scoring", "stream with/without scoring"),
+            ("ratio_stream_vs_alone", "stream/alone"),
+        ):
+            if summary.get(name) is not None or name == "ratio_stream_vs_alone":
+                per_run = summary.get(f"{name}_spread")
+                lines.append(
+                    f"  ratio {label} ({runtime}): {summary[name]}"
+                    + (f" (per repetition {_range(per_run)})" if per_run else "")
+                )
     lines.append(f"  ratio stream litert/keras: {report['ratio_litert_stream_vs_keras_stream']}")
     return "\n".join(lines)
+
+
+def _range(bounds: list[float] | None) -> str:
+    return f"[{bounds[0]}-{bounds[1]}]" if bounds else ""
+
+
+def _load(load_average: list[float] | None) -> str:
+    return "/".join(str(value) for value in load_average) if load_average else "-"
 
 
 def _cell(value, width: int = 12) -> str:

@@ -21,7 +21,7 @@ from streaming_job.config import StreamConfig
 from streaming_job.featurizer.model import DEFAULT_RUNTIME, RUNTIMES
 from streaming_job.monitoring.status_log import batch_end, steady_state
 
-MODES = ("prepare", "alone", "stream", "batch_backfill", "ingest")
+MODES = ("prepare", "alone", "stream", "stream_no_scoring", "batch_backfill", "ingest")
 ALONE_BATCH = 64
 STREAM_POLL_SECONDS = 0.2
 
@@ -102,9 +102,12 @@ def stream(
     max_files_per_trigger: int,
     trigger_seconds: float,
     timeout_seconds: float,
+    scoring: bool = True,
 ) -> dict:
     """The real streaming job (runner.start_stream) over the workload's N manifests.
 
+    With `scoring` (the stream's default) the runtime's classifier is published
+    first and every row is scored; without it the job runs with --no-predictions.
     Steady-state images/s comes from the query's progress events (batches after the
     first); wall-clock runs from this function's start (JVM start included) to the
     end of the last micro-batch.
@@ -117,6 +120,7 @@ def stream(
 
     expected = workload.spec.n
     workload.clear_run_outputs()
+    classifier_version = workload.publish_classifier(runtime) if scoring else None
     spark = build_spark_session("fruits-bench-stream", master=master)
     config = StreamConfig(
         lake=workload.lake_uri,
@@ -127,6 +131,7 @@ def stream(
         available_now=available_now,
         max_files_per_trigger=max_files_per_trigger,
         stage="bench",
+        predictions=scoring,
     )
     running = start_stream(spark, config)
     stop = threading.Event()
@@ -152,6 +157,9 @@ def stream(
         "feature_rows": outputs["features"],
         "error_rows": outputs["errors"],
         "complete": outputs["features"] + outputs["errors"] == expected,
+        "scoring": scoring,
+        "classifier_version": classifier_version,
+        "scored_rows": outputs["scored"],
         "max_files_per_trigger": max_files_per_trigger,
         "steady": steady_state(records),
         "wall_s": round(wall, 2) if wall is not None else None,
@@ -187,10 +195,18 @@ def _wait_for_rows(running, expected: int, timeout_seconds: float) -> None:
 
 
 def _published_rows(workload: Workload) -> dict[str, int]:
+    """Committed feature and error rows, and the feature rows that carry a prediction."""
+    import pyarrow.compute as pc
+
     from fruits_lake.reading import committed_rows, lake_tables
 
     features, errors = lake_tables(workload.lake_uri)
-    return {"features": committed_rows(features), "errors": committed_rows(errors)}
+    labels = features.scan(selected_fields=("predicted_label",)).to_arrow().column("predicted_label")
+    return {
+        "features": committed_rows(features),
+        "errors": committed_rows(errors),
+        "scored": int(pc.sum(pc.is_valid(labels)).as_py() or 0),
+    }
 
 
 def ingest(images_dir: Path, n: int) -> dict:
@@ -251,6 +267,7 @@ def main(argv: list[str] | None = None) -> int:
                 max_files_per_trigger=args.max_files_per_trigger,
                 trigger_seconds=args.trigger,
                 timeout_seconds=args.timeout,
+                scoring=args.mode != "stream_no_scoring",
             )
     print(json.dumps(result, sort_keys=True), flush=True)
     return 0

@@ -4,7 +4,10 @@ Built once per (images, N, input size, k, runtimes) in the bench workdir and reu
 
     <workdir>/seed/            the real ingest (LocalIngest) run once on each distinct sample image
     <workdir>/lake/models/     per runtime: featurizer.tflite / featurizer.keras (the bundled ImageNet
-                               weights, at the input size) and pca-<runtime>/ (Spark ML, fixed k)
+                               weights, at the input size), pca-<runtime>/ (Spark ML, fixed k) and
+                               classifier/<version>/: `fruits classifier train` on the seed images
+                               streamed once with that runtime (its latest.json is written by the
+                               scoring stream mode, since each runtime has its own PCA version)
     <workdir>/lake/clean/      N clean images: the ingested ones, repeated (copied) up to N
     <workdir>/lake/manifests/  N manifest v1 documents, one per clean image, each its own image_id
     <workdir>/workload.json    what was built, to decide whether a later run can reuse it
@@ -19,15 +22,16 @@ import hashlib
 import json
 import os
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from fruits_core import contracts
 from fruits_core.lake_uris import file_uri, join_uri
 from streaming_job import uris
+from streaming_job.config import StreamConfig
 
 WORKLOAD_FILE = "workload.json"
-WORKLOAD_VERSION = 2
+WORKLOAD_VERSION = 3
 PCA_SAMPLE_SIZE = 64
 BENCH_UPLOADS_BUCKET = "fruits-bench-uploads"
 # Local benchmark only: the real key comes from SSM (AWS) or FRUITS_PSEUDONYM_KEY.
@@ -63,6 +67,7 @@ class Workload:
     pca_versions: dict[str, str]
     distinct_images: int
     images_fingerprint: str
+    classifier_pointers: dict[str, dict] = field(default_factory=dict)  # runtime -> latest.json
     version: int = WORKLOAD_VERSION
 
     @property
@@ -85,8 +90,15 @@ class Workload:
         return [json.loads(path.read_text())["image_uri"] for path in manifests]
 
     def clear_run_outputs(self) -> None:
-        for prefix in RUN_OUTPUT_PREFIXES:
-            shutil.rmtree(self.lake / prefix, ignore_errors=True)
+        clear_outputs(self.lake)
+
+    def publish_classifier(self, runtime: str) -> str:
+        """Point the lake's latest.json at this runtime's classifier (as `fruits classifier train` does)."""
+        from streaming_job.scoring.classifier import latest_uri
+
+        pointer = self.classifier_pointers[runtime]
+        uris.write_bytes(latest_uri(self.lake_uri), json.dumps(pointer, indent=2).encode())
+        return pointer["version"]
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
@@ -156,12 +168,13 @@ def build_workload(workdir: Path, spec: WorkloadSpec, spark) -> Workload:
     seed_manifests = ingest_sample(images, workdir / "seed")
     replicate_manifests(seed_manifests, lake, spec.n)
     pca_sample = [json.loads(path.read_text())["image_uri"] for path in seed_manifests][:PCA_SAMPLE_SIZE]
-    model_versions, pca_versions = {}, {}
+    model_versions, pca_versions, classifier_pointers = {}, {}, {}
     for runtime in spec.runtimes:
         featurizer_uri = partial.featurizer_uri(runtime)
         model_versions[runtime] = export_featurizer(featurizer_uri, input_size=spec.input_size)
         sidecar = fit_pca(spark, pca_sample, featurizer_uri, partial.pca_uri(runtime), k=spec.k)
         pca_versions[runtime] = sidecar["pca_version"]
+        classifier_pointers[runtime] = train_classifier_for(spark, partial, runtime)
     workload = Workload(
         spec=spec,
         workdir=str(workdir),
@@ -169,9 +182,49 @@ def build_workload(workdir: Path, spec: WorkloadSpec, spark) -> Workload:
         pca_versions=pca_versions,
         distinct_images=len(images),
         images_fingerprint=partial.images_fingerprint,
+        classifier_pointers=classifier_pointers,
     )
     (workdir / WORKLOAD_FILE).write_text(workload.to_json())
     return workload
+
+
+def clear_outputs(lake: Path) -> None:
+    for prefix in RUN_OUTPUT_PREFIXES:
+        shutil.rmtree(lake / prefix, ignore_errors=True)
+
+
+def train_classifier_for(spark, workload: Workload, runtime: str) -> dict:
+    """The scoring stream's classifier for one runtime: its pointer (latest.json), its files in the lake.
+
+    The distinct seed images (labelled at upload) are streamed once with this
+    runtime's featurizer and PCA (copied beside them), then `fruits classifier
+    train` runs on that table: the classifier a deployment would publish for
+    this PCA version.
+    """
+    import threading
+
+    from fruits_classifier.training import train_classifier
+    from streaming_job.scoring.classifier import CLASSIFIER_DIR, read_pointer
+    from streaming_job.query.runner import await_stream, start_stream
+
+    seed = replace(workload, workdir=str(Path(workload.workdir) / "seed"))
+    clear_outputs(seed.lake)
+    shutil.copytree(
+        workload.lake / contracts.MODELS_PREFIX, seed.lake / contracts.MODELS_PREFIX, dirs_exist_ok=True
+    )
+    config = StreamConfig(
+        lake=seed.lake_uri,
+        checkpoint=join_uri(seed.lake_uri, contracts.CHECKPOINTS_PREFIX, "features"),
+        featurizer=seed.featurizer_uri(runtime),
+        pca=seed.pca_uri(runtime),
+        available_now=True,
+        stage="bench",
+        predictions=False,
+    )
+    await_stream(spark, start_stream(spark, config), config, threading.Event())
+    version = train_classifier(seed.lake_uri).classifier.version
+    shutil.copytree(seed.lake / CLASSIFIER_DIR / version, workload.lake / CLASSIFIER_DIR / version)
+    return read_pointer(seed.lake_uri)
 
 
 def ingest_sample(images: list[Path], seed_dir: Path) -> list[Path]:

@@ -5,8 +5,9 @@ Every figure on the slides comes from the repository at build time, never typed 
 - the EMR defaults from `infra/emr-cluster.yaml` (its Parameters' `Default:` values);
 - throughput and latency from a `fruits bench --json` report (default `docs/data/bench.json`);
 - the cost table from `fruits cost --images-per-day N --json` at three scales (run here, offline);
-- the PCA scatter from the committed, executed notebook (`make notebook`), k, variance and probe accuracy
-  from `docs/data/demo.json` (`fruits demo --record`);
+- the PCA scatter and the classifier's confusion matrix from the committed, executed notebook
+  (`make notebook`), k, variance, probe and prediction accuracy from `docs/data/demo.json`
+  (`fruits demo --record`), the full-sample prediction figures from `docs/data/predictions.json`;
 - the demonstration from real command output in `docs/data/*.txt` (`make demo-record`);
 - the IAM roles from the templates (`template.yaml`, `infra/emr-cluster.yaml`).
 
@@ -51,6 +52,7 @@ SLIDES = (
     pages_pipeline.slide_pca,
     pages_pipeline.slide_demo,
     pages_pipeline.slide_bench,
+    pages_pipeline.slide_predictions,
     pages_operations.slide_emr,
     pages_operations.slide_iam,
     pages_operations.slide_cost,

@@ -182,13 +182,27 @@ def slide_bench(deck: Deck, figures: Figures) -> None:
         aligns=["left", "right", "right", "right"],
     )
     ratio = figures.stream_ratio
+    medians = figures.bench_repeat.get("runtimes", {}).get("litert", {})
+    repeated = (
+        [
+            f"LiteRT, median of {figures.bench_repeat['config']['repeat']} interleaved runs "
+            "(bench_repeat.json): stream / alone "
+            f"{medians['ratio_stream_vs_alone']:.2f} "
+            f"(runs {_bounds(medians['ratio_stream_vs_alone_spread'])}), "
+            f"with / without scoring {medians['ratio_scoring']:.2f} "
+            f"(runs {_bounds(medians['ratio_scoring_spread'])})."
+        ]
+        if medians.get("ratio_scoring_spread")
+        else []
+    )
     bullets(
         figure,
         [
             f"LiteRT stream / Keras stream: {fmt_ratio(ratio)} x",
             f"{config.get('repeat', '?')} run of {config.get('n', '?')} images, "
             f"{config.get('max_files_per_trigger', '?')} per micro-batch; 'batch' = steady micro-batch "
-            "duration (latency bound). Ratios scatter between runs (docs/performance.md).",
+            "duration (latency bound).",
+            *repeated,
             f"{machine.get('cores', '?')} shared cores ({machine.get('cpu', '?')}), load "
             f"{(machine.get('load_average_before') or ['?'])[0]}: a laptop-class floor, not EMR.",
         ],
@@ -197,3 +211,79 @@ def slide_bench(deck: Deck, figures: Figures) -> None:
         size=15,
         gap=0.2,
     )
+
+
+def _bounds(spread: list[float]) -> str:
+    return f"{spread[0]:.2f}-{spread[1]:.2f}"
+
+
+def slide_predictions(deck: Deck, figures: Figures) -> None:
+    """The classifier trained from the features table, its scoring in the stream, the app model, the alarm."""
+    from streaming_job.scoring.classifier import LOW_CONFIDENCE
+
+    figure = deck.page(
+        "Predictions: a classifier trained from the lake",
+        "fruits_classifier/, docs/predictions.md, docs/data/*.json",
+    )
+    demo, full, bench = figures.demo, figures.predictions, figures.bench_repeat
+    items = [
+        "fruits classifier train: Keras on the k PCA scores of labelled rows, 1 in 5 held out by a hash "
+        "of image_id; versioned, never overwritten.",
+    ]
+    if demo.get("held_out_accuracy") is not None:
+        items.append(
+            f"- demo: held-out accuracy {demo['held_out_accuracy']:.3f}, stream "
+            f"{demo['prediction_accuracy']:.3f} on {demo['prediction_images']} unseen uploads"
+        )
+    if full:
+        items.append(
+            f"- {full['images']:,} images: {full['held_out_accuracy']:.3f} on {full['held_out_rows']} "
+            f"held out, {full['prediction_accuracy']:.3f} on {full['unseen_images']} unseen"
+        )
+    scoring = figures.scoring_ratio
+    spread = bench.get("runtimes", {}).get("litert", {}).get("ratio_scoring_spread")
+    cost = figures.scoring_cost
+    items.append(
+        "The stream scores each row next to the PCA; a new classifier applies from the next batch."
+        + (
+            f" A worker scoring every row keeps {cost['worker_ratio_with_scoring']:.4f} of its "
+            f"throughput ({cost['scoring_ms_per_image']} of "
+            f"{cost['featurize_ms_per_image']:.1f} ms per image)."
+            if cost
+            else ""
+        )
+        + (
+            f" Whole stream, with / without scoring {scoring:.2f} (median of "
+            f"{bench['config']['repeat']} runs, {spread[0]:.2f}-{spread[1]:.2f} at load "
+            f"{bench['machine']['load_average_before'][0]:.0f}: not conclusive)."
+            if scoring is not None and spread
+            else ""
+        )
+    )
+    if demo.get("model_bytes"):
+        app = (
+            f"App model: one int8 .tflite, {demo['model_bytes']['app_model'] / 1e6:.2f} MB, "
+            f"agrees {demo['app_agreement'] * 100:.0f} % with the stream"
+        )
+        if full:
+            app += f", {full['app_latency_ms_p50']:.1f} ms per image (LiteRT, 1 thread)"
+        items.append(app + "; GET /model: short-lived URL.")
+    items.append(
+        f"Drift alarm: confidence < {LOW_CONFIDENCE} + label disagreements > "
+        f"{figures.emr.get('PredictionDriftPercent', '?')} % of an hour's manifests."
+    )
+    bullets(figure, items, top=0.84, right=0.6, size=15, gap=0.25)
+    confusion = figures.notebook.confusion_png
+    if confusion:
+        axis = figure.add_axes((0.615, 0.14, 0.37, 0.66))
+        axis.imshow(plt.imread(io.BytesIO(confusion), format="png"))
+        axis.set_axis_off()
+        figure.text(
+            0.8,
+            0.13,
+            "held-out confusion matrix (notebook, step 10)",
+            fontsize=SMALL_PT,
+            ha="center",
+            va="top",
+            color=GREY,
+        )

@@ -18,6 +18,10 @@ from operations import cost  # noqa: E402
 
 DEFAULT_OUT = REPO / "docs" / "presentation.pdf"
 DEFAULT_BENCH = REPO / "docs" / "data" / "bench.json"
+# `fruits bench --runtimes litert --modes alone,stream,stream_no_scoring --repeat N --json`: medians.
+BENCH_REPEAT = REPO / "docs" / "data" / "bench_repeat.json"
+# `python -m benchmarks.scoring_cost --json-out ...`: a worker's featurize and scoring steps, interleaved.
+SCORING_COST = REPO / "docs" / "data" / "scoring_cost.json"
 EMR_TEMPLATE = REPO / "infra" / "emr-cluster.yaml"
 NOTEBOOK = REPO / "notebooks" / "local_pipeline.ipynb"
 COST_SCALES = (10_000, 1_000_000, 100_000_000)
@@ -85,24 +89,37 @@ def fmt_ratio(value: float | None) -> str:
 
 @dataclass(frozen=True)
 class NotebookFigures:
-    """What the committed, executed notebook shows: its 2-D scatter and its summary lines."""
+    """What the committed, executed notebook shows: the 2-D scatter, the confusion matrix, the summary."""
 
     scatter_png: bytes | None
     summary: dict[str, str]
+    confusion_png: bytes | None = None
+
+
+# A notebook plot is found by the call in its cell's source, not by its position among the outputs.
+SCATTER_CELL = "pca_scatter_plot("
+CONFUSION_CELL = "confusion_matrix.png"
 
 
 def notebook_figures(path: Path = NOTEBOOK) -> NotebookFigures:
-    """The last PNG output (the scatter) and the last cell's `name  value` lines of the executed notebook."""
+    """The scatter and confusion PNGs and the last cell's `name  value` lines of the executed notebook."""
     if not path.exists():
         return NotebookFigures(None, {})
     cells = [
         cell for cell in json.loads(path.read_text(encoding="utf-8"))["cells"] if cell["cell_type"] == "code"
     ]
-    outputs = [output for cell in cells for output in cell.get("outputs", [])]
-    images = [output["data"]["image/png"] for output in outputs if "image/png" in output.get("data", {})]
+
+    def png_of(marker: str) -> bytes | None:
+        for cell in cells:
+            if marker in "".join(cell["source"]):
+                for output in cell.get("outputs", []):
+                    if "image/png" in output.get("data", {}):
+                        return base64.b64decode("".join(output["data"]["image/png"]))
+        return None
+
     last = "".join(cells[-1].get("outputs", [{}])[-1].get("text", "")) if cells else ""
     summary = dict(line.rsplit(maxsplit=1) for line in last.strip().splitlines() if " " in line.strip())
-    return NotebookFigures(base64.b64decode("".join(images[-1])) if images else None, summary)
+    return NotebookFigures(png_of(SCATTER_CELL), summary, png_of(CONFUSION_CELL))
 
 
 @dataclass(frozen=True)
@@ -115,6 +132,9 @@ class Figures:
     demo: dict
     captured: dict[str, str]
     roles: list[Role]
+    predictions: dict
+    bench_repeat: dict
+    scoring_cost: dict
 
     @property
     def stream_ratio(self) -> float | None:
@@ -131,7 +151,30 @@ class Figures:
                 figures.append(fmt_rate(steady))
         if self.demo:
             figures.append(self.pca_headline)
+        figures.extend(self.prediction_figures())
         return figures
+
+    def prediction_figures(self) -> list[str]:
+        """The predictions page's figures as it writes them (demo.json, predictions.json, bench.json)."""
+        quoted = []
+        if self.demo.get("held_out_accuracy") is not None:
+            quoted.append(f"held-out accuracy {self.demo['held_out_accuracy']:.3f}")
+            quoted.append(f"{self.demo['model_bytes']['app_model'] / 1e6:.2f} MB")
+        if self.predictions:
+            full = self.predictions
+            quoted.append(f"{full['held_out_accuracy']:.3f} on {full['held_out_rows']}")
+            quoted.append(f"{self.predictions['app_latency_ms_p50']:.1f} ms")
+        ratio = self.scoring_ratio
+        if ratio is not None:
+            quoted.append(f"with / without scoring {ratio:.2f}")
+        if self.scoring_cost:
+            quoted.append(f"keeps {self.scoring_cost['worker_ratio_with_scoring']:.4f}")
+        return quoted
+
+    @property
+    def scoring_ratio(self) -> float | None:
+        """LiteRT stream with scoring / without, ratio of the medians of `fruits bench`'s interleaved runs."""
+        return self.bench_repeat.get("runtimes", {}).get("litert", {}).get("ratio_scoring")
 
     @property
     def pca_headline(self) -> str:
@@ -153,6 +196,9 @@ def gather(bench_path: Path) -> Figures:
         demo=demo_record(),
         captured=captured_outputs(),
         roles=iam_roles(),
+        predictions=predictions_record(),
+        bench_repeat=load_bench(BENCH_REPEAT) if BENCH_REPEAT.exists() else {},
+        scoring_cost=load_bench(SCORING_COST) if SCORING_COST.exists() else {},
     )
 
 
@@ -165,6 +211,11 @@ CAPTURED = {"demo": "demo-output.txt", "status": "status-output.txt", "readback"
 
 def demo_record(path: Path = DEMO_RECORD) -> dict:
     """`fruits demo --record` output: the figures the docs, the notebook and the slides share."""
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+
+def predictions_record(path: Path = DATA / "predictions.json") -> dict:
+    """`python -m benchmarks.predictions` on the full shared sample (docs/predictions.md quotes it too)."""
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
 
 

@@ -10,7 +10,8 @@ import pytest
 TINY_N = 16
 TINY_INPUT_SIZE = 96
 TINY_K = 4
-IMAGES_PER_CLASS = 3
+# Enough for `fruits classifier train` (MIN_ROWS_PER_CLASS) on the seed images of the scoring stream.
+IMAGES_PER_CLASS = 10
 
 
 @pytest.fixture(scope="session")

@@ -52,7 +52,7 @@ def test_bench_json_reports_every_mode_and_the_ratio_last(tiny_workload, tiny_im
     for runtime, summary in report["runtimes"].items():
         assert summary["alone"]["runs"][0]["images"] == TINY_N
         assert summary["alone"]["runs"][0]["model_version"] == report["config"]["model_versions"][runtime]
-        for mode in ("stream", "batch_backfill"):
+        for mode in ("stream", "stream_no_scoring", "batch_backfill"):
             run = summary[mode]["runs"][0]
             assert run["runtime"] == runtime
             assert run["complete"] and run["feature_rows"] == TINY_N and run["error_rows"] == 0
@@ -61,11 +61,31 @@ def test_bench_json_reports_every_mode_and_the_ratio_last(tiny_workload, tiny_im
             assert summary[mode]["wall_s"] >= run["first_batch_end_s"] > 0
             assert run["model_builds"] >= 1
         assert summary["batch_backfill"]["runs"][0]["available_now"] is True
+        # the scoring stream scored every row with the runtime's classifier; the other scored none
+        scored, unscored = summary["stream"]["runs"][0], summary["stream_no_scoring"]["runs"][0]
+        assert scored["scoring"] and scored["scored_rows"] == TINY_N
+        assert scored["classifier_version"] == report["config"]["classifier_versions"][runtime]
+        assert not unscored["scoring"] and unscored["scored_rows"] == 0
         assert summary["ratio_stream_vs_alone"] > 0 and summary["ratio_backfill_vs_alone"] > 0
+        assert summary["ratio_scoring"] > 0
+        assert summary["ratio_scoring_runs"] == [summary["ratio_scoring"]]
+        assert (
+            summary["stream"]["steady_images_per_s_spread"] == [summary["stream"]["steady_images_per_s"]] * 2
+        )
     assert report["ratio_litert_stream_vs_keras_stream"] > 0
     assert report["ingest"]["per_image_ms_p95"] >= report["ingest"]["per_image_ms_median"] > 0
     assert report["ingest"]["cold_import_s"] > 0
     assert report["machine"]["cores"] >= 1
+
+
+def test_repetitions_swap_the_scoring_and_unscored_streams_every_other_time():
+    modes = ["alone", "stream", "stream_no_scoring", "batch_backfill"]
+
+    orders = [bench.interleaved(modes, repetition) for repetition in range(3)]
+
+    assert orders[0] == orders[2] == modes
+    assert orders[1] == ["alone", "stream_no_scoring", "stream", "batch_backfill"]
+    assert bench.interleaved(["alone", "stream"], 1) == ["alone", "stream"]
 
 
 @pytest.mark.parametrize(
@@ -86,3 +106,21 @@ def test_bad_flags_are_refused_before_anything_runs(flags, message):
     bench.add_arguments(parser)
     with pytest.raises(ConfigError, match=message):
         bench.validate(parser.parse_args(flags))
+
+
+@pytest.mark.spark
+@pytest.mark.tf
+@pytest.mark.slow
+def test_scoring_cost_times_both_worker_steps_on_the_workload_and_scores_every_row(tiny_workload):
+    from pathlib import Path
+
+    from benchmarks.scoring_cost import measure
+
+    # WHEN a worker's featurize and scoring steps are timed on the tiny workload's images
+    result = measure(Path(tiny_workload.workdir), "litert", rounds=2)
+
+    # THEN every image was scored by the workload's own classifier, and both steps took time
+    assert result["scored_rows"] == result["images_per_round"] == TINY_N
+    assert result["classifier_version"] == tiny_workload.classifier_pointers["litert"]["version"]
+    assert result["featurize_ms_per_image"] > 0 and result["scoring_ms_per_image"] > 0
+    assert 0 < result["worker_ratio_with_scoring"] <= 1

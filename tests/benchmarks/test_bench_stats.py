@@ -58,3 +58,13 @@ def test_ratio_is_none_when_a_side_is_missing(numerator, denominator, expected):
 def test_median_skips_missing_values():
     assert median_or_none([3.0, None, 1.0, 2.0]) == 2.0
     assert median_or_none([None]) is None
+
+
+def test_spread_and_paired_ratios_ignore_missing_runs():
+    from benchmarks.stats import paired_ratios, spread
+
+    assert spread([3.0, None, 1.0, 2.0]) == [1.0, 3.0]
+    assert spread([None]) is None
+    assert paired_ratios([90.0, 99.0, None], [100.0, 100.0, 100.0]) == [0.9, 0.99, None]
+    with pytest.raises(ValueError):
+        paired_ratios([1.0], [1.0, 2.0])

@@ -39,3 +39,20 @@ def test_the_benchmark_met_the_quality_targets_it_reports():
     # The targets, checked on the committed run (a drifted run fails here, not in a timed test).
     assert RESULT["held_out_accuracy"] >= 0.99 and RESULT["prediction_accuracy"] >= 0.99
     assert RESULT["app_agreement"] >= 0.99
+
+
+def test_the_predictions_page_quotes_the_scoring_cost_it_names():
+    # GIVEN docs/data/scoring_cost.json, `python -m benchmarks.scoring_cost` (a worker's steps, interleaved)
+    cost = json.loads((REPO_ROOT / "docs" / "data" / "scoring_cost.json").read_text())
+    flat = DOC.replace("\n", " ")
+    # THEN the page quotes each figure as the command wrote it, and the run scored every row
+    for figure in (
+        f"{cost['scoring_ms_per_image']} ms per image",
+        f"{cost['featurize_ms_per_image']} ms",
+        f"**{cost['worker_ratio_with_scoring']:.4f}**",
+        f"{cost['images_per_round']} real images, {cost['rounds']} rounds",
+        f"load average {cost['load_average'][0]}",
+    ):
+        assert figure in flat, figure
+    assert "python -m benchmarks.scoring_cost" in DOC
+    assert cost["scored_rows"] == cost["images_per_round"]

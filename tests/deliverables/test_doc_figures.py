@@ -100,3 +100,65 @@ def test_the_224_px_bench_row_is_the_committed_report(repo_root, bench):
     assert [cell.strip() for cell in row.strip("|").split("|")][1:] == expected
     assert bench["config"]["repeat"] == 1 and "**one run per size**" in text
     assert f"PCA k = {bench['config']['k']};" in text.replace("\n", " ")
+
+
+def repeat_rows(report: dict) -> list[str]:
+    """docs/performance.md's two tables of `fruits bench --repeat N` (docs/data/bench_repeat.json)."""
+    litert = report["runtimes"]["litert"]
+
+    def spread(bounds: list[float]) -> str:
+        return f"{bounds[0]:,.1f}-{bounds[1]:,.1f}"
+
+    def ratio_spread(bounds: list[float]) -> str:
+        return f"{bounds[0]:.2f}-{bounds[1]:.2f}"
+
+    return [
+        f"| alone | {litert['alone']['images_per_s']:,.1f} | "
+        f"{spread(litert['alone']['images_per_s_spread'])} |",
+        f"| stream, scoring every row | {litert['stream']['steady_images_per_s']:,.1f} | "
+        f"{spread(litert['stream']['steady_images_per_s_spread'])} |",
+        f"| stream, `--no-predictions` | {litert['stream_no_scoring']['steady_images_per_s']:,.1f} | "
+        f"{spread(litert['stream_no_scoring']['steady_images_per_s_spread'])} |",
+        f"| stream / alone | **{litert['ratio_stream_vs_alone']:.2f}** | "
+        f"{ratio_spread(litert['ratio_stream_vs_alone_spread'])} |",
+        f"| stream with / without scoring | **{litert['ratio_scoring']:.2f}** | "
+        f"{ratio_spread(litert['ratio_scoring_spread'])} |",
+    ]
+
+
+def test_the_medians_of_interleaved_runs_are_the_committed_report(repo_root):
+    # GIVEN docs/data/bench_repeat.json, `fruits bench --runtimes litert ... --repeat N --json` at 224 px
+    report = json.loads((repo_root / "docs" / "data" / "bench_repeat.json").read_text())
+    config, machine = report["config"], report["machine"]
+    assert config["repeat"] >= 3 and config["input_size"] == 224
+    text = (repo_root / "docs" / "performance.md").read_text()
+    flat = text.replace("\n", " ")
+    # THEN docs/performance.md quotes every median, spread and ratio, the run count and the load
+    missing = [row for row in repeat_rows(report) if row not in text]
+    assert missing == []
+    assert f"median of {config['repeat']} interleaved runs" in flat
+    load = (
+        f"load average {machine['load_average_before'][0]} before, {machine['load_average_after'][0]} after"
+    )
+    assert load in flat
+    # and docs/predictions.md quotes the scoring ratio from the same report
+    scoring = report["runtimes"]["litert"]["ratio_scoring"]
+    assert (
+        f"**{scoring:.2f}** of the stream without it" in (repo_root / "docs" / "predictions.md").read_text()
+    )
+
+
+def test_the_rerun_of_the_interleaved_bench_is_quoted_as_recorded(repo_root):
+    rerun = json.loads((repo_root / "docs" / "data" / "bench_repeat_rerun.json").read_text())
+    litert, machine = rerun["runtimes"]["litert"], rerun["machine"]
+    text = (repo_root / "docs" / "predictions.md").read_text().replace("\n", " ")
+    low, high = litert["ratio_scoring_spread"]
+    assert (
+        f"load average {machine['load_average_before'][0]} before, {machine['load_average_after'][0]} after"
+        in text
+    )
+    assert (
+        f"with / without scoring **{litert['ratio_scoring']:.2f}** (per repetition {low:.2f}-{high:.2f})"
+        in text
+    )
+    assert f"stream / alone {litert['ratio_stream_vs_alone']:.2f}" in text

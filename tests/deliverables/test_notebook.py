@@ -39,7 +39,8 @@ def test_the_committed_notebook_is_executed_without_errors(paths):
     assert all(cell.execution_count for cell in code), "run `make notebook` and commit the outputs"
     assert not [output for cell in code for output in cell.outputs if output.output_type == "error"]
     images = [output for cell in code for output in cell.outputs if "image/png" in output.get("data", {})]
-    assert len(images) == 3  # the decoded inputs, the explained-variance curve and the 2-D scatter
+    # the decoded inputs, the explained-variance curve, the 2-D scatter and the classifier's confusion matrix
+    assert len(images) == 4
 
 
 def output_text(notebook) -> str:
@@ -70,10 +71,33 @@ def test_the_notebook_shows_the_pyspark_chain_itself(paths):
         "start_stream(",
         "explained_variance_plot(",
         "explained_variance=sidecar",
+        "train_phase(",  # fruits_classifier.training.train_classifier on the table, as the demo
+        '"predicted_label"',
+        "prediction_summary(",
     ):
         assert piece in code, piece
     summary = jupytext.read(paths["py"]).cells[0].source
     assert "Iceberg" in summary and "Parquet" not in summary
+
+
+def test_the_committed_prediction_figures_are_those_of_the_demo_record(paths, repo_root):
+    # GIVEN the committed notebook's comparison table (this notebook | docs/data/demo.json, one row a figure)
+    import json
+
+    notebook = nbformat.read(paths["ipynb"], as_version=4)
+    cell = next(
+        cell for cell in notebook.cells if cell.cell_type == "code" and "docs/data/demo.json" in cell.source
+    )
+    table = next(output for output in cell.outputs if "text/plain" in output.get("data", {}))
+    rows = [line.rsplit(maxsplit=2) for line in table["data"]["text/plain"].splitlines()[1:]]
+    # THEN every figure the notebook computed equals the demo's record, and the record has them all
+    assert len(rows) >= 6
+    assert all(ours == recorded for _, ours, recorded in rows), rows
+    demo = json.loads((repo_root / "docs" / "data" / "demo.json").read_text())
+    summary = notebook.cells[-1].outputs[-1]["text"]
+    lines = dict(line.rsplit(maxsplit=1) for line in summary.strip().splitlines())
+    assert float(lines["held-out accuracy"]) == demo["held_out_accuracy"]
+    assert float(lines["prediction accuracy"]) == demo["prediction_accuracy"]
 
 
 @pytest.mark.slow
@@ -99,4 +123,7 @@ def test_the_notebook_runs_top_to_bottom_on_a_subset(paths, tmp_path, monkeypatc
     assert lines["accepted"] == lines["featurized"] == accepted
     assert lines["quarantined"] == "2"
     assert 0 < int(lines["k"]) < 4 * IMAGES_PER_CLASS
+    # the classifier was trained on the table and scored the uploads it never saw
+    assert 0.9 <= float(lines["held-out accuracy"]) <= 1.0
+    assert lines["prediction accuracy"] != "None"
     assert (tmp_path / "work" / "lake" / "features").is_dir()

@@ -30,8 +30,8 @@ def built(slides, tmp_path_factory):
     return {"figures": figures, "reader": reader, "text": re.sub(r"\s+", " ", text), "out": out}
 
 
-def test_the_deck_has_12_to_16_pages(built):
-    assert 12 <= len(built["reader"].pages) <= 16
+def test_the_deck_has_12_to_17_pages(built):
+    assert 12 <= len(built["reader"].pages) <= 17
 
 
 def test_pages_are_16_by_9_and_fonts_are_embedded(built):
@@ -144,3 +144,25 @@ def test_the_demonstration_slide_shows_captured_command_output(built, repo_root)
     assert "$ fruits demo" in text and "$ fruits status" in text and "read_features" in text
     assert f"k={demo['k']}" in text and f"{demo['featurized']} images" in text
     assert "not captured" not in text
+
+
+def test_the_predictions_slide_quotes_the_records_and_shows_the_confusion_matrix(built, repo_root):
+    page_number, page = next(
+        (number, page)
+        for number, page in enumerate(built["reader"].pages)
+        if "Predictions:" in page.extract_text()
+    )
+    text = re.sub(r"\s+", " ", page.extract_text())
+    demo = json.loads((repo_root / "docs" / "data" / "demo.json").read_text())
+    full = json.loads((repo_root / "docs" / "data" / "predictions.json").read_text())
+    bench = json.loads((repo_root / "docs" / "data" / "bench_repeat.json").read_text())
+    assert f"held-out accuracy {demo['held_out_accuracy']:.3f}" in text
+    assert f"{full['held_out_accuracy']:.3f} on {full['held_out_rows']} held out" in text
+    assert f"{demo['model_bytes']['app_model'] / 1e6:.2f} MB" in text
+    assert f"{full['app_latency_ms_p50']:.1f} ms per image" in text
+    assert f"with / without scoring {bench['runtimes']['litert']['ratio_scoring']:.2f}" in text
+    cost = json.loads((repo_root / "docs" / "data" / "scoring_cost.json").read_text())
+    assert f"keeps {cost['worker_ratio_with_scoring']:.4f} of its throughput" in text
+    assert "Drift alarm" in text
+    assert built["figures"].notebook.confusion_png is not None
+    assert "/XObject" in page["/Resources"], f"page {page_number + 1} has no image"
