@@ -29,11 +29,11 @@ DEFAULT_ROUNDS = 9
 
 def measure(workdir: Path, runtime: str, rounds: int) -> dict:
     from benchmarks.workload import load_workload
-    from streaming_job.scoring.classifier import load_published, predict_rows
     from streaming_job.featurizer.featurize import featurize_uris
     from streaming_job.featurizer.image_io import ImageReader
     from streaming_job.featurizer.model import build_featurizer, load_featurizer_spec
     from streaming_job.featurizer.pca import load_pca
+    from streaming_job.scoring.classifier import load_published, predict_rows
     from streaming_job.session import build_spark_session
 
     workload = load_workload(workdir)

@@ -1,4 +1,4 @@
-"""Pure arithmetic of the benchmark: medians, spreads and ratios (steady state: streaming_job.monitoring.status_log)."""
+"""Pure arithmetic of the benchmark: medians, spreads and ratios (steady state: monitoring/status_log.py)."""
 
 from __future__ import annotations
 

@@ -204,8 +204,8 @@ def train_classifier_for(spark, workload: Workload, runtime: str) -> dict:
     import threading
 
     from fruits_classifier.training import train_classifier
-    from streaming_job.scoring.classifier import CLASSIFIER_DIR, read_pointer
     from streaming_job.query.runner import await_stream, start_stream
+    from streaming_job.scoring.classifier import CLASSIFIER_DIR, read_pointer
 
     seed = replace(workload, workdir=str(Path(workload.workdir) / "seed"))
     clear_outputs(seed.lake)
