@@ -34,7 +34,7 @@ from fruits_ingest import presign
 from fruits_core import contracts
 from operations import deploy as stream_deploy
 from operations.cost import Assumptions
-from streaming_job import status_log
+from streaming_job import failure, status_log
 from streaming_job.config import StreamConfig
 
 CUSTOM_CHECKS_DIR = REPO_ROOT / "infra" / "checkov_checks"
@@ -601,7 +601,8 @@ def test_ingest_alarms_cover_dlq_errors_throttles_and_quarantine_rate(ingest_tem
 
 def test_stream_alarms_watch_the_metrics_the_stream_emits(emr_template):
     alarms = _alarms(emr_template)
-    emitted = {name for name, _, _ in status_log.EMF_METRICS}
+    # The per-batch and heartbeat metrics, and the one a failing driver sends (streaming_job.failure).
+    emitted = {name for name, _, _ in status_log.EMF_METRICS} | {failure.STREAM_FAILED_METRIC}
     topic = {"Fn::ImportValue": {"Fn::Sub": "${IngestStackName}-AlertTopicArn"}}
     watched = set()
     for name, alarm in alarms.items():
@@ -620,6 +621,7 @@ def test_stream_alarms_watch_the_metrics_the_stream_emits(emr_template):
         "LatencyP95Ms",
         "BacklogManifests",
         "ErrorRows",
+        "StreamFailed",
         "IsIdle",
         "AppsFailed",
         "MRUnhealthyNodes",
