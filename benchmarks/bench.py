@@ -22,7 +22,7 @@ from pathlib import Path
 
 from benchmarks.stats import median_or_none, ratio
 from streaming_job.config import StreamConfig
-from streaming_job.model import RUNTIMES
+from streaming_job.featurizer.model import RUNTIMES
 
 # Two full micro-batches at the stream's default cap: the first (worker start-up) is left out.
 DEFAULT_N = 2 * StreamConfig.max_files_per_trigger
@@ -118,7 +118,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def validate(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     """(modes, runtimes) to run; raises ConfigError on a bad flag."""
     from fruits_core.errors import ConfigError
-    from streaming_job.model import MAX_INPUT_SIZE, MIN_INPUT_SIZE
+    from streaming_job.featurizer.model import MAX_INPUT_SIZE, MIN_INPUT_SIZE
 
     modes = [mode.strip() for mode in args.modes.split(",") if mode.strip()]
     unknown = sorted(set(modes) - set(MEASURED_MODES))

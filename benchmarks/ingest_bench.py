@@ -11,10 +11,8 @@ instead; `backend` in the result says which.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
 import importlib.util
-import io
 import json
 import os
 import statistics
@@ -22,48 +20,25 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
-from streaming_job.model import BUNDLED_IMAGES
+from benchmarks.moto_ingest import (
+    METADATA,
+    REGION,
+    LambdaContext,
+    lambda_source_dir,
+    moto_ingest,
+    quiet_stdout,
+    s3_event,
+)
+from streaming_job.featurizer.model import BUNDLED_IMAGES
 
 BENCH_KEY = "benchmark-only-pseudonym-key-0123"
-REGION = "eu-west-3"
 UPLOADS_BUCKET = "bench-uploads"
 LAKE_BUCKET = "bench-lake"
 COLD_IMPORT_REPEATS = 3
-METADATA = {
-    "user-id": "bench-user",
-    "captured-at": "2025-06-13T18:47:53+02:00",
-    "lat": "45.76",
-    "lon": "4.84",
-}
 _IMPORT_TIMER = "import time; t = time.perf_counter(); import app; print(time.perf_counter() - t)"
-
-
-@dataclass
-class _Context:
-    function_name: str = "IngestFunction"
-    memory_limit_in_mb: int = 1024
-    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:123456789012:function:IngestFunction"
-    aws_request_id: str = "bench"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
-
-
-def lambda_source_dir() -> Path:
-    """Folder holding app.py (the Lambda's code root), found from the installed fruits_ingest package."""
-    import fruits_ingest
-
-    source = Path(fruits_ingest.__file__).resolve().parents[1]
-    if not (source / "app.py").is_file():
-        raise FileNotFoundError(f"app.py not found next to fruits_ingest in {source}")
-    return source
 
 
 def measure_ingest(image_paths: list[Path], n: int) -> dict[str, Any]:
@@ -109,30 +84,15 @@ def cold_import_seconds(repeats: int = COLD_IMPORT_REPEATS) -> float:
 
 
 def _time_handler_on_moto(images: list[Path]) -> list[float]:
-    from moto import mock_aws
-
-    environ = {
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_ACCESS_KEY_ID": "bench",
-        "AWS_SECRET_ACCESS_KEY": "bench",
-        "LAKE_URI": f"s3://{LAKE_BUCKET}",
-        "PSEUDONYM_KEY": BENCH_KEY,
-    }
-    with mock.patch.dict(os.environ, environ), mock_aws(), _quiet_stdout(), _lambda_code_on_path():
-        import boto3
-
-        s3 = boto3.client("s3")
-        for bucket in (UPLOADS_BUCKET, LAKE_BUCKET):
-            s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+    with moto_ingest(UPLOADS_BUCKET, LAKE_BUCKET, BENCH_KEY) as ingest:
         events = []
         for index, path in enumerate(images):
             key = f"uploads/{index}-{path.name}"
             data = path.read_bytes()
-            etag = s3.put_object(Bucket=UPLOADS_BUCKET, Key=key, Body=data, Metadata=METADATA)["ETag"]
-            events.append(_s3_event(key, etag.strip('"'), len(data)))
-        sys.modules.pop("app", None)
-        app = importlib.import_module("app")
-        context = _Context()
+            etag = ingest.s3.put_object(Bucket=UPLOADS_BUCKET, Key=key, Body=data, Metadata=METADATA)["ETag"]
+            events.append(s3_event(UPLOADS_BUCKET, key, etag.strip('"'), len(data)))
+        app = ingest.load_app()
+        context = LambdaContext()
         timings = []
         for event in events:
             started = time.perf_counter()
@@ -140,14 +100,13 @@ def _time_handler_on_moto(images: list[Path]) -> list[float]:
             timings.append((time.perf_counter() - started) * 1000)
             if result["accepted"] != 1:
                 raise RuntimeError("benchmark upload was not accepted")
-        sys.modules.pop("app", None)
     return timings
 
 
 def _time_local_ingest(images: list[Path]) -> list[float]:
     from fruits_ingest.local import LocalIngest
 
-    with tempfile.TemporaryDirectory(prefix="fruits-ingest-bench-") as workdir, _quiet_stdout():
+    with tempfile.TemporaryDirectory(prefix="fruits-ingest-bench-") as workdir, quiet_stdout():
         ingest = LocalIngest(Path(workdir) / "uploads", f"file://{workdir}/lake", BENCH_KEY.encode())
         keys = [
             ingest.upload(path.read_bytes(), METADATA, f"{i}-{path.name}") for i, path in enumerate(images)
@@ -158,60 +117,6 @@ def _time_local_ingest(images: list[Path]) -> list[float]:
             ingest.process(key)
             timings.append((time.perf_counter() - started) * 1000)
     return timings
-
-
-def _s3_event(key: str, etag: str, size: int) -> dict[str, Any]:
-    from urllib.parse import quote_plus
-
-    return {
-        "Records": [
-            {
-                "eventVersion": "2.1",
-                "eventSource": "aws:s3",
-                "awsRegion": REGION,
-                "eventTime": "2025-06-14T09:21:37.512Z",
-                "eventName": "ObjectCreated:Put",
-                "userIdentity": {"principalId": "AWS:BENCH"},
-                "requestParameters": {"sourceIPAddress": "127.0.0.1"},
-                "responseElements": {"x-amz-request-id": uuid.uuid4().hex[:16], "x-amz-id-2": "bench"},
-                "s3": {
-                    "s3SchemaVersion": "1.0",
-                    "configurationId": "bench",
-                    "bucket": {
-                        "name": UPLOADS_BUCKET,
-                        "ownerIdentity": {"principalId": "BENCH"},
-                        "arn": f"arn:aws:s3:::{UPLOADS_BUCKET}",
-                    },
-                    "object": {
-                        "key": quote_plus(key, safe="/"),
-                        "size": size,
-                        "eTag": etag,
-                        "sequencer": "01",
-                    },
-                },
-            }
-        ]
-    }
-
-
-@contextlib.contextmanager
-def _quiet_stdout() -> Iterator[None]:
-    """The handler prints JSON logs and EMF metrics; keep them out of the benchmark's own output."""
-    with contextlib.redirect_stdout(io.StringIO()):
-        yield
-
-
-@contextlib.contextmanager
-def _lambda_code_on_path() -> Iterator[None]:
-    source = str(lambda_source_dir())
-    added = source not in sys.path
-    if added:
-        sys.path.insert(0, source)
-    try:
-        yield
-    finally:
-        if added:
-            sys.path.remove(source)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from benchmarks.workload import Workload, WorkloadSpec, build_workload, load_workload, reusable, sample_images
 from streaming_job.config import StreamConfig
-from streaming_job.model import DEFAULT_RUNTIME, RUNTIMES
-from streaming_job.status_log import batch_end, steady_state
+from streaming_job.featurizer.model import DEFAULT_RUNTIME, RUNTIMES
+from streaming_job.monitoring.status_log import batch_end, steady_state
 
 MODES = ("prepare", "alone", "stream", "batch_backfill", "ingest")
 ALONE_BATCH = 64
@@ -55,8 +55,8 @@ def alone(workload: Workload, runtime: str, batch_size: int = ALONE_BATCH) -> di
     import numpy as np
 
     from streaming_job import uris
-    from streaming_job.model import build_featurizer, load_featurizer_spec
-    from streaming_job.preprocess import decode_and_resize
+    from streaming_job.featurizer.model import build_featurizer, load_featurizer_spec
+    from streaming_job.featurizer.preprocess import decode_and_resize
 
     image_uris = workload.image_uris()
     spec = load_featurizer_spec(workload.featurizer_uri(runtime))
@@ -112,7 +112,7 @@ def stream(
     started_epoch = time.time()
     from fruits_core import contracts
     from fruits_core.lake_uris import join_uri
-    from streaming_job.runner import await_stream, start_stream
+    from streaming_job.query.runner import await_stream, start_stream
     from streaming_job.session import build_spark_session
 
     expected = workload.spec.n

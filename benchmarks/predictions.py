@@ -45,7 +45,7 @@ def say(message: str) -> None:
 
 
 def default_images() -> Path:
-    from streaming_job.model import BUNDLED_IMAGES
+    from streaming_job.featurizer.model import BUNDLED_IMAGES
 
     return SHARED_IMAGES if SHARED_IMAGES.is_dir() else BUNDLED_IMAGES
 
@@ -77,8 +77,8 @@ def ingest(lake: Path, uploads: Path, images: list[Path]) -> int:
 
 
 def stream(spark, lake: Path, predictions: bool) -> dict:
-    from streaming_job.runner import await_stream, start_stream
-    from streaming_job.status_log import steady_state
+    from streaming_job.monitoring.status_log import steady_state
+    from streaming_job.query.runner import await_stream, start_stream
 
     config = stream_config(lake, predictions)
     running = start_stream(spark, config)
@@ -92,8 +92,8 @@ def run(images_dir: Path, workdir: Path) -> dict:
     from fruits_classifier.evaluation import app_check, prediction_accuracy, scored_rows, split_unseen
     from fruits_classifier.training import train_classifier
     from fruits_lake.reading import read_features
-    from streaming_job.model import export_featurizer
-    from streaming_job.pca import fit_pca
+    from streaming_job.featurizer.model import export_featurizer
+    from streaming_job.featurizer.pca import fit_pca
     from streaming_job.session import build_spark_session
 
     images = find_images(images_dir)

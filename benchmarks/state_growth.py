@@ -136,7 +136,7 @@ def heap_used_mb(spark) -> float:
 def warm_up(spark, scratch: Path, manifests: int) -> None:
     """One throwaway query first, so that day 1's restart time is not the JVM's cold start."""
     from streaming_job.config import StreamConfig
-    from streaming_job.stream import read_manifests
+    from streaming_job.query.stream import read_manifests
 
     write_day(scratch / "manifests", 0, manifests, wall_clock_day_ms())
     config = StreamConfig(
@@ -160,9 +160,9 @@ def wall_clock_day_ms() -> int:
 
 def simulate(spark, design: str, workdir: Path, days: int, per_day: int, max_files: int) -> list[DayRecord]:
     """Run `days` simulated days of one design; return one record per day."""
+    from streaming_job.checkpoints.epoch_rotation import EpochCheckpoints
     from streaming_job.config import StreamConfig
-    from streaming_job.epoch_rotation import EpochCheckpoints
-    from streaming_job.stream import read_manifests
+    from streaming_job.query.stream import read_manifests
 
     lake = workdir / design
     shutil.rmtree(lake, ignore_errors=True)

@@ -1,4 +1,4 @@
-"""Pure arithmetic of the benchmark: medians and ratios (steady state: streaming_job.status_log)."""
+"""Benchmark arithmetic: medians and ratios (steady state: streaming_job.monitoring.status_log)."""
 
 from __future__ import annotations
 

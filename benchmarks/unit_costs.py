@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
-import importlib
 import json
 import os
 import re
@@ -35,7 +34,7 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
-from benchmarks.ingest_bench import METADATA, REGION, _lambda_code_on_path, _quiet_stdout, _s3_event
+from benchmarks.moto_ingest import METADATA, REGION, LambdaContext, moto_ingest, s3_event
 from operations.cost import UNIT_COSTS_PATH
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -69,36 +68,24 @@ def template_batch_size() -> int:
 
 def ingest_requests(batch: int, batches: int = DEFAULT_BATCHES) -> dict[str, float]:
     """S3 calls of the Lambda per accepted upload, by operation, over `batches` full SQS batches."""
-    from streaming_job.model import BUNDLED_IMAGES
+    from streaming_job.featurizer.model import BUNDLED_IMAGES
 
     bundled = sorted(BUNDLED_IMAGES.glob("*/*.jpg"))
     images = [bundled[index % len(bundled)] for index in range(batch * batches)]
-    environ = {
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_ACCESS_KEY_ID": "bench",
-        "AWS_SECRET_ACCESS_KEY": "bench",
-        "LAKE_URI": f"s3://{LAKE_BUCKET}",
-        "PSEUDONYM_KEY": BENCH_KEY,
-        # As deployed: the uploader is the Cognito sub in the key the upload API issued.
-        "IDENTITY_FROM_KEY": "true",
-    }
-    from moto import mock_aws
-
-    with mock.patch.dict(os.environ, environ), mock_aws(), _quiet_stdout(), _lambda_code_on_path():
-        import boto3
+    # As deployed: the uploader is the Cognito sub in the key the upload API issued.
+    identity = {"IDENTITY_FROM_KEY": "true"}
+    with moto_ingest(
+        UPLOADS_BUCKET, LAKE_BUCKET, BENCH_KEY, versioned_uploads=True, extra_env=identity
+    ) as ingest:
         from fruits_ingest.identity import new_upload_key
 
-        s3 = boto3.client("s3")
-        for bucket in (UPLOADS_BUCKET, LAKE_BUCKET):
-            s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
-        s3.put_bucket_versioning(Bucket=UPLOADS_BUCKET, VersioningConfiguration={"Status": "Enabled"})
+        s3 = ingest.s3
         records = []
         for path in images:
             key = new_upload_key(BENCH_SUBJECT, "image/jpeg")
             put = s3.put_object(Bucket=UPLOADS_BUCKET, Key=key, Body=path.read_bytes(), Metadata=METADATA)
             records.append(_sqs_record(key, put["ETag"].strip('"'), put["VersionId"]))
-        sys.modules.pop("app", None)
-        app = importlib.import_module("app")
+        app = ingest.load_app()
         calls: Counter[str] = Counter()
         app.S3_CLIENT.meta.events.register(
             "before-call.s3.*", lambda model, **_: calls.update([model.name]), unique_id="unit-costs"
@@ -106,12 +93,11 @@ def ingest_requests(batch: int, batches: int = DEFAULT_BATCHES) -> dict[str, flo
         accepted = 0
         for start in range(0, len(records), batch):
             event = {"Records": records[start : start + batch]}
-            response = app.lambda_handler(event, _Context())
+            response = app.lambda_handler(event, LambdaContext("unit-costs"))
             if response["batchItemFailures"]:
                 raise RuntimeError("a benchmark message failed")
             accepted += len(event["Records"])
         left = s3.list_object_versions(Bucket=UPLOADS_BUCKET).get("Versions", [])
-        sys.modules.pop("app", None)
     if left:
         raise RuntimeError(f"{len(left)} raw upload version(s) left after processing")
     return {operation: count / accepted for operation, count in sorted(calls.items())}
@@ -121,7 +107,7 @@ def stream_image_reads(images: int = 8) -> float:
     """S3 calls of the stream's workers per clean image read (ImageReader, as in featurize_uris)."""
     from moto import mock_aws
 
-    from streaming_job.image_io import ImageReader
+    from streaming_job.featurizer.image_io import ImageReader
 
     environ = {"AWS_DEFAULT_REGION": REGION, "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"}
     with mock.patch.dict(os.environ, environ), mock_aws():
@@ -233,24 +219,12 @@ def _manifest_line() -> bytes:
 
 def _sqs_record(key: str, etag: str, version_id: str) -> dict[str, Any]:
     template = json.loads((REPO_ROOT / "events" / "sqs-s3-notification.json").read_text())["Records"][0]
-    notification = _s3_event(key, etag, 1)
-    notification["Records"][0]["s3"]["bucket"]["name"] = UPLOADS_BUCKET
-    notification["Records"][0]["s3"]["bucket"]["arn"] = f"arn:aws:s3:::{UPLOADS_BUCKET}"
+    notification = s3_event(UPLOADS_BUCKET, key, etag, 1)
     notification["Records"][0]["s3"]["object"]["versionId"] = version_id
     record = copy.deepcopy(template)
     record["messageId"] = str(uuid.uuid4())
     record["body"] = json.dumps(notification)
     return record
-
-
-class _Context:
-    function_name = "IngestFunction"
-    memory_limit_in_mb = 1024
-    invoked_function_arn = f"arn:aws:lambda:{REGION}:123456789012:function:IngestFunction"
-    aws_request_id = "unit-costs"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 60_000
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -58,9 +58,9 @@ def run_worker(featurizer_uri: str, image_uris: list[str], cores: int, batch_siz
     """In the child: featurize the images twice as a stream task would; the status after each pass."""
     import pyspark.sql.pandas.serializers  # noqa: F401  (what a mapInPandas worker has loaded)
 
-    from streaming_job.featurize import featurize_uris
-    from streaming_job.model import load_featurizer_spec
-    from streaming_job.worker_cache import cached_featurizer, cached_image_reader
+    from streaming_job.featurizer.featurize import featurize_uris
+    from streaming_job.featurizer.model import load_featurizer_spec
+    from streaming_job.featurizer.worker_cache import cached_featurizer, cached_image_reader
 
     class Broadcast:
         value = load_featurizer_spec(featurizer_uri)
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(run_worker(featurizer_uri, image_uris, args.cores, args.batch_size)))
         return
 
-    from streaming_job.model import export_featurizer
+    from streaming_job.featurizer.model import export_featurizer
 
     work = Path(tempfile.mkdtemp(prefix="fruits-worker-memory-"))
     try:

@@ -130,8 +130,8 @@ def reusable(workload: Workload | None, spec: WorkloadSpec, images: list[Path]) 
 
 def build_workload(workdir: Path, spec: WorkloadSpec, spark) -> Workload:
     """Export each runtime's featurizer, ingest the images, replicate their manifests to N, fit the PCAs."""
-    from streaming_job.model import export_featurizer
-    from streaming_job.pca import fit_pca
+    from streaming_job.featurizer.model import export_featurizer
+    from streaming_job.featurizer.pca import fit_pca
 
     images = sample_images(Path(spec.images_dir))
     if len(images) < 2:

@@ -65,7 +65,7 @@ def train_phase(
 
     from fruits_classifier.training import train_classifier
     from fruits_lake.reading import committed_rows, lake_tables
-    from streaming_job.classifier import ClassifierError
+    from streaming_job.scoring.classifier import ClassifierError
 
     phase = TrainingPhase(names={image_name(path) for path in images})
     say(f"uploading {len(images)} training images")
@@ -107,7 +107,7 @@ def prediction_summary(
     from fruits_classifier.evaluation import app_check, prediction_accuracy
     from fruits_classifier.plots import confusion_matrix_plot
     from streaming_job import uris
-    from streaming_job.classifier import to_bytes
+    from streaming_job.scoring.classifier import to_bytes
 
     featurizer_bytes = len(uris.read_bytes(config.featurizer))
     if phase.report is None:

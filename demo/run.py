@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from demo.predictions import prediction_summary, reset_classifier, train_phase, training_images
+from demo.quality import first_component_share, linear_probe_accuracy
 from demo.uploads import AppUpload, app_uploads, bad_uploads, find_images
 from fruits_core import contracts
 from fruits_core.errors import ConfigError
@@ -39,8 +40,7 @@ from fruits_core.lake_uris import file_uri, join_uri
 from fruits_lake.catalog import FEATURES_TABLE
 from streaming_job import uris
 from streaming_job.config import StreamConfig
-from streaming_job.model import BUNDLED_IMAGES, DEFAULT_RUNTIME, DEFAULT_WEIGHTS, MODEL_NAMES
-from streaming_job.quality import first_component_share, linear_probe_accuracy
+from streaming_job.featurizer.model import BUNDLED_IMAGES, DEFAULT_RUNTIME, DEFAULT_WEIGHTS, MODEL_NAMES
 
 DEFAULT_WORKDIR = Path("work") / "demo"
 DEFAULT_INPUT_SIZE = 224
@@ -138,7 +138,7 @@ def ensure_featurizer(
     featurizer_uri: str, input_size: int, weights: str, calibration_images: list[Path]
 ) -> str:
     """Export the featurizer unless one with these weights and input size is there; return its version."""
-    from streaming_job.model import FeaturizerError, export_featurizer, load_featurizer_spec
+    from streaming_job.featurizer.model import FeaturizerError, export_featurizer, load_featurizer_spec
 
     if uris.exists(featurizer_uri):
         try:
@@ -188,7 +188,7 @@ def ensure_pca(
     spark, config: StreamConfig, images: list[Path], model_version: str, source_file: Path
 ) -> None:
     """Fit the PCA on the (clean) images unless the saved one was fitted on the same images and model."""
-    from streaming_job.pca import PcaError, fit_pca, read_sidecar
+    from streaming_job.featurizer.pca import PcaError, fit_pca, read_sidecar
 
     fingerprint = images_fingerprint(images, model_version)
     try:
@@ -244,7 +244,7 @@ def wait_until_done(lake_uri: str, expected: int, timeout_seconds: float, progre
 
 def steady_throughput(records: list[dict]) -> tuple[float | None, int]:
     """(images/s, batches used) in steady state: the bench's definition (status_log.steady_state)."""
-    from streaming_job.status_log import steady_state
+    from streaming_job.monitoring.status_log import steady_state
 
     steady = steady_state(records)
     return steady["images_per_s"], steady["batches"]
@@ -296,9 +296,9 @@ def run_demo(options: DemoOptions) -> tuple[dict, bool]:
     """Run the demo; return (summary, whether every accepted image came out)."""
     from tqdm import tqdm
 
+    from demo.plots import explained_variance_plot, pca_scatter_plot
     from fruits_lake.reading import committed_rows, lake_tables
-    from streaming_job.plots import explained_variance_plot, pca_scatter_plot
-    from streaming_job.runner import await_stream, start_stream
+    from streaming_job.query.runner import await_stream, start_stream
     from streaming_job.session import build_spark_session
 
     images = find_images(options.images)

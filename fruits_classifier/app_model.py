@@ -1,7 +1,7 @@
 """`fruits classifier export-app`: the app's one on-device model, uint8 RGB in, class probabilities out.
 
 Built with TensorFlow from the stream's own parts: the Keras reference featurizer
-(the bundled int8 MobileNetV2 dequantized, streaming_job.model; or the Keras
+(the bundled int8 MobileNetV2 dequantized, streaming_job.featurizer.model; or the Keras
 artifact itself), the PCA as a Dense layer (kernel = components, bias = -mean @
 components), then the published classifier's dense layers. TFLiteConverter
 turns it into one `.tflite`; its weights are quantised to int8 (dynamic range)
@@ -27,7 +27,7 @@ from fruits_core import contracts
 from fruits_core.clock import utc_now
 from fruits_core.lake_uris import join_uri
 from streaming_job import uris
-from streaming_job.classifier import Classifier, ClassifierError, load_published, read_pointer
+from streaming_job.scoring.classifier import Classifier, ClassifierError, load_published, read_pointer
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def app_latest_uri(lake_uri: str) -> str:
 
 def keras_featurizer(spec):
     """The float Keras featurizer the stream's artifact stands for (the reference of the LiteRT one)."""
-    from streaming_job.model import DEFAULT_WEIGHTS, build_model, keras_model
+    from streaming_job.featurizer.model import DEFAULT_WEIGHTS, build_model, keras_model
 
     if spec.runtime == "keras":
         return build_model(spec)
@@ -59,7 +59,7 @@ def app_keras_model(
     """uint8 [1, S, S, 3] -> probabilities [1, classes]: featurizer, PCA, classifier in one graph."""
     import keras
 
-    from streaming_job.preprocess import MOBILENET_OFFSET, MOBILENET_SCALE
+    from streaming_job.featurizer.preprocess import MOBILENET_OFFSET, MOBILENET_SCALE
 
     image = keras.Input(shape=(input_size, input_size, 3), batch_size=1, dtype="uint8", name="image")
     scaled = keras.layers.Rescaling(1.0 / MOBILENET_SCALE, offset=-MOBILENET_OFFSET)(
@@ -134,7 +134,7 @@ def stream_predictions(
     """
     from fruits_classifier.training import is_held_out
     from fruits_lake.reading import read_features
-    from streaming_job.preprocess import decode_and_resize
+    from streaming_job.featurizer.preprocess import decode_and_resize
 
     rows = read_features(lake_uri).select(["image_id", "uploaded_at", "features"]).to_pylist()
     rows = sorted((row for row in rows if is_held_out(row["image_id"])), key=lambda row: row["image_id"])
@@ -159,8 +159,8 @@ def export_app_model(lake_uri: str, featurizer_uri: str, pca_uri: str, spark=Non
     """
     from pyspark.sql import SparkSession
 
-    from streaming_job.model import FeaturizerError, load_featurizer_spec
-    from streaming_job.pca import PcaError, load_pca
+    from streaming_job.featurizer.model import FeaturizerError, load_featurizer_spec
+    from streaming_job.featurizer.pca import PcaError, load_pca
     from streaming_job.session import build_spark_session
 
     pointer = read_pointer(lake_uri)
@@ -202,7 +202,9 @@ def export_app_model(lake_uri: str, featurizer_uri: str, pca_uri: str, spark=Non
             "shape": [1, spec.input_size, spec.input_size, 3],
             "dtype": "uint8",
             "colour": "RGB",
-            "resize": "the whole image to S x S, bilinear, aspect not kept (streaming_job.preprocess)",
+            "resize": (
+                "the whole image to S x S, bilinear, aspect not kept (streaming_job.featurizer.preprocess)"
+            ),
         },
         "output": {
             "shape": [1, len(classifier.labels)],

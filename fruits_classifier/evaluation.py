@@ -61,7 +61,7 @@ def prediction_accuracy(rows: pa.Table) -> float | None:
 def app_check(lake_uri: str, app_latest: dict, rows: pa.Table) -> dict:
     """The app model on the rows' clean images: agreement with the stream's label, size and latency."""
     from fruits_classifier.app_model import AppRunner
-    from streaming_job.preprocess import decode_and_resize
+    from streaming_job.featurizer.preprocess import decode_and_resize
 
     model = uris.read_bytes(join_uri(lake_uri, app_latest["model"]))
     labels = uris.read_bytes(join_uri(lake_uri, app_latest["labels"])).decode().split()

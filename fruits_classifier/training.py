@@ -9,7 +9,7 @@ The same function serves the CLI and a notebook (`train_classifier(lake_uri)`):
 3. a small dense network (standardised k PCA scores -> ReLU layer -> softmax), trained
    deterministically (fixed seed, one thread, op determinism);
 4. held-out accuracy, per-class precision/recall and a confusion matrix;
-5. the weights exported for NumPy (streaming_job.classifier), the standardisation folded into
+5. the weights exported for NumPy (streaming_job.scoring.classifier), the standardisation folded into
    the first layer, published under `<lake>/models/classifier/<version>/` (never overwritten)
    with latest.json pointing at it.
 """
@@ -29,7 +29,7 @@ from fruits_core import contracts
 from fruits_core.clock import utc_now
 from fruits_core.lake_uris import join_uri
 from streaming_job import uris
-from streaming_job.classifier import (
+from streaming_job.scoring.classifier import (
     Classifier,
     ClassifierError,
     artifact_uri,

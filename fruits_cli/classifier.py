@@ -37,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from streaming_job.classifier import ClassifierError
+    from streaming_job.scoring.classifier import ClassifierError
 
     if not args.lake:
         raise ConfigError("--lake (or FRUITS_LAKE) is required")

@@ -8,7 +8,7 @@ import logging
 import os
 from pathlib import Path
 
-from streaming_job.model import DEFAULT_RUNTIME, DEFAULT_WEIGHTS, RUNTIMES, WEIGHT_CHOICES
+from streaming_job.featurizer.model import DEFAULT_RUNTIME, DEFAULT_WEIGHTS, RUNTIMES, WEIGHT_CHOICES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

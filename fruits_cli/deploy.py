@@ -342,8 +342,8 @@ def _existing_file(path: Path, what: str) -> Path:
 
 def _check_featurizer(featurizer: Path, pca_dir: Path | None, allow_random_weights: bool) -> None:
     """Refuse random weights unless asked for; warn when the PCA was fitted on another featurizer."""
-    from streaming_job.model import FeaturizerError, is_random_weights, load_featurizer_spec
-    from streaming_job.pca import PcaError, read_sidecar
+    from streaming_job.featurizer.model import FeaturizerError, is_random_weights, load_featurizer_spec
+    from streaming_job.featurizer.pca import PcaError, read_sidecar
 
     try:
         version = load_featurizer_spec(file_uri(featurizer.resolve())).model_version
@@ -484,8 +484,8 @@ def _status(args, executor, target) -> int:
 
 
 def _stream_health(lake: str) -> dict:
-    """The stream's own health rule (streaming_job.health) applied to its status log in the lake."""
-    from streaming_job.health import lake_health
+    """The stream's own health rule (streaming_job.monitoring.health) applied to its status log."""
+    from streaming_job.monitoring.health import lake_health
 
     return lake_health(lake).to_dict()
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from fruits_core import contracts
 from fruits_core.errors import ConfigError
 from fruits_core.lake_uris import file_uri, join_uri
-from streaming_job.model import DEFAULT_RUNTIME, DEFAULT_WEIGHTS, RUNTIMES, WEIGHT_CHOICES
+from streaming_job.featurizer.model import DEFAULT_RUNTIME, DEFAULT_WEIGHTS, RUNTIMES, WEIGHT_CHOICES
 
 # The local lake `fruits demo` uses when FRUITS_LAKE is not set.
 DEFAULT_LOCAL_LAKE = Path("work/demo/lake")
@@ -71,7 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def artifact_uri(out: str | None, runtime: str | None) -> str:
     """--out (its suffix must match --runtime when both are given), else the lake's key for the runtime."""
-    from streaming_job.model import FeaturizerError, runtime_of
+    from streaming_job.featurizer.model import FeaturizerError, runtime_of
 
     if out is None:
         runtime = runtime or DEFAULT_RUNTIME
@@ -88,7 +88,7 @@ def artifact_uri(out: str | None, runtime: str | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from streaming_job.model import FeaturizerError, export_featurizer
+    from streaming_job.featurizer.model import FeaturizerError, export_featurizer
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     out = artifact_uri(args.out, args.runtime)

@@ -6,11 +6,11 @@ import argparse
 import json
 
 from fruits_core.lake_uris import add_lake_argument, required_lake_uri
-from streaming_job.health import STATES
+from streaming_job.monitoring.health import STATES
 
 
 def states_help() -> str:
-    """The epilog of `fruits status --help`: every state with its exit code, from streaming_job.health."""
+    """`fruits status --help` epilog: each state and its exit code (streaming_job.monitoring.health)."""
     lines = ["states and exit codes (first match wins):"]
     lines += [f"  {state.upper():<13} {code}  {rule}" for state, code, rule in STATES]
     lines.append("(1: an unexpected error, 2: a bad flag or missing AWS credentials)")
@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from streaming_job.health import lake_health, render_table
+    from streaming_job.monitoring.health import lake_health, render_table
 
     lake = required_lake_uri(args.lake)
     report = lake_health(lake)

@@ -25,7 +25,7 @@ def default_master() -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from streaming_job.runner import configure_logging, run_stream
+    from streaming_job.query.runner import configure_logging, run_stream
 
     config = config_from_args(args)
     configure_logging()

@@ -41,7 +41,7 @@ AUDIT_PREFIX = "audit/"
 TOMBSTONES_PREFIX = "tombstones/"
 # Where the stream's cleanSource moves processed manifests: outside manifests/ on purpose.
 MANIFESTS_ARCHIVE_PREFIX = f"{ARCHIVE_PREFIX}manifests/"
-# The featurizer artifact's suffix names the runtime that runs it (see streaming_job.model).
+# The featurizer artifact's suffix names the runtime that runs it (see streaming_job.featurizer.model).
 FEATURIZER_SUFFIXES = {"litert": ".tflite", "keras": ".keras"}
 DEFAULT_RUNTIME = "litert"
 
@@ -419,7 +419,7 @@ def error_key(relative_path: str, line: str) -> str:
 
     Deterministic, so a replayed batch or a re-read manifest gives the same key; one-way, so the
     key holds nothing of the line. The stream computes the same digest in Spark
-    (streaming_job.stream.error_key_column), tested equal.
+    (streaming_job.query.stream.error_key_column), tested equal.
     """
     return hashlib.sha256(f"{relative_path}\n{line}".encode()).hexdigest()[:ERROR_KEY_HEX]
 
@@ -441,7 +441,8 @@ class FeaturizeErrorReason(StrEnum):
     IMAGE_NOT_FOUND = "image_not_found"
     IMAGE_READ_FAILED = "image_read_failed"
     IMAGE_DECODE_FAILED = "image_decode_failed"
-    # The image is larger than the worker's read cap (streaming_job.image_io.MAX_IMAGE_BYTES): not read whole.
+    # The image is larger than the worker's read cap (streaming_job.featurizer.image_io.MAX_IMAGE_BYTES):
+    # not read whole.
     IMAGE_TOO_LARGE = "image_too_large"
     # The image's bytes did not arrive within `--image-read-timeout`: the read is abandoned.
     IMAGE_READ_TIMEOUT = "image_read_timeout"

@@ -43,6 +43,7 @@ from pyiceberg.exceptions import CommitFailedException
 from pyiceberg.expressions import And, GreaterThanOrEqual, In, LessThanOrEqual, Or
 from pyiceberg.io.pyarrow import _check_pyarrow_schema_compatible, _dataframe_to_data_files
 from pyiceberg.table import Table
+from pyiceberg.table.snapshots import Snapshot
 
 from fruits_lake.catalog import (
     BATCH_ID_PROPERTY,
@@ -104,8 +105,8 @@ def commit_properties(query_id: str, batch_id: int, pca_version: str) -> dict[st
     return {QUERY_ID_PROPERTY: query_id, BATCH_ID_PROPERTY: str(batch_id), PCA_VERSION_PROPERTY: pca_version}
 
 
-def committed_by(table: Table, query_id: str, batch_id: int) -> bool:
-    """Whether a snapshot of `table` was committed by this query's micro-batch `batch_id`.
+def _batch_snapshot(table: Table, query_id: str, batch_id: int) -> Snapshot | None:
+    """The snapshot this query's micro-batch `batch_id` committed to `table`, if any.
 
     Newest first: a replay is of the latest batches, so the search usually stops at once.
     """
@@ -117,23 +118,20 @@ def committed_by(table: Table, query_id: str, batch_id: int) -> bool:
             and summary[QUERY_ID_PROPERTY] == query_id
             and summary[BATCH_ID_PROPERTY] == wanted
         ):
-            return True
-    return False
+            return snapshot
+    return None
+
+
+def committed_by(table: Table, query_id: str, batch_id: int) -> bool:
+    """Whether a snapshot of `table` was committed by this query's micro-batch `batch_id`."""
+    return _batch_snapshot(table, query_id, batch_id) is not None
 
 
 def rows_committed_by(table: Table, query_id: str, batch_id: int) -> int:
     """Rows this query's micro-batch `batch_id` appended to `table` (a replay reports them again:
     the run that committed them was killed before its progress record, so they were never counted)."""
-    wanted = str(batch_id)
-    for snapshot in reversed(table.metadata.snapshots):
-        summary = snapshot.summary
-        if (
-            summary is not None
-            and summary[QUERY_ID_PROPERTY] == query_id
-            and summary[BATCH_ID_PROPERTY] == wanted
-        ):
-            return int(summary["added-records"] or 0)
-    return 0
+    snapshot = _batch_snapshot(table, query_id, batch_id)
+    return 0 if snapshot is None else int(snapshot.summary["added-records"] or 0)
 
 
 def reread_horizon(table: Table, query_id: str) -> datetime | None:

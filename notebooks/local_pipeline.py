@@ -107,7 +107,7 @@ print(f"workdir {where}; images per class: {IMAGES_PER_CLASS or 'all'}")
 
 # %%
 from demo.uploads import find_images
-from streaming_job.model import BUNDLED_IMAGES
+from streaming_job.featurizer.model import BUNDLED_IMAGES
 from streaming_job.session import build_spark_session
 
 all_images = find_images(BUNDLED_IMAGES)
@@ -207,7 +207,7 @@ print(exif_counts)
 from pyspark.sql import functions as F
 
 from fruits_core.lake_uris import join_uri
-from streaming_job.stream import MANIFEST_SOURCE_OPTIONS, parse_manifests
+from streaming_job.query.stream import MANIFEST_SOURCE_OPTIONS, parse_manifests
 
 manifests = parse_manifests(
     spark.read.format("text")
@@ -223,12 +223,13 @@ manifests.select("image_id", "label", "subject_id", "region", "captured_hour", "
 # ## 4. Reading and decoding the clean images
 #
 # Spark's `binaryFile` source reads the clean JPEGs (one row per file, its bytes in `content`); a join
-# on the URI attaches each to its manifest. `streaming_job.preprocess.decode_and_resize`, what every
+# on the URI attaches each to its manifest.
+# `streaming_job.featurizer.preprocess.decode_and_resize`, what every
 # worker runs, decodes a JPEG to the featurizer's RGB input (here 224 x 224, pixels as they are fed
 # to MobileNetV2). A few of them, decoded from the DataFrame's rows:
 
 # %%
-from streaming_job.preprocess import decode_and_resize
+from streaming_job.featurizer.preprocess import decode_and_resize
 
 files = (
     spark.read.format("binaryFile")
@@ -268,7 +269,8 @@ display(Image(filename=str(PLOTS / "inputs.png")))
 # ## 5. The featurizer, broadcast to the workers, in `mapInPandas`
 #
 # The featurizer is an ImageNet-trained MobileNetV2 shipped with the repository (`models/`, int8,
-# Apache 2.0): nothing is downloaded. `streaming_job.model.export_featurizer` cuts it after its global
+# Apache 2.0): nothing is downloaded.
+# `streaming_job.featurizer.model.export_featurizer` cuts it after its global
 # pool (1280 features per image) and writes it into the lake (`models/featurizer.tflite`); LiteRT's
 # interpreter runs it. On the driver, `load_featurizer_spec` reads it once into a small picklable
 # **spec**, and `spark.sparkContext.broadcast` ships it: each executor receives it once per job instead
@@ -277,7 +279,7 @@ display(Image(filename=str(PLOTS / "inputs.png")))
 # task (`spark.python.worker.reuse`). The PCA fit and the stream below work the same way.
 
 # %%
-from streaming_job.model import export_featurizer, load_featurizer_spec
+from streaming_job.featurizer.model import export_featurizer, load_featurizer_spec
 
 featurizer_uri = join_uri(LAKE.as_uri(), contracts.FEATURIZER_KEY)
 clock = time.monotonic()
@@ -308,8 +310,8 @@ spec_broadcast = spark.sparkContext.broadcast(spec)
 
 def featurize(batches):
     """mapInPandas: decode each JPEG and run the broadcast featurizer, one forward pass per batch."""
-    from streaming_job.preprocess import decode_and_resize
-    from streaming_job.worker_cache import cached_featurizer
+    from streaming_job.featurizer.preprocess import decode_and_resize
+    from streaming_job.featurizer.worker_cache import cached_featurizer
 
     featurizer = cached_featurizer(spec_broadcast)  # built once per worker process, then reused
     for batch in batches:
@@ -332,7 +334,7 @@ features_df.select(
 # %% [markdown]
 # ## 6. PCA: the project's fit, and `pyspark.ml.feature.PCA`
 #
-# `streaming_job.pca.fit_pca` is the fit the stream uses: it featurizes the clean images with the
+# `streaming_job.featurizer.pca.fit_pca` is the fit the stream uses: it featurizes the clean images with the
 # broadcast spec (the same path as above), centres the vectors with Spark ML's `StandardScaler`,
 # computes their covariance with Spark (`RowMatrix.computeCovariance`) and decomposes it, then keeps the
 # fewest components that explain 95 % of the variance: that number is **k**. It saves a Spark ML
@@ -340,8 +342,8 @@ features_df.select(
 # variance, the line the running total up to k.
 
 # %%
-from streaming_job.pca import fit_pca
-from streaming_job.plots import explained_variance_plot
+from demo.plots import explained_variance_plot
+from streaming_job.featurizer.pca import fit_pca
 
 pca_uri = join_uri(LAKE.as_uri(), contracts.PCA_KEY)
 clean_uris = [row["image_uri"] for row in manifests.select("image_uri").collect()]
@@ -401,7 +403,7 @@ comparison.head(5).round(4)
 import argparse
 
 from streaming_job.config import add_stream_arguments, config_from_args
-from streaming_job.runner import await_stream, start_stream
+from streaming_job.query.runner import await_stream, start_stream
 
 parser = argparse.ArgumentParser(prog="fruits stream")
 add_stream_arguments(parser)
@@ -488,8 +490,8 @@ print(f"{len(spark_scores)} images: Spark ML transform vs the stream's scores, l
 # predicted by a model that never saw it), compared with chance.
 
 # %%
-from streaming_job.plots import pca_scatter_plot
-from streaming_job.quality import linear_probe_accuracy
+from demo.plots import pca_scatter_plot
+from demo.quality import linear_probe_accuracy
 
 scores = np.stack(features["features"].to_numpy())
 labels = features["label"].fillna("unlabelled").tolist()

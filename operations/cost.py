@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from importlib import resources
 from pathlib import Path
@@ -296,6 +297,32 @@ def estimate(
 def top_items(result: Estimate, count: int = 3) -> list[LineItem]:
     """The `count` largest line items, largest first."""
     return sorted(result.items, key=lambda item: item.usd, reverse=True)[:count]
+
+
+# The line items by what they pay for: the one grouping of docs/operations.md's "Three scales" table
+# and of the slides' cost page (a component belongs to the first group whose prefix it starts with).
+COST_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Lambda (requests + arm64 compute)", ("Lambda",)),
+    ("SQS", ("SQS",)),
+    ("S3 requests", ("S3 PUT", "S3 GET", "S3 LIST")),
+    ("S3 storage (30-day lake)", ("S3 storage",)),
+    ("KMS", ("KMS",)),
+    ("CloudWatch + X-Ray", ("CloudWatch", "X-Ray")),
+    ("upload quota (DynamoDB) + WAF", ("DynamoDB", "WAF")),
+    ("EMR (Serverless, or nodes + EBS + NAT)", ("EMR", "EBS", "NAT")),
+)
+
+
+def grouped_usd(items: Iterable[tuple[str, float]]) -> dict[str, float]:
+    """USD per group of COST_GROUPS, in its order, from (component, usd) pairs; a new component that
+    fits no group is an error, so no cost silently drops out of the documented table."""
+    grouped = {name: 0.0 for name, _ in COST_GROUPS}
+    for component, usd in items:
+        group = next((name for name, prefixes in COST_GROUPS if component.startswith(prefixes)), None)
+        if group is None:
+            raise ValueError(f"cost component {component!r} fits no group of COST_GROUPS")
+        grouped[group] += usd
+    return grouped
 
 
 def lambda_seconds_per_image(a: Assumptions) -> float:

@@ -53,7 +53,7 @@ class StreamConfig:
     checkpoint_epoch_hours: float = 24.0
     # Start a new features table when the model differs from the current table's (table_versions).
     new_model_table: bool = False
-    # Score each features row with the lake's published classifier (streaming_job.classifier_swap);
+    # Score each features row with the lake's published classifier (streaming_job.scoring.classifier_swap);
     # off only to measure the stream without it (`fruits bench`).
     predictions: bool = True
 

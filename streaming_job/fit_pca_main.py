@@ -76,8 +76,8 @@ def add_fit_pca_arguments(parser: argparse.ArgumentParser, lake_default_help: st
 def run_fit_pca(args: argparse.Namespace) -> int:
     """Fit and write the PCA; print its summary as JSON. 1 when the fit fails, ConfigError on bad flags."""
     from streaming_job import uris
-    from streaming_job.model import FeaturizerError
-    from streaming_job.pca import PcaError, fit_pca
+    from streaming_job.featurizer.model import FeaturizerError
+    from streaming_job.featurizer.pca import PcaError, fit_pca
     from streaming_job.session import build_spark_session
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -127,7 +127,7 @@ def run_fit_pca(args: argparse.Namespace) -> int:
 def refuse_to_replace(out: str) -> None:
     """ConfigError when `out` already holds a fitted PCA: the stream projects with it and its features
     table records its version, so overwriting it silently would make the next `fruits stream` refuse."""
-    from streaming_job.pca import PcaError, read_sidecar
+    from streaming_job.featurizer.pca import PcaError, read_sidecar
 
     try:
         sidecar = read_sidecar(out)

@@ -25,7 +25,7 @@ if __name__ == "__main__":
 
 from fruits_core.errors import exit_code_of
 from streaming_job.config import add_stream_arguments, config_from_args
-from streaming_job.runner import configure_logging, run_stream
+from streaming_job.query.runner import configure_logging, run_stream
 
 
 def main(argv: list[str] | None = None) -> int:

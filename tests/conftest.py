@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from streaming_job.model import BUNDLED_IMAGES  # the committed subset (25 images per class)
+from streaming_job.featurizer.model import BUNDLED_IMAGES  # the committed subset (25 images per class)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # The full sample, when the shared folder sits beside the repository.

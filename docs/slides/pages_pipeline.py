@@ -38,7 +38,8 @@ def slide_stream(deck: Deck, figures: Figures) -> None:
 
 def slide_pca(deck: Deck, figures: Figures) -> None:
     figure = deck.page(
-        "PCA: fitted once, applied in every batch", "streaming_job/pca.py, notebooks/local_pipeline.ipynb"
+        "PCA: fitted once, applied in every batch",
+        "streaming_job/featurizer/pca.py, notebooks/local_pipeline.ipynb",
     )
     bullets(
         figure,

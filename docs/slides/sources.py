@@ -14,6 +14,8 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from operations import cost  # noqa: E402
+
 DEFAULT_OUT = REPO / "docs" / "presentation.pdf"
 DEFAULT_BENCH = REPO / "docs" / "data" / "bench.json"
 EMR_TEMPLATE = REPO / "infra" / "emr-cluster.yaml"
@@ -43,27 +45,13 @@ def run_cost(images_per_day: int, region: str = COST_REGION) -> dict:
     return json.loads(done.stdout)
 
 
-# Components of `fruits cost`, grouped as in docs/operations.md ("Three scales").
-COST_GROUPS = (
-    ("Lambda (requests + arm64 compute)", ("Lambda",)),
-    ("SQS", ("SQS",)),
-    ("S3 requests", ("S3 PUT", "S3 GET", "S3 LIST")),
-    ("S3 storage (30-day lake)", ("S3 storage",)),
-    ("KMS", ("KMS",)),
-    ("CloudWatch + X-Ray", ("CloudWatch", "X-Ray")),
-    ("upload quota (DynamoDB) + WAF", ("DynamoDB", "WAF")),
-    ("EMR (Serverless, or nodes + EBS + NAT)", ("EMR", "EBS", "NAT")),
-)
+# The cost page groups as docs/operations.md does, with the one grouping of operations/cost.py.
+COST_GROUPS = cost.COST_GROUPS
 
 
 def group_cost(estimate: dict) -> dict[str, float]:
-    grouped = {name: 0.0 for name, _ in COST_GROUPS}
-    for item in estimate["items"]:
-        group = next((name for name, prefixes in COST_GROUPS if item["component"].startswith(prefixes)), None)
-        if group is None:
-            raise ValueError(f"cost component {item['component']!r} fits no group of the slide")
-        grouped[group] += item["usd"]
-    return grouped
+    """`fruits cost --json`'s items in operations.cost.COST_GROUPS, the grouping docs/operations.md shows."""
+    return cost.grouped_usd((item["component"], item["usd"]) for item in estimate["items"])
 
 
 def emr_defaults(template: Path = EMR_TEMPLATE) -> dict[str, str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from benchmarks.stats import median_or_none, ratio
-from streaming_job.status_log import steady_state
+from streaming_job.monitoring.status_log import steady_state
 
 
 def record(batch_id: int, start_s: float, duration_s: float, rows: int) -> dict:

@@ -15,8 +15,8 @@ from fruits_core import contracts
 from fruits_core.lake_uris import join_uri
 from streaming_job import uris
 from streaming_job.config import StreamConfig
-from streaming_job.pca import CENTRED_COLUMN, SCORES_COLUMN, SPARK_MODEL_DIR, VECTOR_COLUMN
-from streaming_job.preprocess import decode_and_resize, scale_for_mobilenet
+from streaming_job.featurizer.pca import CENTRED_COLUMN, SCORES_COLUMN, SPARK_MODEL_DIR, VECTOR_COLUMN
+from streaming_job.featurizer.preprocess import decode_and_resize, scale_for_mobilenet
 
 TOLERANCE = 1e-4
 
@@ -77,7 +77,7 @@ def reference_features(
 def test_tuned_stream_equals_the_plain_runtime_then_spark_pca_transform(spark, tiny_workload, runtime):
     # GIVEN the benchmark lake: N manifests of real images, the runtime's featurizer and its fitted PCA
     from fruits_lake.reading import read_features
-    from streaming_job.runner import await_stream, start_stream
+    from streaming_job.query.runner import await_stream, start_stream
 
     tiny_workload.clear_run_outputs()
     lake = tiny_workload.lake_uri

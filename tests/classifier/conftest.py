@@ -27,7 +27,7 @@ def publish_copy(lake_uri: str, classifier, version: str):
     from dataclasses import replace
 
     from streaming_job import uris
-    from streaming_job.classifier import artifact_uri, latest_uri, to_bytes
+    from streaming_job.scoring.classifier import artifact_uri, latest_uri, to_bytes
 
     copy = replace(classifier, version=version)
     data = to_bytes(copy)
@@ -41,9 +41,9 @@ def publish_copy(lake_uri: str, classifier, version: str):
 def scored_lake(spark, models, sample_image_paths, tmp_path_factory):
     from fruits_classifier.training import train_classifier
     from fruits_lake.reading import read_features
-    from streaming_job import runner
-    from streaming_job.classifier_swap import ClassifierSwap
-    from streaming_job.runner import await_stream, start_stream
+    from streaming_job.query import runner
+    from streaming_job.query.runner import await_stream, start_stream
+    from streaming_job.scoring.classifier_swap import ClassifierSwap
 
     featurizer_uri, pca_uri = models
     root = tmp_path_factory.mktemp("scored")

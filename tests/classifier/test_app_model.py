@@ -32,7 +32,7 @@ def test_the_app_model_is_one_tflite_with_its_labels_and_pointer(scored_lake, ex
 
 def test_the_app_model_agrees_with_the_stream_on_held_out_images(scored_lake, exported):
     from fruits_classifier.app_model import AppRunner, stream_predictions
-    from streaming_job.classifier import load_published, read_pointer
+    from streaming_job.scoring.classifier import load_published, read_pointer
 
     lake = scored_lake["lake"].as_uri()
     classifier = load_published(lake, read_pointer(lake), exported["pca_version"])

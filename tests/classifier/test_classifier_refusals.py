@@ -12,7 +12,7 @@ import pytest
 
 from fruits_classifier.training import MIN_ROWS_PER_CLASS, check_rows
 from streaming_job import uris
-from streaming_job.classifier import (
+from streaming_job.scoring.classifier import (
     Classifier,
     ClassifierError,
     artifact_uri,
@@ -20,7 +20,7 @@ from streaming_job.classifier import (
     latest_uri,
     to_bytes,
 )
-from streaming_job.classifier_swap import ClassifierSwap
+from streaming_job.scoring.classifier_swap import ClassifierSwap
 
 LABELS = {"apple", "lemon"}
 

@@ -7,7 +7,7 @@ import pytest
 
 from fruits_classifier.training import is_held_out, train_classifier
 from fruits_cli.main import main
-from streaming_job.classifier import load_published, read_pointer
+from streaming_job.scoring.classifier import load_published, read_pointer
 
 pytestmark = [pytest.mark.spark, pytest.mark.tf, pytest.mark.slow]
 
@@ -73,7 +73,7 @@ def _pointer_of(lake: str, version: str) -> dict:
     import hashlib
 
     from streaming_job import uris
-    from streaming_job.classifier import artifact_uri
+    from streaming_job.scoring.classifier import artifact_uri
 
     data = uris.read_bytes(artifact_uri(lake, version))
     return {"version": version, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}

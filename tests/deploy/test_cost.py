@@ -14,12 +14,14 @@ import pytest
 from fruits_cli import cost as cost_command
 from fruits_core.errors import ConfigError
 from operations.cost import (
+    COST_GROUPS,
     DAILY_LOAD_CURVE,
     UNIT_COSTS_PATH,
     Assumptions,
     UnknownPriceError,
     estimate,
     format_table,
+    grouped_usd,
     lambda_seconds_per_image,
     load_price_table,
     top_items,
@@ -327,3 +329,22 @@ def test_the_docs_quote_the_commands_totals_and_top_items():
     # AND the README quotes the same totals
     for n, result in results.items():
         assert f"| {n:,} | {result.total_usd:,.2f} |" in readme
+
+
+def test_the_docs_group_rows_are_the_one_grouping_of_the_commands_items():
+    # GIVEN `fruits cost` at the three documented scales, grouped by operations.cost.COST_GROUPS
+    # (the grouping the slides' cost page uses too)
+    scales = (10_000, 1_000_000, 100_000_000)
+    grouped = [grouped_usd((item.component, item.usd) for item in estimate(n).items) for n in scales]
+    operations = (REPO_ROOT / "docs" / "operations.md").read_text()
+    # THEN each group is a row of docs/operations.md's three-scale table, with the rounded amounts
+    for name, _ in COST_GROUPS:
+        row = re.search(rf"^\| {re.escape(name)} \| ([\d,]+) \| ([\d,]+) \| ([\d,]+) \|$", operations, re.M)
+        assert row, f"no row for the group {name!r}"
+        assert [_money(value) for value in row.groups()] == [round(by_group[name]) for by_group in grouped]
+
+
+def test_a_component_outside_every_group_is_refused():
+    # GIVEN a line item no group of COST_GROUPS covers WHEN it is grouped THEN it is an error, not a loss
+    with pytest.raises(ValueError, match="fits no group"):
+        grouped_usd([("Lambda compute", 1.0), ("Teleportation", 2.0)])

@@ -23,7 +23,7 @@ from operations.env_archive import ARCHIVE_NAME, env_spec
 from operations.job_package import build_job_package
 from streaming_job import uris
 from streaming_job.config import StreamConfig
-from streaming_job.status_log import StatusLog
+from streaming_job.monitoring.status_log import StatusLog
 
 REGION = "eu-west-3"
 BUCKET = "fruits-test-lake"

@@ -129,11 +129,52 @@ def test_only_the_table_layer_commits_to_tables():
 def test_the_classifier_room_sits_below_the_cli_demo_and_operations():
     # GIVEN every module of fruits_classifier/ (training and the app export, beside the stream)
     # WHEN its imports are read THEN it names the core, the lake and the stream only (the scoring
-    # half it shares with the workers lives in streaming_job.classifier, which never imports it back)
+    # half it shares with the workers lives in streaming_job.scoring.classifier, which never imports it back)
     assert (
         offending("fruits_classifier", ("fruits_cli", "operations", "demo", "benchmarks", "fruits_ingest"))
         == {}
     )
+
+
+# streaming_job/'s sub-rooms. The base modules at its top (config, uris, session) import no sub-room;
+# featurizer, scoring, checkpoints and monitoring import the base and their own room only; query composes
+# them all (each micro-batch: featurize, score, commit, report); the entry scripts at the top import anything.
+JOB_BASE = ("config", "uris", "session")
+JOB_LEAF_ROOMS = ("featurizer", "scoring", "checkpoints", "monitoring")
+JOB_SUB_ROOMS = (*JOB_LEAF_ROOMS, "query")
+
+
+def job_sub_rooms_imported(path: Path) -> set[str]:
+    """The streaming_job sub-rooms a module imports (`streaming_job.<room>.<module>`)."""
+    parts = (name.split(".") for name in imported_modules(path, with_names=True))
+    return {p[1] for p in parts if len(p) > 2 and p[0] == "streaming_job" and p[1] in JOB_SUB_ROOMS}
+
+
+def test_the_job_is_sub_rooms_plus_a_small_top():
+    # GIVEN streaming_job/ WHEN its modules are listed THEN the top holds the base and the entry scripts
+    # only, and every other module lives in one of the sub-rooms
+    top = sorted(path.stem for path in (REPO_ROOT / "streaming_job").glob("*.py") if path.stem != "__init__")
+    assert top == sorted((*JOB_BASE, "main", "fit_pca_main", "maintain_main"))
+    folders = {path.parent.name for path in sources("streaming_job")} - {"streaming_job"}
+    assert folders == set(JOB_SUB_ROOMS)
+
+
+def test_the_job_base_imports_no_sub_room():
+    found = {
+        stem: sorted(job_sub_rooms_imported(REPO_ROOT / "streaming_job" / f"{stem}.py")) for stem in JOB_BASE
+    }
+    assert found == {stem: [] for stem in JOB_BASE}
+
+
+@pytest.mark.parametrize("room", JOB_LEAF_ROOMS)
+def test_a_leaf_sub_room_of_the_job_imports_no_other_sub_room(room):
+    # GIVEN every module of one leaf sub-room WHEN its imports are read
+    found = {
+        str(path.relative_to(REPO_ROOT)): sorted(job_sub_rooms_imported(path) - {room})
+        for path in sources(f"streaming_job/{room}")
+    }
+    # THEN it names only its own room among the sub-rooms (query alone composes them)
+    assert {name: rooms for name, rooms in found.items() if rooms} == {}
 
 
 def test_the_rule_sees_a_lazy_import(tmp_path: Path):

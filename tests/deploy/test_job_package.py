@@ -13,6 +13,7 @@ import pytest
 from operations.env_archive import env_spec
 from operations.job_package import build_job_package, collect_sources, content_version
 from tests.deploy.emr_step import lay_out_step, spark_submit
+from tests.deploy.test_import_rules import JOB_SUB_ROOMS
 
 
 def test_same_sources_give_byte_identical_packages():
@@ -66,6 +67,9 @@ def test_the_zip_holds_the_spark_job_and_the_core_only():
     assert {name.split("/")[0] for name in names} == {"fruits_core", "fruits_lake", "streaming_job"}
     assert "streaming_job/main.py" in names
     assert "streaming_job/fit_pca_main.py" in names
+    # AND each sub-room of the job is in it, while the demo's own quality measure and plots are not
+    assert {f"streaming_job/{room}/__init__.py" for room in JOB_SUB_ROOMS} <= set(names)
+    assert not [name for name in names if name.rsplit("/", 1)[-1] in ("quality.py", "plots.py")]
 
 
 # Run in a fresh interpreter: only the zip, the standard library and the distributions of the job's

@@ -105,7 +105,7 @@ def test_maintenance_is_scheduled_daily_as_an_emr_step_of_the_uploaded_code(emr_
     assert request["JobFlowId"] == "${Cluster}"
     (step,) = request["Steps"]
     assert step["Name"] == "fruits-lake-maintain-${Stage}" and step["ActionOnFailure"] == "CONTINUE"
-    # AND the step is the one operations/deploy.py builds for the uploaded code and environment
+    # AND the step is the one operations/deploy/steps.py builds for the uploaded code and environment
     # (cluster deploy mode on the packed environment, like the stream's), with the stack's values
     placeholders = stream_deploy.Target(lake=stream_deploy.Lake(bucket="${LakeBucketName}"), stage="${Stage}")
     assert step == stream_deploy.maintain_step(

@@ -14,8 +14,14 @@ import pytest
 from cloudwatch_alarms import ALARM, OK, alarm_from_template
 
 from fruits_core import contracts
-from streaming_job.failure import CAUSES, Failure, failure_emf
-from streaming_job.status_log import BatchInFlight, BatchStats, emf_record, heartbeat_record, progress_record
+from streaming_job.monitoring.failure import CAUSES, Failure, failure_emf
+from streaming_job.monitoring.status_log import (
+    BatchInFlight,
+    BatchStats,
+    emf_record,
+    heartbeat_record,
+    progress_record,
+)
 
 START = datetime(2024, 5, 1, tzinfo=UTC)
 MINUTE = 60

@@ -34,8 +34,8 @@ from fruits_ingest import presign
 from fruits_core import contracts
 from operations import deploy as stream_deploy
 from operations.cost import Assumptions
-from streaming_job import failure, status_log
 from streaming_job.config import StreamConfig
+from streaming_job.monitoring import failure, status_log
 
 CUSTOM_CHECKS_DIR = REPO_ROOT / "infra" / "checkov_checks"
 CUSTOM_EMR_CHECKS = ("CKV_FRUITS_EMR_1", "CKV_FRUITS_EMR_2", "CKV_FRUITS_EMR_3", "CKV_FRUITS_EMR_4")
@@ -601,7 +601,7 @@ def test_ingest_alarms_cover_dlq_errors_throttles_and_quarantine_rate(ingest_tem
 
 def test_stream_alarms_watch_the_metrics_the_stream_emits(emr_template):
     alarms = _alarms(emr_template)
-    # The per-batch and heartbeat metrics, and the one a failing driver sends (streaming_job.failure).
+    # The per-batch and heartbeat metrics, and the one a failing driver sends (monitoring/failure.py).
     emitted = {name for name, _, _ in status_log.EMF_METRICS} | {failure.STREAM_FAILED_METRIC}
     topic = {"Fn::ImportValue": {"Fn::Sub": "${IngestStackName}-AlertTopicArn"}}
     watched = set()
@@ -699,7 +699,7 @@ def test_emr_leaves_the_interpreter_to_each_step_and_uses_the_lake_layout(emr_te
     # GIVEN the Spark configuration THEN workers are reused and Arrow is on
     assert defaults["spark.python.worker.reuse"] == "true"
     assert defaults["spark.sql.execution.arrow.pyspark.enabled"] == "true"
-    # AND no cluster-wide interpreter: each step runs its packed environment (operations/deploy.py),
+    # AND no cluster-wide interpreter: each step runs its packed environment (operations/deploy/steps.py),
     # which a cluster default or a spark-env export would override or contradict
     assert not {"spark.pyspark.python", "spark.pyspark.driver.python"} & set(defaults)
     assert "spark-env" not in classifications

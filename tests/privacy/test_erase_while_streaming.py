@@ -17,7 +17,7 @@ import pytest
 from fruits_cli.main import main
 from fruits_core import contracts
 from fruits_lake.reading import lake_tables
-from streaming_job.runner import await_stream, start_stream
+from streaming_job.query.runner import await_stream, start_stream
 from tests.privacy.subject_testkit import PSEUDONYM_KEY, SUBJECTS, ingest_subjects, pseudonym
 from tests.privacy.test_subject_tables import traces_on_disk
 from tests.streaming.stream_testkit import stream_config

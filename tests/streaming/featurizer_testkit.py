@@ -27,7 +27,7 @@ def _artifact_dir() -> Path:
 @functools.cache
 def litert_featurizer() -> tuple[str, str]:
     """(file:// URI of the default LiteRT featurizer at 96 px, its model_version)."""
-    from streaming_job.model import export_featurizer
+    from streaming_job.featurizer.model import export_featurizer
 
     uri = (_artifact_dir() / "featurizer.tflite").as_uri()
     return uri, export_featurizer(uri, input_size=TEST_INPUT_SIZE)
@@ -35,7 +35,7 @@ def litert_featurizer() -> tuple[str, str]:
 
 @functools.cache
 def litert_spec():
-    from streaming_job.model import load_featurizer_spec
+    from streaming_job.featurizer.model import load_featurizer_spec
 
     return load_featurizer_spec(litert_featurizer()[0])
 
@@ -43,7 +43,7 @@ def litert_spec():
 @functools.cache
 def seeded_featurizer() -> tuple[str, str]:
     """(file:// URI of a seeded 96-px featurizer calibrated on the bundled images, its model_version)."""
-    from streaming_job.model import export_featurizer
+    from streaming_job.featurizer.model import export_featurizer
 
     uri = (_artifact_dir() / "featurizer.keras").as_uri()
     return uri, export_featurizer(uri, input_size=TEST_INPUT_SIZE, weights="seeded")
@@ -51,7 +51,7 @@ def seeded_featurizer() -> tuple[str, str]:
 
 @functools.cache
 def seeded_spec():
-    from streaming_job.model import load_featurizer_spec
+    from streaming_job.featurizer.model import load_featurizer_spec
 
     return load_featurizer_spec(seeded_featurizer()[0])
 
@@ -59,6 +59,6 @@ def seeded_spec():
 @functools.cache
 def seeded_model_featurizer(batch_size: int = 64):
     """A driver-side KerasFeaturizer over the seeded spec (built once per batch size)."""
-    from streaming_job.model import build_featurizer
+    from streaming_job.featurizer.model import build_featurizer
 
     return build_featurizer(seeded_spec(), batch_size=batch_size)

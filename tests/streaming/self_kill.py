@@ -32,7 +32,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 def install(step: str, marker: Path) -> None:
     """Patch the sink and the rotation so that the driver kills itself (JVM and workers with it) at `step`."""
     from fruits_lake.sink import TableSink
-    from streaming_job.epoch_rotation import EpochCheckpoints
+    from streaming_job.checkpoints.epoch_rotation import EpochCheckpoints
 
     if step not in STEPS:
         raise SystemExit(f"unknown step {step!r}, expected one of {STEPS}")

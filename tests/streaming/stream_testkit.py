@@ -113,7 +113,7 @@ def manifest_json(manifest: dict) -> str:
 @functools.cache
 def fitted_pca(spark, sample_images: tuple[Path, ...]) -> tuple[str, str]:
     """(featurizer URI, PCA URI): the default featurizer and a k=4 PCA fitted on real images."""
-    from streaming_job.pca import fit_pca
+    from streaming_job.featurizer.pca import fit_pca
 
     featurizer_uri, _ = litert_featurizer()
     directory = Path(tempfile.mkdtemp(prefix="fruits-test-pca-"))

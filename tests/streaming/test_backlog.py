@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from streaming_job.backlog import ManifestBacklog, SourceLog, log_file_id, path_key
-from streaming_job.checkpoint_epochs import epoch_uri
-from streaming_job.runner import await_stream, start_stream
+from streaming_job.checkpoints.checkpoint_epochs import epoch_uri
+from streaming_job.monitoring.backlog import ManifestBacklog, SourceLog, log_file_id, path_key
+from streaming_job.query.runner import await_stream, start_stream
 from tests.streaming.stream_testkit import manifest_json, stream_config, valid_manifest, write_manifest
 
 

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pytest
 
 from fruits_core import contracts
-from streaming_job.batch_outcome import (
+from streaming_job.query.batch_outcome import (
     DETAIL_COLUMN,
     ERROR_KEY_COLUMN,
     FEATURIZED_COLUMNS,

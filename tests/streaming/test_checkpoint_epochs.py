@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fruits_core.errors import ConfigError
-from streaming_job.checkpoint_epochs import (
+from streaming_job.checkpoints.checkpoint_epochs import (
     MILLIS_PER_HOUR,
     EpochLayout,
     epoch_uri,

@@ -16,7 +16,7 @@ from fruits_core.errors import ConfigError
 from fruits_lake.catalog import FEATURES_TABLE, K_PROPERTY, open_catalog
 from fruits_lake.reading import lake_tables
 from fruits_lake.table_versions import archived_table_name
-from streaming_job.runner import await_stream, start_stream
+from streaming_job.query.runner import await_stream, start_stream
 from tests.streaming.stream_testkit import PCA_K, PCA_SAMPLE, every_nth, ingest_images, stream_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark, pytest.mark.tf]
@@ -69,7 +69,7 @@ def test_a_checkpoint_reset_neither_loses_nor_duplicates(
 @pytest.fixture(scope="module")
 def other_pca(spark, models, sample_image_paths, tmp_path_factory) -> str:
     """A PCA of another k (PCA_K - 1) on the same featurizer."""
-    from streaming_job.pca import fit_pca
+    from streaming_job.featurizer.pca import fit_pca
 
     pca_uri = (tmp_path_factory.mktemp("other-pca") / "pca").as_uri()
     sample = every_nth(sample_image_paths, PCA_SAMPLE)

@@ -279,7 +279,7 @@ def test_a_short_pseudonym_key_is_a_configuration_error_naming_its_variable(monk
 
 
 def test_the_scatter_axes_say_each_components_share_of_the_variance():
-    from streaming_job.plots import axis_label
+    from demo.plots import axis_label
 
     assert axis_label(1, [0.4254, 0.21]) == "PC 1 (42.5 % of the variance)"
     assert axis_label(2, [0.4254, 0.21]) == "PC 2 (21.0 % of the variance)"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from fruits_core import contracts
-from streaming_job.empty_manifests import EMPTY_DETAIL, empty_files, empty_manifest_errors
+from streaming_job.query.empty_manifests import EMPTY_DETAIL, empty_files, empty_manifest_errors
 
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
 

@@ -21,7 +21,7 @@ import pytest
 from pyiceberg.exceptions import NoSuchTableError
 
 from fruits_lake.reading import committed_rows, lake_tables
-from streaming_job.runner import await_stream, start_stream
+from streaming_job.query.runner import await_stream, start_stream
 from tests.streaming import self_kill
 from tests.streaming.stream_testkit import every_nth, ingest_images, stream_args, stream_config
 

@@ -14,8 +14,8 @@ import pytest
 
 from fruits_core import contracts
 from fruits_lake.reading import lake_tables
-from streaming_job.empty_manifests import EMPTY_DETAIL
-from streaming_job.runner import await_stream, start_stream
+from streaming_job.query.empty_manifests import EMPTY_DETAIL
+from streaming_job.query.runner import await_stream, start_stream
 from tests.streaming.stream_testkit import manifest_json, stream_config, valid_manifest, write_manifest
 
 pytestmark = [pytest.mark.spark, pytest.mark.tf]

@@ -21,7 +21,7 @@ import pytest
 from fruits_core import contracts
 from fruits_lake.catalog import BATCH_ID_PROPERTY, QUERY_ID_PROPERTY
 from fruits_lake.reading import lake_tables
-from streaming_job.health import lake_health
+from streaming_job.monitoring.health import lake_health
 from tests.streaming import self_kill
 from tests.streaming.stream_testkit import every_nth, ingest_images, stream_args, write_manifest
 

@@ -7,10 +7,10 @@ import pyarrow as pa
 import pytest
 
 from fruits_core.contracts import FeaturizeErrorReason
-from streaming_job.featurize import classify_error, featurize_uris
-from streaming_job.image_io import ImageReader
-from streaming_job.preprocess import ImageDecodeError, decode_and_resize
-from streaming_job.projection import PcaProjection
+from streaming_job.featurizer.featurize import classify_error, featurize_uris
+from streaming_job.featurizer.image_io import ImageReader
+from streaming_job.featurizer.preprocess import ImageDecodeError, decode_and_resize
+from streaming_job.featurizer.projection import PcaProjection
 from tests.streaming.featurizer_testkit import TEST_INPUT_SIZE, seeded_model_featurizer
 
 pytestmark = pytest.mark.tf

@@ -5,15 +5,16 @@ from __future__ import annotations
 import pytest
 
 from fruits_core.lake_uris import file_uri
-from streaming_job import uris, worker_cache
-from streaming_job.image_io import (
+from streaming_job import uris
+from streaming_job.featurizer import worker_cache
+from streaming_job.featurizer.image_io import (
     DEFAULT_READ_THREADS_PER_CORE,
     READ_THREADS_PER_CORE_ENV,
     ImageReader,
     read_threads,
     threads_per_core_from_env,
 )
-from streaming_job.preprocess import ImageDecodeError
+from streaming_job.featurizer.preprocess import ImageDecodeError
 
 REGION = "eu-west-3"
 BUCKET = "fruits-test-lake"
@@ -131,7 +132,7 @@ def test_undecodable_bytes_come_back_as_a_decode_error(tmp_path):
 
 
 def test_an_image_over_the_size_cap_is_an_error_value_with_its_reason(tmp_path, s3_bucket):
-    from streaming_job.featurize import classify_error
+    from streaming_job.featurizer.featurize import classify_error
 
     # GIVEN a 10-byte cap, a 10-byte and an 11-byte file, locally and on S3
     small, large = tmp_path / "small.jpg", tmp_path / "large.jpg"
@@ -162,7 +163,7 @@ def test_a_read_that_hangs_is_abandoned_after_the_timeout_and_the_others_are_rea
     import os
     import time
 
-    from streaming_job.featurize import classify_error
+    from streaming_job.featurizer.featurize import classify_error
 
     # GIVEN a file whose read blocks forever (a FIFO no one writes: a stuck mount behaves the same) and a
     # normal file, read by 2 threads with a 0.5 s timeout

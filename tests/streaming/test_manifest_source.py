@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from streaming_job.stream import MANIFEST_SOURCE_OPTIONS
+from streaming_job.query.stream import MANIFEST_SOURCE_OPTIONS
 
 
 def planned_then_deleted(spark, folder: Path, options: dict[str, str]) -> list[str]:

@@ -13,8 +13,13 @@ import numpy as np
 import pytest
 
 from fruits_cli import model as model_command
-from streaming_job.model import FeaturizerError, build_model, export_featurizer, load_featurizer_spec
-from streaming_job.preprocess import decode_and_resize
+from streaming_job.featurizer.model import (
+    FeaturizerError,
+    build_model,
+    export_featurizer,
+    load_featurizer_spec,
+)
+from streaming_job.featurizer.preprocess import decode_and_resize
 from tests.streaming.featurizer_testkit import (
     TEST_INPUT_SIZE,
     seeded_featurizer,

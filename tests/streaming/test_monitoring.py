@@ -19,10 +19,10 @@ from pyspark.sql.streaming.listener import (
 )
 
 from fruits_core import contracts
-from streaming_job.backlog import ManifestBacklog
-from streaming_job.heartbeat import Heartbeat
-from streaming_job.monitoring import ProgressListener
-from streaming_job.status_log import (
+from streaming_job.monitoring.backlog import ManifestBacklog
+from streaming_job.monitoring.heartbeat import Heartbeat
+from streaming_job.monitoring.listener import ProgressListener
+from streaming_job.monitoring.status_log import (
     EMF_METRICS,
     BatchInFlight,
     BatchStats,
@@ -295,7 +295,7 @@ def test_a_failing_status_write_never_reaches_spark(tmp_path, caplog):
 
 def test_the_listener_keeps_a_bounded_history(tmp_path, monkeypatch):
     # GIVEN a listener whose history holds 3 records
-    import streaming_job.monitoring as monitoring
+    import streaming_job.monitoring.listener as monitoring
 
     monkeypatch.setattr(monitoring, "HISTORY_RECORDS", 3)
     config = stream_config(tmp_path / "lake", "file:///m/featurizer.keras", "file:///m/pca")

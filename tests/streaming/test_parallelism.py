@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from streaming_job.parallelism import DYNAMIC_ALLOCATION_WAVES, coalesce_width, current_coalesce_width
+from streaming_job.query.parallelism import DYNAMIC_ALLOCATION_WAVES, coalesce_width, current_coalesce_width
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ import pytest
 from fruits_cli import fit_pca as fit_pca_command
 from fruits_core.errors import ConfigError
 from streaming_job import uris
-from streaming_job.pca import (
+from streaming_job.featurizer.pca import (
     PcaError,
     PcaVersionMismatch,
     choose_k,
@@ -19,7 +19,7 @@ from streaming_job.pca import (
     load_pca,
     principal_components,
 )
-from streaming_job.preprocess import decode_and_resize
+from streaming_job.featurizer.preprocess import decode_and_resize
 from tests.streaming.featurizer_testkit import TEST_INPUT_SIZE, seeded_featurizer, seeded_model_featurizer
 
 BROKEN_IMAGES = 2

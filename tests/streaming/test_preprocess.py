@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from streaming_job import preprocess
-from streaming_job.preprocess import ImageDecodeError, decode_and_resize, scale_for_mobilenet
+from streaming_job.featurizer import preprocess
+from streaming_job.featurizer.preprocess import ImageDecodeError, decode_and_resize, scale_for_mobilenet
 
 
 def encode(image: Image.Image, image_format: str) -> bytes:
@@ -103,7 +103,7 @@ def test_mobilenet_scaling_maps_pixels_to_minus_one_one():
 def test_the_stream_decodes_what_the_ingest_accepts_under_the_same_pixel_limit():
     # One definition in the shared core (until preprocess imports it itself: issue 10, lead's file).
     from fruits_core import contracts
-    from streaming_job import preprocess
+    from streaming_job.featurizer import preprocess
 
     assert preprocess.DECODER_FORMATS == contracts.IMAGE_PILLOW_FORMATS
     assert preprocess.MAX_DECODED_PIXELS == contracts.MAX_IMAGE_PIXELS

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from streaming_job.projection import PcaProjection
+from streaming_job.featurizer.projection import PcaProjection
 
 
 def orthonormal_projection(dimension: int, k: int, seed: int = 0) -> PcaProjection:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from streaming_job.quality import first_component_share, linear_probe_accuracy, stratified_folds
+from demo.quality import first_component_share, linear_probe_accuracy, stratified_folds
 
 
 def _blobs(separation: float, rng) -> tuple[np.ndarray, list[str]]:

@@ -18,17 +18,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from streaming_job.model import (
+from demo.quality import first_component_share, linear_probe_accuracy
+from streaming_job.featurizer.model import (
     FeaturizerError,
     build_featurizer,
     export_featurizer,
     is_random_weights,
     load_featurizer_spec,
 )
-from streaming_job.pca import principal_components
-from streaming_job.preprocess import decode_and_resize
-from streaming_job.quality import first_component_share, linear_probe_accuracy
-from streaming_job.runtimes import KerasFeaturizer, LiteRtFeaturizer
+from streaming_job.featurizer.pca import principal_components
+from streaming_job.featurizer.preprocess import decode_and_resize
+from streaming_job.featurizer.runtimes import KerasFeaturizer, LiteRtFeaturizer
 from tests.streaming.featurizer_testkit import TEST_INPUT_SIZE, litert_featurizer, litert_spec, seeded_spec
 
 pytestmark = pytest.mark.tf
@@ -91,7 +91,7 @@ def test_impossible_exports_are_refused(tmp_path, out, weights, message):
 
 
 def test_a_foreign_or_broken_tflite_file_is_refused(tmp_path):
-    from streaming_job.model import BUNDLED_MODEL
+    from streaming_job.featurizer.model import BUNDLED_MODEL
 
     foreign = tmp_path / "classifier.tflite"
     foreign.write_bytes(BUNDLED_MODEL.read_bytes())

@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 
 from fruits_lake.reading import read_features
-from streaming_job.runner import await_stream, start_stream
-from streaming_job.source_cleanup import (
+from streaming_job.checkpoints.source_cleanup import (
     archived_uri,
     batch_files,
     last_committed_batch,
     source_log_name,
     source_log_offset,
 )
+from streaming_job.query.runner import await_stream, start_stream
 from tests.streaming.stream_testkit import every_nth, ingest_images, stream_config
 
 # --- the checkpoint's logs, as Spark 4.0 writes them ------------------------------------------------

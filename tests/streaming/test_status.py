@@ -12,9 +12,9 @@ import pytest
 
 from fruits_cli import status as status_command
 from fruits_core import contracts
-from streaming_job import driver_process
-from streaming_job.health import EXIT_CODES, STATES, assess, backlog_growing, render_table
-from streaming_job.status_log import StatusLog
+from streaming_job.monitoring import driver_process
+from streaming_job.monitoring.health import EXIT_CODES, STATES, assess, backlog_growing, render_table
+from streaming_job.monitoring.status_log import StatusLog
 
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 

@@ -17,9 +17,9 @@ import pytest
 from fruits_core import contracts
 from fruits_lake.catalog import K_PROPERTY, PCA_VERSION_PROPERTY
 from fruits_lake.reading import lake_tables, read_features
-from streaming_job.health import lake_health
-from streaming_job.runner import await_stream, drain_listener, install_stop_signals, start_stream
-from streaming_job.stream import is_partition_date
+from streaming_job.monitoring.health import lake_health
+from streaming_job.query.runner import await_stream, drain_listener, install_stop_signals, start_stream
+from streaming_job.query.stream import is_partition_date
 from tests.streaming.stream_testkit import (
     PCA_K,
     PERSONAL_STRINGS,
@@ -44,7 +44,7 @@ NO_SUCH_DAY_ID = "2" * 32
 OUTSIDE_ID = "3" * 32
 BLANK_ID = "4" * 32  # a manifest file holding only whitespace: no manifest, no row
 ARRAY_ID = "5" * 32  # a manifest file holding a JSON array of two manifests
-EMPTY_FILE_ID = "6" * 32  # a 0-byte manifest file: Spark's scan skips it, the stream counts it
+EMPTY_FILE_ID = "6" * 32  # a 0-byte manifest file: Spark's scan skips it, the driver makes it an error row
 CLAIMED_ID = "7" * 32  # a manifest whose image_uri is another image of the lake (another person's photo)
 FEATURE_NAMES = contracts.field_names(contracts.FEATURES_FIELDS)
 
@@ -173,14 +173,14 @@ def test_bad_manifests_and_missing_images_become_error_rows(spark, streamed):
     # GIVEN a manifest whose image is gone, a broken file, a v2 manifest, one lacking required fields,
     # one whose dt would name a folder outside the output, one with an empty image_id, one dated
     # 2024-13-45, one naming an image outside the lake, one claiming another image of the lake, a
-    # manifest duplicated in one batch, a file of whitespace (no manifest line: nothing) and a file
-    # holding a JSON array of two manifests
+    # manifest duplicated in one batch, a file of whitespace (no manifest line: nothing), a file
+    # holding a JSON array of two manifests and a 0-byte file
     _, errors_table = lake_tables(streamed["lake"].as_uri())
     error_rows = errors_table.scan().to_arrow().to_pylist()
     errors = {row["image_id"]: row for row in error_rows}
     duplicated_id = streamed["accepted"][-1].image_id
     # THEN each is an error row with a stable reason, and the stream went on
-    assert len(error_rows) == len(errors) == 11
+    assert len(error_rows) == len(errors) == 12
     assert {image_id: row["reason"] for image_id, row in errors.items()} == {
         MISSING_IMAGE_ID: "image_not_found",
         BROKEN_ID: "malformed_manifest",
@@ -193,7 +193,10 @@ def test_bad_manifests_and_missing_images_become_error_rows(spark, streamed):
         duplicated_id: "duplicate_image_id",
         ARRAY_ID: "malformed_manifest",
         CLAIMED_ID: "malformed_manifest",
+        EMPTY_FILE_ID: "malformed_manifest",
     }
+    # a 0-byte manifest, which Spark's scan skips, is a row too (found by the driver, once)
+    assert errors[EMPTY_FILE_ID]["detail"] == "manifest is empty (0 bytes)"
     assert "another image than image_id" in errors[CLAIMED_ID]["detail"]
     # the array is one error row (the file's), not one row per element
     assert errors[ARRAY_ID]["detail"] == "manifest is a JSON array: one JSON object per line"

@@ -17,11 +17,11 @@ from pyspark.sql.streaming.listener import QueryStartedEvent
 
 from fruits_lake.commit_retry import RetriesExhausted
 from fruits_lake.sink import TableSink
-from streaming_job.failure import OTHER_CAUSE, failure_of
-from streaming_job.health import DEAD, lake_health, render_table
-from streaming_job.monitoring import ProgressListener
-from streaming_job.runner import await_stream, start_stream
-from streaming_job.status_log import BatchStatsBoard, StatusLog
+from streaming_job.monitoring.failure import OTHER_CAUSE, failure_of
+from streaming_job.monitoring.health import DEAD, lake_health, render_table
+from streaming_job.monitoring.listener import ProgressListener
+from streaming_job.monitoring.status_log import BatchStatsBoard, StatusLog
+from streaming_job.query.runner import await_stream, start_stream
 from tests.streaming.stream_testkit import manifest_json, stream_config, valid_manifest, write_manifest
 
 PSEUDONYM = "9f" * 32  # what a tombstone's name holds: it must reach no status and no metric

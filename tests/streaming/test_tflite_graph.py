@@ -7,8 +7,8 @@ import hashlib
 import numpy as np
 import pytest
 
-from streaming_job.model import BUNDLED_MODEL
-from streaming_job.tflite_graph import (
+from streaming_job.featurizer.model import BUNDLED_MODEL
+from streaming_job.featurizer.tflite_graph import (
     GraphError,
     cut_at_pooled_features,
     feature_convolutions,

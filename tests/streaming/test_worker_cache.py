@@ -7,8 +7,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from streaming_job import worker_cache
-from streaming_job.worker_cache import cached_featurizer, model_builds_in_this_process
+from streaming_job.featurizer import worker_cache
+from streaming_job.featurizer.worker_cache import cached_featurizer, model_builds_in_this_process
 from tests.streaming.featurizer_testkit import seeded_spec
 
 pytestmark = pytest.mark.tf
@@ -29,8 +29,8 @@ def report_per_batch(spec_broadcast):
         import tensorflow as tf
         from pyspark import TaskContext
 
-        from streaming_job.featurize import featurize_uris
-        from streaming_job.worker_cache import (
+        from streaming_job.featurizer.featurize import featurize_uris
+        from streaming_job.featurizer.worker_cache import (
             cached_featurizer,
             cached_image_reader,
             model_builds_in_this_process,

@@ -19,7 +19,7 @@ import numpy as np
 
 from streaming_job import uris
 from streaming_job.config import StreamConfig
-from streaming_job.preprocess import decode_and_resize
+from streaming_job.featurizer.preprocess import decode_and_resize
 
 # Concurrent reads per core of the task. A read is mostly waiting on an S3 GET (tens of ms), a decode
 # is CPU (Pillow releases the GIL): 8 GETs in flight per core feed the ~200 images/s a LiteRT core

@@ -1,8 +1,8 @@
-"""The Spark side of monitoring: the listener that feeds the status log (streaming_job.status_log).
+"""The Spark side of monitoring: the listener that feeds the status log (streaming_job.monitoring.status_log).
 
 `ProgressListener` turns each query event into a status record, a `latest.json`
 update and, when configured, an EMF metric record; its `heartbeat`, called by
-the driver's heartbeat thread (streaming_job.heartbeat), does the same on a
+the driver's heartbeat thread (streaming_job.monitoring.heartbeat), does the same on a
 timer. It keeps the last `HISTORY_RECORDS` progress records in memory (what the
 demo and the bench read back), so a stream that runs for months holds a bounded history.
 """
@@ -19,11 +19,11 @@ from pyspark.sql.streaming import StreamingQueryListener
 
 from fruits_core import contracts
 from fruits_core.clock import utc_now
-from streaming_job import driver_process
-from streaming_job.backlog import ManifestBacklog
 from streaming_job.config import StreamConfig
-from streaming_job.failure import Failure, failure_emf, failure_of, failure_record
-from streaming_job.status_log import (
+from streaming_job.monitoring import driver_process
+from streaming_job.monitoring.backlog import ManifestBacklog
+from streaming_job.monitoring.failure import Failure, failure_emf, failure_of, failure_record
+from streaming_job.monitoring.status_log import (
     STATUS_RECORD_VERSION,
     BatchStatsBoard,
     EmfPublisher,

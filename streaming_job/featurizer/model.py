@@ -33,12 +33,12 @@ import numpy as np
 
 from fruits_core import contracts
 from streaming_job import uris
-from streaming_job.preprocess import decode_and_resize, scale_for_mobilenet
-from streaming_job.runtimes import DEFAULT_BATCH_SIZE, KerasFeaturizer, LiteRtFeaturizer
+from streaming_job.featurizer.preprocess import decode_and_resize, scale_for_mobilenet
+from streaming_job.featurizer.runtimes import DEFAULT_BATCH_SIZE, KerasFeaturizer, LiteRtFeaturizer
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 BUNDLED_IMAGES = REPO_ROOT / "data" / "fruits360-sample"
 # ImageNet MobileNetV2, int8 (Apache 2.0; attribution and license beside it).
 BUNDLED_MODEL = REPO_ROOT / "models" / "mobilenet_v2_1.0_224_int8.tflite"
@@ -141,7 +141,7 @@ def export_featurizer(
 
 def litert_artifact(input_size: int) -> bytes:
     """The bundled int8 model cut at its pooled features, for inputs of `input_size` pixels."""
-    from streaming_job.tflite_graph import cut_at_pooled_features
+    from streaming_job.featurizer.tflite_graph import cut_at_pooled_features
 
     description = {"weights": MODEL_NAMES["imagenet-int8"], "input_size": input_size}
     return cut_at_pooled_features(bundled_model_bytes(), input_size, description)
@@ -167,7 +167,7 @@ def load_featurizer_spec(uri: str) -> FeaturizerSpec:
 
 
 def _litert_spec(data: bytes, uri: str) -> LiteRtSpec:
-    from streaming_job.tflite_graph import GraphError, featurizer_description
+    from streaming_job.featurizer.tflite_graph import GraphError, featurizer_description
 
     try:
         description = featurizer_description(data)
@@ -301,7 +301,7 @@ def _dequantized_model(input_size: int):
     """
     import keras
 
-    from streaming_job.tflite_graph import feature_convolutions
+    from streaming_job.featurizer.tflite_graph import feature_convolutions
 
     model = _mobilenet_v2(input_size, "imagenet-int8", None)
     convolutions = feature_convolutions(bundled_model_bytes())

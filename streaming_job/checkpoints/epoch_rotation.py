@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pyspark.sql import SparkSession
 
 from fruits_core.lake_uris import join_uri
-from streaming_job.checkpoint_epochs import (
+from streaming_job.checkpoints.checkpoint_epochs import (
     MIN_BATCHES_PER_EPOCH,
     EpochLayout,
     epoch_uri,
@@ -24,7 +24,7 @@ from streaming_job.checkpoint_epochs import (
     next_layout,
     rotation_due,
 )
-from streaming_job.source_cleanup import last_committed_batch
+from streaming_job.checkpoints.source_cleanup import last_committed_batch
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from streaming_job.classifier import Classifier, ClassifierError, load_published, read_pointer
+from streaming_job.scoring.classifier import Classifier, ClassifierError, load_published, read_pointer
 
 log = logging.getLogger(__name__)
 

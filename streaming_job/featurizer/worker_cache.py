@@ -14,13 +14,13 @@ import logging
 import os
 import threading
 
-from streaming_job.image_io import (
+from streaming_job.featurizer.image_io import (
     DEFAULT_READ_TIMEOUT_SECONDS,
     ImageReader,
     read_threads,
     threads_per_core_from_env,
 )
-from streaming_job.runtimes import DEFAULT_BATCH_SIZE, Featurizer
+from streaming_job.featurizer.runtimes import DEFAULT_BATCH_SIZE, Featurizer
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ def _build(spec, batch_size: int, cores: int) -> Featurizer:
     built per featurizer. Each counts as a build: one per model_version and batch
     size when caching works.
     """
-    from streaming_job.model import build_featurizer, build_model
+    from streaming_job.featurizer.model import build_featurizer, build_model
 
     model = _keras_models.get(spec.model_version)
     if model is None:

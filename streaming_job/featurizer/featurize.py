@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fruits_core.contracts import FeaturizeErrorReason
-from streaming_job.image_io import ImageReader, ImageReadTimeoutError, ImageTooLargeError
-from streaming_job.preprocess import ImageDecodeError
-from streaming_job.projection import PcaProjection
-from streaming_job.runtimes import Featurizer
+from streaming_job.featurizer.image_io import ImageReader, ImageReadTimeoutError, ImageTooLargeError
+from streaming_job.featurizer.preprocess import ImageDecodeError
+from streaming_job.featurizer.projection import PcaProjection
+from streaming_job.featurizer.runtimes import Featurizer
 
 MAX_ERROR_DETAIL = 300
 

@@ -8,7 +8,7 @@ CloudWatch log group is configured, the same figures go out as an
 embedded-metric-format (EMF) record. The driver's heartbeat (`heartbeat_record`)
 goes the same two ways, on a timer rather than per batch. Records hold counts, rates and durations
 only: never an image id, a label or any personal data. The Spark listener that
-feeds it is monitoring.ProgressListener.
+feeds it is listener.ProgressListener.
 
 Also here: the one definition of steady-state throughput, used by `fruits demo`
 and `fruits bench` alike.

@@ -27,16 +27,16 @@ from fruits_lake.erased_subjects import tombstone_listing
 from fruits_lake.sink import TableSink
 from fruits_lake.table_versions import TableModel, features_table_for
 from streaming_job import uris
-from streaming_job.backlog import ManifestBacklog
-from streaming_job.classifier_swap import ClassifierSwap
+from streaming_job.checkpoints.epoch_rotation import EpochCheckpoints, EpochRotation
+from streaming_job.checkpoints.source_cleanup import clean_last_batch
 from streaming_job.config import StreamConfig
-from streaming_job.epoch_rotation import EpochCheckpoints, EpochRotation
-from streaming_job.failure import failure_emf, failure_of, failure_record
-from streaming_job.heartbeat import Heartbeat
-from streaming_job.monitoring import ProgressListener
-from streaming_job.source_cleanup import clean_last_batch
-from streaming_job.status_log import BatchStatsBoard, EmfPublisher, StatusLog
-from streaming_job.stream import QUERY_NAME, MicroBatchWriter, WorkerContext, read_manifests
+from streaming_job.monitoring.backlog import ManifestBacklog
+from streaming_job.monitoring.failure import failure_emf, failure_of, failure_record
+from streaming_job.monitoring.heartbeat import Heartbeat
+from streaming_job.monitoring.listener import ProgressListener
+from streaming_job.monitoring.status_log import BatchStatsBoard, EmfPublisher, StatusLog
+from streaming_job.query.stream import QUERY_NAME, MicroBatchWriter, WorkerContext, read_manifests
+from streaming_job.scoring.classifier_swap import ClassifierSwap
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +81,8 @@ def start_stream(spark: SparkSession, config: StreamConfig) -> RunningStream:
 
     Raises ConfigError when the features table holds another model's vectors (table_versions).
     """
-    from streaming_job.model import load_featurizer_spec
-    from streaming_job.pca import load_pca
+    from streaming_job.featurizer.model import load_featurizer_spec
+    from streaming_job.featurizer.pca import load_pca
 
     spec = load_featurizer_spec(config.featurizer)
     projection = load_pca(spark, config.pca, spec.model_version)
@@ -257,8 +257,8 @@ def run_stream(config: StreamConfig, master: str | None = None) -> int:
     Returns 0 after a clean stop (stop marker, SIGTERM, available-now backlog done),
     2 when the model artifacts are missing or inconsistent, or do not match the features table's.
     """
-    from streaming_job.model import FeaturizerError
-    from streaming_job.pca import PcaError
+    from streaming_job.featurizer.model import FeaturizerError
+    from streaming_job.featurizer.pca import PcaError
     from streaming_job.session import build_spark_session
 
     spark = build_spark_session("fruits-stream", master=master)
@@ -281,7 +281,7 @@ def run_stream(config: StreamConfig, master: str | None = None) -> int:
 
 
 def record_start_failure(config: StreamConfig, error: BaseException) -> None:
-    """Why this start failed, as a failed query records it (streaming_job.failure), best effort.
+    """Why this start failed, as a failed query records it (streaming_job.monitoring.failure), best effort.
 
     latest.json is updated only on a lake where the stream has run (NEVER-RAN stays so); the
     StreamFailed metric is sent whenever metrics are configured.

@@ -25,7 +25,10 @@ from pyspark.sql import functions as F
 from fruits_core import contracts
 from fruits_core.clock import utc_now
 from fruits_lake.sink import TableSink
-from streaming_job.batch_outcome import (
+from streaming_job.checkpoints.source_cleanup import HadoopPaths
+from streaming_job.config import StreamConfig
+from streaming_job.monitoring.status_log import BatchStatsBoard
+from streaming_job.query.batch_outcome import (
     DETAIL_COLUMN,
     ERROR_KEY_COLUMN,
     FEATURIZED_COLUMNS,
@@ -34,14 +37,11 @@ from streaming_job.batch_outcome import (
     WORKER_ROW_FIELDS,
     split_outcome,
 )
-from streaming_job.classifier import LOW_CONFIDENCE, predict_rows
-from streaming_job.classifier_swap import ClassifierSwap
-from streaming_job.config import StreamConfig
-from streaming_job.empty_manifests import empty_manifest_errors, empty_manifests_of_batch
-from streaming_job.parallelism import current_coalesce_width
-from streaming_job.schemas import CORRUPT_RECORD_COLUMN, manifest_read_schema, struct_type
-from streaming_job.source_cleanup import HadoopPaths
-from streaming_job.status_log import BatchStatsBoard
+from streaming_job.query.empty_manifests import empty_manifest_errors, empty_manifests_of_batch
+from streaming_job.query.parallelism import current_coalesce_width
+from streaming_job.query.schemas import CORRUPT_RECORD_COLUMN, manifest_read_schema, struct_type
+from streaming_job.scoring.classifier import LOW_CONFIDENCE, predict_rows
+from streaming_job.scoring.classifier_swap import ClassifierSwap
 
 log = logging.getLogger(__name__)
 
@@ -244,8 +244,8 @@ def featurize_partition(context: WorkerContext, classifier_broadcast=None):
     def featurize(frames: Iterator) -> Iterator:
         import pandas as pd
 
-        from streaming_job.featurize import featurize_uris
-        from streaming_job.worker_cache import (
+        from streaming_job.featurizer.featurize import featurize_uris
+        from streaming_job.featurizer.worker_cache import (
             cached_classifier,
             cached_featurizer,
             cached_image_reader,

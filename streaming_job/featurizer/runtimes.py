@@ -16,7 +16,7 @@ from typing import Protocol
 
 import numpy as np
 
-from streaming_job.preprocess import MOBILENET_OFFSET, MOBILENET_SCALE
+from streaming_job.featurizer.preprocess import MOBILENET_OFFSET, MOBILENET_SCALE
 
 DEFAULT_BATCH_SIZE = 64
 # Images per interpreter call. Measured on 2 cores: 1, 4, 8 and 16 run at the same

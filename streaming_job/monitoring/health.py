@@ -12,9 +12,10 @@ from itertools import pairwise
 from fruits_core import contracts
 from fruits_core.clock import utc_now
 from fruits_core.lake_uris import join_uri
-from streaming_job import driver_process, uris
+from streaming_job import uris
 from streaming_job.config import StreamConfig
-from streaming_job.status_log import StatusLog
+from streaming_job.monitoring import driver_process
+from streaming_job.monitoring.status_log import StatusLog
 
 HEALTHY = "healthy"
 RUNNING_BUSY = "running-busy"
@@ -63,7 +64,7 @@ class StreamHealth:
     recent_rows_per_second: float | None = None
     recent_batches: int = 0
     totals: dict | None = None
-    # Why the stream died: this run's failure, else the one a restart left (streaming_job.failure).
+    # Why the stream died: this run's failure, else the one a restart left (streaming_job.monitoring.failure).
     last_failure: dict | None = None
 
     def to_dict(self) -> dict:

@@ -18,8 +18,8 @@ import pyarrow as pa
 
 from fruits_core import contracts
 from fruits_lake.schemas import ERRORS_ARROW_SCHEMA
-from streaming_job.backlog import path_key
-from streaming_job.source_cleanup import HadoopPaths, batch_file_uris
+from streaming_job.checkpoints.source_cleanup import HadoopPaths, batch_file_uris
+from streaming_job.monitoring.backlog import path_key
 
 EMPTY_DETAIL = "manifest is empty (0 bytes)"
 # A single upload's manifest is `<image_id>.json`: the error row names that image.

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 
 from fruits_core import contracts
 from fruits_lake.schemas import ERRORS_ARROW_SCHEMA, FEATURES_ARROW_SCHEMA
-from streaming_job.status_log import BatchStats
+from streaming_job.monitoring.status_log import BatchStats
 
 # Columns added to the manifest rows on their way through a micro-batch.
 REASON_COLUMN = "_error_reason"

@@ -28,7 +28,7 @@ from fruits_core import contracts
 from fruits_core.clock import utc_now
 from fruits_core.lake_uris import join_uri
 from streaming_job import uris
-from streaming_job.projection import PcaProjection
+from streaming_job.featurizer.projection import PcaProjection
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +75,8 @@ def _featurize_batches(spec_broadcast, batch_size: int):
     def featurize(batches):
         import pandas as pd
 
-        from streaming_job.featurize import featurize_uris
-        from streaming_job.worker_cache import cached_featurizer, cached_image_reader
+        from streaming_job.featurizer.featurize import featurize_uris
+        from streaming_job.featurizer.worker_cache import cached_featurizer, cached_image_reader
 
         featurizer = cached_featurizer(spec_broadcast, batch_size)
         reader = cached_image_reader()
@@ -113,7 +113,7 @@ def fit_pca(
     from pyspark.ml.functions import array_to_vector
     from pyspark.sql import functions as F
 
-    from streaming_job.model import load_featurizer_spec
+    from streaming_job.featurizer.model import load_featurizer_spec
 
     if k is not None and k < 1:
         raise PcaError(f"k must be >= 1, got {k}")

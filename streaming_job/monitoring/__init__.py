@@ -1,0 +1,1 @@
+"""Monitoring: the progress listener, status log and metrics, backlog, heartbeat and liveness."""

@@ -1,0 +1,1 @@
+"""Scoring: the published classifier applied to each row, and its hot swap at a batch boundary."""
