@@ -141,7 +141,7 @@ class EpochRotation:
         start_query: Callable[[str], object],
         stop_query: Callable[[object], None],
         query_ended: threading.Event,
-        clean_last_batch: Callable[[str], object] = lambda checkpoint_uri: None,
+        clean_last_batch: Callable[[str], object],
     ) -> None:
         self.epochs = epochs
         self.start_query = start_query

@@ -133,7 +133,7 @@ def start_stream(spark: SparkSession, config: StreamConfig) -> RunningStream:
             read_manifests(spark, config)
             .writeStream.queryName(QUERY_NAME)
             .foreachBatch(
-                MicroBatchWriter(spark, config, context, board, sink, classifier_swap, checkpoint_uri)
+                MicroBatchWriter(spark, config, context, board, sink, checkpoint_uri, classifier_swap)
             )
             .option("checkpointLocation", checkpoint_uri)
         )

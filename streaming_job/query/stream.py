@@ -323,11 +323,11 @@ class MicroBatchWriter:
         context: WorkerContext,
         board: BatchStatsBoard,
         sink: TableSink,
+        checkpoint_uri: str,
         classifier_swap: ClassifierSwap | None = None,
-        checkpoint_uri: str | None = None,
     ) -> None:
         """`checkpoint_uri`: the query's checkpoint, where the batch's files are listed (0-byte
-        manifests, which Spark's scan skips, become error rows); None leaves them out (tests)."""
+        manifests, which Spark's scan skips, become error rows)."""
         self.spark = spark
         self.checkpoint_uri = checkpoint_uri
         self.paths = HadoopPaths(spark)
@@ -355,9 +355,8 @@ class MicroBatchWriter:
         rows = batch.select(*self.row_columns)
         width = current_coalesce_width(self.spark_context)
         outcome = split_outcome(featurize_manifests(rows, self.context, width, classifier).toArrow())
-        if self.checkpoint_uri is not None:
-            empty = empty_manifests_of_batch(self.paths, self.checkpoint_uri, batch_id)
-            outcome = outcome.with_errors(*empty_manifest_errors(empty, utc_now()))
+        empty = empty_manifests_of_batch(self.paths, self.checkpoint_uri, batch_id)
+        outcome = outcome.with_errors(*empty_manifest_errors(empty, utc_now()))
         written = self.sink.write(
             outcome.features, outcome.errors, self.query_id(), batch_id, outcome.error_owners
         )
