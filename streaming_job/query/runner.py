@@ -11,12 +11,14 @@ still exactly once.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
 import time
 from dataclasses import dataclass
 
+from pyspark.errors import StreamingQueryException
 from pyspark.sql import SparkSession
 
 from fruits_core import contracts
@@ -202,7 +204,9 @@ def await_stream(
         elif uris.exists(config.stop_marker_uri):
             reason = "stop marker"
         else:
-            query.awaitTermination(poll_seconds)
+            # A failed query is raised below, once the listener has recorded why (drain_listener).
+            with contextlib.suppress(StreamingQueryException):
+                query.awaitTermination(poll_seconds)
             running.query = running.rotation.rotate_if_due(query)
             continue
         stop_between_batches(query)
