@@ -115,9 +115,11 @@ def run_until_killed(step: str, lake: Path, models, tmp_path: Path, log: Path) -
             *models,
             "--max-files-per-trigger",
             "4",
-            # Longer than a batch: the idle gap lets a due rotation stop the query between two batches.
+            # Twice a batch on a loaded machine (~3 s): the idle gap lets a due rotation stop the query
+            # between two batches while manifests still wait, so the next epoch has new ones to append
+            # (a rotation archives the last batch's manifests: it re-reads none).
             "--trigger",
-            "3",
+            "6",
             "--clean-source",
             "archive",
             "--checkpoint-epoch-hours",
