@@ -96,15 +96,18 @@ def feature_batch(first_id: int, rows: int, k: int, moment: datetime, rng: np.ra
 
 
 def error_batch(rows: int, moment: datetime) -> pa.Table:
-    return pa.table(
-        {
-            "image_id": [None] * rows,
-            "image_uri": [None] * rows,
-            "reason": ["image_decode_failed"] * rows,
-            "detail": ["cannot identify image file"] * rows,
-            "processed_at": [moment] * rows,
-        }
-    ).cast(ERRORS_ARROW_SCHEMA)
+    return conform_rows(
+        pa.table(
+            {
+                "image_id": pa.array([None] * rows, pa.string()),
+                "image_uri": pa.array([None] * rows, pa.string()),
+                "reason": ["image_decode_failed"] * rows,
+                "detail": ["cannot identify image file"] * rows,
+                "processed_at": [moment] * rows,
+            }
+        ),
+        ERRORS_ARROW_SCHEMA,
+    )
 
 
 def timed_writes(sink: TableSink, batches: list[tuple[pa.Table, pa.Table]], query_id: str) -> list[float]:

@@ -186,15 +186,13 @@ def simulate(spark, design: str, workdir: Path, days: int, per_day: int, max_fil
     warm_up(spark, workdir / f"{design}-warm-up", min(per_day, max_files))
     delivered: Counter[str] = Counter()
     records = []
-    epoch_batches = 0
     for day in range(days):
         if day:
             clock.now_ms += DAY_MS
         write_day(manifests_dir, day, per_day, clock.now_ms)
-        if design == "epochs" and epochs.due(epoch_batches):
+        if design == "epochs" and epochs.due():
             epochs.advance()
             epochs.retire()
-            epoch_batches = 0
         checkpoint = epochs.current_uri() if design == "epochs" else config.checkpoint
         probe = BatchProbe(manifests_dir, Path(checkpoint.removeprefix("file://")))
         started = time.monotonic()
@@ -212,7 +210,6 @@ def simulate(spark, design: str, workdir: Path, days: int, per_day: int, max_fil
             1 for name in probe.delivered if name not in delivered
         )
         delivered.update(probe.delivered)
-        epoch_batches += len(probe.listed)
         records.append(
             DayRecord(
                 day=day + 1,

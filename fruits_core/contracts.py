@@ -400,7 +400,29 @@ ERROR_FIELDS: tuple[tuple[str, str], ...] = (
     ("reason", "string"),
     ("detail", "string"),
     ("processed_at", "timestamp"),
+    # Added by schema evolution (fruits_lake.migrations): the failing manifest line's identity,
+    # error_key(), so a re-read line without a usable image_id is not logged twice.
+    ("error_key", "string?"),
 )
+# The manifest line of an error row: `dt=<day>/<file name>` (the path below manifests/, the same once
+# archived or copied back for a replay), and the line's text. A 0-byte manifest is the empty line.
+ERROR_KEY_HEX = 32
+
+
+def manifest_relative_path(file_uri: str) -> str:
+    """A manifest's folder and name (`dt=2024-05-01/<name>.jsonl`), however the URI spells `=`."""
+    return "/".join(file_uri.replace("%3D", "=").replace("%3d", "=").rsplit("/", 2)[-2:])
+
+
+def error_key(relative_path: str, line: str) -> str:
+    """A failing manifest line's identity: 32 hex of SHA-256 over its relative path and its text.
+
+    Deterministic, so a replayed batch or a re-read manifest gives the same key; one-way, so the
+    key holds nothing of the line. The stream computes the same digest in Spark
+    (streaming_job.query.stream.error_key_column), tested equal.
+    """
+    return hashlib.sha256(f"{relative_path}\n{line}".encode()).hexdigest()[:ERROR_KEY_HEX]
+
 
 # Hidden partitioning: (partition field, transform, source column). No plain `dt` column: the day is
 # derived from the timestamp, so the two can never disagree, and readers filtering on the timestamp

@@ -129,6 +129,7 @@ def ensure_tables(catalog: Catalog) -> tuple[Table, Table]:
     errors = create_table_if_missing(
         catalog, ERRORS_TABLE, ERRORS_SCHEMA, ERRORS_SPEC, join_uri(lake, contracts.ERRORS_PREFIX)
     )
+    errors = migrate(errors, ERRORS_SCHEMA)
     return without_subject_statistics(features), errors
 
 

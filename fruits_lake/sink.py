@@ -40,7 +40,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pyarrow.fs import FileSelector, FileType
 from pyiceberg.exceptions import CommitFailedException
-from pyiceberg.expressions import And, GreaterThanOrEqual, In, LessThanOrEqual
+from pyiceberg.expressions import And, GreaterThanOrEqual, In, LessThanOrEqual, Or
 from pyiceberg.io.pyarrow import _check_pyarrow_schema_compatible, _dataframe_to_data_files
 from pyiceberg.table import Table
 from pyiceberg.table.snapshots import Snapshot
@@ -53,6 +53,7 @@ from fruits_lake.catalog import (
 )
 from fruits_lake.commit_retry import DEFAULT_POLICY, RetryPolicy, run_with_retry
 from fruits_lake.orphans import table_filesystem
+from fruits_lake.schemas import ERRORS_ARROW_SCHEMA, conform_rows
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ DEDUP_TIME = "uploaded_at"
 INGEST_TIME = "ingested_at"
 SUBJECT_COLUMN = "subject_id"
 REASON_COLUMN = "reason"
+ERROR_KEY_COLUMN = "error_key"
 # Ingest (Lambda) and driver clocks may disagree by this much: rows ingested this long after another
 # query's last commit are still looked up, and rows ingested this long after an erasure are its too.
 CLOCK_SKEW_MARGIN = timedelta(minutes=10)
@@ -217,33 +219,50 @@ def owners_of(errors: pa.Table) -> pa.Table:
 
 
 def repeated_errors(table: Table, rows: pa.Table, owners: pa.Table, horizon: datetime | None) -> pa.Array:
-    """Per error row: True when the errors table already holds its (image_id, reason).
+    """Per error row: True when the errors table already holds it.
 
-    As for features rows, only a row another query may have written is looked up (its manifest
-    ingested up to the horizon, or of unknown ingest time); an error row without an image_id is
-    never taken for a repeat. The errors table is partitioned by processing day, so the lookup
-    filters on the ids (few: only the re-read rows) rather than on days.
+    A row with an image_id is known by (image_id, reason); one without (a manifest line with no
+    usable id, a 0-byte manifest) by its error_key, the identity of its manifest line
+    (contracts.error_key). As for features rows, only a row another query may have written is
+    looked up (its manifest ingested up to the horizon, or of unknown ingest time). The errors
+    table is partitioned by processing day, so the lookup filters on the ids and keys (few: only
+    the re-read rows) rather than on days.
     """
     if horizon is None or rows.num_rows == 0:
         return pa.array([False] * rows.num_rows, pa.bool_())
     ingested = owners.column(INGEST_TIME)
-    horizon_scalar = pa.scalar(horizon, ingested.type)
-    maybe = pc.and_(
-        pc.is_valid(rows.column(DEDUP_KEY)),
-        pc.or_kleene(pc.is_null(ingested), pc.less_equal(ingested, horizon_scalar)),
-    )
-    ids = pc.unique(rows.column(DEDUP_KEY).filter(maybe)).to_pylist()
-    if not ids:
+    reread = pc.or_kleene(pc.is_null(ingested), pc.less_equal(ingested, pa.scalar(horizon, ingested.type)))
+    has_id = pc.is_valid(rows.column(DEDUP_KEY))
+    by_id = pc.and_(reread, has_id)
+    by_key = pc.and_(reread, pc.and_(pc.invert(has_id), pc.is_valid(rows.column(ERROR_KEY_COLUMN))))
+    ids = pc.unique(rows.column(DEDUP_KEY).filter(by_id)).to_pylist()
+    keys = pc.unique(rows.column(ERROR_KEY_COLUMN).filter(by_key)).to_pylist()
+    if not ids and not keys:
         return pa.array([False] * rows.num_rows, pa.bool_())
-    stored = table.scan(row_filter=In(DEDUP_KEY, ids), selected_fields=(DEDUP_KEY, REASON_COLUMN)).to_arrow()
+    lookups = [
+        In(column, values) for column, values in ((DEDUP_KEY, ids), (ERROR_KEY_COLUMN, keys)) if values
+    ]
+    stored = table.scan(
+        row_filter=lookups[0] if len(lookups) == 1 else Or(*lookups),
+        selected_fields=(DEDUP_KEY, REASON_COLUMN, ERROR_KEY_COLUMN),
+    ).to_arrow()
     known = set(
         zip(stored.column(DEDUP_KEY).to_pylist(), stored.column(REASON_COLUMN).to_pylist(), strict=True)
     )
-    keys = zip(rows.column(DEDUP_KEY).to_pylist(), rows.column(REASON_COLUMN).to_pylist(), strict=True)
-    return pa.array(
-        [bool(candidate) and key in known for candidate, key in zip(maybe.to_pylist(), keys, strict=True)],
-        pa.bool_(),
-    )
+    known_keys = set(stored.column(ERROR_KEY_COLUMN).drop_null().to_pylist())
+    repeated = []
+    for row_by_id, row_by_key, image_id, reason, key in zip(
+        by_id.to_pylist(),
+        by_key.to_pylist(),
+        rows.column(DEDUP_KEY).to_pylist(),
+        rows.column(REASON_COLUMN).to_pylist(),
+        rows.column(ERROR_KEY_COLUMN).to_pylist(),
+        strict=True,
+    ):
+        repeated.append(
+            bool(row_by_id and (image_id, reason) in known) or bool(row_by_key and key in known_keys)
+        )
+    return pa.array(repeated, pa.bool_())
 
 
 @dataclass(frozen=True)
@@ -344,6 +363,7 @@ class TableSink:
         table = self._fresh(self.errors)
         if committed_by(table, query_id, batch_id):
             return _Part(False, rows_committed_by(table, query_id, batch_id), 0, 0)
+        rows = conform_rows(rows, ERRORS_ARROW_SCHEMA)
         erased = pa.array(erased_mask(owners, self.erased_subjects()), pa.bool_())
         rows, owners = rows.filter(pc.invert(erased)), owners.filter(pc.invert(erased))
         repeated = repeated_errors(table, rows, owners, reread_horizon(table, query_id))

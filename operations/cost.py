@@ -103,7 +103,7 @@ class Assumptions:
     log_bytes_per_image: float = 600.0
     log_retention_days: float = 30.0
     custom_metrics: int = 22
-    alarms: int = 14  # the templates' AWS::CloudWatch::Alarm resources (tests/infra/test_templates.py)
+    alarms: int = 15  # the templates' AWS::CloudWatch::Alarm resources (tests/infra/test_templates.py)
     dashboards: int = 2
     xray_reservoir_per_second: float = 1.0
     xray_sampling_rate: float = 0.05

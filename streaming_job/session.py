@@ -8,12 +8,20 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
+# How long either end of a JVM-to-Python hand-off socket (the micro-batch's toArrow, a worker's
+# connection) waits for the other. Spark's 15 s default turns a pause of the driver or the JVM (a long
+# GC, a stopped or starved process) into a batch hung for good: the JVM's accept times out, its serving
+# thread never completes the result, and toArrow waits on that result forever (docs/stream.md).
+HAND_OFF_TIMEOUT_SECONDS = 600
+# The driver's own side of the same sockets (pyspark.util.local_connect_and_auth reads it at each call).
+DRIVER_SOCKET_TIMEOUT_ENV = "SPARK_AUTH_SOCKET_TIMEOUT"
 # Settings every run needs. Python workers are reused so the featurizer model, cached
 # per worker process, survives across tasks and micro-batches (docs/design.md, known pitfalls).
 BASE_CONF: dict[str, str] = {
     "spark.python.worker.reuse": "true",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     "spark.sql.session.timeZone": "UTC",
+    "spark.python.authenticate.socketTimeout": f"{HAND_OFF_TIMEOUT_SECONDS}s",
 }
 # Only in local mode: on EMR the cluster's spark-defaults decide.
 LOCAL_CONF: dict[str, str] = {
@@ -46,6 +54,7 @@ def build_spark_session(
     """Build (or reuse) the session; `master=None` lets spark-submit decide."""
     builder = SparkSession.builder.appName(app_name)
     conf = dict(BASE_CONF)
+    os.environ[DRIVER_SOCKET_TIMEOUT_ENV] = str(HAND_OFF_TIMEOUT_SECONDS)
     if master is not None:
         builder = builder.master(master)
         if master.startswith("local"):

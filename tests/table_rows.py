@@ -35,6 +35,7 @@ ERROR_DEFAULTS: dict[str, Any] = {
     "reason": "malformed_manifest",
     "detail": "unparseable",
     "processed_at": UPLOADED,
+    "error_key": None,
 }
 
 

@@ -5,9 +5,9 @@ loads all of it at each start, so one checkpoint kept forever grows with history
 The stream's checkpoint is therefore `<checkpoint>/epoch=<n>/`; once epoch n is
 older than `--checkpoint-epoch-hours`, the driver stops the query between two
 micro-batches, starts epoch n+1 on a new checkpoint and retires (deletes) every
-older epoch. What a new epoch re-reads (the last batch's manifests that
-cleanSource had not moved yet, a batch cut short) is skipped by the sink's
-image_id check. The Spark and Hadoop side is `epoch_rotation.py`.
+older epoch. The rotation first archives the stopped query's last batch (Spark
+would only when planning a next one), so a new epoch re-reads nothing but a batch
+cut short, which the sink's checks skip. The Spark and Hadoop side is `epoch_rotation.py`.
 """
 
 from __future__ import annotations
@@ -22,9 +22,8 @@ EPOCH_DIR = re.compile(r"^epoch=(\d+)$")
 # Names Spark writes at the root of a checkpoint: their presence means a checkpoint from before epochs.
 SPARK_CHECKPOINT_NAMES = frozenset({"metadata", "offsets", "commits", "sources"})
 MILLIS_PER_HOUR = 3_600_000
-# Spark archives a batch's manifests only when it plans the next batch, so a new epoch's first batch
-# re-reads the previous epoch's last one. Rotating after a single batch would re-read the same files
-# forever; after two, each epoch has taken at least one batch of new manifests.
+# Committed batches an epoch needs before it rotates: an epoch that re-read a batch (one cut short, or
+# everything under `--clean-source off`) and took nothing new since does not rotate again.
 MIN_BATCHES_PER_EPOCH = 2
 
 

@@ -17,15 +17,19 @@ from pyspark.sql import SparkSession
 
 from fruits_core.lake_uris import join_uri
 from streaming_job.checkpoints.checkpoint_epochs import (
+    MIN_BATCHES_PER_EPOCH,
     EpochLayout,
     epoch_uri,
     layout_of,
     next_layout,
     rotation_due,
 )
+from streaming_job.checkpoints.source_cleanup import last_committed_batch
 
 log = logging.getLogger(__name__)
 
+# Spark's log of the committed micro-batches of a checkpoint: one file per batch id.
+COMMITS_DIR = "commits"
 # Written by Spark when a query first starts on a checkpoint: its modification time dates the epoch.
 SPARK_METADATA_FILE = "metadata"
 # How long a rotation waits for the listener to see the old query's end before starting the next one.
@@ -70,8 +74,22 @@ class EpochCheckpoints:
     def current_uri(self) -> str:
         return epoch_uri(self.root_uri, self.layout.current)
 
-    def due(self, batches_done: int) -> bool:
-        return rotation_due(self.started_ms, self.clock(), self.epoch_hours, batches_done)
+    def due(self) -> bool:
+        """Whether the current epoch is old enough and has committed enough batches to rotate.
+
+        Batches are counted in the epoch's commit log, not from the query's last progress: an
+        idle trigger reports the id of the batch it did not run, so an idle epoch that had
+        re-read one batch looked like two, and rotated (re-reading that batch) every epoch.
+        """
+        now = self.clock()
+        if not rotation_due(self.started_ms, now, self.epoch_hours, MIN_BATCHES_PER_EPOCH):
+            return False  # too young: no listing
+        return rotation_due(self.started_ms, now, self.epoch_hours, self.committed_batches())
+
+    def committed_batches(self) -> int:
+        """Micro-batches the current epoch's checkpoint logged as committed (ids go on across restarts)."""
+        last = last_committed_batch(self._child_names(join_uri(self.current_uri(), COMMITS_DIR)))
+        return 0 if last is None else last + 1
 
     def advance(self) -> str:
         """Move on to the next epoch (its directory is created by the query); return its checkpoint URI."""
@@ -109,6 +127,12 @@ class EpochRotation:
     The listener stays registered across queries: the rotation waits for the old
     query's termination event (so its "stopped" record is written before the new
     query's "running" one), then re-arms `query_ended` for the new query.
+
+    Before the next epoch starts, `clean_last_batch` archives (or deletes) the manifests of
+    the stopped query's last committed batch, as Spark would only when planning a next
+    batch: otherwise the new epoch would read and featurize them again, at every rotation
+    of an idle stream. A kill between the clean-up and the next start is harmless: the
+    restart resumes the old epoch, whose cleaner skips files already moved.
     """
 
     def __init__(
@@ -117,11 +141,13 @@ class EpochRotation:
         start_query: Callable[[str], object],
         stop_query: Callable[[object], None],
         query_ended: threading.Event,
+        clean_last_batch: Callable[[str], object],
     ) -> None:
         self.epochs = epochs
         self.start_query = start_query
         self.stop_query = stop_query
         self.query_ended = query_ended
+        self.clean_last_batch = clean_last_batch
 
     def start(self):
         """Start the query on the current epoch (found by `epochs.open()`, which the backlog needs first)."""
@@ -129,7 +155,7 @@ class EpochRotation:
 
     def rotate_if_due(self, query):
         """The query to wait on next: `query` itself, or its successor on the next epoch."""
-        if not query.isActive or not self.epochs.due(batches_done(query)):
+        if not query.isActive or not self.epochs.due():
             return query
         retiring = self.epochs.layout.current
         self.stop_query(query)
@@ -138,13 +164,8 @@ class EpochRotation:
         if not self.query_ended.wait(TERMINATION_EVENT_SECONDS):
             log.warning("the termination event of epoch %d's query did not arrive", retiring)
         self.query_ended.clear()
+        self.clean_last_batch(self.epochs.current_uri())
         successor = self.start_query(self.epochs.advance())
         self.epochs.retire()
         log.info("checkpoint epoch %d started, epoch %d retired", self.epochs.layout.current, retiring)
         return successor
-
-
-def batches_done(query) -> int:
-    """Micro-batches this epoch's checkpoint has completed (batch ids go on across restarts of one epoch)."""
-    progress = query.lastProgress
-    return 0 if progress is None else progress.batchId + 1

@@ -89,6 +89,25 @@ class HadoopPaths:
         path, fs = self._fs(uri)
         return bool(fs.delete(path, False))
 
+    def sizes(self, dir_uri: str) -> dict[str, int]:
+        """Size in bytes of each file directly under `dir_uri`, keyed by its URI as Hadoop spells it."""
+        path, fs = self._fs(dir_uri)
+        if not fs.exists(path):
+            return {}
+        return {
+            status.getPath().toString(): int(status.getLen())
+            for status in fs.listStatus(path)
+            if status.isFile()
+        }
+
+
+def batch_file_uris(paths: HadoopPaths, checkpoint_uri: str, batch_id: int) -> list[str]:
+    """The manifest files the query's micro-batch `batch_id` took (from its offsets and source log)."""
+    log_offset = source_log_offset(paths.read_text(join_uri(checkpoint_uri, "offsets", str(batch_id))))
+    source_log = join_uri(checkpoint_uri, SOURCE_LOG)
+    log_name = source_log_name(log_offset, paths.names(source_log))
+    return batch_files(paths.read_text(join_uri(source_log, log_name)), log_offset)
+
 
 def clean_last_batch(spark, config: StreamConfig, checkpoint_uri: str) -> int:
     """Archive (or delete) the manifests of the last committed batch of the query whose checkpoint is
@@ -99,11 +118,8 @@ def clean_last_batch(spark, config: StreamConfig, checkpoint_uri: str) -> int:
     batch = last_committed_batch(paths.names(join_uri(checkpoint_uri, "commits")))
     if batch is None:
         return 0
-    log_offset = source_log_offset(paths.read_text(join_uri(checkpoint_uri, "offsets", str(batch))))
-    source_log = join_uri(checkpoint_uri, SOURCE_LOG)
-    log_name = source_log_name(log_offset, paths.names(source_log))
     cleaned = 0
-    for file_uri in batch_files(paths.read_text(join_uri(source_log, log_name)), log_offset):
+    for file_uri in batch_file_uris(paths, checkpoint_uri, batch):
         if not paths.exists(file_uri):
             continue
         if config.clean_source == "archive":

@@ -64,6 +64,8 @@ class StreamHealth:
     recent_rows_per_second: float | None = None
     recent_batches: int = 0
     totals: dict | None = None
+    # Why the stream died: this run's failure, else the one a restart left (streaming_job.monitoring.failure).
+    last_failure: dict | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -104,6 +106,7 @@ def assess(
         recent_rows_per_second=round(recent_rows * 1000.0 / recent_ms, 3) if recent_ms else None,
         recent_batches=len(recent),
         totals=latest.get("totals") or {},
+        last_failure=latest.get("failure") or latest.get("last_failure"),
     )
 
 
@@ -145,6 +148,9 @@ def _rule(
     if state == "stopped":
         return STOPPED, f"clean stop recorded at {latest.get('updated_at')}"
     if state != "running":
+        failure = latest.get("failure")
+        if failure:
+            return DEAD, f"the query is {state}: {failure['cause']} ({failure['exception']})"
         detail = f" ({latest['error_class']})" if latest.get("error_class") else ""
         return DEAD, f"the query is {state}{detail}"
     driver = latest.get("driver") or {}
@@ -255,6 +261,15 @@ def render_table(report: StreamHealth, lake: str) -> str:
             f"{totals.get('empty_manifests', 0)} empty manifests",
         ),
     ]
+    if report.last_failure:
+        failure = report.last_failure
+        rows.append(
+            (
+                "last failure",
+                f"{failure['cause']} at {failure['at']}: {failure['exception']}"
+                + (f": {failure['message']}" if failure.get("message") else ""),
+            )
+        )
     width = max(len(name) for name, _ in rows)
     lines = [f"Fruits stream status - {lake}"]
     lines += [f"  {name.ljust(width)}  {value}" for name, value in rows]

@@ -22,6 +22,7 @@ from fruits_core.clock import utc_now
 from streaming_job.config import StreamConfig
 from streaming_job.monitoring import driver_process
 from streaming_job.monitoring.backlog import ManifestBacklog
+from streaming_job.monitoring.failure import Failure, failure_emf, failure_of, failure_record
 from streaming_job.monitoring.status_log import (
     STATUS_RECORD_VERSION,
     BatchStatsBoard,
@@ -103,6 +104,8 @@ class ProgressListener(StreamingQueryListener):
                 "started_at": now,
                 "updated_at": now,
                 "last_progress": (previous or {}).get("last_progress"),
+                # Why the previous run died (a restart by YARN clears `failure`, not this).
+                "last_failure": (previous or {}).get("last_failure"),
                 "totals": asdict(self._totals),
                 "trigger_seconds": None if self.config.available_now else self.config.trigger_seconds,
                 "max_files_per_trigger": self.config.max_files_per_trigger,
@@ -156,10 +159,25 @@ class ProgressListener(StreamingQueryListener):
 
     def _terminated(self, event) -> None:
         failed = event.exception is not None
+        if not failed:
+            self._update_latest(state="stopped", error_class=None)
+            return
+        error_class = event.errorClassOnException
+        self.record_failure(failure_of(event.exception, error_class), error_class)
+
+    def record_failure(self, failure: Failure, error_class: str | None = None) -> None:
+        """Why the stream died, before the driver exits: latest.json, and StreamFailed by Cause (EMF)."""
+        now = utc_now()
+        record = failure_record(failure, now)
         self._update_latest(
-            state="failed" if failed else "stopped",
-            error_class=(event.errorClassOnException or "query failed") if failed else None,
+            state="failed",
+            error_class=error_class or failure.exception,
+            failure=record,
+            last_failure=record,
         )
+        log.error("the stream failed: %s (%s)", failure.cause, failure.exception)
+        if self.emf is not None:
+            self.emf.send(failure_emf(failure, now, self.emf.namespace, self.emf.stage), self._run_id)
 
     def _update_latest(self, **changes) -> None:
         with self._lock:

@@ -229,8 +229,11 @@ class EmfPublisher:
         self._streams: set[str] = set()
 
     def publish(self, record: dict) -> dict:
-        document = emf_record(record, self.namespace, self.stage)
-        stream = f"{self.stage}/stream/{record.get('run_id') or 'unknown-run'}"
+        return self.send(emf_record(record, self.namespace, self.stage), record.get("run_id"))
+
+    def send(self, document: dict, run_id: str | None) -> dict:
+        """Put one EMF document in the run's log stream."""
+        stream = f"{self.stage}/stream/{run_id or 'unknown-run'}"
         client = self._logs_client()
         if stream not in self._streams:
             with contextlib.suppress(client.exceptions.ResourceAlreadyExistsException):

@@ -8,7 +8,7 @@ strings) and the batch's figures, without another Spark job.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pyarrow as pa
@@ -21,6 +21,8 @@ from streaming_job.monitoring.status_log import BatchStats
 # Columns added to the manifest rows on their way through a micro-batch.
 REASON_COLUMN = "_error_reason"
 DETAIL_COLUMN = "_error_detail"
+# The manifest line's identity (contracts.error_key), computed in the scan: the errors table's error_key.
+ERROR_KEY_COLUMN = "_error_key"
 
 FEATURE_NAMES = contracts.field_names(contracts.FEATURES_FIELDS)
 TIMESTAMP_KIND = "timestamp"
@@ -40,6 +42,7 @@ WORKER_ROW_FIELDS: tuple[tuple[str, str], ...] = (
     ("image_uri", "string?"),
     (REASON_COLUMN, "string?"),
     (DETAIL_COLUMN, "string?"),
+    (ERROR_KEY_COLUMN, "string?"),
 )
 FEATURIZED_COLUMNS = contracts.field_names(WORKER_ROW_FIELDS)
 # Filled in by the worker; every other column arrives with the manifest row, in this order.
@@ -61,6 +64,7 @@ ERROR_SOURCES = {
     "reason": REASON_COLUMN,
     "detail": DETAIL_COLUMN,
     "processed_at": "processed_at",
+    "error_key": ERROR_KEY_COLUMN,
 }
 # The timestamp columns of the features rows: (name, required).
 TIMESTAMP_COLUMNS = tuple(
@@ -80,6 +84,16 @@ class BatchOutcome:
     latencies_ms: list[float]
     # Per error row, its manifest's (subject_id, ingested_at): the sink drops an erased subject's.
     error_owners: pa.Table | None = None
+
+    def with_errors(self, errors: pa.Table, owners: pa.Table) -> BatchOutcome:
+        """This outcome with more error rows (found on the driver, e.g. 0-byte manifests) and their owners."""
+        if errors.num_rows == 0:
+            return self
+        return replace(
+            self,
+            errors=pa.concat_tables([self.errors, errors]),
+            error_owners=pa.concat_tables([self.error_owners, owners.cast(self.error_owners.schema)]),
+        )
 
     def stats(
         self,

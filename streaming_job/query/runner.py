@@ -11,14 +11,18 @@ still exactly once.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
 import time
 from dataclasses import dataclass
 
+from pyspark.errors import StreamingQueryException
 from pyspark.sql import SparkSession
 
+from fruits_core import contracts
+from fruits_core.clock import utc_now
 from fruits_core.errors import ConfigError
 from fruits_lake.catalog import LAKE_PROPERTY, open_catalog
 from fruits_lake.erased_subjects import tombstone_listing
@@ -29,9 +33,10 @@ from streaming_job.checkpoints.epoch_rotation import EpochCheckpoints, EpochRota
 from streaming_job.checkpoints.source_cleanup import clean_last_batch
 from streaming_job.config import StreamConfig
 from streaming_job.monitoring.backlog import ManifestBacklog
+from streaming_job.monitoring.failure import failure_emf, failure_of, failure_record
 from streaming_job.monitoring.heartbeat import Heartbeat
 from streaming_job.monitoring.listener import ProgressListener
-from streaming_job.monitoring.status_log import BatchStatsBoard, EmfPublisher
+from streaming_job.monitoring.status_log import BatchStatsBoard, EmfPublisher, StatusLog
 from streaming_job.query.stream import QUERY_NAME, MicroBatchWriter, WorkerContext, read_manifests
 from streaming_job.scoring.classifier_swap import ClassifierSwap
 
@@ -129,7 +134,9 @@ def start_stream(spark: SparkSession, config: StreamConfig) -> RunningStream:
         writer = (
             read_manifests(spark, config)
             .writeStream.queryName(QUERY_NAME)
-            .foreachBatch(MicroBatchWriter(spark, config, context, board, sink, classifier_swap))
+            .foreachBatch(
+                MicroBatchWriter(spark, config, context, board, sink, checkpoint_uri, classifier_swap)
+            )
             .option("checkpointLocation", checkpoint_uri)
         )
         writer = (
@@ -139,7 +146,13 @@ def start_stream(spark: SparkSession, config: StreamConfig) -> RunningStream:
         )
         return writer.start()
 
-    rotation = EpochRotation(epochs, start_query, stop_between_batches, listener.terminated)
+    rotation = EpochRotation(
+        epochs,
+        start_query,
+        stop_between_batches,
+        listener.terminated,
+        clean_last_batch=lambda checkpoint_uri: clean_last_batch(spark, config, checkpoint_uri),
+    )
     query = rotation.start()
     # Beats until the stream is over (drain_listener), across the queries of a checkpoint rotation.
     Heartbeat(config.heartbeat_seconds, listener.heartbeat, until=listener.stream_ended).start()
@@ -191,7 +204,9 @@ def await_stream(
         elif uris.exists(config.stop_marker_uri):
             reason = "stop marker"
         else:
-            query.awaitTermination(poll_seconds)
+            # A failed query is raised below, once the listener has recorded why (drain_listener).
+            with contextlib.suppress(StreamingQueryException):
+                query.awaitTermination(poll_seconds)
             running.query = running.rotation.rotate_if_due(query)
             continue
         stop_between_batches(query)
@@ -254,7 +269,12 @@ def run_stream(config: StreamConfig, master: str | None = None) -> int:
     stop_requested = threading.Event()
     install_stop_signals(stop_requested)
     try:
-        running = start_stream(spark, config)
+        try:
+            running = start_stream(spark, config)
+        except Exception as error:
+            # A failed query is recorded by the listener; a start that fails, here.
+            record_start_failure(config, error)
+            raise
         await_stream(spark, running, config, stop_requested)
     except (FeaturizerError, PcaError, ConfigError) as error:
         log.error("cannot start the stream: %s", error)
@@ -262,3 +282,33 @@ def run_stream(config: StreamConfig, master: str | None = None) -> int:
     finally:
         spark.stop()
     return 0
+
+
+def record_start_failure(config: StreamConfig, error: BaseException) -> None:
+    """Why this start failed, as a failed query records it (streaming_job.monitoring.failure), best effort.
+
+    latest.json is updated only on a lake where the stream has run (NEVER-RAN stays so); the
+    StreamFailed metric is sent whenever metrics are configured.
+    """
+    failure = failure_of(f"{type(error).__name__}: {error}")
+    now = utc_now()
+    try:
+        status = StatusLog(config.status_uri)
+        latest = status.read_latest()
+        if latest is not None:
+            record = failure_record(failure, now)
+            status.write_latest(
+                {
+                    **latest,
+                    "state": "failed",
+                    "error_class": failure.exception,
+                    "failure": record,
+                    "last_failure": record,
+                    "updated_at": contracts.iso_utc(now),
+                }
+            )
+        if config.cloudwatch_log_group:
+            emf = EmfPublisher(config.cloudwatch_log_group, config.metrics_namespace, config.stage)
+            emf.send(failure_emf(failure, now, config.metrics_namespace, config.stage), None)
+    except Exception:
+        log.exception("could not record why the stream failed to start")

@@ -25,16 +25,19 @@ from pyspark.sql import functions as F
 from fruits_core import contracts
 from fruits_core.clock import utc_now
 from fruits_lake.sink import TableSink
+from streaming_job.checkpoints.source_cleanup import HadoopPaths
 from streaming_job.config import StreamConfig
 from streaming_job.monitoring.status_log import BatchStatsBoard
 from streaming_job.query.batch_outcome import (
     DETAIL_COLUMN,
+    ERROR_KEY_COLUMN,
     FEATURIZED_COLUMNS,
     REASON_COLUMN,
     WORKER_INPUT_COLUMNS,
     WORKER_ROW_FIELDS,
     split_outcome,
 )
+from streaming_job.query.empty_manifests import empty_manifest_errors, empty_manifests_of_batch
 from streaming_job.query.parallelism import current_coalesce_width
 from streaming_job.query.schemas import CORRUPT_RECORD_COLUMN, manifest_read_schema, struct_type
 from streaming_job.scoring.classifier import LOW_CONFIDENCE, predict_rows
@@ -90,7 +93,8 @@ def read_manifests(spark: SparkSession, config: StreamConfig) -> DataFrame:
 
 
 def parse_manifests(lines: DataFrame) -> DataFrame:
-    """Manifest fields from each line, plus the file name and the text (for the shape checks)."""
+    """Manifest fields from each line, plus the file name, the text (for the shape checks) and the
+    line's identity (the error key of an error row)."""
     parsed = F.from_json(F.col(MANIFEST_TEXT_COLUMN), manifest_read_schema(), MANIFEST_PARSE_OPTIONS)
     return (
         lines.filter(~F.col(MANIFEST_TEXT_COLUMN).rlike(BLANK_LINE_PATTERN))
@@ -98,9 +102,18 @@ def parse_manifests(lines: DataFrame) -> DataFrame:
             parsed.alias("manifest"),
             F.col(MANIFEST_TEXT_COLUMN),
             F.col("_metadata.file_name").alias(MANIFEST_NAME_COLUMN),
+            error_key_column(F.col("_metadata.file_path"), F.col(MANIFEST_TEXT_COLUMN)).alias(
+                ERROR_KEY_COLUMN
+            ),
         )
-        .select("manifest.*", MANIFEST_TEXT_COLUMN, MANIFEST_NAME_COLUMN)
+        .select("manifest.*", MANIFEST_TEXT_COLUMN, MANIFEST_NAME_COLUMN, ERROR_KEY_COLUMN)
     )
+
+
+def error_key_column(file_path: Column, line: Column) -> Column:
+    """contracts.error_key in Spark: the same 32 hex of SHA-256 over `dt=<day>/<name>` and the line."""
+    relative = F.regexp_extract(F.regexp_replace(file_path, "%3[Dd]", "="), r"([^/]*/[^/]*)$", 1)
+    return F.substring(F.sha2(F.concat(relative, F.lit("\n"), line), 256), 1, contracts.ERROR_KEY_HEX)
 
 
 # --- Validation ----------------------------------------------------------------------------------
@@ -310,9 +323,14 @@ class MicroBatchWriter:
         context: WorkerContext,
         board: BatchStatsBoard,
         sink: TableSink,
+        checkpoint_uri: str,
         classifier_swap: ClassifierSwap | None = None,
     ) -> None:
+        """`checkpoint_uri`: the query's checkpoint, where the batch's files are listed (0-byte
+        manifests, which Spark's scan skips, become error rows)."""
         self.spark = spark
+        self.checkpoint_uri = checkpoint_uri
+        self.paths = HadoopPaths(spark)
         self.context = context
         self.board = board
         self.sink = sink
@@ -337,6 +355,8 @@ class MicroBatchWriter:
         rows = batch.select(*self.row_columns)
         width = current_coalesce_width(self.spark_context)
         outcome = split_outcome(featurize_manifests(rows, self.context, width, classifier).toArrow())
+        empty = empty_manifests_of_batch(self.paths, self.checkpoint_uri, batch_id)
+        outcome = outcome.with_errors(*empty_manifest_errors(empty, utc_now()))
         written = self.sink.write(
             outcome.features, outcome.errors, self.query_id(), batch_id, outcome.error_owners
         )

@@ -14,6 +14,7 @@ import pytest
 from cloudwatch_alarms import ALARM, OK, alarm_from_template
 
 from fruits_core import contracts
+from streaming_job.monitoring.failure import CAUSES, Failure, failure_emf
 from streaming_job.monitoring.status_log import (
     BatchInFlight,
     BatchStats,
@@ -204,3 +205,25 @@ def test_labels_that_start_to_disagree_with_the_predictions_fire_the_drift_alarm
 def test_a_few_low_confidence_predictions_fire_nothing(emr_template):
     observed = drift_states(emr_template, scored_batches(disagreeing_per_batch=2, low_confidence_per_batch=3))
     assert set(observed) == {OK}
+
+
+def test_a_failed_query_fires_the_stream_failed_alarm_and_the_metric_names_its_cause(emr_template):
+    # GIVEN a driver that records at minute 20 that its query failed (a catalog outage outlasted the retries)
+    failure = Failure("CatalogOrStorageUnavailable", "fruits_lake.commit_retry.RetriesExhausted", None)
+    document = failure_emf(failure, START + timedelta(minutes=20), "Fruits/Stream", "prod")
+    alarm = alarm_from_template(emr_template, "StreamFailedAlarm")
+    start = START.timestamp()
+    timeline = alarm.timeline(emitted([document]), start, start + OBSERVED_MINUTES * MINUTE)
+    observed = [state for _, state in timeline]
+    # THEN the stream-failed alarm is OK before, fires within one period, and clears once nothing more fails
+    assert set(observed[:20]) == {OK}
+    assert ALARM in observed[20:26]
+    assert observed[-1] == OK
+    # AND the metric is sent by Stage (what the alarm watches) and by Stage and Cause (why)
+    [directive] = document["_aws"]["CloudWatchMetrics"]
+    assert directive["Dimensions"] == [["Stage"], ["Stage", "Cause"]]
+    assert document["Cause"] == "CatalogOrStorageUnavailable"
+    # AND the alarm's description names the dimension and what to do for each cause
+    description = alarm.properties["AlarmDescription"]
+    assert "Cause" in description
+    assert all(cause in description for cause, _ in CAUSES)

@@ -37,7 +37,7 @@ from fruits_core import contracts
 from operations import deploy as stream_deploy
 from operations.cost import Assumptions
 from streaming_job.config import StreamConfig
-from streaming_job.monitoring import status_log
+from streaming_job.monitoring import failure, status_log
 
 CUSTOM_CHECKS_DIR = REPO_ROOT / "infra" / "checkov_checks"
 CUSTOM_EMR_CHECKS = ("CKV_FRUITS_EMR_1", "CKV_FRUITS_EMR_2", "CKV_FRUITS_EMR_3", "CKV_FRUITS_EMR_4")
@@ -712,7 +712,8 @@ def test_ingest_alarms_cover_dlq_errors_throttles_and_quarantine_rate(ingest_tem
 
 def test_stream_alarms_watch_the_metrics_the_stream_emits(emr_template):
     alarms = _alarms(emr_template)
-    emitted = {name for name, _, _ in status_log.EMF_METRICS}
+    # The per-batch and heartbeat metrics, and the one a failing driver sends (monitoring/failure.py).
+    emitted = {name for name, _, _ in status_log.EMF_METRICS} | {failure.STREAM_FAILED_METRIC}
     topic = {"Fn::ImportValue": {"Fn::Sub": "${IngestStackName}-AlertTopicArn"}}
     watched = set()
     for name, alarm in alarms.items():
@@ -731,6 +732,7 @@ def test_stream_alarms_watch_the_metrics_the_stream_emits(emr_template):
         "LatencyP95Ms",
         "BacklogManifests",
         "ErrorRows",
+        "StreamFailed",
         "IsIdle",
         "AppsFailed",
         "MRUnhealthyNodes",

@@ -71,16 +71,20 @@ def feature_rows(
     )
 
 
-def error_rows(count: int, ids: list[str] | None = None) -> pa.Table:
-    return pa.table(
-        {
-            "image_id": ids if ids is not None else [None] * count,
-            "image_uri": [None] * count,
-            "reason": ["malformed_manifest"] * count,
-            "detail": ["unparseable"] * count,
-            "processed_at": [UPLOADED] * count,
-        }
-    ).cast(ERRORS_ARROW_SCHEMA)
+def error_rows(count: int, ids: list[str] | None = None, keys: list[str] | None = None) -> pa.Table:
+    return conform_rows(
+        pa.table(
+            {
+                "image_id": pa.array(ids if ids is not None else [None] * count, pa.string()),
+                "image_uri": pa.array([None] * count, pa.string()),
+                "reason": ["malformed_manifest"] * count,
+                "detail": ["unparseable"] * count,
+                "processed_at": [UPLOADED] * count,
+                "error_key": pa.array(keys if keys is not None else [None] * count, pa.string()),
+            }
+        ),
+        ERRORS_ARROW_SCHEMA,
+    )
 
 
 def image_ids(count: int, start: int = 0) -> list[str]:
@@ -156,6 +160,24 @@ def test_a_new_query_rereading_bad_manifests_adds_no_error_row_twice(sink: Table
     assert result.errors_already_in_table == 2 and result.error_rows_in_table == 2
     stored = sink.errors.refresh().scan().to_arrow().column("image_id").to_pylist()
     assert sorted(stored, key=str) == sorted([*ids, image_ids(1, start=60)[0], None, None], key=str)
+
+
+def test_an_error_row_without_an_image_id_is_known_by_its_manifest_line_on_a_reread(sink: TableSink):
+    # GIVEN two error rows without an image id (a garbage line, a 0-byte manifest), written by a first query
+    keys = [
+        contracts.error_key("dt=2026-03-01/a.jsonl", "not json {"),
+        contracts.error_key("dt=2026-03-01/b.jsonl", ""),
+    ]
+    sink.write(feature_rows([]), error_rows(2, keys=keys), QUERY, 0)
+    # WHEN another query (a reset checkpoint, a new epoch, a backfill) re-reads them, with one new bad line
+    new = contracts.error_key("dt=2026-03-01/a.jsonl", "[1, 2]")
+    result = sink.write(feature_rows([]), error_rows(3, keys=[*keys, new]), "another-query", 0)
+    # THEN only the new line's row is appended; a replay of that batch adds nothing either
+    assert (result.errors_already_in_table, result.error_rows_in_table) == (2, 1)
+    replay = sink.write(feature_rows([]), error_rows(3, keys=[*keys, new]), "another-query", 0)
+    assert not replay.errors_committed
+    stored = sink.errors.refresh().scan().to_arrow().column("error_key").to_pylist()
+    assert sorted(stored) == sorted([*keys, new])
 
 
 def test_a_replay_reports_the_rows_its_first_run_committed(sink: TableSink):

@@ -10,6 +10,7 @@ import pytest
 from fruits_core import contracts
 from streaming_job.query.batch_outcome import (
     DETAIL_COLUMN,
+    ERROR_KEY_COLUMN,
     FEATURIZED_COLUMNS,
     REASON_COLUMN,
     split_outcome,
@@ -32,7 +33,9 @@ def featurized_row(image_id: str | None, reason: str | None = None, **changes) -
     if reason is None:
         row.update(features=[0.5, -0.25], pca_residual=0.125, model_version="m1", pca_version="p1")
     else:
-        row.update(**{REASON_COLUMN: reason, DETAIL_COLUMN: f"why {image_id}"})
+        row.update(
+            **{REASON_COLUMN: reason, DETAIL_COLUMN: f"why {image_id}", ERROR_KEY_COLUMN: f"key {image_id}"}
+        )
     row.update(changes)
     return row
 
@@ -68,6 +71,7 @@ def test_a_batch_splits_into_contract_shaped_features_and_errors():
             "reason": "image_not_found",
             "detail": f"why {'b' * 32}",
             "processed_at": utc(8, 0, 3),
+            "error_key": f"key {'b' * 32}",
         },
         {
             "image_id": None,
@@ -75,6 +79,7 @@ def test_a_batch_splits_into_contract_shaped_features_and_errors():
             "reason": "malformed_manifest",
             "detail": "why None",
             "processed_at": utc(8, 0, 3),
+            "error_key": "key None",
         },
     ]
     # AND the figures cover every manifest row

@@ -89,13 +89,15 @@ def test_the_stream_rotates_epochs_between_batches_without_losing_or_duplicating
     assert reason == "stop requested"
     [current] = epoch_dirs(lake)
     assert int(current.removeprefix("epoch=")) >= 1
-    # AND every image is in the table exactly once, though new epochs re-read manifests
+    # AND every image is in the table exactly once, and no epoch re-read (re-featurized) a manifest: each
+    # rotation archived its last batch's manifests, which Spark archives only when it plans a next batch
     ids = lake_tables(lake.as_uri())[0].scan().to_arrow().column("image_id").to_pylist()
     assert sorted(ids) == accepted
     records = [
         json.loads(line.read_text()) for line in sorted((lake / "status" / "progress").rglob("*.json"))
     ]
-    assert sum(record["already_in_table"] for record in records) > 0
+    assert sum(record["already_in_table"] for record in records) == 0
+    assert sum(record["input_rows"] for record in records) == len(accepted)
     # AND the listener followed every epoch's query: batch 0 more than once, totals carried, clean stop
     assert sum(1 for record in records if record["batch_id"] == 0) >= 2
     latest = json.loads((lake / "status" / "latest.json").read_text())
@@ -113,9 +115,11 @@ def run_until_killed(step: str, lake: Path, models, tmp_path: Path, log: Path) -
             *models,
             "--max-files-per-trigger",
             "4",
-            # Longer than a batch: the idle gap lets a due rotation stop the query between two batches.
+            # Twice a batch on a loaded machine (~3 s): the idle gap lets a due rotation stop the query
+            # between two batches while manifests still wait, so the next epoch has new ones to append
+            # (a rotation archives the last batch's manifests: it re-reads none).
             "--trigger",
-            "3",
+            "6",
             "--clean-source",
             "archive",
             "--checkpoint-epoch-hours",
@@ -172,3 +176,67 @@ def test_sigkills_around_a_rotation_still_give_each_image_exactly_once(models, s
     ids = lake_tables(lake.as_uri())[0].scan().to_arrow().column("image_id").to_pylist()
     assert sorted(ids) == accepted
     assert not lake_tables(lake.as_uri())[1].scan().to_arrow().num_rows
+
+
+def test_an_idle_stream_rotates_without_featurizing_its_last_batch_again(
+    spark, models, sample_image_paths, tmp_path
+):
+    # GIVEN 8 ingested images, 4 manifests a batch (two batches), 1.8 s epochs, processed manifests archived
+    lake = tmp_path / "lake"
+    accepted = accepted_ids(lake, tmp_path / "uploads", every_nth(sample_image_paths, 8))
+    config = stream_config(
+        lake,
+        *models,
+        "--trigger",
+        "1",
+        "--max-files-per-trigger",
+        "4",
+        "--clean-source",
+        "archive",
+        "--checkpoint-epoch-hours",
+        EPOCH_HOURS,
+    )
+    running = start_stream(spark, config)
+    first_query = str(running.query.id)
+    # The hook: a trigger of the next epoch's query that found nothing to read (Spark reports it as an
+    # idle event, or as a progress event without input rows).
+    next_epoch_idle = threading.Event()
+    listener = running.listener
+    listener_idle, listener_progress = listener.onQueryIdle, listener.onQueryProgress
+
+    def on_idle(event) -> None:
+        listener_idle(event)
+        if str(event.id) != first_query:
+            next_epoch_idle.set()
+
+    def on_progress(event) -> None:
+        listener_progress(event)
+        if str(event.progress.id) != first_query and event.progress.numInputRows == 0:
+            next_epoch_idle.set()
+
+    listener.onQueryIdle, listener.onQueryProgress = on_idle, on_progress
+    # WHEN no new manifest arrives once both batches are in, and the due epoch rotates
+    stop = threading.Event()
+    watcher = stop_when_all_rows_are_in(lake, len(accepted), threading.Event())
+    watcher.join()
+
+    def stop_once_the_next_epoch_idles() -> None:
+        next_epoch_idle.wait(TIMEOUT)
+        stop.set()
+
+    threading.Thread(target=stop_once_the_next_epoch_idles, daemon=True).start()
+    await_stream(spark, running, config, stop, poll_seconds=0.5)
+
+    # THEN the stream rotated once, and the next epoch found nothing to read: no manifest featurized twice
+    assert next_epoch_idle.is_set()
+    [current] = epoch_dirs(lake)
+    assert current == "epoch=1"
+    records = [
+        json.loads(line.read_text()) for line in sorted((lake / "status" / "progress").rglob("*.json"))
+    ]
+    assert sum(record["input_rows"] for record in records) == len(accepted)
+    assert sum(record["already_in_table"] for record in records) == 0
+    # AND the last batch's manifests were archived at the rotation, as Spark does for every earlier batch
+    assert not list((lake / "manifests").rglob("*.json*"))
+    ids = lake_tables(lake.as_uri())[0].scan().to_arrow().column("image_id").to_pylist()
+    assert sorted(ids) == accepted

@@ -44,7 +44,7 @@ NO_SUCH_DAY_ID = "2" * 32
 OUTSIDE_ID = "3" * 32
 BLANK_ID = "4" * 32  # a manifest file holding only whitespace: no manifest, no row
 ARRAY_ID = "5" * 32  # a manifest file holding a JSON array of two manifests
-EMPTY_FILE_ID = "6" * 32  # a 0-byte manifest file: Spark's scan skips it, the stream counts it
+EMPTY_FILE_ID = "6" * 32  # a 0-byte manifest file: Spark's scan skips it, the driver makes it an error row
 CLAIMED_ID = "7" * 32  # a manifest whose image_uri is another image of the lake (another person's photo)
 FEATURE_NAMES = contracts.field_names(contracts.FEATURES_FIELDS)
 
@@ -173,14 +173,14 @@ def test_bad_manifests_and_missing_images_become_error_rows(spark, streamed):
     # GIVEN a manifest whose image is gone, a broken file, a v2 manifest, one lacking required fields,
     # one whose dt would name a folder outside the output, one with an empty image_id, one dated
     # 2024-13-45, one naming an image outside the lake, one claiming another image of the lake, a
-    # manifest duplicated in one batch, a file of whitespace (no manifest line: nothing) and a file
-    # holding a JSON array of two manifests
+    # manifest duplicated in one batch, a file of whitespace (no manifest line: nothing), a file
+    # holding a JSON array of two manifests and a 0-byte file
     _, errors_table = lake_tables(streamed["lake"].as_uri())
     error_rows = errors_table.scan().to_arrow().to_pylist()
     errors = {row["image_id"]: row for row in error_rows}
     duplicated_id = streamed["accepted"][-1].image_id
     # THEN each is an error row with a stable reason, and the stream went on
-    assert len(error_rows) == len(errors) == 11
+    assert len(error_rows) == len(errors) == 12
     assert {image_id: row["reason"] for image_id, row in errors.items()} == {
         MISSING_IMAGE_ID: "image_not_found",
         BROKEN_ID: "malformed_manifest",
@@ -193,7 +193,10 @@ def test_bad_manifests_and_missing_images_become_error_rows(spark, streamed):
         duplicated_id: "duplicate_image_id",
         ARRAY_ID: "malformed_manifest",
         CLAIMED_ID: "malformed_manifest",
+        EMPTY_FILE_ID: "malformed_manifest",
     }
+    # a 0-byte manifest, which Spark's scan skips, is a row too (found by the driver, once)
+    assert errors[EMPTY_FILE_ID]["detail"] == "manifest is empty (0 bytes)"
     assert "another image than image_id" in errors[CLAIMED_ID]["detail"]
     # the array is one error row (the file's), not one row per element
     assert errors[ARRAY_ID]["detail"] == "manifest is a JSON array: one JSON object per line"
@@ -242,11 +245,12 @@ def test_the_status_log_records_every_batch(streamed):
     records = [json.loads(path.read_text()) for path in progress]
     latest = json.loads((lake / "status" / "latest.json").read_text())
     # 23 manifest files (10 accepted, 1 duplicate, 12 bad; the 0-byte one and the whitespace-only one
-    # hold no manifest line, so no row), at most 6 per batch; the re-delivery is not read again
+    # hold no manifest line, so no input row; the 0-byte one is an error row all the same), at most 6
+    # per batch; the re-delivery is not read again
     assert len(records) >= 4
     assert sum(record["input_rows"] for record in records) == 21
     assert sum(record["feature_rows"] for record in records) == IMAGES
-    assert sum(record["error_rows"] for record in records) == 11
+    assert sum(record["error_rows"] for record in records) == 12
     # the 0-byte manifest is counted once, not lost (and not again by the second run)
     assert sum(record["empty_manifests"] for record in records) == 1
     assert latest["totals"]["empty_manifests"] == 1
