@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,12 @@ from streaming_job.featurizer.model import BUNDLED_IMAGES  # the committed subse
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # The full sample, when the shared folder sits beside the repository.
 SHARED_IMAGES = REPO_ROOT.parent / "shared" / "fruits360-sample"
+
+# Every driver JVM the suite starts (the shared session, each `fruits stream`, spark-submit, the demo,
+# the notebook's kernel) compiles with C1 only: the suite's JVMs live seconds to minutes, and on 2 cores
+# C2's compiler threads took the CPU the tests wait for (a session's start and first queries: 48-70 s
+# against 24-39 s on the loaded 2-core machine; docs/testing.md). Set it (even empty) to override.
+os.environ.setdefault("SPARK_SUBMIT_OPTS", "-XX:TieredStopAtLevel=1")
 
 
 @pytest.fixture(scope="session")

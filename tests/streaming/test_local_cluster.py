@@ -24,6 +24,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.spark, pytest.mark.tf]
 
 CLUSTER = "local-cluster[2,1,1024]"
 MANIFESTS = 12
+# The executor JVMs compile with C1 only, as the suite's drivers do (SPARK_SUBMIT_OPTS, tests/conftest.py).
+EXECUTOR_JIT = "--conf spark.executor.extraJavaOptions=-XX:TieredStopAtLevel=1 pyspark-shell"
 
 
 def model_builds(lake: Path) -> list[int]:
@@ -34,8 +36,9 @@ def model_builds(lake: Path) -> list[int]:
 
 
 def test_two_executors_build_the_model_each_and_keep_exactly_once_through_a_sigkill(
-    models, sample_image_paths, tmp_path
+    models, sample_image_paths, tmp_path, monkeypatch
 ):
+    monkeypatch.setenv("PYSPARK_SUBMIT_ARGS", EXECUTOR_JIT)
     # GIVEN 12 ingested images (two batches of 6)
     lake = tmp_path / "lake"
     outcomes = ingest_images(lake, tmp_path / "uploads", every_nth(sample_image_paths, MANIFESTS))
