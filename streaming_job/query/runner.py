@@ -310,5 +310,7 @@ def record_start_failure(config: StreamConfig, error: BaseException) -> None:
         if config.cloudwatch_log_group:
             emf = EmfPublisher(config.cloudwatch_log_group, config.metrics_namespace, config.stage)
             emf.send(failure_emf(failure, now, config.metrics_namespace, config.stage), None)
-    except Exception:
-        log.exception("could not record why the stream failed to start")
+    except Exception as unrecorded:
+        # One line, no traceback: the start's own error follows, and a lake the driver cannot reach (no
+        # credentials, no bucket) is the usual reason this record cannot be written either.
+        log.warning("could not record why the stream failed to start (%s)", type(unrecorded).__name__)
