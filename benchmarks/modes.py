@@ -31,13 +31,10 @@ def prepare(workdir: Path, spec: WorkloadSpec) -> dict:
     existing = load_workload(workdir)
     if reusable(existing, spec, sample_images(Path(spec.images_dir))):
         return {"reused": True, **json.loads(existing.to_json())}
-    from streaming_job.session import build_spark_session
+    from streaming_job.session import command_session
 
-    spark = build_spark_session("fruits-bench-prepare", master="local[*]")
-    try:
+    with command_session("fruits-bench-prepare", master="local[*]") as spark:
         workload = build_workload(workdir, spec, spark)
-    finally:
-        spark.stop()
     return {"reused": False, **json.loads(workload.to_json())}
 
 
@@ -116,35 +113,33 @@ def stream(
     from fruits_core import contracts
     from fruits_core.lake_uris import join_uri
     from streaming_job.query.runner import await_stream, start_stream
-    from streaming_job.session import build_spark_session
+    from streaming_job.session import command_session
 
     expected = workload.spec.n
     workload.clear_run_outputs()
     classifier_version = workload.publish_classifier(runtime) if scoring else None
-    spark = build_spark_session("fruits-bench-stream", master=master)
-    config = StreamConfig(
-        lake=workload.lake_uri,
-        checkpoint=join_uri(workload.lake_uri, contracts.CHECKPOINTS_PREFIX, "features"),
-        featurizer=workload.featurizer_uri(runtime),
-        pca=workload.pca_uri(runtime),
-        trigger_seconds=trigger_seconds,
-        available_now=available_now,
-        max_files_per_trigger=max_files_per_trigger,
-        stage="bench",
-        predictions=scoring,
-    )
-    running = start_stream(spark, config)
-    stop = threading.Event()
-    if not available_now:
-        _wait_for_rows(running, expected, timeout_seconds)
-        stop.set()
-    await_stream(spark, running, config, stop)
-    records = sorted(running.listener.records, key=lambda record: record["batch_id"])
-    phases = phase_medians(
-        [progress.durationMs for progress in running.query.recentProgress if progress.numInputRows > 0][1:]
-    )
-    cores = spark.sparkContext.defaultParallelism
-    spark.stop()
+    with command_session("fruits-bench-stream", master=master) as spark:
+        config = StreamConfig(
+            lake=workload.lake_uri,
+            checkpoint=join_uri(workload.lake_uri, contracts.CHECKPOINTS_PREFIX, "features"),
+            featurizer=workload.featurizer_uri(runtime),
+            pca=workload.pca_uri(runtime),
+            trigger_seconds=trigger_seconds,
+            available_now=available_now,
+            max_files_per_trigger=max_files_per_trigger,
+            stage="bench",
+            predictions=scoring,
+        )
+        running = start_stream(spark, config)
+        stop = threading.Event()
+        if not available_now:
+            _wait_for_rows(running, expected, timeout_seconds)
+            stop.set()
+        await_stream(spark, running, config, stop)
+        records = sorted(running.listener.records, key=lambda record: record["batch_id"])
+        busy = [progress for progress in running.query.recentProgress if progress.numInputRows > 0]
+        phases = phase_medians([progress.durationMs for progress in busy][1:])
+        cores = spark.sparkContext.defaultParallelism
     outputs = _published_rows(workload)
     processed = sum(record["feature_rows"] + record["error_rows"] for record in records)
     wall = batch_end(records[-1]) - started_epoch if records else None

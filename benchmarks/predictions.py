@@ -94,7 +94,7 @@ def run(images_dir: Path, workdir: Path) -> dict:
     from fruits_lake.reading import read_features
     from streaming_job.featurizer.model import export_featurizer
     from streaming_job.featurizer.pca import fit_pca
-    from streaming_job.session import build_spark_session
+    from streaming_job.session import command_session
 
     images = find_images(images_dir)
     training, unseen = split_unseen(images)
@@ -103,8 +103,7 @@ def run(images_dir: Path, workdir: Path) -> dict:
     config = stream_config(lake, True)
     say(f"{len(images)} images: {len(training)} to train on, {len(unseen)} never seen")
     export_featurizer(config.featurizer, input_size=INPUT_SIZE)
-    spark = build_spark_session("fruits-predictions-bench", master="local[*]")
-    try:
+    with command_session("fruits-predictions-bench", master="local[*]") as spark:
         step = max(1, len(training) // PCA_IMAGES)
         fit_pca(spark, [path.resolve().as_uri() for path in training[::step]], config.featurizer, config.pca)
         say("streaming the training images")
@@ -118,8 +117,6 @@ def run(images_dir: Path, workdir: Path) -> dict:
         say("streaming the never-seen images without, then with scoring")
         without = stream(spark, lake_off, predictions=False)
         with_scoring = stream(spark, lake, predictions=True)
-    finally:
-        spark.stop()
     rows = scored_rows(read_features(lake.as_uri()), report.classifier.version)
     say("exporting the app model")
     app = export_app_model(lake.as_uri(), config.featurizer, config.pca)

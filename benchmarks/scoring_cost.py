@@ -34,7 +34,7 @@ def measure(workdir: Path, runtime: str, rounds: int) -> dict:
     from streaming_job.featurizer.model import build_featurizer, load_featurizer_spec
     from streaming_job.featurizer.pca import load_pca
     from streaming_job.scoring.classifier import load_published, predict_rows
-    from streaming_job.session import build_spark_session
+    from streaming_job.session import command_session
 
     workload = load_workload(workdir)
     if workload is None or runtime not in workload.classifier_pointers:
@@ -42,11 +42,8 @@ def measure(workdir: Path, runtime: str, rounds: int) -> dict:
             f"no {runtime} benchmark workload with a classifier in {workdir}: run fruits bench first"
         )
     spec = load_featurizer_spec(workload.featurizer_uri(runtime))
-    spark = build_spark_session("fruits-scoring-cost", master="local[1]")
-    try:
+    with command_session("fruits-scoring-cost", master="local[1]") as spark:
         projection = load_pca(spark, workload.pca_uri(runtime), spec.model_version)
-    finally:
-        spark.stop()
     classifier = load_published(
         workload.lake_uri, workload.classifier_pointers[runtime], projection.pca_version
     )

@@ -157,24 +157,20 @@ def export_app_model(lake_uri: str, featurizer_uri: str, pca_uri: str, spark=Non
     `spark`: a running session to load the PCA with (else the active one, or one started and stopped
     here: a session this call did not start is never stopped, since others share it).
     """
-    from pyspark.sql import SparkSession
-
     from streaming_job.featurizer.model import FeaturizerError, load_featurizer_spec
     from streaming_job.featurizer.pca import PcaError, load_pca
-    from streaming_job.session import build_spark_session
+    from streaming_job.session import command_session
 
     pointer = read_pointer(lake_uri)
     if pointer is None:
         raise ClassifierError(f"{lake_uri} has no published classifier: run `fruits classifier train` first")
     try:
         spec = load_featurizer_spec(featurizer_uri)
-        owns_session = spark is None and SparkSession.getActiveSession() is None
-        session = spark or build_spark_session("fruits-export-app", master="local[1]")
-        try:
-            projection = load_pca(session, pca_uri, spec.model_version)
-        finally:
-            if owns_session:
-                session.stop()
+        if spark is not None:
+            projection = load_pca(spark, pca_uri, spec.model_version)
+        else:
+            with command_session("fruits-export-app", master="local[1]") as session:
+                projection = load_pca(session, pca_uri, spec.model_version)
     except (FeaturizerError, PcaError) as error:
         raise ClassifierError(str(error)) from error
     classifier = load_published(lake_uri, pointer, projection.pca_version)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from pyspark.sql import SparkSession
@@ -72,3 +74,19 @@ def build_spark_session(
     if master is None or not master.startswith("local"):
         spark.sparkContext.setLogLevel("WARN")  # locally, log4j2-local.properties decides
     return spark
+
+
+@contextmanager
+def command_session(app_name: str, master: str | None = None) -> Iterator[SparkSession]:
+    """A session for one command's work, stopped after it unless it was already running.
+
+    A notebook, the tests or a calling command may hold the active session: stopping it
+    from inside a library call would kill their session (and every later query on it).
+    """
+    owned = SparkSession.getActiveSession() is None
+    spark = build_spark_session(app_name, master=master)
+    try:
+        yield spark
+    finally:
+        if owned:
+            spark.stop()

@@ -38,14 +38,30 @@ def sample_image_paths(sample_images_dir: Path) -> list[Path]:
     return paths
 
 
+_SHARED_SESSION: list = []  # the `spark` fixture's session, once a test has asked for it
+
+
 @pytest.fixture(scope="session")
 def spark():
     """One local SparkSession for every Spark test (starting one costs seconds)."""
     from streaming_job.session import build_spark_session
 
     session = build_spark_session("fruits-tests", master="local[2]")
+    _SHARED_SESSION.append(session)
     yield session
+    _SHARED_SESSION.clear()
     session.stop()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _the_shared_session_survives(request):
+    """Name the module whose code stopped the shared session (every later Spark test would fail on it)."""
+    yield
+    if _SHARED_SESSION and _SHARED_SESSION[0].sparkContext._jsc is None:
+        pytest.fail(
+            f"{request.module.__name__} stopped the shared SparkSession: library code must stop only "
+            "a session it started (streaming_job.session.command_session)"
+        )
 
 
 # Fake credentials in the default region: with moto on, no call can reach a real account.
