@@ -78,7 +78,7 @@ def run_fit_pca(args: argparse.Namespace) -> int:
     from streaming_job import uris
     from streaming_job.featurizer.model import FeaturizerError
     from streaming_job.featurizer.pca import PcaError, fit_pca
-    from streaming_job.session import build_spark_session
+    from streaming_job.session import command_session
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     lake = required_lake_uri(args.lake and uris.to_uri(args.lake))
@@ -95,26 +95,20 @@ def run_fit_pca(args: argparse.Namespace) -> int:
             f"found {len(image_uris)} images under {images_prefix}: fitting a PCA with "
             f"k={args.k or 'auto'} needs >= {needed}"
         )
-    from pyspark.sql import SparkSession
-
-    owns_session = SparkSession.getActiveSession() is None
-    spark = build_spark_session("fruits-fit-pca", master=args.master)
     try:
-        sidecar = fit_pca(
-            spark,
-            image_uris,
-            featurizer,
-            out,
-            k=args.k,
-            target_variance=args.target_variance,
-            batch_size=args.batch_size,
-        )
+        with command_session("fruits-fit-pca", master=args.master) as spark:
+            sidecar = fit_pca(
+                spark,
+                image_uris,
+                featurizer,
+                out,
+                k=args.k,
+                target_variance=args.target_variance,
+                batch_size=args.batch_size,
+            )
     except (PcaError, FeaturizerError) as error:
         print(f"fit-pca: {error}", file=sys.stderr)
         return 1
-    finally:
-        if owns_session:
-            spark.stop()
     summary = {
         key: sidecar[key] for key in ("pca_version", "model_version", "k", "sample_size", "images_failed")
     }
