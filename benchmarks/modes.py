@@ -110,8 +110,6 @@ def stream(
     end of the last micro-batch.
     """
     started_epoch = time.time()
-    from fruits_core import contracts
-    from fruits_core.lake_uris import join_uri
     from streaming_job.query.runner import await_stream, start_stream
     from streaming_job.session import command_session
 
@@ -119,15 +117,11 @@ def stream(
     workload.clear_run_outputs()
     classifier_version = workload.publish_classifier(runtime) if scoring else None
     with command_session("fruits-bench-stream", master=master) as spark:
-        config = StreamConfig(
-            lake=workload.lake_uri,
-            checkpoint=join_uri(workload.lake_uri, contracts.CHECKPOINTS_PREFIX, "features"),
-            featurizer=workload.featurizer_uri(runtime),
-            pca=workload.pca_uri(runtime),
+        config = workload.stream_config(
+            runtime,
             trigger_seconds=trigger_seconds,
             available_now=available_now,
             max_files_per_trigger=max_files_per_trigger,
-            stage="bench",
             predictions=scoring,
         )
         running = start_stream(spark, config)

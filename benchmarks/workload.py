@@ -84,6 +84,17 @@ class Workload:
     def pca_uri(self, runtime: str) -> str:
         return join_uri(self.lake_uri, f"{contracts.PCA_KEY}-{runtime}")
 
+    def stream_config(self, runtime: str, **options) -> StreamConfig:
+        """The stream over this lake with one runtime's featurizer and PCA (`options`: the run's flags)."""
+        return StreamConfig(
+            lake=self.lake_uri,
+            checkpoint=join_uri(self.lake_uri, contracts.CHECKPOINTS_PREFIX, "features"),
+            featurizer=self.featurizer_uri(runtime),
+            pca=self.pca_uri(runtime),
+            stage="bench",
+            **options,
+        )
+
     def image_uris(self) -> list[str]:
         """The N clean images' URIs, in manifest-name order (the images every mode processes)."""
         manifests = sorted((self.lake / contracts.MANIFESTS_PREFIX).glob("dt=*/*.json"))
@@ -212,15 +223,7 @@ def train_classifier_for(spark, workload: Workload, runtime: str) -> dict:
     shutil.copytree(
         workload.lake / contracts.MODELS_PREFIX, seed.lake / contracts.MODELS_PREFIX, dirs_exist_ok=True
     )
-    config = StreamConfig(
-        lake=seed.lake_uri,
-        checkpoint=join_uri(seed.lake_uri, contracts.CHECKPOINTS_PREFIX, "features"),
-        featurizer=seed.featurizer_uri(runtime),
-        pca=seed.pca_uri(runtime),
-        available_now=True,
-        stage="bench",
-        predictions=False,
-    )
+    config = seed.stream_config(runtime, available_now=True, predictions=False)
     await_stream(spark, start_stream(spark, config), config, threading.Event())
     version = train_classifier(seed.lake_uri).classifier.version
     shutil.copytree(seed.lake / CLASSIFIER_DIR / version, workload.lake / CLASSIFIER_DIR / version)
