@@ -87,6 +87,17 @@ def failure_record(failure: Failure, now: datetime) -> dict:
     return {**asdict(failure), "at": contracts.iso_utc(now)}
 
 
+def failed_status(failure: Failure, now: datetime, error_class: str | None = None) -> dict:
+    """What a failure changes in latest.json: the state, and the record kept across restarts too."""
+    record = failure_record(failure, now)
+    return {
+        "state": "failed",
+        "error_class": error_class or failure.exception,
+        "failure": record,
+        "last_failure": record,
+    }
+
+
 STREAM_FAILED_METRIC = "StreamFailed"
 CAUSE_DIMENSION = "Cause"
 

@@ -22,7 +22,7 @@ from fruits_core.clock import utc_now
 from streaming_job.config import StreamConfig
 from streaming_job.monitoring import driver_process
 from streaming_job.monitoring.backlog import ManifestBacklog
-from streaming_job.monitoring.failure import Failure, failure_emf, failure_of, failure_record
+from streaming_job.monitoring.failure import Failure, failed_status, failure_emf, failure_of
 from streaming_job.monitoring.status_log import (
     STATUS_RECORD_VERSION,
     BatchStatsBoard,
@@ -168,13 +168,7 @@ class ProgressListener(StreamingQueryListener):
     def record_failure(self, failure: Failure, error_class: str | None = None) -> None:
         """Why the stream died, before the driver exits: latest.json, and StreamFailed by Cause (EMF)."""
         now = utc_now()
-        record = failure_record(failure, now)
-        self._update_latest(
-            state="failed",
-            error_class=error_class or failure.exception,
-            failure=record,
-            last_failure=record,
-        )
+        self._update_latest(**failed_status(failure, now, error_class))
         log.error("the stream failed: %s (%s)", failure.cause, failure.exception)
         if self.emf is not None:
             self.emf.send(failure_emf(failure, now, self.emf.namespace, self.emf.stage), self._run_id)

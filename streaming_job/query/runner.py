@@ -33,7 +33,7 @@ from streaming_job.checkpoints.epoch_rotation import EpochCheckpoints, EpochRota
 from streaming_job.checkpoints.source_cleanup import clean_last_batch
 from streaming_job.config import StreamConfig
 from streaming_job.monitoring.backlog import ManifestBacklog
-from streaming_job.monitoring.failure import failure_emf, failure_of, failure_record
+from streaming_job.monitoring.failure import failed_status, failure_emf, failure_of
 from streaming_job.monitoring.heartbeat import Heartbeat
 from streaming_job.monitoring.listener import ProgressListener
 from streaming_job.monitoring.status_log import BatchStatsBoard, EmfPublisher, StatusLog
@@ -296,16 +296,8 @@ def record_start_failure(config: StreamConfig, error: BaseException) -> None:
         status = StatusLog(config.status_uri)
         latest = status.read_latest()
         if latest is not None:
-            record = failure_record(failure, now)
             status.write_latest(
-                {
-                    **latest,
-                    "state": "failed",
-                    "error_class": failure.exception,
-                    "failure": record,
-                    "last_failure": record,
-                    "updated_at": contracts.iso_utc(now),
-                }
+                {**latest, **failed_status(failure, now), "updated_at": contracts.iso_utc(now)}
             )
         if config.cloudwatch_log_group:
             emf = EmfPublisher(config.cloudwatch_log_group, config.metrics_namespace, config.stage)
