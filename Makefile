@@ -56,12 +56,14 @@ lambda-venv: $(LAMBDA_VENV)/.installed
 demo: venv
 	$(VENV)/bin/fruits demo
 
-# --durations: the slowest tests after every run, so the 10-minute budget stays in sight (docs/testing.md).
+# -n 2 --dist loadscope: two pytest-xdist workers, a module's tests (a folder's, where they share a session
+# fixture) on one worker (tests/conftest.py, xdist_scope); --durations: the slowest tests after every run, so the
+# 10-minute budget stays in sight (docs/testing.md).
 test: venv iac-tools lambda-venv
-	$(VENV)/bin/pytest --durations=25
+	$(VENV)/bin/pytest -n 2 --dist loadscope --durations=25
 
 test-fast: venv
-	$(VENV)/bin/pytest -m "not slow and not iac and not lambda_pins"
+	$(VENV)/bin/pytest -n 2 --dist loadscope -m "not slow and not iac and not lambda_pins"
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -20,6 +20,39 @@ SHARED_IMAGES = REPO_ROOT.parent / "shared" / "fruits360-sample"
 os.environ.setdefault("SPARK_SUBMIT_OPTS", "-XX:TieredStopAtLevel=1")
 
 
+# Folders whose tests share a costly session fixture (the benchmark lake, the scored classifier lake):
+# their tests run on one pytest-xdist worker, so the fixture is built once.
+SHARED_FIXTURE_FOLDERS = frozenset({"benchmarks", "classifier"})
+
+
+def xdist_scope(nodeid: str) -> str:
+    """The unit `make test`'s two workers share out: a test module, or a folder of SHARED_FIXTURE_FOLDERS.
+
+    A module's tests stay on one worker, so a module fixture (a streamed lake, a packed environment)
+    is built once; the session fixtures other than those folders' (the SparkSession, the fitted model
+    pair) are built once per worker.
+    """
+    module = nodeid.split("::", 1)[0]
+    parts = module.split("/")
+    if len(parts) > 2 and parts[0] == "tests" and parts[1] in SHARED_FIXTURE_FOLDERS:
+        return "/".join(parts[:2])
+    return module
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """`-n 2 --dist loadscope` shares out xdist_scope units (pytest-xdist's own scope would be the module)."""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FixtureScopeScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_scope(nodeid)
+
+    return FixtureScopeScheduling(config, log)
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT
