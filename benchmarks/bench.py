@@ -288,10 +288,11 @@ def build_report(
             "master": args.master,
             "max_files_per_trigger": args.max_files_per_trigger,
             "trigger_seconds": args.trigger,
-            "model_versions": workload["model_versions"],
-            "pca_versions": workload["pca_versions"],
+            # the measured runtimes' artifacts (a reused lake may hold more runtimes)
+            "model_versions": {runtime: workload["model_versions"][runtime] for runtime in runs},
+            "pca_versions": {runtime: workload["pca_versions"][runtime] for runtime in runs},
             "classifier_versions": {
-                runtime: pointer["version"] for runtime, pointer in workload["classifier_pointers"].items()
+                runtime: workload["classifier_pointers"][runtime]["version"] for runtime in runs
             },
         },
         "runtimes": {runtime: summarize_runtime(by_mode) for runtime, by_mode in runs.items()},

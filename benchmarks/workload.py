@@ -1,6 +1,7 @@
 """The benchmark's lake: a featurizer and a fitted PCA per runtime, and N manifests of real images.
 
-Built once per (images, N, input size, k, runtimes) in the bench workdir and reused:
+Built once per (images, N, input size, k, runtimes) in the bench workdir and reused (also by a run
+that asks for fewer of its runtimes):
 
     <workdir>/seed/            the real ingest (LocalIngest) run once on each distinct sample image
     <workdir>/lake/models/     per runtime: featurizer.tflite / featurizer.keras (the bundled ImageNet
@@ -143,10 +144,16 @@ def load_workload(workdir: Path) -> Workload | None:
 
 
 def reusable(workload: Workload | None, spec: WorkloadSpec, images: list[Path]) -> bool:
+    """Built from the same images, N, input size and k, with artifacts for every runtime asked for.
+
+    A lake built for more runtimes serves fewer: each runtime's featurizer, PCA and
+    classifier are independent, and the manifests and clean images do not depend on them.
+    """
     return (
         workload is not None
         and workload.version == WORKLOAD_VERSION
-        and workload.spec == spec
+        and replace(workload.spec, runtimes=spec.runtimes) == spec
+        and set(spec.runtimes) <= set(workload.spec.runtimes)
         and workload.images_fingerprint == fingerprint(images)
     )
 
