@@ -25,7 +25,7 @@ from fruits_ingest.config import (
     ConfigError,
     int_setting,
 )
-from fruits_ingest.identity import is_subject, new_upload_key
+from fruits_ingest.identity import new_upload_key, verified_subject
 
 ENV_PRESIGN_EXPIRES_SECONDS = "PRESIGN_EXPIRES_SECONDS"
 ENV_UPLOAD_QUOTA_TABLE = "UPLOAD_QUOTA_TABLE"
@@ -114,9 +114,8 @@ def grant_for(event: Mapping[str, Any], config: PresignConfig) -> UploadGrant:
 
 
 def _subject(event: Mapping[str, Any]) -> str:
-    claims = (((event.get("requestContext") or {}).get("authorizer") or {}).get("jwt") or {}).get("claims")
-    subject = (claims or {}).get("sub")
-    if not isinstance(subject, str) or not is_subject(subject):
+    subject = verified_subject(event)
+    if subject is None:
         raise PresignRefused(403, "no verified Cognito subject in the request")
     return subject
 
