@@ -16,6 +16,7 @@ from typing import Any
 
 from fruits_core import contracts
 from fruits_core.lake_uris import validate_lake_uri
+from fruits_ingest.api_answers import Refused
 from fruits_ingest.config import ConfigError, int_setting
 from fruits_ingest.identity import verified_subject
 
@@ -28,13 +29,8 @@ _APP_KEY = re.compile(
 )
 
 
-class DownloadRefused(Exception):
-    """The request gets no download URL; `status` is the HTTP status to answer."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+class DownloadRefused(Refused):
+    """The request gets no download URL."""
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fruits_core import contracts
+from fruits_ingest.api_answers import Refused
 from fruits_ingest.config import (
     DEFAULT_MAX_UPLOAD_BYTES,
     ENV_MAX_UPLOAD_BYTES,
@@ -46,13 +47,8 @@ SIGNED_METADATA_KEYS = (
 _BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 
-class PresignRefused(Exception):
-    """The request cannot get an upload URL; `status` is the HTTP status to answer."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+class PresignRefused(Refused):
+    """The request cannot get an upload URL."""
 
 
 @dataclass(frozen=True)
