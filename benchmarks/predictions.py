@@ -21,7 +21,6 @@ docs/predictions.md quotes the JSON it writes (tests/benchmarks/test_predictions
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil
@@ -29,6 +28,7 @@ import sys
 import threading
 from pathlib import Path
 
+from benchmarks.report import add_json_out_argument, report
 from fruits_core import contracts
 from fruits_core.lake_uris import join_uri
 
@@ -153,16 +153,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--images", type=Path, default=None, help="<label>/<image> folders (default: shared)")
     parser.add_argument("--workdir", type=Path, default=Path("work") / "predictions")
-    parser.add_argument(
-        "--json-out", type=Path, help="also write the result here (docs/data/predictions.json)"
-    )
+    add_json_out_argument(parser, "docs/data/predictions.json")
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     result = run(args.images or default_images(), args.workdir)
-    text = json.dumps(result, indent=2, sort_keys=True)
-    if args.json_out:
-        args.json_out.write_text(text + "\n")
-    print(text)
+    report(result, args.json_out)
     return 0
 
 

@@ -14,13 +14,13 @@ adds one read of latest.json per micro-batch, not timed here.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
 import time
 from pathlib import Path
 
+from benchmarks.report import add_json_out_argument, report
 from streaming_job.featurizer.model import DEFAULT_RUNTIME, RUNTIMES
 
 CHUNK = 256
@@ -82,16 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=Path("work") / "bench")
     parser.add_argument("--runtime", choices=RUNTIMES, default=DEFAULT_RUNTIME)
     parser.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS)
-    parser.add_argument(
-        "--json-out", type=Path, help="also write the result here (docs/data/scoring_cost.json)"
-    )
+    add_json_out_argument(parser, "docs/data/scoring_cost.json")
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     result = measure(args.workdir.resolve(), args.runtime, args.rounds)
-    text = json.dumps(result, indent=2, sort_keys=True)
-    if args.json_out:
-        args.json_out.write_text(text + "\n")
-    print(text)
+    report(result, args.json_out)
     return 0
 
 

@@ -7,7 +7,6 @@ version, SHA-256, size and input spec the app checks before swapping models; see
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
@@ -17,6 +16,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from fruits_ingest.api_answers import json_response
 from fruits_ingest.app_download import DownloadRefused, current_model, load_download_config, require_subject
 
 from fruits_core import contracts
@@ -38,7 +38,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     except DownloadRefused as refused:
         metrics.add_metric(name="ModelDownloadsRefused", unit=MetricUnit.Count, value=1)
         logger.info("model download refused", extra={"status": refused.status, "detail": refused.message})
-        return _response(refused.status, {"message": refused.message})
+        return json_response(refused.status, {"message": refused.message})
     urls = {
         name: S3_CLIENT.generate_presigned_url(
             "get_object",
@@ -49,7 +49,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     }
     metrics.add_metric(name="ModelDownloadsSigned", unit=MetricUnit.Count, value=1)
     body = {**model, "model_url": urls["model"], "labels_url": urls["labels"]}
-    return _response(200, {**body, "expires_in": CONFIG.expires_seconds})
+    return json_response(200, {**body, "expires_in": CONFIG.expires_seconds})
 
 
 def _pointer() -> bytes | None:
@@ -60,11 +60,3 @@ def _pointer() -> bytes | None:
             return None
         raise
     return response["Body"].read()
-
-
-def _response(status: int, body: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "statusCode": status,
-        "headers": {"content-type": "application/json", "cache-control": "no-store"},
-        "body": json.dumps(body),
-    }

@@ -6,7 +6,6 @@ Answers a presigned POST bound to the caller's `uploads/<sub>/` prefix; see
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
@@ -15,6 +14,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
+from fruits_ingest.api_answers import json_response
 from fruits_ingest.presign import PresignRefused, grant_for, load_presign_config
 from fruits_ingest.quota import UploadQuota
 
@@ -40,11 +40,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     except PresignRefused as refused:
         metrics.add_metric(name="UploadsRefused", unit=MetricUnit.Count, value=1)
         logger.info("upload refused", extra={"status": refused.status, "detail": refused.message})
-        return _response(refused.status, {"message": refused.message})
+        return json_response(refused.status, {"message": refused.message})
     if QUOTA is not None and not QUOTA.take(grant.subject):
         metrics.add_metric(name="UploadQuotaReached", unit=MetricUnit.Count, value=1)
         logger.info("upload refused", extra={"status": 429, "detail": "daily upload quota reached"})
-        return _response(429, {"message": f"daily upload quota ({CONFIG.daily_upload_quota}) reached"})
+        return json_response(429, {"message": f"daily upload quota ({CONFIG.daily_upload_quota}) reached"})
     post = S3_CLIENT.generate_presigned_post(
         Bucket=CONFIG.uploads_bucket,
         Key=grant.key,
@@ -53,12 +53,4 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         ExpiresIn=CONFIG.expires_seconds,
     )
     metrics.add_metric(name="UploadsSigned", unit=MetricUnit.Count, value=1)
-    return _response(200, {**post, "key": grant.key, "expires_in": CONFIG.expires_seconds})
-
-
-def _response(status: int, body: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "statusCode": status,
-        "headers": {"content-type": "application/json", "cache-control": "no-store"},
-        "body": json.dumps(body),
-    }
+    return json_response(200, {**post, "key": grant.key, "expires_in": CONFIG.expires_seconds})

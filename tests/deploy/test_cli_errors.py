@@ -30,6 +30,18 @@ def _clean_environment(tmp_path: Path) -> dict[str, str]:
     return env
 
 
+def _run_without_credentials(tmp_path: Path, argv: list[str]) -> subprocess.CompletedProcess:
+    """`fruits <argv>` in a fresh interpreter that finds no AWS credentials anywhere."""
+    return subprocess.run(
+        [sys.executable, "-m", "fruits_cli.main", *argv],
+        cwd=REPO,
+        env=_clean_environment(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
 @pytest.mark.parametrize(
     "argv",
     [
@@ -44,21 +56,8 @@ def test_no_credentials_one_line_rc_2(tmp_path, argv):
 
 def test_status_json_prints_json_on_a_credentials_error(tmp_path):
     # GIVEN no AWS credentials WHEN `fruits status --json` reads an s3:// lake
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "fruits_cli.main",
-            "status",
-            "--json",
-            "--lake",
-            "s3://fruits-no-such-bucket/lake",
-        ],
-        cwd=REPO,
-        env=_clean_environment(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=300,
+    completed = _run_without_credentials(
+        tmp_path, ["status", "--json", "--lake", "s3://fruits-no-such-bucket/lake"]
     )
     # THEN rc 2, the one-line message on stderr, and a JSON object a script can parse on stdout
     assert completed.returncode == 2, completed.stderr
@@ -89,14 +88,7 @@ def test_no_credentials_spark_and_tf_commands(tmp_path, argv):
 
 
 def _check_one_line(tmp_path: Path, argv: list[str], own_lines_only: bool = False) -> None:
-    completed = subprocess.run(
-        [sys.executable, "-m", "fruits_cli.main", *argv],
-        cwd=REPO,
-        env=_clean_environment(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    completed = _run_without_credentials(tmp_path, argv)
     assert completed.returncode == 2, completed.stderr
     lines = completed.stderr.strip().splitlines()
     if own_lines_only:

@@ -220,23 +220,19 @@ def test_a_new_pca_replaces_every_file_of_the_old_one(s3, kms_key, cluster_id, a
     }
 
 
-def expected_stream_args(version: str) -> list[str]:
-    # Written out flag by flag, not rebuilt with StreamConfig.to_cli_args (the function under test);
-    # the timings are StreamConfig's defaults, which the measurements behind them may move.
-    default = {field.name: field.default for field in fields(StreamConfig)}
+def expected_step_args(name: str, version: str, entry: str, *yarn_conf: str) -> list[str]:
+    """spark-submit of an uploaded job entry on the packed environment, in cluster mode, up to its --lake:
+    the head every step `fruits deploy` adds shares, written out flag by flag (not rebuilt by the code
+    under test)."""
     return [
         "spark-submit",
         "--deploy-mode",
         "cluster",
         "--name",
-        f"fruits-stream-{STAGE}",
+        name,
         "--conf",
         "spark.yarn.submit.waitAppCompletion=true",
-        # a driver that dies is restarted by YARN (at most 4 attempts within an hour)
-        "--conf",
-        "spark.yarn.maxAppAttempts=4",
-        "--conf",
-        "spark.yarn.am.attemptFailuresValidityInterval=1h",
+        *yarn_conf,
         "--archives",
         f"s3://{BUCKET}/code/env/{local_env_version()}/fruits-env.tar.gz#environment",
         "--conf",
@@ -245,9 +241,27 @@ def expected_stream_args(version: str) -> list[str]:
         "spark.pyspark.driver.python=./environment/bin/python",
         "--py-files",
         f"s3://{BUCKET}/code/{version}/fruits_job.zip",
-        f"s3://{BUCKET}/code/{version}/main.py",
+        f"s3://{BUCKET}/code/{version}/{entry}",
         "--lake",
         f"s3://{BUCKET}",
+    ]
+
+
+def expected_stream_args(version: str) -> list[str]:
+    # Written out flag by flag, not rebuilt with StreamConfig.to_cli_args (the function under test);
+    # the timings are StreamConfig's defaults, which the measurements behind them may move.
+    default = {field.name: field.default for field in fields(StreamConfig)}
+    return [
+        *expected_step_args(
+            f"fruits-stream-{STAGE}",
+            version,
+            "main.py",
+            # a driver that dies is restarted by YARN (at most 4 attempts within an hour)
+            "--conf",
+            "spark.yarn.maxAppAttempts=4",
+            "--conf",
+            "spark.yarn.am.attemptFailuresValidityInterval=1h",
+        ),
         "--checkpoint",
         f"s3://{BUCKET}/checkpoints/features",
         "--featurizer",
@@ -484,24 +498,7 @@ def test_fit_pca_adds_a_batch_step_running_the_job_fit_pca_entry(s3, emr, kms_ke
     assert step["Name"] == f"fruits-fit-pca-{STAGE}"
     assert step["ActionOnFailure"] == "CONTINUE"
     assert step["Config"]["Args"] == [
-        "spark-submit",
-        "--deploy-mode",
-        "cluster",
-        "--name",
-        f"fruits-fit-pca-{STAGE}",
-        "--conf",
-        "spark.yarn.submit.waitAppCompletion=true",
-        "--archives",
-        f"s3://{BUCKET}/code/env/{local_env_version()}/fruits-env.tar.gz#environment",
-        "--conf",
-        "spark.pyspark.python=./environment/bin/python",
-        "--conf",
-        "spark.pyspark.driver.python=./environment/bin/python",
-        "--py-files",
-        f"s3://{BUCKET}/code/{version}/fruits_job.zip",
-        f"s3://{BUCKET}/code/{version}/fit_pca_main.py",
-        "--lake",
-        f"s3://{BUCKET}",
+        *expected_step_args(f"fruits-fit-pca-{STAGE}", version, "fit_pca_main.py"),
         "--featurizer",
         f"s3://{BUCKET}/{contracts.FEATURIZER_KEY}",
         "--out",
@@ -526,26 +523,9 @@ def test_maintain_adds_the_lake_maintenance_step_on_the_packed_environment(
     [step] = steps(emr, cluster_id)
     assert step["Name"] == f"fruits-lake-maintain-{STAGE}"
     assert step["ActionOnFailure"] == "CONTINUE"
-    assert step["Config"]["Args"] == [
-        "spark-submit",
-        "--deploy-mode",
-        "cluster",
-        "--name",
-        f"fruits-lake-maintain-{STAGE}",
-        "--conf",
-        "spark.yarn.submit.waitAppCompletion=true",
-        "--archives",
-        f"s3://{BUCKET}/code/env/{local_env_version()}/fruits-env.tar.gz#environment",
-        "--conf",
-        "spark.pyspark.python=./environment/bin/python",
-        "--conf",
-        "spark.pyspark.driver.python=./environment/bin/python",
-        "--py-files",
-        f"s3://{BUCKET}/code/{version}/fruits_job.zip",
-        f"s3://{BUCKET}/code/{version}/maintain_main.py",
-        "--lake",
-        f"s3://{BUCKET}",
-    ]
+    assert step["Config"]["Args"] == expected_step_args(
+        f"fruits-lake-maintain-{STAGE}", version, "maintain_main.py"
+    )
     # AND a second request while it runs is refused
     assert fruits_deploy("maintain", *target_flags(cluster_id, kms_key), "--stage", STAGE) == 1
     assert len(steps(emr, cluster_id)) == 1

@@ -341,6 +341,7 @@ UPLOAD_API_MODULES = (
     "fruits_core/errors.py",
     "fruits_core/lake_uris.py",
     "fruits_ingest/__init__.py",
+    "fruits_ingest/api_answers.py",
     "fruits_ingest/app_download.py",
     "fruits_ingest/config.py",
     "fruits_ingest/identity.py",

@@ -20,6 +20,8 @@ from fruits_core.contracts import QuarantineReason as R
 from fruits_core.contracts import SkipReason
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+# The ingest's default pixel limit (40 MP), which the Pillow tests decode under.
+PIXEL_LIMIT = 40_000_000
 EXIF_ORIENTATION_TAG = 0x0112
 EXIF_GPS_IFD = 0x8825
 

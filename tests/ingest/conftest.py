@@ -9,6 +9,7 @@ from types import ModuleType
 import boto3
 import pytest
 
+from .bad_inputs import PIXEL_LIMIT
 from .helpers import (
     EVENT_UPLOADS,
     LAKE_BUCKET,
@@ -46,6 +47,14 @@ def aws(mocked_aws, monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
 def app(aws: Aws, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     """A cold-started ingest function writing to the moto lake, key from PSEUDONYM_KEY."""
     return cold_start({"LAKE_URI": LAKE_URI, "PSEUDONYM_KEY": TEST_PSEUDONYM_KEY}, monkeypatch)
+
+
+@pytest.fixture
+def pillow_guards() -> None:
+    """Pillow's process-wide limits as a container installs them, at the tests' PIXEL_LIMIT."""
+    from fruits_ingest.imaging import install_pillow_guards
+
+    install_pillow_guards(PIXEL_LIMIT)
 
 
 @pytest.fixture

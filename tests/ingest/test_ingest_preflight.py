@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 
 import pytest
-from fruits_ingest.imaging import ImageRejected, clean_size, install_pillow_guards, normalize_image
+from fruits_ingest.imaging import ImageRejected, clean_size, normalize_image
 from fruits_ingest.preflight import (
     MAX_JPEG_HEADER_JUNK_BYTES,
     MAX_JPEG_SCANS,
@@ -19,14 +19,9 @@ from PIL import Image
 
 from fruits_core import contracts
 
-from .bad_inputs import encode, pixels, png_many_chunks, progressive_bomb, scan_bomb_with_junk
+from .bad_inputs import PIXEL_LIMIT, encode, pixels, png_many_chunks, progressive_bomb, scan_bomb_with_junk
 
-LIMIT = 40_000_000
-
-
-@pytest.fixture(autouse=True)
-def _guards():
-    install_pillow_guards(LIMIT)
+pytestmark = pytest.mark.usefixtures("pillow_guards")
 
 
 def test_baseline_and_progressive_jpegs_are_counted(sample_image_paths):
@@ -51,7 +46,7 @@ def test_one_junk_byte_does_not_hide_30000_scans(sample_image_paths):
     # THEN the walk skips it too, counts past the limit and stops there
     assert count_jpeg_segments(bomb, MAX_JPEG_SEGMENTS, MAX_JPEG_SCANS)[1] == MAX_JPEG_SCANS + 1
     with pytest.raises(ImageRejected) as refused:
-        normalize_image(bomb, LIMIT)
+        normalize_image(bomb, PIXEL_LIMIT)
     assert refused.value.reason == contracts.QuarantineReason.TOO_COMPLEX
 
 
@@ -118,7 +113,7 @@ def test_clean_size_fits_the_long_side_and_never_enlarges(size, expected):
 def test_large_image_comes_out_at_the_clean_size(image_format):
     # GIVEN a 4000x3000 photo-sized image WHEN normalized THEN the clean image is 448x336 RGB JPEG
     image = Image.new("RGB", (4000, 3000), (30, 160, 60))
-    clean = normalize_image(encode(image, image_format), LIMIT)
+    clean = normalize_image(encode(image, image_format), PIXEL_LIMIT)
     assert (clean.width, clean.height) == (448, 336)
     with Image.open(io.BytesIO(clean.jpeg)) as output:
         assert output.size == (448, 336)
@@ -130,12 +125,12 @@ def test_exif_rotation_is_applied_after_shrinking():
     exif = Image.Exif()
     exif[0x0112] = 6
     data = encode(Image.new("RGB", (4000, 2000), (200, 0, 0)), "JPEG", exif=exif.tobytes())
-    clean = normalize_image(data, LIMIT)
+    clean = normalize_image(data, PIXEL_LIMIT)
     assert (clean.width, clean.height) == (224, 448)
 
 
 def test_encoder_limit_is_refused_before_decoding():
     data = encode(Image.new("L", (65_501, 32)), "PNG")
     with pytest.raises(ImageRejected) as refused:
-        normalize_image(data, LIMIT)
+        normalize_image(data, PIXEL_LIMIT)
     assert refused.value.reason == contracts.QuarantineReason.SIDE_TOO_LONG

@@ -72,6 +72,32 @@ def ingest_subjects(lake_dir: Path, uploads_dir: Path, images: list[Path]) -> di
     return uploads
 
 
+def subjects_lake(tmp_path: Path, images: list[Path], monkeypatch) -> tuple[Path, dict[str, SubjectUploads]]:
+    """tmp_path/lake with the subjects' uploads ingested; `fruits subject` is given the same pseudonym key."""
+    monkeypatch.setenv("FRUITS_PSEUDONYM_KEY", PSEUDONYM_KEY.decode())
+    lake_dir = tmp_path / "lake"
+    return lake_dir, ingest_subjects(lake_dir, tmp_path / "uploads", images)
+
+
+def export(lake_dir: Path, user_id: str, out: Path) -> dict:
+    """`fruits subject export` of a local lake to `out`; the document it wrote."""
+    from fruits_cli.main import main
+
+    assert (
+        main(["subject", "export", "--lake", lake_dir.as_uri(), "--user-id", user_id, "--out", str(out)]) == 0
+    )
+    return json.loads(out.read_text())
+
+
+def erase(lake_dir: Path, user_id: str, capsys) -> dict:
+    """`fruits subject erase` on a local lake; the audit record it prints."""
+    from fruits_cli.main import main
+
+    capsys.readouterr()
+    assert main(["subject", "erase", "--lake", lake_dir.as_uri(), "--user-id", user_id]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
 def archive_manifest(lake_dir: Path, image_id: str) -> Path:
     """Move a manifest as the stream's cleanSource does: under archive/manifests/ + its absolute path."""
     source = next((lake_dir / contracts.MANIFESTS_PREFIX).glob(f"dt=*/{image_id}.json"))

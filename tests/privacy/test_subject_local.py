@@ -14,36 +14,22 @@ from tests.privacy.subject_testkit import (
     PSEUDONYM_KEY,
     SUBJECTS,
     archive_manifest,
-    ingest_subjects,
+    erase,
+    export,
     lake_files,
     pseudonym,
+    subjects_lake,
 )
 
 
 @pytest.fixture
 def lake(tmp_path, sample_image_paths, monkeypatch):
-    monkeypatch.setenv("FRUITS_PSEUDONYM_KEY", PSEUDONYM_KEY.decode())
     monkeypatch.setenv("FRUITS_OPERATOR", "dpo-on-duty")
-    lake_dir = tmp_path / "lake"
-    images = sample_image_paths[::17]
-    uploads = ingest_subjects(lake_dir, tmp_path / "uploads", images)
+    lake_dir, uploads = subjects_lake(tmp_path, sample_image_paths[::17], monkeypatch)
     # One of each subject's manifests has been processed and archived by the stream.
     for subject in uploads.values():
         archive_manifest(lake_dir, subject.accepted[0])
     return lake_dir, uploads
-
-
-def export(lake_dir: Path, user_id: str, out: Path) -> dict:
-    assert (
-        main(["subject", "export", "--lake", lake_dir.as_uri(), "--user-id", user_id, "--out", str(out)]) == 0
-    )
-    return json.loads(out.read_text())
-
-
-def erase(lake_dir: Path, user_id: str, capsys) -> dict:
-    capsys.readouterr()
-    assert main(["subject", "erase", "--lake", lake_dir.as_uri(), "--user-id", user_id]) == 0
-    return json.loads(capsys.readouterr().out)
 
 
 def test_export_gathers_every_record_of_one_subject_and_nothing_of_the_others(lake, tmp_path):

@@ -12,24 +12,22 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from fruits_cli.main import main
 from fruits_core import contracts
 from fruits_lake.catalog import ERRORS_TABLE, FEATURES_TABLE, open_catalog
 from tests.privacy.subject_testkit import (
-    PSEUDONYM_KEY,
     SUBJECTS,
+    erase,
+    export,
     fill_tables,
-    ingest_subjects,
     lake_files,
     pseudonym,
+    subjects_lake,
 )
 
 
 @pytest.fixture
 def lake(tmp_path, sample_image_paths, monkeypatch):
-    monkeypatch.setenv("FRUITS_PSEUDONYM_KEY", PSEUDONYM_KEY.decode())
-    lake_dir = tmp_path / "lake"
-    uploads = ingest_subjects(lake_dir, tmp_path / "uploads", sample_image_paths[::19])
+    lake_dir, uploads = subjects_lake(tmp_path, sample_image_paths[::19], monkeypatch)
     fill_tables(lake_dir, uploads)
     return lake_dir, uploads
 
@@ -37,12 +35,6 @@ def lake(tmp_path, sample_image_paths, monkeypatch):
 def table_rows(lake_dir, identifier) -> list[dict]:
     table = open_catalog(lake_dir.as_uri()).load_table(identifier)
     return sorted(table.scan().to_arrow().to_pylist(), key=lambda row: row["image_id"])
-
-
-def erase(lake_dir, user_id, capsys) -> dict:
-    capsys.readouterr()
-    assert main(["subject", "erase", "--lake", lake_dir.as_uri(), "--user-id", user_id]) == 0
-    return json.loads(capsys.readouterr().out)
 
 
 def traces_on_disk(lake_dir, needles: list[str]) -> list[str]:
@@ -62,12 +54,8 @@ def traces_on_disk(lake_dir, needles: list[str]) -> list[str]:
 
 def test_export_lists_the_subjects_table_rows_without_the_vectors(lake, tmp_path):
     lake_dir, uploads = lake
-    out = tmp_path / "bob.json"
     user_id = SUBJECTS["bob"][contracts.META_USER_ID]
-    assert (
-        main(["subject", "export", "--lake", lake_dir.as_uri(), "--user-id", user_id, "--out", str(out)]) == 0
-    )
-    document = json.loads(out.read_text())
+    document = export(lake_dir, user_id, tmp_path / "bob.json")
     assert sorted(row["image_id"] for row in document["feature_rows"]) == sorted(uploads["bob"].accepted)
     assert all(
         "features" not in row and row["subject_id"] == pseudonym(user_id) for row in document["feature_rows"]
@@ -101,12 +89,7 @@ def test_erase_leaves_no_row_snapshot_or_file_of_the_subject(lake, tmp_path, cap
     # AND no file on disk (data, manifests, metadata, objects) holds her pseudonym or image ids
     assert traces_on_disk(lake_dir, needles) == [contracts.tombstone_key(alice)]
     # AND her export is empty, and a second erase finds nothing
-    out = tmp_path / "alice.json"
-    assert (
-        main(["subject", "export", "--lake", lake_dir.as_uri(), "--user-id", alice_id, "--out", str(out)])
-        == 0
-    )
-    document = json.loads(out.read_text())
+    document = export(lake_dir, alice_id, tmp_path / "alice.json")
     assert document["feature_rows"] == document["error_rows"] == document["manifests"] == []
     files = {path for path in lake_files(lake_dir) if not path.startswith(contracts.AUDIT_PREFIX)}
     second = erase(lake_dir, alice_id, capsys)

@@ -32,6 +32,11 @@ TIMEOUT = 240.0
 FRUITS = str(Path(sys.executable).with_name("fruits"))
 
 
+def rotating(*flags: str) -> list[str]:
+    """`flags` plus what every stream here runs with: 1.8 s epochs, processed manifests archived."""
+    return [*flags, "--clean-source", "archive", "--checkpoint-epoch-hours", EPOCH_HOURS]
+
+
 def epoch_dirs(lake: Path) -> list[str]:
     return sorted(path.name for path in (lake / "checkpoints" / "features").glob("epoch=*"))
 
@@ -70,14 +75,7 @@ def test_the_stream_rotates_epochs_between_batches_without_losing_or_duplicating
         lake,
         *models,
         # Longer than a batch: the idle gap lets a due rotation stop the query between two batches.
-        "--trigger",
-        "3",
-        "--max-files-per-trigger",
-        "3",
-        "--clean-source",
-        "archive",
-        "--checkpoint-epoch-hours",
-        EPOCH_HOURS,
+        *rotating("--trigger", "3", "--max-files-per-trigger", "3"),
     )
     # WHEN the stream runs until every image is in the table, then is stopped
     stop = threading.Event()
@@ -113,17 +111,10 @@ def run_until_killed(step: str, lake: Path, models, tmp_path: Path, log: Path) -
         *stream_args(
             lake,
             *models,
-            "--max-files-per-trigger",
-            "4",
             # Twice a batch on a loaded machine (~3 s): the idle gap lets a due rotation stop the query
             # between two batches while manifests still wait, so the next epoch has new ones to append
             # (a rotation archives the last batch's manifests: it re-reads none).
-            "--trigger",
-            "6",
-            "--clean-source",
-            "archive",
-            "--checkpoint-epoch-hours",
-            EPOCH_HOURS,
+            *rotating("--max-files-per-trigger", "4", "--trigger", "6"),
         ),
     ]
     self_kill.run_until_killed(step, flags, tmp_path, log, TIMEOUT)
@@ -152,15 +143,7 @@ def test_sigkills_around_a_rotation_still_give_each_image_exactly_once(models, s
             "stream",
             "--master",
             "local[2]",
-            *stream_args(
-                lake,
-                *models,
-                "--available-now",
-                "--clean-source",
-                "archive",
-                "--checkpoint-epoch-hours",
-                EPOCH_HOURS,
-            ),
+            *stream_args(lake, *models, *rotating("--available-now")),
         ],
         capture_output=True,
         text=True,
@@ -184,18 +167,7 @@ def test_an_idle_stream_rotates_without_featurizing_its_last_batch_again(
     # GIVEN 8 ingested images, 4 manifests a batch (two batches), 1.8 s epochs, processed manifests archived
     lake = tmp_path / "lake"
     accepted = accepted_ids(lake, tmp_path / "uploads", every_nth(sample_image_paths, 8))
-    config = stream_config(
-        lake,
-        *models,
-        "--trigger",
-        "1",
-        "--max-files-per-trigger",
-        "4",
-        "--clean-source",
-        "archive",
-        "--checkpoint-epoch-hours",
-        EPOCH_HOURS,
-    )
+    config = stream_config(lake, *models, *rotating("--trigger", "1", "--max-files-per-trigger", "4"))
     running = start_stream(spark, config)
     first_query = str(running.query.id)
     # The hook: a trigger of the next epoch's query that found nothing to read (Spark reports it as an

@@ -7,6 +7,7 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
+from pathlib import Path
 
 import boto3
 import pytest
@@ -101,6 +102,37 @@ STATS = BatchStats(
     low_confidence_rows=1,
     label_disagreements=2,
 )
+
+
+def started_event(timestamp: str = "2024-05-01T10:00:00.000Z") -> QueryStartedEvent:
+    return QueryStartedEvent.fromJson(
+        {"id": QUERY_ID, "runId": RUN_ID, "name": "fruits-features", "timestamp": timestamp, "jobTags": []}
+    )
+
+
+def progress_event(batch_id: int, **progress) -> QueryProgressEvent:
+    return QueryProgressEvent(StreamingQueryProgress.fromJson(spark_progress(batch_id, **progress)))
+
+
+def terminated_event() -> QueryTerminatedEvent:
+    return QueryTerminatedEvent.fromJson(
+        {"id": QUERY_ID, "runId": RUN_ID, "exception": None, "errorClassOnException": None}
+    )
+
+
+def emf_listener(config, logs, lake_dir: Path, waiting: int) -> tuple[ProgressListener, BatchStatsBoard]:
+    """A listener sending EMF to moto CloudWatch Logs (the config's log group, namespace and stage), its
+    backlog counted on `waiting` manifests written to the lake."""
+    for name in range(1, waiting + 1):
+        write_manifest(lake_dir, f"{str(name) * 32}.json", "{}")
+    board = BatchStatsBoard()
+    listener = ProgressListener(
+        config,
+        board,
+        backlog=ManifestBacklog(config.manifests_uri, lambda: config.checkpoint),
+        emf=EmfPublisher(config.cloudwatch_log_group, config.metrics_namespace, config.stage, client=logs),
+    )
+    return listener, board
 
 
 def test_a_progress_record_carries_the_batch_figures_and_no_identifiers():
@@ -205,42 +237,18 @@ def test_listener_writes_one_object_per_progress_event_and_keeps_totals_across_r
         "--stage",
         "prod",
     )
-    for name in ("1", "2", "3"):
-        write_manifest(tmp_path / "lake", f"{name * 32}.json", "{}")
-    board = BatchStatsBoard()
-    listener = ProgressListener(
-        config,
-        board,
-        backlog=ManifestBacklog(config.manifests_uri, lambda: config.checkpoint),
-        emf=EmfPublisher("/fruits/prod/stream", "Fruits/Stream", "prod", client=logs),
-    )
-    started = QueryStartedEvent.fromJson(
-        {
-            "id": QUERY_ID,
-            "runId": RUN_ID,
-            "name": "fruits-features",
-            "timestamp": "2024-05-01T10:00:00.000Z",
-            "jobTags": [],
-        }
-    )
+    listener, board = emf_listener(config, logs, tmp_path / "lake", waiting=3)
+    started = started_event()
     # WHEN the query starts, runs two batches, idles and stops
     timestamps = [recent(20), recent(10)]
     listener.onQueryStarted(started)
     for batch_id in (0, 1):
         board.record(batch_id, STATS)
-        listener.onQueryProgress(
-            QueryProgressEvent(
-                StreamingQueryProgress.fromJson(spark_progress(batch_id, timestamp=timestamps[batch_id]))
-            )
-        )
+        listener.onQueryProgress(progress_event(batch_id, timestamp=timestamps[batch_id]))
     listener.onQueryIdle(
         QueryIdleEvent.fromJson({"id": QUERY_ID, "runId": RUN_ID, "timestamp": "2024-05-01T10:00:09.000Z"})
     )
-    listener.onQueryTerminated(
-        QueryTerminatedEvent.fromJson(
-            {"id": QUERY_ID, "runId": RUN_ID, "exception": None, "errorClassOnException": None}
-        )
-    )
+    listener.onQueryTerminated(terminated_event())
     # THEN each progress event is one small object under status/progress/<date>/<batchId>-<ms>.json
     names = [
         f"{contracts.partition_date(moment)}/{batch_id:010d}-{int(moment.timestamp() * 1000)}.json"
@@ -275,9 +283,7 @@ def test_listener_writes_one_object_per_progress_event_and_keeps_totals_across_r
     restarted.onQueryStarted(started)
     for batch_id in (1, 2):
         board.record(batch_id, STATS)
-        restarted.onQueryProgress(
-            QueryProgressEvent(StreamingQueryProgress.fromJson(spark_progress(batch_id)))
-        )
+        restarted.onQueryProgress(progress_event(batch_id))
     # THEN the totals carry on from the last run and count each batch once
     assert StatusLog(config.status_uri).read_latest()["totals"]["batches"] == 3
 
@@ -289,7 +295,7 @@ def test_a_failing_status_write_never_reaches_spark(tmp_path, caplog):
     config = stream_config(tmp_path / "lake", "file:///m/featurizer.keras", "file:///m/pca")
     listener = ProgressListener(config, BatchStatsBoard())
     # WHEN a progress event arrives THEN the error is logged, not raised into Spark's listener bus
-    listener.onQueryProgress(QueryProgressEvent(StreamingQueryProgress.fromJson(spark_progress(0))))
+    listener.onQueryProgress(progress_event(0))
     assert "could not record the query progress event" in caplog.text
 
 
@@ -302,17 +308,9 @@ def test_the_listener_keeps_a_bounded_history(tmp_path, monkeypatch):
     listener = ProgressListener(config, BatchStatsBoard())
     # WHEN five batches report progress
     for batch_id in range(5):
-        listener.onQueryProgress(
-            QueryProgressEvent(StreamingQueryProgress.fromJson(spark_progress(batch_id)))
-        )
+        listener.onQueryProgress(progress_event(batch_id))
     # THEN only the three newest stay in memory (the status log in the lake keeps them all)
     assert [record["batch_id"] for record in listener.records] == [2, 3, 4]
-
-
-def started_event(timestamp: str = "2024-05-01T10:00:00.000Z") -> QueryStartedEvent:
-    return QueryStartedEvent.fromJson(
-        {"id": QUERY_ID, "runId": RUN_ID, "name": "fruits-features", "timestamp": timestamp, "jobTags": []}
-    )
 
 
 def test_a_heartbeat_record_carries_the_age_of_the_batch_in_flight():
@@ -344,15 +342,7 @@ def test_the_listener_heartbeat_refreshes_latest_and_sends_the_metrics(tmp_path,
         "--cloudwatch-log-group",
         "/fruits/prod/stream",
     )
-    for name in ("1", "2"):
-        write_manifest(tmp_path / "lake", f"{name * 32}.json", "{}")
-    board = BatchStatsBoard()
-    listener = ProgressListener(
-        config,
-        board,
-        backlog=ManifestBacklog(config.manifests_uri, lambda: config.checkpoint),
-        emf=EmfPublisher("/fruits/prod/stream", "Fruits/Stream", "local", client=logs),
-    )
+    listener, board = emf_listener(config, logs, tmp_path / "lake", waiting=2)
     listener.onQueryStarted(started_event(recent(30)))
     board.begin(3, datetime.now(UTC) - timedelta(seconds=40))
     # WHEN the heartbeat thread beats
@@ -370,11 +360,7 @@ def test_the_listener_heartbeat_refreshes_latest_and_sends_the_metrics(tmp_path,
     board.record(3, STATS)
     listener.heartbeat()
     assert StatusLog(config.status_uri).read_latest()["heartbeat"]["batch_in_flight_seconds"] == 0.0
-    listener.onQueryTerminated(
-        QueryTerminatedEvent.fromJson(
-            {"id": QUERY_ID, "runId": RUN_ID, "exception": None, "errorClassOnException": None}
-        )
-    )
+    listener.onQueryTerminated(terminated_event())
     stopped = StatusLog(config.status_uri).read_latest()
     listener.heartbeat()
     # THEN the stop stays recorded: a beat after the end writes nothing
@@ -425,9 +411,7 @@ def test_a_new_query_numbering_its_batches_from_zero_again_still_adds_to_the_tot
         )
         for batch_id in batch_ids:
             board.record(batch_id, STATS)
-            listener.onQueryProgress(
-                QueryProgressEvent(StreamingQueryProgress.fromJson(spark_progress(batch_id)))
-            )
+            listener.onQueryProgress(progress_event(batch_id))
 
     run(QUERY_ID, (0, 1))
     # WHEN the next epoch's query (a new query id) reports its batches 0 and 1

@@ -78,22 +78,32 @@ def manifest_names(directory: Path) -> set[str]:
     return {path.name for path in directory.rglob("*.json")}
 
 
+def ingested_lake(tmp_path: Path, sample_image_paths: list[Path], images: int) -> Path:
+    lake = tmp_path / "lake"
+    ingest_images(lake, tmp_path / "uploads", every_nth(sample_image_paths, images))
+    return lake
+
+
+def run_to_the_end(spark, lake: Path, models, clean_source: str) -> None:
+    """An --available-now run, one manifest a micro-batch, with this --clean-source, until it ends."""
+    config = stream_config(
+        lake, *models, "--available-now", "--clean-source", clean_source, "--max-files-per-trigger", "1"
+    )
+    await_stream(spark, start_stream(spark, config), config, threading.Event())
+
+
 @pytest.mark.spark
 @pytest.mark.slow
 def test_an_available_now_run_with_archive_leaves_no_processed_manifest(
     spark, models, sample_image_paths, tmp_path
 ):
     # GIVEN a lake of 3 ingested images, read one manifest per micro-batch
-    lake = tmp_path / "lake"
-    ingest_images(lake, tmp_path / "uploads", every_nth(sample_image_paths, 3))
+    lake = ingested_lake(tmp_path, sample_image_paths, 3)
     manifests = lake / "manifests"
     ingested = manifest_names(manifests)
     assert len(ingested) == 3
-    config = stream_config(
-        lake, *models, "--available-now", "--clean-source", "archive", "--max-files-per-trigger", "1"
-    )
     # WHEN an available-now run processes them all and ends
-    await_stream(spark, start_stream(spark, config), config, threading.Event())
+    run_to_the_end(spark, lake, models, "archive")
     # THEN manifests/ holds none of them, and archive/ holds all three, where Spark puts them
     # (<archive>/<the manifest's own path>), the last batch's included
     assert manifest_names(manifests) == set()
@@ -104,7 +114,7 @@ def test_an_available_now_run_with_archive_leaves_no_processed_manifest(
         assert original.parent.parent == manifests, path
     assert read_features(lake.as_uri()).num_rows == 3
     # AND a second run over the same checkpoint finds nothing to do and writes nothing again
-    await_stream(spark, start_stream(spark, config), config, threading.Event())
+    run_to_the_end(spark, lake, models, "archive")
     assert read_features(lake.as_uri()).num_rows == 3
     assert manifest_names(archive) == ingested
 
@@ -115,13 +125,9 @@ def test_an_available_now_run_with_delete_removes_every_processed_manifest(
     spark, models, sample_image_paths, tmp_path
 ):
     # GIVEN 2 ingested images and --clean-source delete
-    lake = tmp_path / "lake"
-    ingest_images(lake, tmp_path / "uploads", every_nth(sample_image_paths, 2))
-    config = stream_config(
-        lake, *models, "--available-now", "--clean-source", "delete", "--max-files-per-trigger", "1"
-    )
+    lake = ingested_lake(tmp_path, sample_image_paths, 2)
     # WHEN the run ends THEN no manifest is left, and nothing was archived
-    await_stream(spark, start_stream(spark, config), config, threading.Event())
+    run_to_the_end(spark, lake, models, "delete")
     assert manifest_names(lake / "manifests") == set()
     assert not (lake / "archive").exists()
     assert read_features(lake.as_uri()).num_rows == 2

@@ -16,8 +16,9 @@ from typing import Any
 
 from fruits_core import contracts
 from fruits_core.lake_uris import validate_lake_uri
+from fruits_ingest.api_answers import Refused
 from fruits_ingest.config import ConfigError, int_setting
-from fruits_ingest.identity import is_subject
+from fruits_ingest.identity import verified_subject
 
 ENV_LAKE_URI = "LAKE_URI"
 ENV_MODEL_URL_EXPIRES_SECONDS = "MODEL_URL_EXPIRES_SECONDS"
@@ -28,13 +29,8 @@ _APP_KEY = re.compile(
 )
 
 
-class DownloadRefused(Exception):
-    """The request gets no download URL; `status` is the HTTP status to answer."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+class DownloadRefused(Refused):
+    """The request gets no download URL."""
 
 
 @dataclass(frozen=True)
@@ -59,9 +55,7 @@ def load_download_config(environ: Mapping[str, str]) -> DownloadConfig:
 
 
 def require_subject(event: Mapping[str, Any]) -> None:
-    claims = (((event.get("requestContext") or {}).get("authorizer") or {}).get("jwt") or {}).get("claims")
-    subject = (claims or {}).get("sub")
-    if not isinstance(subject, str) or not is_subject(subject):
+    if verified_subject(event) is None:
         raise DownloadRefused(403, "no verified Cognito subject in the request")
 
 

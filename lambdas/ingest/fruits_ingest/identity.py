@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Mapping
+from typing import Any
 
 from fruits_core import contracts
 
@@ -22,6 +24,13 @@ _AUTHENTICATED_KEY = re.compile(
 
 def is_subject(value: str) -> bool:
     return bool(_SUBJECT.fullmatch(value))
+
+
+def verified_subject(event: Mapping[str, Any]) -> str | None:
+    """The caller's Cognito sub, from the claims the HTTP API's JWT authorizer verified; None without one."""
+    claims = (((event.get("requestContext") or {}).get("authorizer") or {}).get("jwt") or {}).get("claims")
+    subject = (claims or {}).get("sub")
+    return subject if isinstance(subject, str) and is_subject(subject) else None
 
 
 def normalize_subject(value: str) -> str | None:

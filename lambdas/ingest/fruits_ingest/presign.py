@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fruits_core import contracts
+from fruits_ingest.api_answers import Refused
 from fruits_ingest.config import (
     DEFAULT_MAX_UPLOAD_BYTES,
     ENV_MAX_UPLOAD_BYTES,
@@ -25,7 +26,7 @@ from fruits_ingest.config import (
     ConfigError,
     int_setting,
 )
-from fruits_ingest.identity import is_subject, new_upload_key
+from fruits_ingest.identity import new_upload_key, verified_subject
 
 ENV_PRESIGN_EXPIRES_SECONDS = "PRESIGN_EXPIRES_SECONDS"
 ENV_UPLOAD_QUOTA_TABLE = "UPLOAD_QUOTA_TABLE"
@@ -46,13 +47,8 @@ SIGNED_METADATA_KEYS = (
 _BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 
-class PresignRefused(Exception):
-    """The request cannot get an upload URL; `status` is the HTTP status to answer."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+class PresignRefused(Refused):
+    """The request cannot get an upload URL."""
 
 
 @dataclass(frozen=True)
@@ -114,9 +110,8 @@ def grant_for(event: Mapping[str, Any], config: PresignConfig) -> UploadGrant:
 
 
 def _subject(event: Mapping[str, Any]) -> str:
-    claims = (((event.get("requestContext") or {}).get("authorizer") or {}).get("jwt") or {}).get("claims")
-    subject = (claims or {}).get("sub")
-    if not isinstance(subject, str) or not is_subject(subject):
+    subject = verified_subject(event)
+    if subject is None:
         raise PresignRefused(403, "no verified Cognito subject in the request")
     return subject
 

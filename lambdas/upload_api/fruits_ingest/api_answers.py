@@ -1,0 +1,1 @@
+../../ingest/fruits_ingest/api_answers.py
