@@ -163,8 +163,8 @@ def scoring_paired(
     Each batch's images/s, whether it was scored, and the rows it wrote with and
     without a prediction (read back from the features table's snapshots).
     """
-    from benchmarks.scoring_paired import AlternateScoring, rows_by_batch
-    from fruits_lake.reading import lake_tables
+    from benchmarks.scoring_paired import AlternateScoring
+    from fruits_lake.reading import lake_tables, rows_by_batch
 
     run = _run_stream(
         workload,
