@@ -50,10 +50,11 @@ def batch_rates(records: list[dict]) -> list[float | None]:
 def scoring_pair_ratios(batches: list[dict]) -> list[float | None]:
     """Scored over unscored images/s of each two adjacent micro-batches of one stream, the first (warm-up)
     left out. Each batch meets the one before and the one after it, so a machine that speeds up or slows
-    down during the run weighs on both kinds alike."""
+    down during the run weighs on both kinds alike. Only batches of as many rows are paired: a short
+    batch (the file source's last one) carries the same fixed per-batch cost over fewer images."""
     ratios = []
     for before, after in itertools.pairwise(batches[1:]):
-        if before["scored"] != after["scored"]:
+        if before["scored"] != after["scored"] and before["rows"] == after["rows"]:
             scored, unscored = (before, after) if before["scored"] else (after, before)
             ratios.append(ratio(scored["images_per_s"], unscored["images_per_s"]))
     return ratios

@@ -84,13 +84,15 @@ def test_scoring_pairs_compare_each_steady_batch_with_its_neighbours_scored_over
     from benchmarks.stats import scoring_pair_ratios
 
     # GIVEN a scored warm-up batch, then unscored, scored, unscored, scored steady batches
-    rates = [(True, 10.0), (False, 100.0), (True, 90.0), (False, 120.0), (True, 108.0)]
-    batches = [{"scored": scored, "images_per_s": rate} for scored, rate in rates]
+    rates = [(True, 10.0), (False, 100.0), (True, 90.0), (False, 120.0), (True, 108.0), (False, 50.0)]
+    batches = [{"scored": scored, "images_per_s": rate, "rows": 100} for scored, rate in rates]
+    # the last batch is a short one (the source's remainder)
+    batches[-1]["rows"] = 40
 
     # WHEN the adjacent pairs are compared
     ratios = scoring_pair_ratios(batches)
 
-    # THEN the warm-up is left out and every ratio is scored / unscored, whichever ran first
+    # THEN the warm-up and the short batch are left out and every ratio is scored / unscored
     assert ratios == [0.9, 0.75, 0.9]
     assert median_or_none(ratios) == 0.9
 
@@ -98,9 +100,12 @@ def test_scoring_pairs_compare_each_steady_batch_with_its_neighbours_scored_over
 def test_scoring_pairs_need_two_steady_batches_of_different_kinds():
     from benchmarks.stats import scoring_pair_ratios
 
-    batches = [{"scored": True, "images_per_s": 10.0}, {"scored": False, "images_per_s": 100.0}]
+    batches = [
+        {"scored": True, "images_per_s": 10.0, "rows": 4},
+        {"scored": False, "images_per_s": 100.0, "rows": 4},
+    ]
     assert scoring_pair_ratios(batches) == []
-    same_kind = [*batches, {"scored": False, "images_per_s": 90.0}]
+    same_kind = [*batches, {"scored": False, "images_per_s": 90.0, "rows": 4}]
     assert scoring_pair_ratios(same_kind) == []
-    missing_rate = [*batches, {"scored": True, "images_per_s": None}]
+    missing_rate = [*batches, {"scored": True, "images_per_s": None, "rows": 4}]
     assert scoring_pair_ratios(missing_rate) == [None]
