@@ -161,7 +161,7 @@ def validate(args: argparse.Namespace) -> tuple[list[str], list[str]]:
         raise ConfigError(f"--repeat must be >= 1, got {args.repeat}")
     if args.max_files_per_trigger < 1 or args.trigger <= 0 or args.ingest_n < 1:
         raise ConfigError("--max-files-per-trigger, --trigger and --ingest-n must be > 0")
-    if not 3 <= args.paired_batches <= args.n:
+    if "scoring_paired" in modes and not 3 <= args.paired_batches <= args.n:
         raise ConfigError(
             f"--paired-batches must be in 3..N (a warm-up batch, then a scored and an unscored one), "
             f"got {args.paired_batches}"

@@ -9,6 +9,31 @@ from tests.benchmarks.conftest import TINY_N
 PAIRED_BATCH = 4
 
 
+@pytest.mark.parametrize(
+    ("modes", "paired_batches", "refused"),
+    [
+        ("scoring_paired", 2, True),
+        ("scoring_paired", TINY_N + 1, True),
+        ("scoring_paired", 3, False),
+        ("alone,stream", 2, False),
+    ],
+)
+def test_paired_batches_are_checked_only_when_the_paired_mode_runs(modes, paired_batches, refused):
+    import argparse
+
+    from benchmarks.bench import add_arguments, validate
+    from fruits_core.errors import ConfigError
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--n", str(TINY_N), "--modes", modes, "--paired-batches", str(paired_batches)])
+    if refused:
+        with pytest.raises(ConfigError, match=r"--paired-batches must be in 3\.\.N"):
+            validate(args)
+    else:
+        assert validate(args)[0] == modes.split(",")
+
+
 @pytest.mark.spark
 @pytest.mark.tf
 @pytest.mark.slow
