@@ -6,6 +6,9 @@ Modes, run for each runtime (litert, keras), each in a fresh interpreter (see be
                      every row scored by the runtime's classifier (the stream's default)
   stream_no_scoring  the same job with --no-predictions
   batch_backfill     the same job with --available-now
+  scoring_paired     (only when asked for) one stream whose micro-batches are scored and not in turn,
+                     N split into --paired-batches batches: scoring's cost from adjacent batches of one
+                     process (benchmarks/scoring_paired.py), as two runs differ by more than that cost
 and once per repetition:
   ingest          the ingest function's per-image time and cold import (benchmarks.ingest_bench)
 With --repeat N the modes are interleaved (stream and stream_no_scoring swap order on every
@@ -37,8 +40,11 @@ DEFAULT_K = 16
 DEFAULT_MAX_FILES_PER_TRIGGER = StreamConfig.max_files_per_trigger
 DEFAULT_TRIGGER_SECONDS = 1.0
 DEFAULT_INGEST_N = 200
-MEASURED_MODES = ("alone", "stream", "stream_no_scoring", "batch_backfill", "ingest")
-RUNTIME_MODES = ("alone", "stream", "stream_no_scoring", "batch_backfill")
+DEFAULT_MODES = ("alone", "stream", "stream_no_scoring", "batch_backfill", "ingest")
+MEASURED_MODES = (*DEFAULT_MODES, "scoring_paired")
+RUNTIME_MODES = ("alone", "stream", "stream_no_scoring", "batch_backfill", "scoring_paired")
+# The warm-up batch, then enough steady ones for six adjacent scored/unscored pairs.
+DEFAULT_PAIRED_BATCHES = 8
 STREAM_MODES = ("stream", "stream_no_scoring", "batch_backfill")
 LOG_TAIL_CHARS = 3000
 
@@ -79,8 +85,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--modes",
-        default=",".join(MEASURED_MODES),
-        help=f"comma-separated subset of {','.join(MEASURED_MODES)} (default {','.join(MEASURED_MODES)})",
+        default=",".join(DEFAULT_MODES),
+        help=f"comma-separated subset of {','.join(MEASURED_MODES)} (default {','.join(DEFAULT_MODES)})",
     )
     parser.add_argument(
         "--runtimes",
@@ -107,6 +113,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=DEFAULT_TRIGGER_SECONDS,
         help=f"processing-time trigger of the stream mode in seconds (default {DEFAULT_TRIGGER_SECONDS})",
+    )
+    parser.add_argument(
+        "--paired-batches",
+        type=int,
+        default=DEFAULT_PAIRED_BATCHES,
+        help=f"micro-batches the scoring_paired stream splits N into (default {DEFAULT_PAIRED_BATCHES})",
     )
     parser.add_argument(
         "--scaling",
@@ -149,6 +161,11 @@ def validate(args: argparse.Namespace) -> tuple[list[str], list[str]]:
         raise ConfigError(f"--repeat must be >= 1, got {args.repeat}")
     if args.max_files_per_trigger < 1 or args.trigger <= 0 or args.ingest_n < 1:
         raise ConfigError("--max-files-per-trigger, --trigger and --ingest-n must be > 0")
+    if "scoring_paired" in modes and not 3 <= args.paired_batches <= args.n:
+        raise ConfigError(
+            f"--paired-batches must be in 3..N (a warm-up batch, then a scored and an unscored one), "
+            f"got {args.paired_batches}"
+        )
     if args.images is not None and not args.images.is_dir():
         raise ConfigError(f"--images {args.images} is not a folder of <label>/<image> files")
     return [mode for mode in MEASURED_MODES if mode in modes], [
@@ -184,6 +201,7 @@ def run(args: argparse.Namespace) -> int:
         "--trigger",
         str(args.trigger),
     ]
+    paired_flags = ["--max-files-per-trigger", str(paired_batch_size(args)), "--trigger", str(args.trigger)]
     runs: dict[str, dict[str, list[dict]]] = {
         runtime: {mode: [] for mode in modes if mode in RUNTIME_MODES} for runtime in runtimes
     }
@@ -192,8 +210,9 @@ def run(args: argparse.Namespace) -> int:
         for runtime in runtimes:
             for mode in interleaved(list(runs[runtime]), repetition):
                 say(f"run {repetition + 1}/{args.repeat}: {mode} ({runtime})")
+                flags = paired_flags if mode == "scoring_paired" else stream_flags
                 runs[runtime][mode].append(
-                    runner.run(mode, "--runtime", runtime, "--master", args.master, *stream_flags)
+                    runner.run(mode, "--runtime", runtime, "--master", args.master, *flags)
                 )
         if "ingest" in modes:
             say(f"run {repetition + 1}/{args.repeat}: ingest")
@@ -207,7 +226,22 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report, sort_keys=True))
     streams = [run_ for by_mode in runs.values() for mode in STREAM_MODES for run_ in by_mode.get(mode, [])]
-    return 0 if all(run_["complete"] for run_ in streams) else 1
+    paired = [run_ for by_mode in runs.values() for run_ in by_mode.get("scoring_paired", [])]
+    return 0 if all(run_["complete"] for run_ in streams) and all(map(alternated, paired)) else 1
+
+
+def paired_batch_size(args: argparse.Namespace) -> int:
+    """Manifests per micro-batch of the scoring_paired stream: N in --paired-batches batches."""
+    return -(-args.n // args.paired_batches)
+
+
+def alternated(run_: dict) -> bool:
+    """A complete scoring_paired run whose scored batches have a prediction on every row, the others none."""
+    return (
+        run_["complete"]
+        and run_["scored_rows"] == run_["scored_batch_rows"]
+        and run_["unscored_batch_predictions"] == 0
+    )
 
 
 def interleaved(modes: list[str], repetition: int) -> list[str]:
@@ -287,6 +321,7 @@ def build_report(
             "repeat": args.repeat,
             "master": args.master,
             "max_files_per_trigger": args.max_files_per_trigger,
+            "paired_max_files_per_trigger": paired_batch_size(args),
             "trigger_seconds": args.trigger,
             # the measured runtimes' artifacts (a reused lake may hold more runtimes)
             "model_versions": {runtime: workload["model_versions"][runtime] for runtime in runs},
@@ -334,6 +369,8 @@ def summarize_runtime(by_mode: dict[str, list[dict]]) -> dict:
     for mode in STREAM_MODES:
         if mode in by_mode:
             summary[mode] = summarize_stream_runs(by_mode[mode])
+    if "scoring_paired" in by_mode:
+        summary["scoring_paired"] = summarize_paired_runs(by_mode["scoring_paired"])
     alone_rate = summary.get("alone", {}).get("images_per_s")
     for name, mode, baseline in (
         ("ratio_stream_vs_alone", "stream", "alone"),
@@ -370,6 +407,27 @@ def summarize_stream_runs(runs: list[dict]) -> dict:
     }
 
 
+def summarize_paired_runs(runs: list[dict]) -> dict:
+    """Scoring's cost from every scored/unscored pair of adjacent steady micro-batches, all runs pooled."""
+    ratios = [value for run_ in runs for value in run_["pair_ratios"]]
+    steady = [batch for run_ in runs for batch in run_["batches"][1:]]
+    return {
+        "pair_ratio": median_or_none(ratios),
+        "pair_ratio_spread": spread(ratios),
+        "pairs": len([value for value in ratios if value is not None]),
+        "scored_images_per_s": median_or_none([batch["images_per_s"] for batch in steady if batch["scored"]]),
+        "unscored_images_per_s": median_or_none(
+            [batch["images_per_s"] for batch in steady if not batch["scored"]]
+        ),
+        "scored_rows": sum(run_["scored_rows"] for run_ in runs),
+        "scored_batch_rows": sum(run_["scored_batch_rows"] for run_ in runs),
+        "unscored_batch_rows": sum(run_["unscored_batch_rows"] for run_ in runs),
+        "unscored_batch_predictions": sum(run_["unscored_batch_predictions"] for run_ in runs),
+        "alternated": all(map(alternated, runs)),
+        "runs": runs,
+    }
+
+
 def render_table(report: dict) -> str:
     config = report["config"]
     lines = [
@@ -396,6 +454,14 @@ def render_table(report: dict) -> str:
                     f"{figures['wall_images_per_s']} images/s incl. start-up, "
                     f"first batch done at {figures['first_batch_end_s']} s"
                 )
+        if "scoring_paired" in summary:
+            paired = summary["scoring_paired"]
+            lines.append(
+                f"  {runtime:<8}{'scoring_paired':<18}{_cell(paired['scored_images_per_s'])}{'':>10}  "
+                f"scored batches; unscored {paired['unscored_images_per_s']}; rows with a prediction "
+                f"{paired['scored_rows']}/{paired['scored_batch_rows']} scored, "
+                f"{paired['unscored_batch_predictions']}/{paired['unscored_batch_rows']} unscored"
+            )
     if "ingest" in report:
         ingest = report["ingest"]
         lines.append(
@@ -421,6 +487,12 @@ def render_table(report: dict) -> str:
                     f"  ratio {label} ({runtime}): {summary[name]}"
                     + (f" (per repetition {_range(per_run)})" if per_run else "")
                 )
+        if "scoring_paired" in summary:
+            paired = summary["scoring_paired"]
+            lines.append(
+                f"  ratio scored/unscored adjacent batches ({runtime}): {paired['pair_ratio']} "
+                f"(median of {paired['pairs']} pairs {_range(paired['pair_ratio_spread'])})"
+            )
     lines.append(f"  ratio stream litert/keras: {report['ratio_litert_stream_vs_keras_stream']}")
     return "\n".join(lines)
 

@@ -14,14 +14,16 @@ import os
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+from benchmarks.stats import batch_rates, scoring_pair_ratios
 from benchmarks.workload import Workload, WorkloadSpec, build_workload, load_workload, reusable, sample_images
 from streaming_job.config import StreamConfig
 from streaming_job.featurizer.model import DEFAULT_RUNTIME, RUNTIMES
 from streaming_job.monitoring.status_log import batch_end, steady_state
 
-MODES = ("prepare", "alone", "stream", "stream_no_scoring", "batch_backfill", "ingest")
+MODES = ("prepare", "alone", "stream", "stream_no_scoring", "batch_backfill", "scoring_paired", "ingest")
 ALONE_BATCH = 64
 STREAM_POLL_SECONDS = 0.2
 
@@ -109,57 +111,158 @@ def stream(
     first); wall-clock runs from this function's start (JVM start included) to the
     end of the last micro-batch.
     """
-    started_epoch = time.time()
-    from streaming_job.query.runner import await_stream, start_stream
-    from streaming_job.session import command_session
-
-    expected = workload.spec.n
-    workload.clear_run_outputs()
-    classifier_version = workload.publish_classifier(runtime) if scoring else None
-    with command_session("fruits-bench-stream", master=master) as spark:
-        config = workload.stream_config(
-            runtime,
-            trigger_seconds=trigger_seconds,
-            available_now=available_now,
-            max_files_per_trigger=max_files_per_trigger,
-            predictions=scoring,
-        )
-        running = start_stream(spark, config)
-        stop = threading.Event()
-        if not available_now:
-            _wait_for_rows(running, expected, timeout_seconds)
-            stop.set()
-        await_stream(spark, running, config, stop)
-        records = sorted(running.listener.records, key=lambda record: record["batch_id"])
-        busy = [progress for progress in running.query.recentProgress if progress.numInputRows > 0]
-        phases = phase_medians([progress.durationMs for progress in busy][1:])
-        cores = spark.sparkContext.defaultParallelism
+    run = _run_stream(
+        workload,
+        runtime,
+        master,
+        timeout_seconds,
+        scoring=scoring,
+        available_now=available_now,
+        max_files_per_trigger=max_files_per_trigger,
+        trigger_seconds=trigger_seconds,
+    )
+    records = run.records
     outputs = _published_rows(workload)
     processed = sum(record["feature_rows"] + record["error_rows"] for record in records)
-    wall = batch_end(records[-1]) - started_epoch if records else None
+    wall = batch_end(records[-1]) - run.started_epoch if records else None
     return {
         "runtime": runtime,
         "master": master,
-        "cores": cores,
+        "cores": run.cores,
         "available_now": available_now,
         "images": processed,
         "feature_rows": outputs["features"],
         "error_rows": outputs["errors"],
-        "complete": outputs["features"] + outputs["errors"] == expected,
+        "complete": outputs["features"] + outputs["errors"] == workload.spec.n,
         "scoring": scoring,
-        "classifier_version": classifier_version,
+        "classifier_version": run.classifier_version,
         "scored_rows": outputs["scored"],
         "max_files_per_trigger": max_files_per_trigger,
         "steady": steady_state(records),
         "wall_s": round(wall, 2) if wall is not None else None,
         "wall_images_per_s": round(processed / wall, 2) if wall else None,
-        "first_batch_end_s": round(batch_end(records[0]) - started_epoch, 2) if records else None,
+        "first_batch_end_s": round(batch_end(records[0]) - run.started_epoch, 2) if records else None,
         "model_builds": sum(record["model_builds"] for record in records),
-        "phase_ms": phases,
+        "phase_ms": run.phase_ms,
         "batches": [
             {"rows": record["input_rows"], "duration_ms": record["batch_duration_ms"]} for record in records
         ],
     }
+
+
+def scoring_paired(
+    workload: Workload,
+    runtime: str,
+    master: str,
+    max_files_per_trigger: int,
+    trigger_seconds: float,
+    timeout_seconds: float,
+) -> dict:
+    """One real stream whose micro-batches are scored and not in turn (benchmarks/scoring_paired.py).
+
+    Each batch's images/s, whether it was scored, and the rows it wrote with and
+    without a prediction (read back from the features table's snapshots).
+    """
+    from benchmarks.scoring_paired import AlternateScoring
+    from fruits_lake.reading import lake_tables, rows_by_batch
+
+    run = _run_stream(
+        workload,
+        runtime,
+        master,
+        timeout_seconds,
+        scoring=True,
+        available_now=False,
+        max_files_per_trigger=max_files_per_trigger,
+        trigger_seconds=trigger_seconds,
+        classifier_swap_type=AlternateScoring,
+    )
+    records = sorted(
+        (record for record in run.records if record["input_rows"] > 0), key=lambda record: record["batch_id"]
+    )
+    decided = run.classifier_swap.scored
+    if len(decided) != len(records):
+        raise RuntimeError(f"{len(decided)} classifier choices for {len(records)} micro-batches")
+    written = rows_by_batch(lake_tables(workload.lake_uri)[0])
+    batches = [
+        {
+            "batch_id": record["batch_id"],
+            "rows": record["input_rows"],
+            "scored": scored,
+            "feature_rows": written.get(record["batch_id"], {}).get("rows", 0),
+            "scored_rows": written.get(record["batch_id"], {}).get("scored_rows", 0),
+            "images_per_s": rate,
+        }
+        for record, scored, rate in zip(records, decided, batch_rates(records), strict=True)
+    ]
+    outputs = _published_rows(workload)
+    ratios = scoring_pair_ratios(batches)
+    return {
+        "runtime": runtime,
+        "master": master,
+        "cores": run.cores,
+        "images": sum(record["feature_rows"] + record["error_rows"] for record in records),
+        "feature_rows": outputs["features"],
+        "error_rows": outputs["errors"],
+        "complete": outputs["features"] + outputs["errors"] == workload.spec.n,
+        "classifier_version": run.classifier_version,
+        "max_files_per_trigger": max_files_per_trigger,
+        "batches": batches,
+        "pair_ratios": ratios,
+        "scored_batch_rows": sum(batch["feature_rows"] for batch in batches if batch["scored"]),
+        "scored_rows": sum(batch["scored_rows"] for batch in batches if batch["scored"]),
+        "unscored_batch_rows": sum(batch["feature_rows"] for batch in batches if not batch["scored"]),
+        "unscored_batch_predictions": sum(batch["scored_rows"] for batch in batches if not batch["scored"]),
+    }
+
+
+@dataclass
+class StreamRun:
+    """What one benchmark stream left: the listener's records, its classifier swap, the session's cores."""
+
+    records: list[dict]
+    classifier_swap: object | None
+    classifier_version: str | None
+    cores: int
+    phase_ms: dict[str, float]
+    started_epoch: float
+
+
+def _run_stream(
+    workload: Workload,
+    runtime: str,
+    master: str,
+    timeout_seconds: float,
+    scoring: bool,
+    classifier_swap_type: type | None = None,
+    **options,
+) -> StreamRun:
+    """Start the job over the workload (its classifier published first when `scoring`), wait for all N
+    manifests (or the available-now end), stop it. `options`: the run's stream flags."""
+    started_epoch = time.time()
+    from streaming_job.query.runner import await_stream, start_stream
+    from streaming_job.scoring.classifier_swap import ClassifierSwap
+    from streaming_job.session import command_session
+
+    workload.clear_run_outputs()
+    classifier_version = workload.publish_classifier(runtime) if scoring else None
+    with command_session("fruits-bench-stream", master=master) as spark:
+        config = workload.stream_config(runtime, predictions=scoring, **options)
+        running = start_stream(spark, config, classifier_swap_type=classifier_swap_type or ClassifierSwap)
+        stop = threading.Event()
+        if not config.available_now:
+            _wait_for_rows(running, workload.spec.n, timeout_seconds)
+            stop.set()
+        await_stream(spark, running, config, stop)
+        busy = [progress for progress in running.query.recentProgress if progress.numInputRows > 0]
+        return StreamRun(
+            records=sorted(running.listener.records, key=lambda record: record["batch_id"]),
+            classifier_swap=running.classifier_swap,
+            classifier_version=classifier_version,
+            cores=spark.sparkContext.defaultParallelism,
+            phase_ms=phase_medians([progress.durationMs for progress in busy][1:]),
+            started_epoch=started_epoch,
+        )
 
 
 def phase_medians(durations: list[dict]) -> dict[str, float]:
@@ -247,6 +350,15 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         if args.mode == "alone":
             result = alone(workload, args.runtime)
+        elif args.mode == "scoring_paired":
+            result = scoring_paired(
+                workload,
+                args.runtime,
+                args.master,
+                max_files_per_trigger=args.max_files_per_trigger,
+                trigger_seconds=args.trigger,
+                timeout_seconds=args.timeout,
+            )
         else:
             result = stream(
                 workload,

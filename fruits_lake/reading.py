@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from pyiceberg.table import Table
 
-from fruits_lake.catalog import ERRORS_TABLE, FEATURES_TABLE, open_catalog
+from fruits_lake.catalog import BATCH_ID_PROPERTY, ERRORS_TABLE, FEATURES_TABLE, open_catalog
 
 # The current snapshot's summary counts the table's rows: no data file is opened to count them.
 TOTAL_RECORDS = "total-records"
@@ -29,3 +30,22 @@ def read_features(lake_uri: str) -> pa.Table:
     """Every row of the lake's features table."""
     features, _ = lake_tables(lake_uri)
     return features.scan().to_arrow()
+
+
+def rows_by_batch(features: Table) -> dict[int, dict[str, int]]:
+    """Rows each stream micro-batch appended to the features table and how many of them carry a
+    prediction, from the table's snapshots (each batch's commit names its batch id)."""
+    counted: dict[int, dict[str, int]] = {}
+    rows_before = scored_before = 0
+    for snapshot in sorted(features.snapshots(), key=lambda snapshot: snapshot.sequence_number or 0):
+        labels = (
+            features.scan(snapshot_id=snapshot.snapshot_id, selected_fields=("predicted_label",))
+            .to_arrow()
+            .column("predicted_label")
+        )
+        rows, scored = len(labels), int(pc.sum(pc.is_valid(labels)).as_py() or 0)
+        batch_id = snapshot.summary[BATCH_ID_PROPERTY] if snapshot.summary is not None else None
+        if batch_id is not None:
+            counted[int(batch_id)] = {"rows": rows - rows_before, "scored_rows": scored - scored_before}
+        rows_before, scored_before = rows, scored
+    return counted

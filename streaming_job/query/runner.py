@@ -57,6 +57,8 @@ class RunningStream:
     k: int
     explained_variance: list[float]
     rotation: EpochRotation
+    # What chose each micro-batch's classifier (None with --no-predictions).
+    classifier_swap: ClassifierSwap | None = None
 
 
 class HadoopFiles:
@@ -78,9 +80,13 @@ class HadoopFiles:
         return self._jvm.org.apache.hadoop.fs.Path(uri)
 
 
-def start_stream(spark: SparkSession, config: StreamConfig) -> RunningStream:
+def start_stream(
+    spark: SparkSession, config: StreamConfig, classifier_swap_type: type[ClassifierSwap] = ClassifierSwap
+) -> RunningStream:
     """Load and broadcast the model artifacts, open the tables, register the listener, start the query.
 
+    `classifier_swap_type` picks each micro-batch's classifier; a subclass lets a test or a
+    benchmark act at the batch boundary (publish during a batch, score every other batch).
     Raises ConfigError when the features table holds another model's vectors (table_versions).
     """
     from streaming_job.featurizer.model import load_featurizer_spec
@@ -110,7 +116,9 @@ def start_stream(spark: SparkSession, config: StreamConfig) -> RunningStream:
         image_read_timeout_seconds=config.image_read_timeout_seconds,
     )
     classifier_swap = (
-        ClassifierSwap(config.lake, projection.pca_version, sc.broadcast) if config.predictions else None
+        classifier_swap_type(config.lake, projection.pca_version, sc.broadcast)
+        if config.predictions
+        else None
     )
     files = HadoopFiles(spark)
     files.mkdirs(config.manifests_uri)
@@ -171,6 +179,7 @@ def start_stream(spark: SparkSession, config: StreamConfig) -> RunningStream:
         k=projection.k,
         explained_variance=list(projection.explained_variance),
         rotation=rotation,
+        classifier_swap=classifier_swap,
     )
 
 

@@ -68,3 +68,44 @@ def test_spread_and_paired_ratios_ignore_missing_runs():
     assert paired_ratios([90.0, 99.0, None], [100.0, 100.0, 100.0]) == [0.9, 0.99, None]
     with pytest.raises(ValueError):
         paired_ratios([1.0], [1.0, 2.0])
+
+
+def test_batch_rates_count_each_batch_from_the_previous_ones_end():
+    from benchmarks.stats import batch_rates
+
+    # GIVEN a 30 s first batch, then batches of 100 rows ending 5 s and 4 s after the one before
+    records = [record(1, 30, 4, 100), record(0, 0, 30, 90), record(2, 35, 4, 100), record(3, 40, 0.1, 0)]
+
+    # THEN the first is rated over its own duration, the others over the time since the previous end
+    assert batch_rates(records) == [3.0, 25.0, 20.0]
+
+
+def test_scoring_pairs_compare_each_steady_batch_with_its_neighbours_scored_over_unscored():
+    from benchmarks.stats import scoring_pair_ratios
+
+    # GIVEN a scored warm-up batch, then unscored, scored, unscored, scored steady batches
+    rates = [(True, 10.0), (False, 100.0), (True, 90.0), (False, 120.0), (True, 108.0), (False, 50.0)]
+    batches = [{"scored": scored, "images_per_s": rate, "rows": 100} for scored, rate in rates]
+    # the last batch is a short one (the source's remainder)
+    batches[-1]["rows"] = 40
+
+    # WHEN the adjacent pairs are compared
+    ratios = scoring_pair_ratios(batches)
+
+    # THEN the warm-up and the short batch are left out and every ratio is scored / unscored
+    assert ratios == [0.9, 0.75, 0.9]
+    assert median_or_none(ratios) == 0.9
+
+
+def test_scoring_pairs_need_two_steady_batches_of_different_kinds():
+    from benchmarks.stats import scoring_pair_ratios
+
+    batches = [
+        {"scored": True, "images_per_s": 10.0, "rows": 4},
+        {"scored": False, "images_per_s": 100.0, "rows": 4},
+    ]
+    assert scoring_pair_ratios(batches) == []
+    same_kind = [*batches, {"scored": False, "images_per_s": 90.0, "rows": 4}]
+    assert scoring_pair_ratios(same_kind) == []
+    missing_rate = [*batches, {"scored": True, "images_per_s": None, "rows": 4}]
+    assert scoring_pair_ratios(missing_rate) == [None]

@@ -41,7 +41,6 @@ def publish_copy(lake_uri: str, classifier, version: str):
 def scored_lake(spark, models, sample_image_paths, tmp_path_factory):
     from fruits_classifier.training import train_classifier
     from fruits_lake.reading import read_features
-    from streaming_job.query import runner
     from streaming_job.query.runner import await_stream, start_stream
     from streaming_job.scoring.classifier_swap import ClassifierSwap
 
@@ -74,12 +73,8 @@ def scored_lake(spark, models, sample_image_paths, tmp_path_factory):
     config = stream_config(
         lake, featurizer, pca_uri, "--available-now", "--max-files-per-trigger", str(SECOND_RUN_BATCH)
     )
-    original = runner.ClassifierSwap
-    runner.ClassifierSwap = PublishDuringFirstBatch
-    try:
-        await_stream(spark, start_stream(spark, config), config, threading.Event())
-    finally:
-        runner.ClassifierSwap = original
+    running = start_stream(spark, config, classifier_swap_type=PublishDuringFirstBatch)
+    await_stream(spark, running, config, threading.Event())
     return {
         "lake": lake,
         "featurizer": featurizer,
