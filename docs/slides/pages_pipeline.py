@@ -190,7 +190,12 @@ def slide_bench(deck: Deck, figures: Figures) -> None:
             f"{medians['ratio_stream_vs_alone']:.2f} "
             f"(runs {_bounds(medians['ratio_stream_vs_alone_spread'])}), "
             f"with / without scoring {medians['ratio_scoring']:.2f} "
-            f"(runs {_bounds(medians['ratio_scoring_spread'])})."
+            f"(runs {_bounds(medians['ratio_scoring_spread'])}) between processes"
+            + (
+                f"; paired in one stream {figures.scoring_pairs['pair_ratio']:.3f}."
+                if figures.scoring_pairs
+                else "."
+            )
         ]
         if medians.get("ratio_scoring_spread")
         else []
@@ -225,7 +230,7 @@ def slide_predictions(deck: Deck, figures: Figures) -> None:
         "Predictions: a classifier trained from the lake",
         "fruits_classifier/, docs/predictions.md, docs/data/*.json",
     )
-    demo, full, bench = figures.demo, figures.predictions, figures.bench_repeat
+    demo, full = figures.demo, figures.predictions
     items = [
         "fruits classifier train: Keras on the k PCA scores of labelled rows, 1 in 5 held out by a hash "
         "of image_id; versioned, never overwritten.",
@@ -240,8 +245,7 @@ def slide_predictions(deck: Deck, figures: Figures) -> None:
             f"- {full['images']:,} images: {full['held_out_accuracy']:.3f} on {full['held_out_rows']} "
             f"held out, {full['prediction_accuracy']:.3f} on {full['unseen_images']} unseen"
         )
-    scoring = figures.scoring_ratio
-    spread = bench.get("runtimes", {}).get("litert", {}).get("ratio_scoring_spread")
+    paired = figures.scoring_pairs
     cost = figures.scoring_cost
     items.append(
         "The stream scores each row next to the PCA; a new classifier applies from the next batch."
@@ -253,10 +257,10 @@ def slide_predictions(deck: Deck, figures: Figures) -> None:
             else ""
         )
         + (
-            f" Whole stream, with / without scoring {scoring:.2f} (median of "
-            f"{bench['config']['repeat']} runs, {spread[0]:.2f}-{spread[1]:.2f} at load "
-            f"{bench['machine']['load_average_before'][0]:.0f}: not conclusive)."
-            if scoring is not None and spread
+            f" Whole stream: scored / unscored batches {paired['pair_ratio']:.3f} (median of "
+            f"{paired['pairs']} adjacent pairs in one stream, {_bounds(paired['pair_ratio_spread'])}; "
+            "target >= 0.95)."
+            if paired
             else ""
         )
     )

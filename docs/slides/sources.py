@@ -22,6 +22,7 @@ DEFAULT_BENCH = REPO / "docs" / "data" / "bench.json"
 BENCH_REPEAT = REPO / "docs" / "data" / "bench_repeat.json"
 # `python -m benchmarks.scoring_cost --json-out ...`: a worker's featurize and scoring steps, interleaved.
 SCORING_COST = REPO / "docs" / "data" / "scoring_cost.json"
+SCORING_PAIRED = REPO / "docs" / "data" / "bench_scoring_paired.json"
 EMR_TEMPLATE = REPO / "infra" / "emr-cluster.yaml"
 NOTEBOOK = REPO / "notebooks" / "local_pipeline.ipynb"
 COST_SCALES = (10_000, 1_000_000, 100_000_000)
@@ -135,6 +136,7 @@ class Figures:
     predictions: dict
     bench_repeat: dict
     scoring_cost: dict
+    scoring_paired: dict
 
     @property
     def stream_ratio(self) -> float | None:
@@ -164,17 +166,17 @@ class Figures:
             full = self.predictions
             quoted.append(f"{full['held_out_accuracy']:.3f} on {full['held_out_rows']}")
             quoted.append(f"{self.predictions['app_latency_ms_p50']:.1f} ms")
-        ratio = self.scoring_ratio
-        if ratio is not None:
-            quoted.append(f"with / without scoring {ratio:.2f}")
+        paired = self.scoring_pairs
+        if paired:
+            quoted.append(f"scored / unscored batches {paired['pair_ratio']:.3f}")
         if self.scoring_cost:
             quoted.append(f"keeps {self.scoring_cost['worker_ratio_with_scoring']:.4f}")
         return quoted
 
     @property
-    def scoring_ratio(self) -> float | None:
-        """LiteRT stream with scoring / without, ratio of the medians of `fruits bench`'s interleaved runs."""
-        return self.bench_repeat.get("runtimes", {}).get("litert", {}).get("ratio_scoring")
+    def scoring_pairs(self) -> dict:
+        """`fruits bench --modes scoring_paired` (LiteRT): scored / unscored adjacent micro-batches."""
+        return self.scoring_paired.get("runtimes", {}).get("litert", {}).get("scoring_paired", {})
 
     @property
     def pca_headline(self) -> str:
@@ -199,6 +201,7 @@ def gather(bench_path: Path) -> Figures:
         predictions=predictions_record(),
         bench_repeat=load_bench(BENCH_REPEAT) if BENCH_REPEAT.exists() else {},
         scoring_cost=load_bench(SCORING_COST) if SCORING_COST.exists() else {},
+        scoring_paired=load_bench(SCORING_PAIRED) if SCORING_PAIRED.exists() else {},
     )
 
 

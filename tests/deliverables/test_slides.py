@@ -155,12 +155,13 @@ def test_the_predictions_slide_quotes_the_records_and_shows_the_confusion_matrix
     text = re.sub(r"\s+", " ", page.extract_text())
     demo = json.loads((repo_root / "docs" / "data" / "demo.json").read_text())
     full = json.loads((repo_root / "docs" / "data" / "predictions.json").read_text())
-    bench = json.loads((repo_root / "docs" / "data" / "bench_repeat.json").read_text())
+    paired = json.loads((repo_root / "docs" / "data" / "bench_scoring_paired.json").read_text())
+    pairs = paired["runtimes"]["litert"]["scoring_paired"]
     assert f"held-out accuracy {demo['held_out_accuracy']:.3f}" in text
     assert f"{full['held_out_accuracy']:.3f} on {full['held_out_rows']} held out" in text
     assert f"{demo['model_bytes']['app_model'] / 1e6:.2f} MB" in text
     assert f"{full['app_latency_ms_p50']:.1f} ms per image" in text
-    assert f"with / without scoring {bench['runtimes']['litert']['ratio_scoring']:.2f}" in text
+    assert f"scored / unscored batches {pairs['pair_ratio']:.3f} (median of {pairs['pairs']} adjacent" in text
     cost = json.loads((repo_root / "docs" / "data" / "scoring_cost.json").read_text())
     assert f"keeps {cost['worker_ratio_with_scoring']:.4f} of its throughput" in text
     assert "Drift alarm" in text
