@@ -57,13 +57,14 @@ demo: venv
 	$(VENV)/bin/fruits demo
 
 # -n 2 --dist loadscope: two pytest-xdist workers, a module's tests (a folder's, where they share a session
-# fixture) on one worker (tests/conftest.py, xdist_scope); --durations: the slowest tests after every run, so the
+# fixture) on one worker (tests/conftest.py, xdist_scope), the units with slow tests handed out first
+# (--no-loadscope-reorder keeps that order instead of xdist's largest-count-first); --durations: the slowest tests after every run, so the
 # 10-minute budget stays in sight (docs/testing.md).
 test: venv iac-tools lambda-venv
-	$(VENV)/bin/pytest -n 2 --dist loadscope --durations=25
+	$(VENV)/bin/pytest -n 2 --dist loadscope --no-loadscope-reorder --durations=25
 
 test-fast: venv
-	$(VENV)/bin/pytest -n 2 --dist loadscope -m "not slow and not iac and not lambda_pins"
+	$(VENV)/bin/pytest -n 2 --dist loadscope --no-loadscope-reorder -m "not slow and not iac and not lambda_pins"
 
 lint: venv
 	$(VENV)/bin/ruff check .

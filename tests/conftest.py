@@ -53,6 +53,26 @@ def pytest_xdist_make_scheduler(config, log):
     return FixtureScopeScheduling(config, log)
 
 
+def slow_scopes_first(items: list, scope_of) -> list:
+    """`items` with the units holding the most `slow` tests first (collection order otherwise kept).
+
+    The two workers take units in this order, so the long end-to-end tests start early and the many
+    quick modules fill in at the end, instead of one worker finishing a notebook run alone.
+    """
+    slow: dict[str, int] = {}
+    first: dict[str, int] = {}
+    for index, item in enumerate(items):
+        scope = scope_of(item.nodeid)
+        first.setdefault(scope, index)
+        slow[scope] = slow.get(scope, 0) + (item.get_closest_marker("slow") is not None)
+    return sorted(items, key=lambda item: (-slow[scope_of(item.nodeid)], first[scope_of(item.nodeid)]))
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("dist", default=None) == "loadscope":
+        items[:] = slow_scopes_first(items, xdist_scope)
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT
