@@ -21,7 +21,7 @@ from benchmarks.stats import batch_rates, scoring_pair_ratios
 from benchmarks.workload import Workload, WorkloadSpec, build_workload, load_workload, reusable, sample_images
 from streaming_job.config import StreamConfig
 from streaming_job.featurizer.model import DEFAULT_RUNTIME, RUNTIMES
-from streaming_job.monitoring.status_log import batch_end, steady_state
+from streaming_job.monitoring.status_log import batch_end, busy_batches, steady_state
 
 MODES = ("prepare", "alone", "stream", "stream_no_scoring", "batch_backfill", "scoring_paired", "ingest")
 ALONE_BATCH = 64
@@ -177,9 +177,7 @@ def scoring_paired(
         trigger_seconds=trigger_seconds,
         classifier_swap_type=AlternateScoring,
     )
-    records = sorted(
-        (record for record in run.records if record["input_rows"] > 0), key=lambda record: record["batch_id"]
-    )
+    records = busy_batches(run.records)
     decided = run.classifier_swap.scored
     if len(decided) != len(records):
         raise RuntimeError(f"{len(decided)} classifier choices for {len(records)} micro-batches")
@@ -288,16 +286,13 @@ def _wait_for_rows(running, expected: int, timeout_seconds: float) -> None:
 
 def _published_rows(workload: Workload) -> dict[str, int]:
     """Committed feature and error rows, and the feature rows that carry a prediction."""
-    import pyarrow.compute as pc
-
-    from fruits_lake.reading import committed_rows, lake_tables
+    from fruits_lake.reading import committed_rows, lake_tables, rows_with_a_prediction
 
     features, errors = lake_tables(workload.lake_uri)
-    labels = features.scan(selected_fields=("predicted_label",)).to_arrow().column("predicted_label")
     return {
         "features": committed_rows(features),
         "errors": committed_rows(errors),
-        "scored": int(pc.sum(pc.is_valid(labels)).as_py() or 0),
+        "scored": rows_with_a_prediction(features)[1],
     }
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 import statistics
 
-from streaming_job.monitoring.status_log import batch_end
+from streaming_job.monitoring.status_log import batch_end, busy_batches
 
 
 def median_or_none(values: list[float | None]) -> float | None:
@@ -34,9 +34,7 @@ def paired_ratios(numerators: list[float | None], denominators: list[float | Non
 def batch_rates(records: list[dict]) -> list[float | None]:
     """Images/s of each non-empty micro-batch, by batch id: its rows over the time since the previous one
     ended (gaps count, as in steady_state); the first one over its own duration."""
-    ordered = sorted(
-        (record for record in records if record["input_rows"] > 0), key=lambda record: record["batch_id"]
-    )
+    ordered = busy_batches(records)
     seconds = [
         batch_end(record) - batch_end(ordered[index - 1]) if index else record["batch_duration_ms"] / 1000.0
         for index, record in enumerate(ordered)

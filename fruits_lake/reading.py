@@ -32,18 +32,23 @@ def read_features(lake_uri: str) -> pa.Table:
     return features.scan().to_arrow()
 
 
+def rows_with_a_prediction(features: Table, snapshot_id: int | None = None) -> tuple[int, int]:
+    """(rows, rows whose predicted_label is set) of the features table, at a snapshot or the current one."""
+    labels = (
+        features.scan(snapshot_id=snapshot_id, selected_fields=("predicted_label",))
+        .to_arrow()
+        .column("predicted_label")
+    )
+    return len(labels), int(pc.sum(pc.is_valid(labels)).as_py() or 0)
+
+
 def rows_by_batch(features: Table) -> dict[int, dict[str, int]]:
     """Rows each stream micro-batch appended to the features table and how many of them carry a
     prediction, from the table's snapshots (each batch's commit names its batch id)."""
     counted: dict[int, dict[str, int]] = {}
     rows_before = scored_before = 0
     for snapshot in sorted(features.snapshots(), key=lambda snapshot: snapshot.sequence_number or 0):
-        labels = (
-            features.scan(snapshot_id=snapshot.snapshot_id, selected_fields=("predicted_label",))
-            .to_arrow()
-            .column("predicted_label")
-        )
-        rows, scored = len(labels), int(pc.sum(pc.is_valid(labels)).as_py() or 0)
+        rows, scored = rows_with_a_prediction(features, snapshot.snapshot_id)
         batch_id = snapshot.summary[BATCH_ID_PROPERTY] if snapshot.summary is not None else None
         if batch_id is not None:
             counted[int(batch_id)] = {"rows": rows - rows_before, "scored_rows": scored - scored_before}

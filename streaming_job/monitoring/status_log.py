@@ -296,6 +296,13 @@ def batch_end(record: dict) -> float:
     return epoch_seconds(record["timestamp"]) + record["batch_duration_ms"] / 1000.0
 
 
+def busy_batches(records: list[dict]) -> list[dict]:
+    """The micro-batches that read manifests, in batch order (an idle trigger's record has no rows)."""
+    return sorted(
+        (record for record in records if record["input_rows"] > 0), key=lambda record: record["batch_id"]
+    )
+
+
 def steady_state(records: list[dict], warmup: int = WARMUP_BATCHES) -> dict:
     """Images/s of the micro-batches after the first `warmup` ones, over the time they span.
 
@@ -305,9 +312,7 @@ def steady_state(records: list[dict], warmup: int = WARMUP_BATCHES) -> dict:
     of the batches' busy times. With too few batches for a warm-up, the whole run
     is used (its figure then includes start-up and is marked as such).
     """
-    ordered = sorted(
-        (record for record in records if record["input_rows"] > 0), key=lambda record: record["batch_id"]
-    )
+    ordered = busy_batches(records)
     if not ordered:
         return {"images_per_s": None, "images": 0, "batches": 0, "includes_warmup": False}
     if len(ordered) <= warmup:
