@@ -11,7 +11,7 @@ CHECKOV_VENV := .venv-checkov
 LAMBDA_VENV := .venv-lambda
 PIP_FLAGS := --quiet --disable-pip-version-check
 
-.PHONY: help venv iac-tools lambda-venv demo test test-fast lint bench notebook slides demo-record events sam-build sam-validate clean
+.PHONY: help venv iac-tools lambda-venv jvm-archive demo test test-fast lint bench notebook slides demo-record events sam-build sam-validate clean
 
 help:
 	@echo "make demo   - local end-to-end demo on the bundled images (installs .venv)"
@@ -53,6 +53,11 @@ iac-tools: $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed
 
 lambda-venv: $(LAMBDA_VENV)/.installed
 
+# The tests' JVMs map Spark's classes from an archive (tests/jvm_class_archive.py): written in the
+# background while the other environments install, so the first tests find it.
+jvm-archive: venv
+	$(VENV)/bin/python -m tests.jvm_class_archive start
+
 demo: venv
 	$(VENV)/bin/fruits demo
 
@@ -60,10 +65,10 @@ demo: venv
 # fixture) on one worker (tests/conftest.py, xdist_scope), the units with slow tests handed out first
 # (--no-loadscope-reorder keeps that order instead of xdist's largest-count-first); --durations: the slowest tests after every run, so the
 # 10-minute budget stays in sight (docs/testing.md).
-test: venv iac-tools lambda-venv
+test: venv jvm-archive iac-tools lambda-venv
 	$(VENV)/bin/pytest -n 2 --dist loadscope --no-loadscope-reorder --durations=25
 
-test-fast: venv
+test-fast: venv jvm-archive
 	$(VENV)/bin/pytest -n 2 --dist loadscope --no-loadscope-reorder -m "not slow and not iac and not lambda_pins"
 
 lint: venv

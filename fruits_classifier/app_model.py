@@ -7,7 +7,8 @@ components), then the published classifier's dense layers. TFLiteConverter
 turns it into one `.tflite`; its weights are quantised to int8 (dynamic range)
 unless that makes the app disagree with the stream more than the float model does,
 measured here on the lake's held-out labelled images (their clean JPEGs, decoded
-and resized exactly as the stream does).
+and resized exactly as the stream does). The float model is converted only when
+the quantised one disagrees with the stream on some of them.
 
 Lake layout: <lake>/models/app/<classifier_version>/fruits.tflite + labels.txt, and
 <lake>/models/app/latest.json {version, sha256, size, model, labels, input spec, agreement}.
@@ -20,6 +21,7 @@ import hashlib
 import io
 import json
 import logging
+from collections.abc import Callable
 
 import numpy as np
 
@@ -88,6 +90,27 @@ def convert(model, quantise: bool) -> bytes:
     # Keras prints the traced signature on stdout, where `--json` promises one object only.
     with contextlib.redirect_stdout(io.StringIO()):
         return converter.convert()
+
+
+def pick_candidate(
+    quantised: bytes, agree: Callable[[bytes], float], convert_float: Callable[[], bytes], checked: bool
+) -> tuple[bytes, bool, dict[bool, float]]:
+    """(model, whether it is the quantised one, {quantised?: agreement}) of the export's two candidates.
+
+    The quantised model is kept unless the float one agrees with the stream more than
+    QUANTISATION_TOLERANCE better. When the quantised model already agrees within the tolerance of
+    every image, no float model can, so that one is not converted (a conversion of the whole graph).
+    `checked`: there are held-out images to measure on (else the quantised model is kept unmeasured).
+    """
+    if not checked:
+        return quantised, True, {True: float("nan")}
+    agreements = {True: agree(quantised)}
+    if agreements[True] >= 1.0 - QUANTISATION_TOLERANCE:
+        return quantised, True, agreements
+    float_model = convert_float()
+    agreements[False] = agree(float_model)
+    keep_quantised = agreements[True] >= agreements[False] - QUANTISATION_TOLERANCE
+    return (quantised if keep_quantised else float_model), keep_quantised, agreements
 
 
 class AppRunner:
@@ -178,13 +201,12 @@ def export_app_model(lake_uri: str, featurizer_uri: str, pca_uri: str, spark=Non
         keras_featurizer(spec), spec.input_size, projection.mean, projection.components, classifier
     )
     images, expected = stream_predictions(lake_uri, classifier, spec.input_size)
-    candidates = {quantise: convert(model, quantise) for quantise in (True, False)}
-    agreements = {
-        quantise: agreement(data, images, expected, classifier.labels)
-        for quantise, data in candidates.items()
-    }
-    quantised = not images or agreements[True] >= agreements[False] - QUANTISATION_TOLERANCE
-    data = candidates[quantised]
+    data, quantised, agreements = pick_candidate(
+        convert(model, quantise=True),
+        lambda candidate: agreement(candidate, images, expected, classifier.labels),
+        lambda: convert(model, quantise=False),
+        checked=bool(images),
+    )
     folder = join_uri(lake_uri, APP_DIR, classifier.version)
     uris.write_bytes(join_uri(folder, LABELS_NAME), "\n".join(classifier.labels).encode() + b"\n")
     uris.write_bytes(join_uri(folder, MODEL_NAME), data)
@@ -209,7 +231,7 @@ def export_app_model(lake_uri: str, featurizer_uri: str, pca_uri: str, spark=Non
         },
         "quantisation": "dynamic-range int8 weights" if quantised else "none (float32)",
         "agreement_with_stream": agreements[quantised],
-        "agreement_float32": agreements[False],
+        "agreement_float32": agreements.get(False),  # None: not converted (pick_candidate)
         "agreement_images": len(images),
         "featurizer": spec.model_version,
         "pca_version": projection.pca_version,

@@ -8,16 +8,28 @@ from pathlib import Path
 import pytest
 
 from streaming_job.featurizer.model import BUNDLED_IMAGES  # the committed subset (25 images per class)
+from tests import jvm_class_archive
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # The full sample, when the shared folder sits beside the repository.
 SHARED_IMAGES = REPO_ROOT.parent / "shared" / "fruits360-sample"
 
-# Every driver JVM the suite starts (the shared session, each `fruits stream`, spark-submit, the demo,
-# the notebook's kernel) compiles with C1 only: the suite's JVMs live seconds to minutes, and on 2 cores
-# C2's compiler threads took the CPU the tests wait for (a session's start and first queries: 48-70 s
-# against 24-39 s on the loaded 2-core machine; docs/testing.md). Set it (even empty) to override.
-os.environ.setdefault("SPARK_SUBMIT_OPTS", "-XX:TieredStopAtLevel=1")
+
+def pytest_configure(config):
+    """Every driver JVM the suite starts gets `SPARK_SUBMIT_OPTS` (set it, even empty, to override).
+
+    The shared session, each `fruits stream`, spark-submit, the demo, the bench's modes and the
+    notebook's kernel compile with C1 only: the suite's JVMs live seconds to minutes, and on 2 cores
+    C2's compiler threads took the CPU the tests wait for (a session's start and first queries: 48-70 s
+    against 24-39 s on the loaded 2-core machine). And they map the Spark classes from a class-data-
+    sharing archive, written in the background by the first run (tests/jvm_class_archive.py). The
+    pytest-xdist workers inherit the variable from the controller, which starts the dump.
+    """
+    if "SPARK_SUBMIT_OPTS" in os.environ:
+        return
+    archive = jvm_class_archive.archive_path()
+    os.environ["SPARK_SUBMIT_OPTS"] = jvm_class_archive.java_options(archive)
+    jvm_class_archive.start_dump(archive)
 
 
 # Folders whose tests share a costly session fixture (the benchmark lake, the scored classifier lake):
