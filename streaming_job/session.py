@@ -38,6 +38,9 @@ LOCAL_CONF: dict[str, str] = {
     # A manifest is ~1 KB but Spark counts 4 MB per file opened, so a 500-manifest batch
     # was read in 17 tasks; counting 16 KB packs it into 2-3 (file:// opens are cheap).
     "spark.sql.files.openCostInBytes": "16384",
+    # Python workers fork from a daemon that has imported their libraries (worker_daemon.py). Locally
+    # only: on a cluster the package may come from the job zip, which a worker adds to its path per task.
+    "spark.python.daemon.module": "streaming_job.worker_daemon",
 }
 
 

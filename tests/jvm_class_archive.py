@@ -11,7 +11,7 @@ loaded into an archive at its exit (`-XX:ArchiveClassesAtExit`); a JVM started w
 `tests/conftest.py` gives every JVM the archive's options (through `SPARK_SUBMIT_OPTS`) and starts
 the dump in the background the first time (`make test` starts it earlier, before its other installs,
 so it is done when the tests start); a JVM started before the archive exists, or whose class
-path differs (the packed environment's own Spark), runs as before, silently. The archive changes
+path differs (another Spark install), runs as before, silently. The archive changes
 start-up time only, never a result. It is cached per Java and pyspark install, outside the checkout.
 
     python -m tests.jvm_class_archive start           # the dump in the background, unless done (make test)
@@ -35,7 +35,7 @@ C1_ONLY = "-XX:TieredStopAtLevel=1"
 # An archive that cannot be used (class path mismatch, not written yet) is ignored without a word.
 QUIET_CDS = "-Xlog:cds=off -Xlog:cds+dynamic=off"
 REPO_ROOT = Path(__file__).resolve().parents[1]
-# A partial archive this old belongs to a dump that was killed.
+# A partial archive (or a lock) this old belongs to a dump that was killed.
 STALE_PARTIAL_SECONDS = 3600
 
 
@@ -78,7 +78,7 @@ def start_dump(archive: Path | None) -> None:
     if archive is None or archive.exists():
         return
     archive.parent.mkdir(parents=True, exist_ok=True)
-    for partial in archive.parent.glob(f".{archive.name}.*"):
+    for partial in archive.parent.glob(f".{archive.name}.*"):  # partial archives and the lock
         if time.time() - partial.stat().st_mtime > STALE_PARTIAL_SECONDS:
             partial.unlink(missing_ok=True)  # a dump stopped before it could tidy up
     subprocess.Popen(
@@ -169,11 +169,16 @@ def workload() -> None:
         .start()
     )
     query.awaitTermination()
+    stop_with_jvm(spark)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def stop_with_jvm(spark) -> None:
+    """Stop the session and wait for its JVM to exit (it writes its archive and flushes its logs then)."""
     jvm = spark.sparkContext._gateway.proc
     spark.stop()
-    jvm.stdin.close()  # pyspark's gateway exits when its stdin closes: the archive is written then
+    jvm.stdin.close()  # pyspark's gateway JVM exits when its stdin closes
     jvm.wait()
-    shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":

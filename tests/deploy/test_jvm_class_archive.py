@@ -17,12 +17,10 @@ DUMP_WAIT_SECONDS = 600
 ARCHIVED_CLASSES_AT_LEAST = 5000
 DRIVER = """
 from streaming_job.session import build_spark_session
+from tests.jvm_class_archive import stop_with_jvm
 spark = build_spark_session("archive-check", master="local[1]")
 assert spark.range(3).count() == 3
-jvm = spark.sparkContext._gateway.proc
-spark.stop()
-jvm.stdin.close()
-jvm.wait()
+stop_with_jvm(spark)
 """
 
 
