@@ -3,8 +3,8 @@
 Spark starts one daemon per executor (`pyspark.daemon`) and forks each Python worker from it. Every
 worker then imported what a featurizing task needs (pandas, pyarrow, Pillow, LiteRT, this package
 and pyiceberg through it), about a second of CPU per worker; imported here, they are inherited by
-every fork (`spark.python.daemon.module`, session.py). TensorFlow is not imported: the
-Keras runtime imports it in the worker, after sizing its thread pools (featurizer.worker_cache.configure_threads).
+every fork (`spark.python.daemon.module`, session.py). TensorFlow is not imported: the Keras
+runtime imports it in the worker, after sizing its thread pools (worker_cache.configure_threads).
 
 Run by Spark as `python -m streaming_job.worker_daemon pyspark.worker`, as it runs
 `pyspark.daemon`: an import that fails here is left to the worker, which reports it as before.

@@ -154,7 +154,7 @@ def test_the_job_is_sub_rooms_plus_a_small_top():
     # GIVEN streaming_job/ WHEN its modules are listed THEN the top holds the base and the entry scripts
     # only, and every other module lives in one of the sub-rooms
     top = sorted(path.stem for path in (REPO_ROOT / "streaming_job").glob("*.py") if path.stem != "__init__")
-    assert top == sorted((*JOB_BASE, "main", "fit_pca_main", "maintain_main"))
+    assert top == sorted((*JOB_BASE, "main", "fit_pca_main", "maintain_main", "worker_daemon"))
     folders = {path.parent.name for path in sources("streaming_job")} - {"streaming_job"}
     assert folders == set(JOB_SUB_ROOMS)
 
