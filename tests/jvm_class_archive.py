@@ -77,7 +77,10 @@ def start_dump(archive: Path | None) -> None:
     """Write `archive` in the background, unless it is there (detached: a short run may end first)."""
     if archive is None or archive.exists():
         return
-    archive.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        archive.parent.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return  # no cache folder to write to: the JVMs run without the archive
     for partial in archive.parent.glob(f".{archive.name}.*"):  # partial archives and the lock
         if time.time() - partial.stat().st_mtime > STALE_PARTIAL_SECONDS:
             partial.unlink(missing_ok=True)  # a dump stopped before it could tidy up

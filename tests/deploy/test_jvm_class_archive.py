@@ -39,6 +39,13 @@ def test_without_java_the_suite_runs_with_c1_only_and_no_dump(monkeypatch, tmp_p
     jvm_class_archive.start_dump(None)  # nothing to write: no process, no error
 
 
+def test_a_cache_folder_that_cannot_be_made_means_no_dump_and_no_error(tmp_path):
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    jvm_class_archive.start_dump(blocked / "fruits-tests" / "spark-classes.jsa")
+    assert blocked.read_text() == "not a folder"
+
+
 def test_one_dump_at_a_time_and_a_dead_ones_lock_is_taken_over(tmp_path):
     lock = tmp_path / ".spark-classes.jsa.lock"
     # GIVEN no lock THEN the first dump takes it, and a second one (make test's, then pytest's) does not
