@@ -8,6 +8,7 @@ built by `fruits_core.lake_uris` (the one parser); this module does the I/O.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -158,13 +159,20 @@ def list_sizes(prefix_uri: str, suffix: str = "") -> dict[str, int]:
     sizes = {}
     pending = [root]
     while pending:
-        with os.scandir(pending.pop()) as entries:
-            for entry in entries:
-                if entry.name.startswith(HIDDEN_NAME_PREFIXES):
-                    continue
-                if entry.is_dir():
-                    pending.append(Path(entry.path))
-                elif _is_listed_name(entry.name, suffix):
+        # The source's cleanup archives or deletes files (and folders) while the listing runs: what is
+        # gone between the listing and its stat is no longer there to count, not an error.
+        try:
+            with os.scandir(pending.pop()) as listing:
+                entries = list(listing)
+        except FileNotFoundError:
+            continue
+        for entry in entries:
+            if entry.name.startswith(HIDDEN_NAME_PREFIXES):
+                continue
+            if entry.is_dir():
+                pending.append(Path(entry.path))
+            elif _is_listed_name(entry.name, suffix):
+                with contextlib.suppress(FileNotFoundError):
                     sizes[file_uri(entry.path)] = entry.stat().st_size
     return sizes
 

@@ -6,6 +6,7 @@ import json
 import os
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -94,3 +95,42 @@ def test_the_backlog_counts_every_manifest_the_source_has_not_taken(spark, model
     drain(spark, config)
     assert counter.count().waiting == 0
     assert ManifestBacklog(config.manifests_uri, lambda: epoch_uri(config.checkpoint, 0)).count().waiting == 0
+
+
+def test_a_manifest_archived_between_the_listing_and_its_size_is_not_counted_and_not_an_error(
+    tmp_path, monkeypatch
+):
+    # GIVEN two manifests and a day folder, of which the source's cleanup archives one manifest and
+    # removes the folder right after the listing has named them (the race that cost a progress record)
+    from streaming_job import uris
+
+    day = tmp_path / "manifests" / "dt=2024-05-01"
+    day.mkdir(parents=True)
+    (day / "a.json").write_text("{}")
+    (day / "b.json").write_text("{}")
+    gone_day = tmp_path / "manifests" / "dt=2024-05-02"
+    gone_day.mkdir()
+    real_scandir = os.scandir
+
+    class ListedThenCleaned(list):
+        """What os.scandir listed, with the cleanup done once the folder was read."""
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *_):
+            return False
+
+    def listing_then_cleanup(path):
+        with real_scandir(path) as listing:
+            entries = ListedThenCleaned(listing)
+        if Path(path) == tmp_path / "manifests":
+            gone_day.rmdir()
+        elif Path(path) == day:
+            (day / "b.json").unlink()
+        return entries
+
+    monkeypatch.setattr(uris.os, "scandir", listing_then_cleanup)
+    # WHEN the manifests are listed with their sizes THEN the one still there is, and nothing raised
+    listed = uris.list_sizes(uris.file_uri(tmp_path / "manifests"), ".json")
+    assert listed == {uris.file_uri(day / "a.json"): 2}
