@@ -162,18 +162,18 @@ def list_sizes(prefix_uri: str, suffix: str = "") -> dict[str, int]:
         # The source's cleanup archives or deletes files (and folders) while the listing runs: what is
         # gone between the listing and its stat is no longer there to count, not an error.
         try:
-            with os.scandir(pending.pop()) as listing:
-                entries = list(listing)
+            listing = os.scandir(pending.pop())
         except FileNotFoundError:
             continue
-        for entry in entries:
-            if entry.name.startswith(HIDDEN_NAME_PREFIXES):
-                continue
-            if entry.is_dir():
-                pending.append(Path(entry.path))
-            elif _is_listed_name(entry.name, suffix):
-                with contextlib.suppress(FileNotFoundError):
-                    sizes[file_uri(entry.path)] = entry.stat().st_size
+        with listing:
+            for entry in listing:
+                if entry.name.startswith(HIDDEN_NAME_PREFIXES):
+                    continue
+                if entry.is_dir():
+                    pending.append(Path(entry.path))
+                elif _is_listed_name(entry.name, suffix):
+                    with contextlib.suppress(FileNotFoundError):
+                        sizes[file_uri(entry.path)] = entry.stat().st_size
     return sizes
 
 

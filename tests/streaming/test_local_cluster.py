@@ -17,6 +17,7 @@ import pytest
 
 from fruits_core import contracts
 from fruits_lake.reading import lake_tables
+from tests.jvm_class_archive import C1_ONLY
 from tests.streaming.stream_testkit import every_nth, ingest_images, stream_args
 from tests.streaming.test_exactly_once import FRUITS, START_TIMEOUT, run_until_killed, stream_commits
 
@@ -25,7 +26,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.spark, pytest.mark.tf]
 CLUSTER = "local-cluster[2,1,1024]"
 MANIFESTS = 12
 # The executor JVMs compile with C1 only, as the suite's drivers do (SPARK_SUBMIT_OPTS, tests/conftest.py).
-EXECUTOR_JIT = "--conf spark.executor.extraJavaOptions=-XX:TieredStopAtLevel=1 pyspark-shell"
+EXECUTOR_JIT = f"--conf spark.executor.extraJavaOptions={C1_ONLY} pyspark-shell"
 
 
 def model_builds(lake: Path) -> list[int]:
