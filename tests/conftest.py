@@ -11,8 +11,6 @@ from streaming_job.featurizer.model import BUNDLED_IMAGES  # the committed subse
 from tests import jvm_class_archive
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-# The full sample, when the shared folder sits beside the repository.
-SHARED_IMAGES = REPO_ROOT.parent / "shared" / "fruits360-sample"
 
 
 def pytest_configure(config):

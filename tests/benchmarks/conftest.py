@@ -27,7 +27,13 @@ def tiny_images(sample_images_dir: Path, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_workload(spark, tiny_images: Path, tmp_path_factory):
-    """The benchmark lake the bench command would build for --n 16 --input-size 96 --k 4."""
+    """The benchmark lake the bench command would build for --runtimes litert --n 16 --input-size 96 --k 4.
+
+    LiteRT only: the Keras runtime's path through Spark's workers is proven without a lake of its own
+    (tests/streaming/test_pca.py fits on workers what NumPy finds in the driver's Keras features;
+    test_model.py, that a worker's rebuilt model gives the Keras file's features), and building it
+    here cost the bench tests 55 of their 214 CPU-seconds (docs/testing.md).
+    """
     from benchmarks.workload import WorkloadSpec, build_workload
 
     spec = WorkloadSpec(
@@ -35,6 +41,6 @@ def tiny_workload(spark, tiny_images: Path, tmp_path_factory):
         n=TINY_N,
         input_size=TINY_INPUT_SIZE,
         k=TINY_K,
-        runtimes=("litert", "keras"),
+        runtimes=("litert",),
     )
     return build_workload(tmp_path_factory.mktemp("bench-work"), spec, spark)

@@ -1,7 +1,9 @@
 """The tuned stream computes what a straightforward runtime + Spark ML reference computes (to 1e-4).
 
-The reference runs each artifact the plain way: Keras `load_model` + `predict`,
-or one LiteRT interpreter invoked image by image, then the Spark ML `PipelineModel`.
+The reference runs the benchmark lake's LiteRT artifact the plain way, one interpreter invoked
+image by image, then the Spark ML `PipelineModel`. The Keras runtime goes through the same stream
+code (featurize_uris, the worker cache, the projection); that its workers compute what Keras
+computes is proven by tests/streaming/test_pca.py and test_model.py, without a lake of its own.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from fruits_core.lake_uris import join_uri
 from streaming_job import uris
 from streaming_job.config import StreamConfig
 from streaming_job.featurizer.pca import CENTRED_COLUMN, SCORES_COLUMN, SPARK_MODEL_DIR, VECTOR_COLUMN
-from streaming_job.featurizer.preprocess import decode_and_resize, scale_for_mobilenet
+from streaming_job.featurizer.preprocess import decode_and_resize
 
 TOLERANCE = 1e-4
 
@@ -25,11 +27,6 @@ pytestmark = [pytest.mark.spark, pytest.mark.tf, pytest.mark.slow]
 
 def plain_features(artifact_uri: str, pixels: np.ndarray) -> np.ndarray:
     """The raw 1280-d features of uint8 images, without the project's runtime classes."""
-    if artifact_uri.endswith(".keras"):
-        import keras
-
-        model = keras.saving.load_model(uris.local_path(artifact_uri), compile=False)
-        return model.predict(scale_for_mobilenet(pixels), batch_size=8, verbose=0)
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_path=str(uris.local_path(artifact_uri)))
@@ -73,12 +70,12 @@ def reference_features(
     return reference
 
 
-@pytest.mark.parametrize("runtime", ["litert", "keras"])
-def test_tuned_stream_equals_the_plain_runtime_then_spark_pca_transform(spark, tiny_workload, runtime):
-    # GIVEN the benchmark lake: N manifests of real images, the runtime's featurizer and its fitted PCA
+def test_tuned_stream_equals_the_plain_runtime_then_spark_pca_transform(spark, tiny_workload):
+    # GIVEN the benchmark lake: N manifests of real images, the LiteRT featurizer and its fitted PCA
     from fruits_lake.reading import read_features
     from streaming_job.query.runner import await_stream, start_stream
 
+    runtime = "litert"
     tiny_workload.clear_run_outputs()
     lake = tiny_workload.lake_uri
     config = StreamConfig(

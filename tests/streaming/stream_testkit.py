@@ -10,6 +10,7 @@ import atexit
 import functools
 import json
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from fruits_core import contracts
 from fruits_core.lake_uris import join_uri
 from tests.streaming.featurizer_testkit import litert_featurizer
 
+# The CLI of this environment, as a user runs it (the tests that need a process of its own).
+FRUITS = str(Path(sys.executable).with_name("fruits"))
 PSEUDONYM_KEY = b"stream-tests-pseudonym-key-0123456789"
 # What a phone sends about its user: none of it may reach any output of the stream.
 PERSONAL_METADATA = {

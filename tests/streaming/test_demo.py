@@ -9,7 +9,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,8 +27,8 @@ from demo.run import (
 from demo.uploads import EU_PLACES, app_uploads, bad_uploads, find_images
 from fruits_core import contracts
 from fruits_lake.reading import read_features
+from tests.streaming.stream_testkit import FRUITS
 
-FRUITS = str(Path(sys.executable).with_name("fruits"))
 PER_LABEL = 3
 
 

@@ -12,7 +12,6 @@ import contextlib
 import json
 import os
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -23,13 +22,12 @@ from pyiceberg.exceptions import NoSuchTableError
 from fruits_lake.reading import committed_rows, lake_tables
 from streaming_job.query.runner import await_stream, start_stream
 from tests.streaming import self_kill
-from tests.streaming.stream_testkit import every_nth, ingest_images, stream_args, stream_config
+from tests.streaming.stream_testkit import FRUITS, every_nth, ingest_images, stream_args, stream_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark, pytest.mark.tf]
 
 EPOCH_HOURS = "0.0005"  # 1.8 s
 TIMEOUT = 240.0
-FRUITS = str(Path(sys.executable).with_name("fruits"))
 
 
 def rotating(*flags: str) -> list[str]:

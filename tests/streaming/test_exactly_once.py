@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from fruits_lake.catalog import BATCH_ID_PROPERTY, QUERY_ID_PROPERTY
 from fruits_lake.reading import lake_tables
 from streaming_job.monitoring.health import lake_health
 from tests.streaming import self_kill
-from tests.streaming.stream_testkit import every_nth, ingest_images, stream_args, write_manifest
+from tests.streaming.stream_testkit import FRUITS, every_nth, ingest_images, stream_args, write_manifest
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark, pytest.mark.tf]
 
@@ -31,7 +30,6 @@ MANIFESTS = 64
 BAD_MANIFESTS = 2
 INGEST_BATCH = 8
 START_TIMEOUT = 240.0
-FRUITS = str(Path(sys.executable).with_name("fruits"))
 
 
 def run_until_killed(

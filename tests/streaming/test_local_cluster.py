@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 from pathlib import Path
 
@@ -18,15 +19,23 @@ import pytest
 from fruits_core import contracts
 from fruits_lake.reading import lake_tables
 from tests.jvm_class_archive import C1_ONLY
-from tests.streaming.stream_testkit import every_nth, ingest_images, stream_args
-from tests.streaming.test_exactly_once import FRUITS, START_TIMEOUT, run_until_killed, stream_commits
+from tests.streaming.stream_testkit import FRUITS, every_nth, ingest_images, stream_args
+from tests.streaming.test_exactly_once import START_TIMEOUT, run_until_killed, stream_commits
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark, pytest.mark.tf]
 
 CLUSTER = "local-cluster[2,1,1024]"
 MANIFESTS = 12
-# The executor JVMs compile with C1 only, as the suite's drivers do (SPARK_SUBMIT_OPTS, tests/conftest.py).
-EXECUTOR_JIT = f"--conf spark.executor.extraJavaOptions={C1_ONLY} pyspark-shell"
+
+
+def executor_submit_args() -> str:
+    """PYSPARK_SUBMIT_ARGS giving the executor JVMs the drivers' options (tests/conftest.py).
+
+    SPARK_SUBMIT_OPTS: C1 only, and Spark's classes mapped from the suite's class archive, which an
+    executor, started with the driver's class path, can use as well.
+    """
+    options = os.environ.get("SPARK_SUBMIT_OPTS") or C1_ONLY
+    return f"--conf {shlex.quote('spark.executor.extraJavaOptions=' + options)} pyspark-shell"
 
 
 def model_builds(lake: Path) -> list[int]:
@@ -39,7 +48,7 @@ def model_builds(lake: Path) -> list[int]:
 def test_two_executors_build_the_model_each_and_keep_exactly_once_through_a_sigkill(
     models, sample_image_paths, tmp_path, monkeypatch
 ):
-    monkeypatch.setenv("PYSPARK_SUBMIT_ARGS", EXECUTOR_JIT)
+    monkeypatch.setenv("PYSPARK_SUBMIT_ARGS", executor_submit_args())
     # GIVEN 12 ingested images (two batches of 6)
     lake = tmp_path / "lake"
     outcomes = ingest_images(lake, tmp_path / "uploads", every_nth(sample_image_paths, MANIFESTS))
