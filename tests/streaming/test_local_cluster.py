@@ -18,7 +18,6 @@ import pytest
 
 from fruits_core import contracts
 from fruits_lake.reading import lake_tables
-from tests.jvm_class_archive import C1_ONLY
 from tests.streaming.stream_testkit import FRUITS, every_nth, ingest_images, stream_args
 from tests.streaming.test_exactly_once import START_TIMEOUT, run_until_killed, stream_commits
 
@@ -32,9 +31,9 @@ def executor_submit_args() -> str:
     """PYSPARK_SUBMIT_ARGS giving the executor JVMs the drivers' options (tests/conftest.py).
 
     SPARK_SUBMIT_OPTS: C1 only, and Spark's classes mapped from the suite's class archive, which an
-    executor, started with the driver's class path, can use as well.
+    executor, started with the driver's class path, can use as well; set empty, the JVMs' defaults.
     """
-    options = os.environ.get("SPARK_SUBMIT_OPTS") or C1_ONLY
+    options = os.environ.get("SPARK_SUBMIT_OPTS", "")
     return f"--conf {shlex.quote('spark.executor.extraJavaOptions=' + options)} pyspark-shell"
 
 
