@@ -11,7 +11,7 @@ CHECKOV_VENV := .venv-checkov
 LAMBDA_VENV := .venv-lambda
 PIP_FLAGS := --quiet --disable-pip-version-check
 
-.PHONY: help venv iac-tools lambda-venv jvm-archive demo test test-fast lint bench notebook slides demo-record events sam-build sam-validate clean
+.PHONY: help venv iac-tools lambda-venv jvm-archive env-archive demo test test-setup test-fast lint bench notebook slides demo-record events sam-build sam-validate clean
 
 help:
 	@echo "make demo   - local end-to-end demo on the bundled images (installs .venv)"
@@ -58,6 +58,11 @@ lambda-venv: $(LAMBDA_VENV)/.installed
 jvm-archive: venv
 	$(VENV)/bin/python -m tests.jvm_class_archive start
 
+# The packed job environment the deploy tests run (tests/packed_env_cache.py): built in the background
+# too, cached per pins and builder.
+env-archive: venv
+	$(VENV)/bin/python -m tests.packed_env_cache start
+
 demo: venv
 	$(VENV)/bin/fruits demo
 
@@ -65,8 +70,13 @@ demo: venv
 # fixture) on one worker (tests/conftest.py, xdist_scope), the units with slow tests handed out first
 # (--no-loadscope-reorder keeps that order instead of xdist's largest-count-first); --durations: the slowest tests after every run, so the
 # 10-minute budget stays in sight (docs/testing.md).
-test: venv jvm-archive iac-tools lambda-venv
+test:
+	@$(MAKE) --no-print-directory -j4 test-setup
 	$(VENV)/bin/pytest -n 2 --dist loadscope --no-loadscope-reorder --durations=25
+
+# The four environments install side by side (pip waits on the registry and the disk more than on the
+# CPU); the two background builds start as soon as .venv is there.
+test-setup: venv jvm-archive env-archive iac-tools lambda-venv
 
 test-fast: venv jvm-archive
 	$(VENV)/bin/pytest -n 2 --dist loadscope --no-loadscope-reorder -m "not slow and not iac and not lambda_pins"

@@ -27,20 +27,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from tests.build_cache import REPO_ROOT, cache_dir, remove_stale, start_detached, take_lock
 
 # JIT: C1 only (tests/conftest.py says why).
 C1_ONLY = "-XX:TieredStopAtLevel=1"
 # An archive that cannot be used (class path mismatch, not written yet) is ignored without a word.
 QUIET_CDS = "-Xlog:cds=off -Xlog:cds+dynamic=off"
-REPO_ROOT = Path(__file__).resolve().parents[1]
-# A partial archive (or a lock) this old belongs to a dump that was killed.
-STALE_PARTIAL_SECONDS = 3600
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fruits-tests"
 
 
 def java_command() -> str:
@@ -81,34 +75,8 @@ def start_dump(archive: Path | None) -> None:
         archive.parent.mkdir(parents=True, exist_ok=True)
     except OSError:
         return  # no cache folder to write to: the JVMs run without the archive
-    for partial in archive.parent.glob(f".{archive.name}.*"):  # partial archives and the lock
-        if time.time() - partial.stat().st_mtime > STALE_PARTIAL_SECONDS:
-            partial.unlink(missing_ok=True)  # a dump stopped before it could tidy up
-    subprocess.Popen(
-        [sys.executable, "-m", "tests.jvm_class_archive", "dump", str(archive)],
-        cwd=REPO_ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-
-
-def take_lock(lock: Path) -> bool:
-    """One dump at a time (`make test` starts one, then pytest would): False if a live one holds it."""
-    for _ in range(2):
-        try:
-            with lock.open("x") as held:
-                held.write(str(os.getpid()))
-            return True
-        except FileExistsError:
-            try:
-                os.kill(int(lock.read_text() or 0), 0)
-                return False
-            except (ProcessLookupError, ValueError):
-                lock.unlink(missing_ok=True)  # its dump died: take it over
-            except (FileNotFoundError, PermissionError):
-                return False
-    return False
+    remove_stale(archive.parent, f".{archive.name}.*")  # partial archives and the lock
+    start_detached("tests.jvm_class_archive", "dump", str(archive))
 
 
 def dump(archive: Path) -> int:

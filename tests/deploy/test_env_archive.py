@@ -18,40 +18,45 @@ from operations.env_archive import (
     EnvSpec,
     archive_sizes,
     build_env_archive,
-    ensure_env_archive,
-    env_spec,
     link_interpreter_for_venv_pack,
 )
+from tests import packed_env_cache
 from tests.deploy.emr_step import lay_out_step, spark_submit
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 @pytest.fixture(scope="session")
-def local_env_archive(tmp_path_factory) -> Path:
+def local_env_archive() -> Path:
     """The default (LiteRT) archive, linked to this machine's Python 3.11 instead of EMR's /usr.
 
-    Built once per session (about 30 s from the local wheel cache; pip installs with --no-deps
-    exactly the versions of this environment).
+    Cached per content (tests/packed_env_cache.py): `make test` builds it in the background while
+    its other environments install; a bare pytest builds it here (40-50 CPU-seconds).
     """
-    spec = env_spec(REPO_ROOT / "pyproject.toml", python_prefix=sys.base_prefix)
-    return ensure_env_archive(spec, tmp_path_factory.mktemp("env-archives"))
+    return packed_env_cache.cached_archive()
+
+
+@pytest.fixture(scope="module")
+def unpacked_env(local_env_archive: Path, tmp_path_factory) -> Path:
+    """The archive unpacked once, as YARN localizes it: a folder each container links as ./environment."""
+    folder = tmp_path_factory.mktemp("unpacked-env")
+    with tarfile.open(local_env_archive, "r:gz") as archive:
+        archive.extractall(folder, filter="tar")
+    return folder
 
 
 @pytest.mark.slow
-def test_the_archive_holds_the_litert_runtime_without_tensorflow_or_pyspark(local_env_archive: Path):
-    # GIVEN the default archive WHEN its members are listed
-    with tarfile.open(local_env_archive, "r:gz") as archive:
-        names = archive.getnames()
-        python = archive.getmember("bin/python3.11")
-    site = "lib/python3.11/site-packages/"
-    packages = {name[len(site) :].split("/")[0] for name in names if name.startswith(site)}
+def test_the_archive_holds_the_litert_runtime_without_tensorflow_or_pyspark(
+    local_env_archive: Path, unpacked_env: Path
+):
+    # GIVEN the default archive, unpacked WHEN its site-packages are listed
+    packages = {path.name for path in (unpacked_env / "lib" / "python3.11" / "site-packages").iterdir()}
     # THEN it has what the job imports on the workers, and neither TensorFlow nor PySpark (EMR's own)
     assert {"ai_edge_litert", "numpy", "pandas", "pyarrow", "PIL", "boto3", "flatbuffers"} <= packages
     assert not {"tensorflow", "pyspark", "matplotlib", "aws_lambda_powertools"} & packages
     # AND its interpreter is a link to the prefix it was packed for (venv-pack copies no Python)
-    assert python.issym() and python.linkname == f"{sys.base_prefix}/bin/python3.11"
+    python = unpacked_env / "bin" / "python3.11"
+    assert python.is_symlink() and os.readlink(python) == f"{sys.base_prefix}/bin/python3.11"
     sizes = archive_sizes(local_env_archive)
     assert 0 < sizes.packed_bytes < sizes.unpacked_bytes
 
@@ -85,7 +90,7 @@ def test_an_archive_for_emr_links_to_the_nodes_python(tmp_path: Path):
 @pytest.mark.slow
 @pytest.mark.spark
 def test_spark_submit_runs_the_stream_from_the_packed_environment(
-    tmp_path: Path, local_env_archive: Path, models, sample_image_paths
+    tmp_path: Path, local_env_archive: Path, unpacked_env: Path, models, sample_image_paths
 ):
     # GIVEN a small local lake of ingested images, the model artifacts, and the step's files:
     # main.py alone, the job zip, and the environment archive (as the EMR step references them)
@@ -96,10 +101,10 @@ def test_spark_submit_runs_the_stream_from_the_packed_environment(
     images = sample_image_paths[:6]
     ingest_images(lake, tmp_path / "uploads", images)
     step = lay_out_step(tmp_path / "step", "main.py")
-    # AND the archive unpacked as ./environment of the working directory, as YARN unpacks it in each
-    # container: local mode runs its workers in the driver's directory, not where it unpacks --archives
-    with tarfile.open(local_env_archive, "r:gz") as archive:
-        archive.extractall(step / ENV_ALIAS, filter="tar")
+    # AND the archive unpacked and linked as ./environment of the working directory, as YARN links it
+    # in each container: local mode runs its workers in the driver's directory, not where it unpacks
+    # --archives
+    (step / ENV_ALIAS).symlink_to(unpacked_env, target_is_directory=True)
     # AND no other interpreter with the job's packages anywhere: no PYSPARK_* or PYTHON* variables,
     # and a PATH without this virtualenv or pyenv (/usr/bin/python3 has neither pandas nor LiteRT)
     env = {name: value for name, value in os.environ.items() if not name.startswith(("PYSPARK_", "PYTHON"))}

@@ -46,17 +46,6 @@ def test_a_cache_folder_that_cannot_be_made_means_no_dump_and_no_error(tmp_path)
     assert blocked.read_text() == "not a folder"
 
 
-def test_one_dump_at_a_time_and_a_dead_ones_lock_is_taken_over(tmp_path):
-    lock = tmp_path / ".spark-classes.jsa.lock"
-    # GIVEN no lock THEN the first dump takes it, and a second one (make test's, then pytest's) does not
-    assert jvm_class_archive.take_lock(lock) and lock.read_text() == str(os.getpid())
-    assert not jvm_class_archive.take_lock(lock)
-    # GIVEN a lock left by a dump that died THEN the next dump takes it over
-    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True)
-    lock.write_text(finished.stdout.decode().strip())
-    assert jvm_class_archive.take_lock(lock) and lock.read_text() == str(os.getpid())
-
-
 def test_a_dump_that_finds_the_archive_or_a_live_lock_does_nothing(tmp_path):
     archive = tmp_path / "spark-classes.jsa"
     (tmp_path / f".{archive.name}.lock").write_text(str(os.getpid()))
