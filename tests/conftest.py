@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 from pathlib import Path
 
@@ -151,8 +153,22 @@ def mocked_aws(monkeypatch):
 
 
 @pytest.fixture(scope="session")
-def models(spark, sample_image_paths) -> tuple[str, str]:
-    """(featurizer URI, PCA URI): the seeded 96-px featurizer and a k=4 PCA fitted on real images."""
-    from tests.streaming.stream_testkit import PCA_SAMPLE, every_nth, fitted_pca
+def models(spark, sample_image_paths, tmp_path_factory) -> tuple[str, str]:
+    """(featurizer URI, PCA URI): the default 96-px featurizer and a k=4 PCA fitted on real images.
 
-    return fitted_pca(spark, tuple(every_nth(sample_image_paths, PCA_SAMPLE)))
+    Fitted once per run (about 15 CPU-seconds): under pytest-xdist the first worker to ask fits it
+    into the run's shared temporary folder, under a lock, and the other worker reads it there.
+    """
+    from tests.streaming.stream_testkit import PCA_SAMPLE, every_nth, fit_test_models
+
+    sample = tuple(every_nth(sample_image_paths, PCA_SAMPLE))
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return fit_test_models(spark, sample, tmp_path_factory.mktemp("models"))
+    shared = tmp_path_factory.getbasetemp().parent  # the run's folder, above each worker's own
+    with open(shared / "models.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        record = shared / "models.json"
+        if not record.is_file():
+            record.write_text(json.dumps(fit_test_models(spark, sample, shared / "models")))
+        featurizer_uri, pca_uri = json.loads(record.read_text())
+    return featurizer_uri, pca_uri

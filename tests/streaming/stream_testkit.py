@@ -1,17 +1,14 @@
 """Lakes of real, really ingested images for the stream tests, and the model artifacts they need.
 
-Import as `from tests.streaming.stream_testkit import ...`. The PCA is fitted once
-per test process on the default (LiteRT, ImageNet int8) 96-px featurizer of featurizer_testkit.
+Import as `from tests.streaming.stream_testkit import ...`. The PCA is fitted once per run
+(tests/conftest.py, `models`) on the default (LiteRT, ImageNet int8) 96-px featurizer of featurizer_testkit.
 """
 
 from __future__ import annotations
 
-import atexit
-import functools
 import json
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 from fruits_core import contracts
@@ -113,17 +110,16 @@ def manifest_json(manifest: dict) -> str:
     return json.dumps(manifest, separators=(",", ":"))
 
 
-@functools.cache
-def fitted_pca(spark, sample_images: tuple[Path, ...]) -> tuple[str, str]:
-    """(featurizer URI, PCA URI): the default featurizer and a k=4 PCA fitted on real images."""
+def fit_test_models(spark, sample_images: tuple[Path, ...], directory: Path) -> tuple[str, str]:
+    """(featurizer URI, PCA URI) in `directory`: the default featurizer, a k=4 PCA fitted on real images."""
     from streaming_job.featurizer.pca import fit_pca
 
-    featurizer_uri, _ = litert_featurizer()
-    directory = Path(tempfile.mkdtemp(prefix="fruits-test-pca-"))
-    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    directory.mkdir(parents=True, exist_ok=True)
+    featurizer = directory / "featurizer.tflite"
+    shutil.copyfile(litert_featurizer()[0].removeprefix("file://"), featurizer)
     pca_uri = (directory / "pca").as_uri()
-    fit_pca(spark, [path.resolve().as_uri() for path in sample_images], featurizer_uri, pca_uri, k=PCA_K)
-    return featurizer_uri, pca_uri
+    fit_pca(spark, [path.resolve().as_uri() for path in sample_images], featurizer.as_uri(), pca_uri, k=PCA_K)
+    return featurizer.as_uri(), pca_uri
 
 
 def stream_args(lake_dir: Path, featurizer_uri: str, pca_uri: str, *extra: str) -> list[str]:
