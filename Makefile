@@ -53,15 +53,14 @@ iac-tools: $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed
 
 lambda-venv: $(LAMBDA_VENV)/.installed
 
-# The tests' JVMs map Spark's classes from an archive (tests/jvm_class_archive.py): written in the
-# background while the other environments install, so the first tests find it.
+# Built once per machine and cached outside the checkout, beside the other installs: the archive of
+# Spark's classes the tests' JVMs map (tests/jvm_class_archive.py; a bare pytest starts it in the
+# background) and the packed job environment the deploy tests run (tests/packed_env_cache.py).
 jvm-archive: venv
-	$(VENV)/bin/python -m tests.jvm_class_archive start
+	$(VENV)/bin/python -m tests.jvm_class_archive build
 
-# The packed job environment the deploy tests run (tests/packed_env_cache.py): built in the background
-# too, cached per pins and builder.
 env-archive: venv
-	$(VENV)/bin/python -m tests.packed_env_cache start
+	$(VENV)/bin/python -m tests.packed_env_cache build
 
 demo: venv
 	$(VENV)/bin/fruits demo
@@ -75,10 +74,10 @@ test:
 	$(VENV)/bin/pytest -n 2 --dist loadscope --no-loadscope-reorder --durations=25
 
 # The four environments install side by side (pip waits on the registry and the disk more than on the
-# CPU); the two background builds start as soon as .venv is there.
+# CPU); the two cached builds run as soon as .venv is there.
 test-setup: venv jvm-archive env-archive iac-tools lambda-venv
 
-test-fast: venv jvm-archive
+test-fast: venv
 	$(VENV)/bin/pytest -n 2 --dist loadscope --no-loadscope-reorder -m "not slow and not iac and not lambda_pins"
 
 lint: venv

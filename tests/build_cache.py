@@ -2,9 +2,9 @@
 
 The JVM class archive (tests/jvm_class_archive.py) and the packed job environment
 (tests/packed_env_cache.py) cost tens of CPU-seconds to build and change only with what they are
-keyed on, so `make test` starts their builds in the background while its other environments install,
-and the tests find them done. A lock (the builder's pid) keeps one build at a time; a build that died
-leaves a lock the next one takes over.
+keyed on, so `make test` builds them beside its other environments' installs and the tests find
+them done. A lock (the builder's pid) keeps one build at a time; a build that died leaves a lock the
+next one takes over.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def cache_dir() -> Path:
 
 
 def take_lock(lock: Path) -> bool:
-    """One build at a time (`make test` starts one, then pytest would): False if a live one holds it."""
+    """One build at a time (`make test` runs one, a pytest beside it may too): False if a live one has it."""
     for _ in range(2):
         try:
             with lock.open("x") as held:

@@ -9,12 +9,12 @@ loaded into an archive at its exit (`-XX:ArchiveClassesAtExit`); a JVM started w
 (docs/testing.md).
 
 `tests/conftest.py` gives every JVM the archive's options (through `SPARK_SUBMIT_OPTS`) and starts
-the dump in the background the first time (`make test` starts it earlier, before its other installs,
-so it is done when the tests start); a JVM started before the archive exists, or whose class
+the dump in the background the first time (`make test` writes it before, beside its other installs,
+so it is there when the tests start); a JVM started before the archive exists, or whose class
 path differs (another Spark install), runs as before, silently. The archive changes
 start-up time only, never a result. It is cached per Java and pyspark install, outside the checkout.
 
-    python -m tests.jvm_class_archive start           # the dump in the background, unless done (make test)
+    python -m tests.jvm_class_archive build           # write this install's archive, unless done (make test)
     python -m tests.jvm_class_archive dump ARCHIVE    # run the workload in a JVM that writes ARCHIVE
 """
 
@@ -155,8 +155,10 @@ def stop_with_jvm(spark) -> None:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["workload"]:
         workload()
-    elif sys.argv[1:] == ["start"]:
-        start_dump(archive_path())
+    elif sys.argv[1:] == ["build"]:
+        archive = archive_path()
+        if archive is not None and dump(archive) != 0:  # the JVMs then run without it, as before
+            print(f"note: {archive} was not written; the tests' JVMs start without it", file=sys.stderr)
     elif sys.argv[1:2] == ["dump"] and len(sys.argv) == 3:
         sys.exit(dump(Path(sys.argv[2])))
     else:
