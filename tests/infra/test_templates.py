@@ -193,18 +193,35 @@ def test_cfn_lint_reports_nothing_on_either_template(cfn_lint):
     assert result.stdout.strip() == ""
 
 
-@pytest.mark.iac
-def test_checkov_finds_no_failed_check_and_every_skip_has_a_reason(checkov):
-    # GIVEN both templates WHEN checkov scans them in one call, offline
+def insecure_emr_template(folder: Path) -> Path:
+    """The EMR template with every gap the custom checks guard reopened."""
+    text = EMR_TEMPLATE.read_text(encoding="utf-8")
+    for secure, insecure in (
+        ("VisibleToAllUsers: false", "VisibleToAllUsers: true"),
+        ("EnableEbsEncryption: true", "EnableEbsEncryption: false"),
+        ("MinimumInstanceMetadataServiceVersion: 2", "MinimumInstanceMetadataServiceVersion: 1"),
+        ("Value: !Ref EmrBlockPublicAccess", "Value: none"),
+    ):
+        assert secure in text
+        text = text.replace(secure, insecure)
+    path = folder / "emr-insecure.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def checkov_scan(checkov, tmp_path_factory) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """One offline checkov call (it starts in seconds) on the three templates and the insecure EMR one:
+    {file name: {"passed_checks" | "failed_checks" | "skipped_checks": [check, ...]}}."""
+    insecure = insecure_emr_template(tmp_path_factory.mktemp("checkov"))
     result = _run(
         [
             checkov,
-            "-f",
-            INGEST_TEMPLATE,
-            "-f",
-            EMR_TEMPLATE,
-            "-f",
-            SERVERLESS_TEMPLATE,
+            *(
+                part
+                for path in (INGEST_TEMPLATE, EMR_TEMPLATE, SERVERLESS_TEMPLATE, insecure)
+                for part in ("-f", path)
+            ),
             "--framework",
             "cloudformation",
             "--external-checks-dir",
@@ -216,57 +233,52 @@ def test_checkov_finds_no_failed_check_and_every_skip_has_a_reason(checkov):
         ]
     )
     report = json.loads(result.stdout)
-    failed = [(check["check_id"], check["resource"]) for check in report["results"]["failed_checks"]]
-    # THEN no check fails, both files were really scanned, and each suppression says why
+    assert report["summary"]["parsing_errors"] == 0, result.stderr[-2000:]
+    by_file: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for outcome in ("passed_checks", "failed_checks", "skipped_checks"):
+        for check in report["results"][outcome]:
+            by_file.setdefault(Path(check["file_path"]).name, {}).setdefault(outcome, []).append(check)
+    return by_file
+
+
+@pytest.mark.iac
+def test_checkov_finds_no_failed_check_and_every_skip_has_a_reason(checkov_scan):
+    # GIVEN the three templates WHEN checkov scans them (one call, offline, with the insecure one)
+    templates = {INGEST_TEMPLATE.name, EMR_TEMPLATE.name, SERVERLESS_TEMPLATE.name}
+    results = {name: checkov_scan.get(name, {}) for name in templates}
+    failed = [
+        (check["check_id"], check["resource"])
+        for found in results.values()
+        for check in found.get("failed_checks", [])
+    ]
+    # THEN no check fails, each file was really scanned, and each suppression says why
     assert failed == [], failed
-    passed_custom = {check["check_id"] for check in report["results"]["passed_checks"]}
-    assert passed_custom >= set(CUSTOM_EMR_CHECKS), "the EMR custom checks did not run"
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert report["summary"]["parsing_errors"] == 0
-    scanned = {Path(check["file_path"]).name for check in report["results"]["passed_checks"]}
-    assert scanned == {INGEST_TEMPLATE.name, EMR_TEMPLATE.name, SERVERLESS_TEMPLATE.name}
-    assert report["summary"]["passed"] >= 60
-    for check in report["results"]["skipped_checks"]:
+    assert all(found.get("passed_checks") for found in results.values()), "a template was not scanned"
+    passed = [check for found in results.values() for check in found["passed_checks"]]
+    assert {check["check_id"] for check in passed} >= set(CUSTOM_EMR_CHECKS), (
+        "the EMR custom checks did not run"
+    )
+    assert len(passed) >= 60
+    skipped = [check for found in results.values() for check in found.get("skipped_checks", [])]
+    for check in skipped:
         reason = (check.get("check_result") or {}).get("suppress_comment") or ""
         assert len(reason) >= 40, f"{check['check_id']} on {check['resource']} is skipped without a reason"
-
-
-@pytest.mark.iac
-@pytest.mark.iac
-def test_custom_emr_checks_fail_an_insecure_cluster(checkov, tmp_path):
-    # GIVEN the EMR template with every gap the custom checks guard reopened
-    text = EMR_TEMPLATE.read_text(encoding="utf-8")
-    for secure, insecure in (
-        ("VisibleToAllUsers: false", "VisibleToAllUsers: true"),
-        ("EnableEbsEncryption: true", "EnableEbsEncryption: false"),
-        ("MinimumInstanceMetadataServiceVersion: 2", "MinimumInstanceMetadataServiceVersion: 1"),
-        ("Value: !Ref EmrBlockPublicAccess", "Value: none"),
-    ):
-        assert secure in text
-        text = text.replace(secure, insecure)
-    insecure_template = tmp_path / "emr-insecure.yaml"
-    insecure_template.write_text(text, encoding="utf-8")
-    # WHEN checkov runs only the custom checks on it
-    result = _run(
-        [
-            checkov,
-            "-f",
-            insecure_template,
-            "--framework",
-            "cloudformation",
-            "--external-checks-dir",
-            CUSTOM_CHECKS_DIR,
-            "--check",
-            ",".join(CUSTOM_EMR_CHECKS),
-            "--compact",
-            "--skip-download",
-            "--output",
-            "json",
-        ]
+    # AND docs/testing.md quotes these counts
+    quoted = re.search(
+        r"(\d+) passed,\s+0 failed and (\d+) skipped", (REPO_ROOT / "docs" / "testing.md").read_text()
     )
-    # THEN each of them fails
-    failed = {check["check_id"] for check in json.loads(result.stdout)["results"]["failed_checks"]}
-    assert failed == set(CUSTOM_EMR_CHECKS)
+    assert quoted and (int(quoted[1]), int(quoted[2])) == (len(passed), len(skipped)), (
+        len(passed),
+        len(skipped),
+    )
+
+
+@pytest.mark.iac
+def test_custom_emr_checks_fail_an_insecure_cluster(checkov_scan):
+    # GIVEN the EMR template with every gap the custom checks guard reopened, scanned with the others
+    failed = checkov_scan["emr-insecure.yaml"].get("failed_checks", [])
+    # THEN each custom check fails on it
+    assert {check["check_id"] for check in failed} & set(CUSTOM_EMR_CHECKS) == set(CUSTOM_EMR_CHECKS)
 
 
 def test_sam_validate_lint_accepts_the_ingest_template(sam, offline_aws_env):
