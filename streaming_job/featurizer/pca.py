@@ -244,8 +244,8 @@ def _covariance(centred) -> np.ndarray:
 
     The JVM driver writes the matrix to a local file that NumPy reads: py4j would send its
     D x D doubles (13 MB for D = 1,280) over the gateway and decode them one byte at a time in
-    Python, some 4 CPU-seconds a fit. The Python and JVM drivers share a host (local mode, and
-    the YARN container of a cluster-mode driver).
+    Python, about 3 CPU-seconds a fit (docs/stream.md). The Python and JVM drivers share a host
+    (local mode, and the YARN container of a cluster-mode driver).
     """
     from pyspark.mllib.linalg import Vectors as MLlibVectors
     from pyspark.mllib.linalg.distributed import RowMatrix

@@ -30,8 +30,8 @@ SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 def local_env_archive() -> Path:
     """The default (LiteRT) archive, linked to this machine's Python 3.11 instead of EMR's /usr.
 
-    Cached per content (tests/packed_env_cache.py): `make test` builds it in the background while
-    its other environments install; a bare pytest builds it here (40-50 CPU-seconds).
+    Cached per content (tests/packed_env_cache.py): `make test` builds it beside its other installs,
+    before the tests start; a bare pytest builds it here (40-50 CPU-seconds).
     """
     return packed_env_cache.cached_archive()
 
