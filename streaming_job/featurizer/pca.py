@@ -66,8 +66,12 @@ def choose_k(explained_variance: list[float] | np.ndarray, target_variance: floa
 
 def featurize_images(spark, image_uris: list[str], spec_broadcast, batch_size: int = 64):
     """A DataFrame of FEATURIZED_SCHEMA: the full feature vector of each image, or why it failed."""
+    import pandas as pd
+
     partitions = max(1, min(len(image_uris), spark.sparkContext.defaultParallelism))
-    uri_frame = spark.createDataFrame([(uri,) for uri in image_uris], "image_uri string")
+    # From pandas, through Arrow: the JVM reads the list as it is. From a list of tuples, PySpark
+    # would pickle it through Python workers of their own (a second worker daemon in local mode).
+    uri_frame = spark.createDataFrame(pd.DataFrame({"image_uri": image_uris}), "image_uri string")
     return uri_frame.repartition(partitions).mapInPandas(
         _featurize_batches(spec_broadcast, batch_size), schema=FEATURIZED_SCHEMA
     )
@@ -247,13 +251,12 @@ def _covariance(centred) -> np.ndarray:
     Python, about 3 CPU-seconds a fit (docs/stream.md). The Python and JVM drivers share a host
     (local mode, and the YARN container of a cluster-mode driver).
     """
-    from pyspark.mllib.linalg import Vectors as MLlibVectors
-    from pyspark.mllib.linalg.distributed import RowMatrix
-
-    rows = centred.rdd.map(lambda row: MLlibVectors.fromML(row[0]))
-    covariance = RowMatrix(rows)._java_matrix_wrapper._java_model.computeCovariance()
-    dimension = covariance.numRows()
     jvm = centred.sparkSession.sparkContext._jvm
+    # The vectors stay in the JVM, converted as Spark ML's own PCA converts them: a Python map over
+    # `centred.rdd` would pickle every 1,280-double row through Python workers of their own.
+    rows = jvm.org.apache.spark.ml.util.DatasetUtils.columnToOldVector(centred._jdf, CENTRED_COLUMN)
+    covariance = jvm.org.apache.spark.mllib.linalg.distributed.RowMatrix(rows).computeCovariance()
+    dimension = covariance.numRows()
     # Java objects only: py4j would copy a byte[] into Python, not a ByteBuffer or a double[].
     buffer = jvm.java.nio.ByteBuffer.allocate(8 * dimension * dimension)
     buffer.order(jvm.java.nio.ByteOrder.LITTLE_ENDIAN).asDoubleBuffer().put(covariance.toArray())
