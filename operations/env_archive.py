@@ -9,6 +9,7 @@ the archive is built on Linux x86_64 with Python 3.11, like the nodes (manylinux
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import platform
 import subprocess
@@ -16,8 +17,10 @@ import sys
 import tarfile
 import tempfile
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 
 from fruits_core.errors import ConfigError
 from operations.job_env import Installed, canonical, env_version, job_dependencies, pinned_closure
@@ -51,12 +54,19 @@ def project_dependencies(pyproject: Path) -> list[str]:
     return tomllib.loads(pyproject.read_text())["project"]["dependencies"]
 
 
-def installed_distributions() -> dict[str, Installed]:
-    """The distributions of the running environment (the one the tests ran in), by canonical name."""
-    return {
-        canonical(dist.metadata["Name"]): Installed(dist.version, tuple(dist.requires or ()))
-        for dist in importlib.metadata.distributions()
-    }
+@functools.cache
+def installed_distributions() -> Mapping[str, Installed]:
+    """The distributions of the running environment (the one the tests ran in), by canonical name.
+
+    Read once per process (what is installed does not change while a command runs), and each
+    distribution's metadata parsed once: `dist.version` and `dist.requires` would parse it again.
+    """
+    installed = {}
+    for dist in importlib.metadata.distributions():
+        metadata = dist.metadata
+        requires = tuple(metadata.get_all("Requires-Dist") or ())
+        installed[canonical(metadata["Name"])] = Installed(metadata["Version"], requires)
+    return MappingProxyType(installed)
 
 
 def env_spec(pyproject: Path, keras_runtime: bool = False, python_prefix: str = EMR_PYTHON_PREFIX) -> EnvSpec:

@@ -28,6 +28,11 @@ def test_the_app_model_is_one_tflite_with_its_labels_and_pointer(scored_lake, ex
     labels = (lake / exported["labels"]).read_text().split()
     assert labels == list(scored_lake["report"].classifier.labels)
     assert exported["input"]["shape"] == [1, 96, 96, 3] and exported["input"]["dtype"] == "uint8"
+    # AND the phone finds it by its one signature, as with a Keras export: `image` in, `output_0` out
+    from ai_edge_litert.interpreter import Interpreter
+
+    signatures = Interpreter(model_content=model).get_signature_list()
+    assert signatures == {"serving_default": {"inputs": ["image"], "outputs": ["output_0"]}}
 
 
 def test_the_app_model_agrees_with_the_stream_on_held_out_images(scored_lake, exported):
