@@ -244,7 +244,7 @@ def principal_components(covariance: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
 
 def _covariance(centred) -> np.ndarray:
-    """The D x D covariance of a DataFrame of one vector column, computed by Spark (distributed).
+    """The D x D covariance of the vectors in `centred`'s CENTRED_COLUMN, computed by Spark (distributed).
 
     The JVM driver writes the matrix to a local file that NumPy reads: py4j would send its
     D x D doubles (13 MB for D = 1,280) over the gateway and decode them one byte at a time in
