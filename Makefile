@@ -9,9 +9,7 @@ VENV := .venv
 SAM_VENV := .venv-sam
 CHECKOV_VENV := .venv-checkov
 LAMBDA_VENV := .venv-lambda
-# --no-compile: pip would byte-compile every module of every package (about 50 CPU-seconds for .venv's
-# 15,850 files, on the installs' critical path); Python compiles what is imported, once, on first use.
-PIP_FLAGS := --quiet --disable-pip-version-check --no-compile
+PIP_FLAGS := --quiet --disable-pip-version-check
 
 .PHONY: help venv iac-tools lambda-venv jvm-archive env-archive demo test test-setup test-fast lint bench notebook slides demo-record events sam-build sam-validate clean
 
