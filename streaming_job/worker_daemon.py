@@ -8,11 +8,16 @@ runtime imports it in the worker, after sizing its thread pools (worker_cache.co
 
 Run by Spark as `python -m streaming_job.worker_daemon pyspark.worker`, as it runs
 `pyspark.daemon`: an import that fails here is left to the worker, which reports it as before.
+PySpark itself comes from the installed package, not from the zip Spark puts first on the path
+(without_shadowing_zips).
 """
 
 from __future__ import annotations
 
 import importlib
+import sys
+from importlib.machinery import PathFinder
+from pathlib import Path
 
 PRELOADED = (
     "pandas",
@@ -22,6 +27,31 @@ PRELOADED = (
     "pyspark.worker",
     "streaming_job.query.stream",
 )
+
+
+def without_shadowing_zips(path: list[str]) -> list[str]:
+    """`path` less the PySpark and py4j zips of the installed `pyspark` package, when it is installed.
+
+    Spark starts the daemon with `<SPARK_HOME>/python/lib/pyspark.zip` and py4j's zip first on
+    PYTHONPATH. A zip holds no compiled module and Python keeps nothing it compiles from one, so each
+    daemon compiled PySpark from source. Locally SPARK_HOME is the pip-installed package, whose same
+    files pip byte-compiled: those are imported instead. A zip elsewhere, or one whose package is not
+    installed beside it, is kept.
+    """
+    directories = [entry for entry in path if not entry.endswith(".zip")]
+    installed = {name: PathFinder.find_spec(name, directories) for name in ("pyspark", "py4j")}
+    pyspark = installed["pyspark"]
+    if pyspark is None or pyspark.origin is None:
+        return path
+    bundled = Path(pyspark.origin).parent / "python" / "lib"
+    shadowing = {
+        entry
+        for entry in path
+        if entry.endswith(".zip")
+        and Path(entry).parent == bundled
+        and installed["py4j" if Path(entry).name.startswith("py4j") else "pyspark"] is not None
+    }
+    return [entry for entry in path if entry not in shadowing]
 
 
 def preload() -> list[str]:
@@ -36,6 +66,7 @@ def preload() -> list[str]:
 
 
 if __name__ == "__main__":
+    sys.path[:] = without_shadowing_zips(sys.path)
     preload()
     from pyspark.daemon import manager
 
