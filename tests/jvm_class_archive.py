@@ -67,16 +67,23 @@ def java_options(archive: Path | None) -> str:
     return C1_ONLY if archive is None else f"{C1_ONLY} -XX:SharedArchiveFile={archive} {QUIET_CDS}"
 
 
-def start_dump(archive: Path | None) -> None:
-    """Write `archive` in the background, unless it is there (detached: a short run may end first)."""
+def needs_dump(archive: Path | None) -> bool:
+    """Whether `archive` is to be written: not there yet, and its cache folder exists or can be made
+    (else the JVMs run without it). Clears what a killed dump left there."""
     if archive is None or archive.exists():
-        return
+        return False
     try:
         archive.parent.mkdir(parents=True, exist_ok=True)
     except OSError:
-        return  # no cache folder to write to: the JVMs run without the archive
+        return False
     remove_stale(archive.parent, f".{archive.name}.*")  # partial archives and the lock
-    start_detached("tests.jvm_class_archive", "dump", str(archive))
+    return True
+
+
+def start_dump(archive: Path | None) -> None:
+    """Write `archive` in the background, unless it is there (detached: a short run may end first)."""
+    if needs_dump(archive):
+        start_detached("tests.jvm_class_archive", "dump", str(archive))
 
 
 def dump(archive: Path) -> int:
@@ -157,7 +164,7 @@ if __name__ == "__main__":
         workload()
     elif sys.argv[1:] == ["build"]:
         archive = archive_path()
-        if archive is not None and dump(archive) != 0:  # the JVMs then run without it, as before
+        if needs_dump(archive) and dump(archive) != 0:  # the JVMs then run without it, as before
             print(f"note: {archive} was not written; the tests' JVMs start without it", file=sys.stderr)
     elif sys.argv[1:2] == ["dump"] and len(sys.argv) == 3:
         sys.exit(dump(Path(sys.argv[2])))

@@ -46,6 +46,15 @@ def test_a_cache_folder_that_cannot_be_made_means_no_dump_and_no_error(tmp_path)
     assert blocked.read_text() == "not a folder"
 
 
+def test_a_build_on_a_fresh_machine_makes_the_cache_folder_first(tmp_path):
+    # GIVEN no cache folder yet (`make test` on a fresh machine) WHEN the build asks whether to dump
+    archive = tmp_path / "no-cache-yet" / "fruits-tests" / "spark-classes.jsa"
+    # THEN it is to be written, into a folder that now exists (the dump's lock goes there)
+    assert jvm_class_archive.needs_dump(archive) and archive.parent.is_dir()
+    archive.write_bytes(b"an archive")
+    assert not jvm_class_archive.needs_dump(archive) and not jvm_class_archive.needs_dump(None)
+
+
 def test_a_dump_that_finds_the_archive_or_a_live_lock_does_nothing(tmp_path):
     archive = tmp_path / "spark-classes.jsa"
     (tmp_path / f".{archive.name}.lock").write_text(str(os.getpid()))
