@@ -39,19 +39,21 @@ def without_shadowing_zips(path: list[str]) -> list[str]:
     installed beside it, is kept.
     """
     directories = [entry for entry in path if not entry.endswith(".zip")]
-    installed = {name: PathFinder.find_spec(name, directories) for name in ("pyspark", "py4j")}
-    pyspark = installed["pyspark"]
+    pyspark = PathFinder.find_spec("pyspark", directories)
     if pyspark is None or pyspark.origin is None:
         return path
     bundled = Path(pyspark.origin).parent / "python" / "lib"
-    shadowing = {
-        entry
-        for entry in path
-        if entry.endswith(".zip")
-        and Path(entry).parent == bundled
-        and installed["py4j" if Path(entry).name.startswith("py4j") else "pyspark"] is not None
-    }
-    return [entry for entry in path if entry not in shadowing]
+    py4j_installed = PathFinder.find_spec("py4j", directories) is not None
+
+    def shadowing(entry: str) -> bool:
+        zip_file = Path(entry)
+        return (
+            entry.endswith(".zip")
+            and zip_file.parent == bundled
+            and (py4j_installed or not zip_file.name.startswith("py4j"))
+        )
+
+    return [entry for entry in path if not shadowing(entry)]
 
 
 def preload() -> list[str]:

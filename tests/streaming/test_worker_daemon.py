@@ -67,10 +67,6 @@ def test_a_local_sessions_workers_are_forked_from_the_daemon_with_the_featurizer
     }
     assert all(row["litert_loaded"] for row in rows)
     # AND PySpark comes from the installed package (compiled), not from Spark's pyspark.zip
-    assert {row["pyspark_file"] for row in rows} == {pyspark_file()}
-
-
-def pyspark_file() -> str:
     import pyspark
 
-    return pyspark.__file__
+    assert {row["pyspark_file"] for row in rows} == {pyspark.__file__}
